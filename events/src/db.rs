@@ -1,0 +1,237 @@
+//! The database handle shared by the log, the projectors and the queries.
+//!
+//! Tenet runs on Postgres (distributed) or SQLite (embedded). Code that must
+//! work on both writes its SQL once where the dialects agree and matches on
+//! the backend where they do not; [`with_pool!`](crate::with_pool) and
+//! [`with_tx!`](crate::with_tx) expand one body per backend so each copy is
+//! type-checked against its own driver, without generic bounds spreading
+//! through every signature. Placeholders are `$1, $2, ...` on both (SQLite
+//! reads `$N` as positional).
+
+use std::path::Path;
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
+use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
+use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+
+/// Which database a [`Db`] talks to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Backend {
+    Postgres,
+    Sqlite,
+}
+
+impl Backend {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Backend::Postgres => "postgres",
+            Backend::Sqlite => "sqlite",
+        }
+    }
+}
+
+/// A pool of connections to one of the two backends.
+#[derive(Clone, Debug)]
+pub enum Db {
+    Postgres(PgPool),
+    Sqlite(SqliteDb),
+}
+
+/// SQLite allows one writer at a time. All writes go through a pool of one
+/// connection, so writers queue in-process instead of failing with
+/// `SQLITE_BUSY`; reads use their own pool and, in WAL mode, never wait for
+/// the writer.
+#[derive(Clone, Debug)]
+pub struct SqliteDb {
+    pub writer: SqlitePool,
+    pub reader: SqlitePool,
+}
+
+/// A borrowed pool to read from.
+pub enum Pool<'a> {
+    Postgres(&'a PgPool),
+    Sqlite(&'a SqlitePool),
+}
+
+/// A write transaction on either backend.
+pub enum Tx {
+    Postgres(Transaction<'static, Postgres>),
+    Sqlite(Transaction<'static, Sqlite>),
+}
+
+/// Runs `$body` with `$pool` bound to the read pool of either backend.
+#[macro_export]
+macro_rules! with_pool {
+    ($db:expr, $pool:ident => $body:expr) => {
+        match $db.pool() {
+            $crate::db::Pool::Postgres($pool) => $body,
+            $crate::db::Pool::Sqlite($pool) => $body,
+        }
+    };
+}
+
+/// Runs `$body` with `$conn` bound to the connection of a `&mut Tx`.
+#[macro_export]
+macro_rules! with_tx {
+    ($tx:expr, $conn:ident => $body:expr) => {
+        match $tx {
+            $crate::db::Tx::Postgres(tx) => {
+                let $conn: &mut $crate::sqlx::PgConnection = &mut **tx;
+                $body
+            }
+            $crate::db::Tx::Sqlite(tx) => {
+                let $conn: &mut $crate::sqlx::SqliteConnection = &mut **tx;
+                $body
+            }
+        }
+    };
+}
+
+/// Connection settings.
+#[derive(Clone, Debug)]
+pub struct DbOptions {
+    /// Upper bound of the Postgres pool (SQLite readers use a quarter of it).
+    pub max_connections: u32,
+    pub acquire_timeout: Duration,
+}
+
+impl Default for DbOptions {
+    fn default() -> Self {
+        DbOptions {
+            max_connections: 32,
+            acquire_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl Db {
+    /// Connects to Postgres and checks the server answers.
+    pub async fn connect_postgres(url: &str, options: &DbOptions) -> Result<Db, sqlx::Error> {
+        let connect = PgConnectOptions::from_str(url)?.application_name("tenet");
+        let pool = PgPoolOptions::new()
+            .max_connections(options.max_connections)
+            .min_connections(1)
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(connect)
+            .await?;
+        Ok(Db::Postgres(pool))
+    }
+
+    /// Opens (creating if needed) the embedded database file.
+    pub async fn open_sqlite(path: &Path, options: &DbOptions) -> Result<Db, sqlx::Error> {
+        let base = SqliteConnectOptions::new()
+            .filename(path)
+            .create_if_missing(true)
+            .journal_mode(SqliteJournalMode::Wal)
+            // An acknowledged append survives power loss, as on Postgres;
+            // group commit keeps the fsync per batch, not per command.
+            .synchronous(SqliteSynchronous::Full)
+            .busy_timeout(Duration::from_secs(10))
+            .foreign_keys(false);
+        let writer = SqlitePoolOptions::new()
+            .max_connections(1)
+            .acquire_timeout(Duration::from_secs(30))
+            .connect_with(base.clone())
+            .await?;
+        let reader = SqlitePoolOptions::new()
+            .max_connections((options.max_connections / 4).max(2))
+            .acquire_timeout(options.acquire_timeout)
+            .connect_with(base.pragma("query_only", "true"))
+            .await?;
+        Ok(Db::Sqlite(SqliteDb { writer, reader }))
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Db::Postgres(_) => Backend::Postgres,
+            Db::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+
+    /// The pool to read from.
+    pub fn pool(&self) -> Pool<'_> {
+        match self {
+            Db::Postgres(pool) => Pool::Postgres(pool),
+            Db::Sqlite(db) => Pool::Sqlite(&db.reader),
+        }
+    }
+
+    /// Begins a write transaction. On SQLite it takes the write lock at once
+    /// (`BEGIN IMMEDIATE`), so a transaction that reads and then writes can
+    /// never fail to upgrade its lock.
+    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+        Ok(match self {
+            Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
+            Db::Sqlite(db) => Tx::Sqlite(db.writer.begin_with("BEGIN IMMEDIATE").await?),
+        })
+    }
+
+    /// Applies the migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), sqlx::migrate::MigrateError> {
+        match self {
+            Db::Postgres(pool) => sqlx::migrate!("../migrations/postgres").run(pool).await,
+            Db::Sqlite(db) => sqlx::migrate!("../migrations/sqlite").run(&db.writer).await,
+        }
+    }
+
+    /// Answers whether the database serves a trivial query.
+    pub async fn ping(&self) -> Result<(), sqlx::Error> {
+        with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))
+    }
+
+    pub async fn close(&self) {
+        match self {
+            Db::Postgres(pool) => pool.close().await,
+            Db::Sqlite(db) => {
+                db.reader.close().await;
+                db.writer.close().await;
+            }
+        }
+    }
+}
+
+impl Tx {
+    pub async fn commit(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Postgres(tx) => tx.commit().await,
+            Tx::Sqlite(tx) => tx.commit().await,
+        }
+    }
+
+    pub async fn rollback(self) -> Result<(), sqlx::Error> {
+        match self {
+            Tx::Postgres(tx) => tx.rollback().await,
+            Tx::Sqlite(tx) => tx.rollback().await,
+        }
+    }
+
+    pub fn backend(&self) -> Backend {
+        match self {
+            Tx::Postgres(_) => Backend::Postgres,
+            Tx::Sqlite(_) => Backend::Sqlite,
+        }
+    }
+}
+
+/// Whether an error means "the database is unreachable or overloaded" (worth
+/// retrying, and a 503 to clients) rather than a fault in the statement.
+pub fn is_transient(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::Io(_)
+        | sqlx::Error::PoolTimedOut
+        | sqlx::Error::PoolClosed
+        | sqlx::Error::WorkerCrashed
+        | sqlx::Error::Tls(_) => true,
+        sqlx::Error::Database(db) => {
+            // Postgres: serialization failure, deadlock, too many connections,
+            // admin shutdown / crash recovery. SQLite: busy or locked.
+            matches!(
+                db.code().as_deref(),
+                Some("40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "5" | "6")
+            )
+        }
+        _ => false,
+    }
+}

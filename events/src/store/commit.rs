@@ -1,0 +1,488 @@
+//! Group commit: the one loop through which every append of this process
+//! reaches the database.
+//!
+//! Appends queue on a bounded channel. The loop takes whatever has queued
+//! while the previous transaction was committing, up to a bound, and commits
+//! it as one transaction: under load many commands share one fsync; with a
+//! single client the batch is one command and nothing waits for a timer.
+//!
+//! Deciding which requests of a batch succeed is pure ([`plan`]): given the
+//! stream versions, claims and idempotency keys the database holds (read
+//! under the log lock), requests are accepted in arrival order, each seeing
+//! the effects of those before it, so two appends to one stream in one batch
+//! chain (version v, then v+1) and a stale one is refused alone without
+//! failing its neighbours.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use tokio::sync::{mpsc, oneshot, watch};
+
+use super::{AppendError, AppendRequest, Appended, ExpectedVersion, StoreError};
+use crate::envelope::RecordedEvent;
+use crate::ids::{Position, StreamId, TenantId};
+
+/// A backend's way of committing one batch.
+#[async_trait]
+pub(crate) trait BatchWriter: Send + Sync + 'static {
+    /// Commits the accepted part of `batch` in one transaction and returns
+    /// one outcome per request, in order.
+    async fn write(
+        &self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError>;
+}
+
+struct Pending {
+    request: AppendRequest,
+    reply: oneshot::Sender<Result<Appended, AppendError>>,
+}
+
+/// Handle to the group-commit loop.
+pub(crate) struct GroupCommit {
+    queue: mpsc::Sender<Pending>,
+}
+
+/// Appends waiting beyond this make callers wait to enqueue (back-pressure).
+const QUEUE_DEPTH: usize = 8_192;
+
+impl GroupCommit {
+    pub fn start(
+        writer: Arc<dyn BatchWriter>,
+        max_batch_events: usize,
+        head: watch::Sender<Position>,
+    ) -> Self {
+        let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
+        tokio::spawn(run(writer, receiver, max_batch_events.max(1), head));
+        GroupCommit { queue }
+    }
+
+    pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
+        if request.events.is_empty() {
+            return Err(AppendError::Empty);
+        }
+        let (reply, answer) = oneshot::channel();
+        self.queue
+            .send(Pending { request, reply })
+            .await
+            .map_err(|_| StoreError::Closed)?;
+        answer.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
+async fn run(
+    writer: Arc<dyn BatchWriter>,
+    mut receiver: mpsc::Receiver<Pending>,
+    max_batch_events: usize,
+    head: watch::Sender<Position>,
+) {
+    let mut carried: Option<Pending> = None;
+    loop {
+        let first = match carried.take() {
+            Some(pending) => pending,
+            None => match receiver.recv().await {
+                Some(pending) => pending,
+                None => return,
+            },
+        };
+        let mut events = first.request.events.len();
+        let mut batch = vec![first];
+        while events < max_batch_events {
+            match receiver.try_recv() {
+                Ok(next) if events + next.request.events.len() > max_batch_events => {
+                    carried = Some(next);
+                    break;
+                }
+                Ok(next) => {
+                    events += next.request.events.len();
+                    batch.push(next);
+                }
+                Err(_) => break,
+            }
+        }
+        let outcomes = commit_isolating_failures(writer.as_ref(), &batch).await;
+        let committed = outcomes
+            .iter()
+            .filter_map(|outcome| outcome.as_ref().ok().map(|appended| appended.position))
+            .max();
+        if let Some(position) = committed {
+            head.send_if_modified(|current| {
+                let advanced = position > *current;
+                if advanced {
+                    *current = position;
+                }
+                advanced
+            });
+        }
+        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+            // The caller may have gone away (request cancelled); its append
+            // stands either way.
+            let _ = pending.reply.send(outcome);
+        }
+    }
+}
+
+/// Commits a batch; if the whole transaction fails for a reason that is not
+/// the database being down, commits each request on its own so that one
+/// faulty request (say, one an inline projection rejects) fails alone.
+async fn commit_isolating_failures(
+    writer: &dyn BatchWriter,
+    batch: &[Pending],
+) -> Vec<Result<Appended, AppendError>> {
+    let requests: Vec<AppendRequest> = batch.iter().map(|p| p.request.clone()).collect();
+    match writer.write(&requests).await {
+        Ok(outcomes) => outcomes,
+        Err(error) if requests.len() > 1 && !matches!(error, StoreError::Unavailable(_)) => {
+            tracing::warn!(%error, size = requests.len(), "batch append failed; retrying its requests one by one");
+            let mut outcomes = Vec::with_capacity(requests.len());
+            for request in requests {
+                let outcome = match writer.write(std::slice::from_ref(&request)).await {
+                    Ok(mut single) => single.pop().unwrap_or(Err(AppendError::Empty)),
+                    Err(error) => Err(AppendError::Store(error)),
+                };
+                outcomes.push(outcome);
+            }
+            outcomes
+        }
+        Err(error) => requests
+            .iter()
+            .map(|_| Err(AppendError::Store(error.clone())))
+            .collect(),
+    }
+}
+
+/// What the database holds, read under the log lock, about the streams,
+/// claims and keys a batch touches.
+#[derive(Debug, Default)]
+pub(crate) struct BatchState {
+    pub head: Position,
+    /// Current version of each stream in the batch (absent: version 0).
+    pub versions: HashMap<(TenantId, StreamId), i64>,
+    /// Current holder of each claim in the batch.
+    pub claims: HashMap<(String, String), (TenantId, StreamId)>,
+    /// Idempotency keys already used (and not expired).
+    pub used_keys: HashSet<(String, String)>,
+}
+
+/// One event row to insert.
+#[derive(Debug)]
+pub(crate) struct PlannedEvent {
+    pub request: usize,
+    pub index: usize,
+    pub position: Position,
+    pub stream_version: i64,
+}
+
+/// What a batch's transaction writes.
+#[derive(Debug, Default)]
+pub(crate) struct Plan {
+    pub outcomes: Vec<Result<Appended, AppendError>>,
+    pub events: Vec<PlannedEvent>,
+    /// Claims to delete, then claims to insert (with their holder).
+    pub released: Vec<(String, String)>,
+    pub claimed: Vec<(String, String, TenantId, StreamId)>,
+    /// Requests whose idempotency record to store, with their last position.
+    pub idempotent: Vec<(usize, Position)>,
+    pub head: Position,
+}
+
+impl Plan {
+    pub fn is_empty(&self) -> bool {
+        self.events.is_empty()
+    }
+
+    /// The envelopes of every accepted event, for inline projections.
+    pub fn recorded(&self, batch: &[AppendRequest]) -> Vec<RecordedEvent> {
+        self.events
+            .iter()
+            .map(|planned| {
+                let request = &batch[planned.request];
+                let event = &request.events[planned.index];
+                RecordedEvent {
+                    position: planned.position,
+                    event_id: event.event_id,
+                    tenant_id: request.tenant_id,
+                    stream_id: request.stream_id,
+                    stream_type: request.stream_type.to_owned(),
+                    stream_version: planned.stream_version,
+                    event_type: event.event_type.to_string(),
+                    schema_version: event.schema_version,
+                    data: event.data.clone(),
+                    metadata: request.metadata.clone(),
+                    occurred_at: request.occurred_at,
+                }
+            })
+            .collect()
+    }
+}
+
+/// Decides, in arrival order, which requests of a batch commit.
+pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
+    let initial_claims = state.claims.clone();
+    let mut plan = Plan {
+        head: state.head,
+        ..Plan::default()
+    };
+    for (request_index, request) in batch.iter().enumerate() {
+        let outcome = accept(request, &state);
+        let outcome = outcome.map(|current| {
+            let mut version = current;
+            for index in 0..request.events.len() {
+                version += 1;
+                plan.head = plan.head.next();
+                plan.events.push(PlannedEvent {
+                    request: request_index,
+                    index,
+                    position: plan.head,
+                    stream_version: version,
+                });
+            }
+            let holder = (request.tenant_id, request.stream_id);
+            state
+                .versions
+                .insert((request.tenant_id, request.stream_id), version);
+            for claim in &request.releases {
+                let key = (claim.scope.clone(), claim.value.clone());
+                if state.claims.get(&key) == Some(&holder) {
+                    state.claims.remove(&key);
+                }
+            }
+            for claim in &request.claims {
+                state
+                    .claims
+                    .insert((claim.scope.clone(), claim.value.clone()), holder);
+            }
+            if let Some(record) = &request.idempotency {
+                state
+                    .used_keys
+                    .insert((record.scope.clone(), record.key.clone()));
+                plan.idempotent.push((request_index, plan.head));
+            }
+            Appended {
+                stream_version: version,
+                position: plan.head,
+            }
+        });
+        plan.outcomes.push(outcome);
+    }
+    for (key, holder) in &initial_claims {
+        if state.claims.get(key) != Some(holder) {
+            plan.released.push(key.clone());
+        }
+    }
+    for (key, holder) in &state.claims {
+        if initial_claims.get(key) != Some(holder) {
+            plan.claimed
+                .push((key.0.clone(), key.1.clone(), holder.0, holder.1));
+        }
+    }
+    plan
+}
+
+/// Checks one request against the state so far; answers the stream's
+/// current version when it may commit.
+fn accept(request: &AppendRequest, state: &BatchState) -> Result<i64, AppendError> {
+    if request.events.is_empty() {
+        return Err(AppendError::Empty);
+    }
+    let current = state
+        .versions
+        .get(&(request.tenant_id, request.stream_id))
+        .copied()
+        .unwrap_or(0);
+    if let ExpectedVersion::Exact(expected) = request.expected
+        && expected != current
+    {
+        return Err(AppendError::WrongExpectedVersion {
+            stream_id: request.stream_id,
+            expected,
+            actual: current,
+        });
+    }
+    let holder = (request.tenant_id, request.stream_id);
+    for claim in &request.claims {
+        let key = (claim.scope.clone(), claim.value.clone());
+        let released_here = request.releases.contains(claim);
+        match state.claims.get(&key) {
+            Some(owner) if *owner != holder && !released_here => {
+                return Err(AppendError::ClaimTaken {
+                    claim: claim.clone(),
+                });
+            }
+            _ => {}
+        }
+    }
+    if let Some(record) = &request.idempotency
+        && state
+            .used_keys
+            .contains(&(record.scope.clone(), record.key.clone()))
+    {
+        return Err(AppendError::IdempotencyKeyUsed {
+            key: record.key.clone(),
+        });
+    }
+    Ok(current)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::{Actor, Metadata, NewEvent};
+    use crate::ids::EventId;
+    use crate::store::{Claim, IdempotencyRecord};
+
+    fn request(stream: StreamId, expected: ExpectedVersion, events: usize) -> AppendRequest {
+        AppendRequest::new(
+            TenantId::generate(),
+            stream,
+            "test",
+            expected,
+            (0..events)
+                .map(|_| NewEvent {
+                    event_id: EventId::generate(),
+                    event_type: "test.happened".into(),
+                    schema_version: 1,
+                    data: serde_json::json!({}),
+                })
+                .collect(),
+            Metadata::new(Actor::System {
+                name: "test".into(),
+            }),
+        )
+    }
+
+    fn same_stream(first: &AppendRequest, expected: ExpectedVersion) -> AppendRequest {
+        let mut next = request(first.stream_id, expected, 1);
+        next.tenant_id = first.tenant_id;
+        next
+    }
+
+    #[test]
+    fn positions_continue_from_the_head_without_gaps() {
+        let batch = vec![
+            request(StreamId::generate(), ExpectedVersion::NO_STREAM, 2),
+            request(StreamId::generate(), ExpectedVersion::Any, 3),
+        ];
+        let plan = plan(
+            &batch,
+            BatchState {
+                head: Position(41),
+                ..BatchState::default()
+            },
+        );
+        let positions: Vec<i64> = plan.events.iter().map(|e| e.position.0).collect();
+        assert_eq!(positions, vec![42, 43, 44, 45, 46]);
+        assert_eq!(plan.head, Position(46));
+        assert_eq!(plan.outcomes[1].as_ref().unwrap().position, Position(46));
+    }
+
+    #[test]
+    fn appends_to_one_stream_in_one_batch_chain_their_versions() {
+        let first = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        let second = same_stream(&first, ExpectedVersion::Exact(1));
+        let plan = plan(&[first, second], BatchState::default());
+        assert_eq!(plan.outcomes[0].as_ref().unwrap().stream_version, 1);
+        assert_eq!(plan.outcomes[1].as_ref().unwrap().stream_version, 2);
+    }
+
+    #[test]
+    fn a_stale_append_is_refused_alone() {
+        let first = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        let stale = same_stream(&first, ExpectedVersion::NO_STREAM);
+        let other = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        let plan = plan(&[first, stale, other], BatchState::default());
+        assert!(plan.outcomes[0].is_ok());
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(AppendError::WrongExpectedVersion {
+                expected: 0,
+                actual: 1,
+                ..
+            })
+        ));
+        assert!(plan.outcomes[2].is_ok());
+        assert_eq!(plan.events.len(), 2);
+    }
+
+    #[test]
+    fn the_second_claim_of_a_value_in_one_batch_is_refused() {
+        let mut first = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        first.claims.push(Claim::new("workspace.slug", "acme"));
+        let mut second = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        second.claims.push(Claim::new("workspace.slug", "acme"));
+        let plan = plan(&[first, second], BatchState::default());
+        assert!(plan.outcomes[0].is_ok());
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(AppendError::ClaimTaken { .. })
+        ));
+        assert_eq!(plan.claimed.len(), 1);
+    }
+
+    #[test]
+    fn a_released_value_can_be_claimed_by_a_later_request() {
+        let holder = request(StreamId::generate(), ExpectedVersion::Any, 1);
+        let mut release = same_stream(&holder, ExpectedVersion::Any);
+        release.releases.push(Claim::new("project.slug", "web"));
+        let mut claim = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        claim.claims.push(Claim::new("project.slug", "web"));
+        let state = BatchState {
+            claims: HashMap::from([(
+                ("project.slug".into(), "web".into()),
+                (holder.tenant_id, holder.stream_id),
+            )]),
+            ..BatchState::default()
+        };
+        let plan = plan(&[release, claim.clone()], state);
+        assert!(plan.outcomes.iter().all(Result::is_ok));
+        assert_eq!(plan.released, vec![("project.slug".into(), "web".into())]);
+        assert_eq!(
+            plan.claimed,
+            vec![(
+                "project.slug".into(),
+                "web".into(),
+                claim.tenant_id,
+                claim.stream_id
+            )]
+        );
+    }
+
+    #[test]
+    fn reclaiming_a_value_the_stream_holds_changes_nothing() {
+        let mut renamed = request(StreamId::generate(), ExpectedVersion::Any, 1);
+        renamed.claims.push(Claim::new("workspace.slug", "acme"));
+        let state = BatchState {
+            claims: HashMap::from([(
+                ("workspace.slug".into(), "acme".into()),
+                (renamed.tenant_id, renamed.stream_id),
+            )]),
+            ..BatchState::default()
+        };
+        let plan = plan(&[renamed], state);
+        assert!(plan.outcomes[0].is_ok());
+        assert!(plan.claimed.is_empty() && plan.released.is_empty());
+    }
+
+    #[test]
+    fn an_idempotency_key_is_used_once() {
+        let record = IdempotencyRecord {
+            scope: "user:1".into(),
+            key: "k".into(),
+            fingerprint: "f".into(),
+            response: serde_json::json!({}),
+            expires_at: crate::envelope::now(),
+        };
+        let mut first = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        first.idempotency = Some(record.clone());
+        let mut second = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        second.idempotency = Some(record);
+        let plan = plan(&[first, second], BatchState::default());
+        assert!(plan.outcomes[0].is_ok());
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(AppendError::IdempotencyKeyUsed { .. })
+        ));
+        assert_eq!(plan.idempotent, vec![(0, Position(1))]);
+    }
+}

@@ -1,0 +1,319 @@
+//! The event store: an append-only, tenant-partitioned log of events with
+//! optimistic concurrency per stream and one global, gap-free order.
+//!
+//! [`EventStore`] is the narrow interface the rest of Tenet sees. Both
+//! backends ([`postgres`], [`sqlite`]) commit appends through the same
+//! group-commit loop ([`commit`]): concurrent appends share one transaction
+//! and one fsync, and positions are handed out under the log's single lock,
+//! so they are dense and commit in order.
+
+pub mod commit;
+pub mod postgres;
+pub mod sqlite;
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use tokio::sync::watch;
+
+use crate::db::Db;
+use crate::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
+use crate::ids::{EventId, Position, StreamId, TenantId};
+use crate::projection::Projector;
+
+/// What the appender believes the stream's current version to be.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ExpectedVersion {
+    /// Append whatever the current version is.
+    Any,
+    /// The stream must be at exactly this version (0: it must not exist).
+    Exact(i64),
+}
+
+impl ExpectedVersion {
+    pub const NO_STREAM: ExpectedVersion = ExpectedVersion::Exact(0);
+}
+
+/// A value that must be unique within its scope across all streams, such as
+/// a user's email or a project slug within a workspace.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Claim {
+    pub scope: String,
+    pub value: String,
+}
+
+impl Claim {
+    pub fn new(scope: impl Into<String>, value: impl Into<String>) -> Self {
+        Claim {
+            scope: scope.into(),
+            value: value.into(),
+        }
+    }
+}
+
+/// The response of a command sent with an `Idempotency-Key`, stored in the
+/// same transaction as the command's events.
+#[derive(Clone, Debug, PartialEq)]
+pub struct IdempotencyRecord {
+    /// Whose key it is (keys of different principals never collide).
+    pub scope: String,
+    pub key: String,
+    /// A digest of what was asked (method, route, body): the same key with a
+    /// different request is refused.
+    pub fingerprint: String,
+    pub response: serde_json::Value,
+    pub expires_at: DateTime<Utc>,
+}
+
+/// A stored idempotent response and the log position its command reached.
+#[derive(Clone, Debug, PartialEq)]
+pub struct StoredResponse {
+    pub fingerprint: String,
+    pub response: serde_json::Value,
+    pub position: Position,
+}
+
+/// One atomic append to one stream.
+#[derive(Clone, Debug)]
+pub struct AppendRequest {
+    pub tenant_id: TenantId,
+    pub stream_id: StreamId,
+    /// The aggregate type of the stream (`task`, `workspace`, ...).
+    pub stream_type: &'static str,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub metadata: Metadata,
+    pub occurred_at: DateTime<Utc>,
+    /// Values this stream takes (already held by this stream: no-op).
+    pub claims: Vec<Claim>,
+    /// Values this stream gives up.
+    pub releases: Vec<Claim>,
+    pub idempotency: Option<IdempotencyRecord>,
+}
+
+impl AppendRequest {
+    pub fn new(
+        tenant_id: TenantId,
+        stream_id: StreamId,
+        stream_type: &'static str,
+        expected: ExpectedVersion,
+        events: Vec<NewEvent>,
+        metadata: Metadata,
+    ) -> Self {
+        AppendRequest {
+            tenant_id,
+            stream_id,
+            stream_type,
+            expected,
+            events,
+            metadata,
+            occurred_at: crate::envelope::now(),
+            claims: Vec::new(),
+            releases: Vec::new(),
+            idempotency: None,
+        }
+    }
+}
+
+/// What an append committed.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Appended {
+    /// The stream's version after the append.
+    pub stream_version: i64,
+    /// The position of the last appended event: the consistency token.
+    pub position: Position,
+}
+
+/// Why an append was refused. Nothing of a refused append is written.
+#[derive(Debug, thiserror::Error)]
+pub enum AppendError {
+    #[error("stream {stream_id} is at version {actual}, not the expected {expected}")]
+    WrongExpectedVersion {
+        stream_id: StreamId,
+        expected: i64,
+        actual: i64,
+    },
+    #[error("{} {:?} is already taken", claim.scope, claim.value)]
+    ClaimTaken { claim: Claim },
+    #[error("idempotency key {key:?} was already used")]
+    IdempotencyKeyUsed { key: String },
+    #[error("an append needs at least one event")]
+    Empty,
+    #[error(transparent)]
+    Store(#[from] StoreError),
+}
+
+/// A failure of the store itself (not of the caller's request). Cloneable:
+/// when a batch fails, every request in it gets the same error.
+#[derive(Clone, Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("the database is unavailable: {0}")]
+    Unavailable(#[source] Arc<sqlx::Error>),
+    #[error("database error: {0}")]
+    Database(#[source] Arc<sqlx::Error>),
+    #[error("an inline projection failed: {0}")]
+    Projection(String),
+    #[error("stored event at position {position} is unreadable: {reason}")]
+    Corrupt { position: i64, reason: String },
+    #[error("the event store is shutting down")]
+    Closed,
+}
+
+impl From<sqlx::Error> for StoreError {
+    fn from(error: sqlx::Error) -> Self {
+        if crate::db::is_transient(&error) {
+            StoreError::Unavailable(Arc::new(error))
+        } else {
+            StoreError::Database(Arc::new(error))
+        }
+    }
+}
+
+/// Which slice of the global log to read.
+#[derive(Clone, Copy, Debug)]
+pub struct LogQuery {
+    /// Read events strictly after this position.
+    pub after: Position,
+    /// Only this tenant's events, or every tenant's.
+    pub tenant_id: Option<TenantId>,
+    pub limit: usize,
+}
+
+impl LogQuery {
+    pub fn all_after(after: Position, limit: usize) -> Self {
+        LogQuery {
+            after,
+            tenant_id: None,
+            limit,
+        }
+    }
+}
+
+#[async_trait]
+pub trait EventStore: Send + Sync + 'static {
+    /// Appends atomically: all events of the request, its claims and its
+    /// idempotency record, or nothing.
+    async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError>;
+
+    /// Events of one stream with a version above `after_version`, in order.
+    async fn read_stream(
+        &self,
+        tenant_id: TenantId,
+        stream_id: StreamId,
+        after_version: i64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// Events of the log in position order. Never skips an event: a
+    /// position is visible only once every lower position is.
+    async fn read_log(&self, query: LogQuery) -> Result<Vec<RecordedEvent>, StoreError>;
+
+    /// The position of the last committed event.
+    async fn head(&self) -> Result<Position, StoreError>;
+
+    /// The stored response for an idempotency key, if any.
+    async fn find_response(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError>;
+
+    /// Which stream holds a claimed value, if any.
+    async fn find_claim(&self, claim: &Claim) -> Result<Option<(TenantId, StreamId)>, StoreError>;
+
+    /// Watches the head as this process commits (and, on Postgres, as other
+    /// processes commit): the wake-up for in-process tails.
+    fn watch_head(&self) -> watch::Receiver<Position>;
+}
+
+/// Settings of the append path.
+#[derive(Clone)]
+pub struct StoreOptions {
+    /// Most events one group-commit transaction carries.
+    pub max_batch_events: usize,
+    /// Projectors run inside the append transaction (read models that must
+    /// never lag the log, such as access control).
+    pub inline: Vec<Arc<dyn Projector>>,
+}
+
+impl Default for StoreOptions {
+    fn default() -> Self {
+        StoreOptions {
+            max_batch_events: 2_000,
+            inline: Vec::new(),
+        }
+    }
+}
+
+/// One row of the `events` table, as both backends return it.
+#[derive(sqlx::FromRow)]
+pub(crate) struct EventRow {
+    position: i64,
+    event_id: uuid::Uuid,
+    tenant_id: uuid::Uuid,
+    stream_id: uuid::Uuid,
+    stream_type: String,
+    stream_version: i64,
+    event_type: String,
+    schema_version: i32,
+    data: serde_json::Value,
+    actor_type: String,
+    actor_id: Option<uuid::Uuid>,
+    actor_name: Option<String>,
+    actor_user_id: Option<uuid::Uuid>,
+    request_id: Option<String>,
+    correlation_id: Option<uuid::Uuid>,
+    causation_id: Option<uuid::Uuid>,
+    occurred_at: DateTime<Utc>,
+}
+
+/// The column list that [`EventRow`] decodes.
+pub(crate) const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
+    stream_version, event_type, schema_version, data, actor_type, actor_id, actor_name, \
+    actor_user_id, request_id, correlation_id, causation_id, occurred_at";
+
+impl EventRow {
+    pub(crate) fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
+        let actor = Actor::from_columns(
+            &self.actor_type,
+            self.actor_id,
+            self.actor_name,
+            self.actor_user_id,
+        )
+        .ok_or_else(|| StoreError::Corrupt {
+            position: self.position,
+            reason: format!("actor of type {:?} lacks its id or name", self.actor_type),
+        })?;
+        Ok(RecordedEvent {
+            position: Position(self.position),
+            event_id: EventId::from_uuid(self.event_id),
+            tenant_id: TenantId::from_uuid(self.tenant_id),
+            stream_id: StreamId::from_uuid(self.stream_id),
+            stream_type: self.stream_type,
+            stream_version: self.stream_version,
+            event_type: self.event_type,
+            schema_version: self.schema_version,
+            data: self.data,
+            metadata: Metadata {
+                actor,
+                request_id: self.request_id,
+                correlation_id: self.correlation_id,
+                causation_id: self.causation_id,
+            },
+            occurred_at: self.occurred_at,
+        })
+    }
+}
+
+pub(crate) fn into_recorded(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
+    rows.into_iter().map(EventRow::into_recorded).collect()
+}
+
+/// Opens the event store of a database.
+pub async fn open(db: Db, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
+    Ok(match db {
+        Db::Postgres(pool) => Arc::new(postgres::PostgresStore::open(pool, options).await?),
+        Db::Sqlite(sqlite) => Arc::new(sqlite::SqliteStore::open(sqlite, options).await?),
+    })
+}

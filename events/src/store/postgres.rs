@@ -1,0 +1,536 @@
+//! The event store on Postgres.
+//!
+//! One append transaction per batch: lock the log head, read the versions,
+//! claims and keys the batch touches, plan ([`super::commit::plan`]), insert
+//! every accepted event with one multi-row statement, advance the head and
+//! `NOTIFY` other processes, run inline projections, commit. Because the head
+//! row stays locked until commit, batches commit in position order and the
+//! log never shows a later position before an earlier one.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
+use std::time::Duration;
+
+use async_trait::async_trait;
+use sqlx::postgres::PgListener;
+use sqlx::{PgPool, Postgres, Transaction};
+use tokio::sync::watch;
+use uuid::Uuid;
+
+use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
+use super::{
+    AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
+    StoreError, StoreOptions, StoredResponse, into_recorded,
+};
+use crate::db::Tx;
+use crate::envelope::RecordedEvent;
+use crate::ids::{Position, StreamId, TenantId};
+use crate::projection::{self, Projector};
+use crate::task::AbortOnDrop;
+
+/// The channel appends notify on commit, carrying the new head position.
+pub const LOG_CHANNEL: &str = "tenet_log";
+
+pub struct PostgresStore {
+    pool: PgPool,
+    commit: GroupCommit,
+    head: watch::Sender<Position>,
+    _listener: AbortOnDrop,
+}
+
+impl PostgresStore {
+    pub async fn open(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
+        let db = crate::db::Db::Postgres(pool.clone());
+        for inline in &options.inline {
+            projection::register(&db, inline.name()).await?;
+        }
+        let current = read_head(&pool).await?;
+        let (head, _) = watch::channel(current);
+        let writer = PgWriter {
+            pool: pool.clone(),
+            inline: options.inline,
+        };
+        let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
+        let listener = AbortOnDrop(tokio::spawn(follow_other_processes(
+            pool.clone(),
+            head.clone(),
+        )));
+        Ok(PostgresStore {
+            pool,
+            commit,
+            head,
+            _listener: listener,
+        })
+    }
+}
+
+async fn read_head(pool: &PgPool) -> Result<Position, StoreError> {
+    let position: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
+        .fetch_one(pool)
+        .await?;
+    Ok(Position(position))
+}
+
+/// Keeps the head watch current with commits of other processes, so local
+/// tails wake up without polling. Missed notifications (a reconnect) only
+/// delay a wake-up: tails also poll.
+async fn follow_other_processes(pool: PgPool, head: watch::Sender<Position>) {
+    loop {
+        let mut listener = match PgListener::connect_with(&pool).await {
+            Ok(listener) => listener,
+            Err(error) => {
+                tracing::warn!(%error, "cannot listen for log commits; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+        };
+        if let Err(error) = listener.listen(LOG_CHANNEL).await {
+            tracing::warn!(%error, "cannot listen for log commits; retrying");
+            tokio::time::sleep(Duration::from_secs(1)).await;
+            continue;
+        }
+        loop {
+            match listener.recv().await {
+                Ok(notification) => {
+                    if let Ok(position) = notification.payload().parse::<i64>() {
+                        advance(&head, Position(position));
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(%error, "lost the log listener; reconnecting");
+                    break;
+                }
+            }
+        }
+    }
+}
+
+pub(crate) fn advance(head: &watch::Sender<Position>, position: Position) {
+    head.send_if_modified(|current| {
+        let advanced = position > *current;
+        if advanced {
+            *current = position;
+        }
+        advanced
+    });
+}
+
+#[async_trait]
+impl EventStore for PostgresStore {
+    async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
+        self.commit.append(request).await
+    }
+
+    async fn read_stream(
+        &self,
+        tenant_id: TenantId,
+        stream_id: StreamId,
+        after_version: i64,
+        limit: usize,
+    ) -> Result<Vec<RecordedEvent>, StoreError> {
+        let sql = format!(
+            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 \
+             AND stream_version > $3 ORDER BY stream_version LIMIT $4"
+        );
+        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
+            .bind(tenant_id)
+            .bind(stream_id)
+            .bind(after_version)
+            .bind(limit_of(limit))
+            .fetch_all(&self.pool)
+            .await?;
+        into_recorded(rows)
+    }
+
+    async fn read_log(&self, query: LogQuery) -> Result<Vec<RecordedEvent>, StoreError> {
+        let rows: Vec<EventRow> = match query.tenant_id {
+            Some(tenant_id) => {
+                let sql = format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND position > $2 \
+                     ORDER BY position LIMIT $3"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(tenant_id)
+                    .bind(query.after)
+                    .bind(limit_of(query.limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+            None => {
+                let sql = format!(
+                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 \
+                     ORDER BY position LIMIT $2"
+                );
+                sqlx::query_as(sqlx::AssertSqlSafe(sql))
+                    .bind(query.after)
+                    .bind(limit_of(query.limit))
+                    .fetch_all(&self.pool)
+                    .await?
+            }
+        };
+        into_recorded(rows)
+    }
+
+    async fn head(&self) -> Result<Position, StoreError> {
+        read_head(&self.pool).await
+    }
+
+    async fn find_response(
+        &self,
+        scope: &str,
+        key: &str,
+    ) -> Result<Option<StoredResponse>, StoreError> {
+        let row: Option<(String, serde_json::Value, i64)> = sqlx::query_as(
+            "SELECT fingerprint, response, position FROM idempotency_keys \
+             WHERE scope = $1 AND key = $2 AND expires_at > now()",
+        )
+        .bind(scope)
+        .bind(key)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|(fingerprint, response, position)| StoredResponse {
+            fingerprint,
+            response,
+            position: Position(position),
+        }))
+    }
+
+    async fn find_claim(&self, claim: &Claim) -> Result<Option<(TenantId, StreamId)>, StoreError> {
+        let row: Option<(TenantId, StreamId)> = sqlx::query_as(
+            "SELECT tenant_id, stream_id FROM unique_claims WHERE scope = $1 AND value = $2",
+        )
+        .bind(&claim.scope)
+        .bind(&claim.value)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row)
+    }
+
+    fn watch_head(&self) -> watch::Receiver<Position> {
+        self.head.subscribe()
+    }
+}
+
+pub(crate) fn limit_of(limit: usize) -> i64 {
+    i64::try_from(limit).unwrap_or(i64::MAX)
+}
+
+struct PgWriter {
+    pool: PgPool,
+    inline: Vec<Arc<dyn Projector>>,
+}
+
+#[async_trait]
+impl BatchWriter for PgWriter {
+    async fn write(
+        &self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let state = read_state(&mut tx, batch).await?;
+        let plan = plan(batch, state);
+        if plan.is_empty() {
+            tx.rollback().await?;
+            return Ok(plan.outcomes);
+        }
+        insert_events(&mut tx, batch, &plan).await?;
+        write_claims(&mut tx, &plan).await?;
+        write_responses(&mut tx, batch, &plan).await?;
+        let mut tx = Tx::Postgres(tx);
+        if !self.inline.is_empty() {
+            let recorded = plan.recorded(batch);
+            run_inline(&mut tx, &self.inline, &recorded).await?;
+        }
+        tx.commit().await?;
+        Ok(plan.outcomes)
+    }
+}
+
+/// Locks the log head (serialising appends) and reads what the plan needs.
+/// The lock is taken by its own statement first: a statement's snapshot is
+/// taken when it starts, so reading versions in the same statement as the
+/// lock would read them as they were before the lock holder committed.
+async fn read_state(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[AppendRequest],
+) -> Result<BatchState, StoreError> {
+    let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head FOR UPDATE")
+        .fetch_one(&mut **tx)
+        .await?;
+
+    let streams: HashSet<(TenantId, StreamId)> =
+        batch.iter().map(|r| (r.tenant_id, r.stream_id)).collect();
+    let (tenants, stream_ids): (Vec<TenantId>, Vec<StreamId>) = streams.into_iter().unzip();
+    let rows: Vec<(TenantId, StreamId, Option<i64>)> = sqlx::query_as(
+        "SELECT k.tenant_id, k.stream_id, \
+                (SELECT max(e.stream_version) FROM events e \
+                  WHERE e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id) \
+         FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, stream_id)",
+    )
+    .bind(&tenants)
+    .bind(&stream_ids)
+    .fetch_all(&mut **tx)
+    .await?;
+    let versions: HashMap<_, _> = rows
+        .into_iter()
+        .filter_map(|(tenant, stream, version)| Some(((tenant, stream), version?)))
+        .collect();
+
+    let mut claims = HashMap::new();
+    let wanted: HashSet<&Claim> = batch
+        .iter()
+        .flat_map(|r| r.claims.iter().chain(&r.releases))
+        .collect();
+    if !wanted.is_empty() {
+        let (scopes, values): (Vec<&str>, Vec<&str>) = wanted
+            .iter()
+            .map(|c| (c.scope.as_str(), c.value.as_str()))
+            .unzip();
+        let rows: Vec<(String, String, TenantId, StreamId)> = sqlx::query_as(
+            "SELECT c.scope, c.value, c.tenant_id, c.stream_id FROM unique_claims c \
+             JOIN unnest($1::text[], $2::text[]) AS k(scope, value) \
+               ON c.scope = k.scope AND c.value = k.value",
+        )
+        .bind(&scopes)
+        .bind(&values)
+        .fetch_all(&mut **tx)
+        .await?;
+        claims = rows
+            .into_iter()
+            .map(|(scope, value, tenant, stream)| ((scope, value), (tenant, stream)))
+            .collect();
+    }
+
+    let mut used_keys = HashSet::new();
+    let keys: Vec<(&str, &str)> = batch
+        .iter()
+        .filter_map(|r| r.idempotency.as_ref())
+        .map(|i| (i.scope.as_str(), i.key.as_str()))
+        .collect();
+    if !keys.is_empty() {
+        let (scopes, keys): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+        let rows: Vec<(String, String)> = sqlx::query_as(
+            "SELECT i.scope, i.key FROM idempotency_keys i \
+             JOIN unnest($1::text[], $2::text[]) AS k(scope, key) \
+               ON i.scope = k.scope AND i.key = k.key \
+             WHERE i.expires_at > now()",
+        )
+        .bind(&scopes)
+        .bind(&keys)
+        .fetch_all(&mut **tx)
+        .await?;
+        used_keys = rows.into_iter().collect();
+    }
+
+    Ok(BatchState {
+        head: Position(head),
+        versions,
+        claims,
+        used_keys,
+    })
+}
+
+/// Inserts every accepted event in one statement (arrays unnested into
+/// rows), advances the head and notifies listeners, in one round trip.
+async fn insert_events(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[AppendRequest],
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    let n = plan.events.len();
+    let mut tenant_ids = Vec::with_capacity(n);
+    let mut positions = Vec::with_capacity(n);
+    let mut event_ids = Vec::with_capacity(n);
+    let mut stream_ids = Vec::with_capacity(n);
+    let mut stream_types = Vec::with_capacity(n);
+    let mut versions = Vec::with_capacity(n);
+    let mut event_types = Vec::with_capacity(n);
+    let mut schema_versions = Vec::with_capacity(n);
+    let mut data = Vec::with_capacity(n);
+    let mut actor_types = Vec::with_capacity(n);
+    let mut actor_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut actor_names: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut actor_user_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut request_ids: Vec<Option<&str>> = Vec::with_capacity(n);
+    let mut correlation_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut causation_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
+    let mut occurred = Vec::with_capacity(n);
+    for planned in &plan.events {
+        let request = &batch[planned.request];
+        let event = &request.events[planned.index];
+        let metadata = &request.metadata;
+        tenant_ids.push(request.tenant_id);
+        positions.push(planned.position.0);
+        event_ids.push(event.event_id);
+        stream_ids.push(request.stream_id);
+        stream_types.push(request.stream_type);
+        versions.push(planned.stream_version);
+        event_types.push(event.event_type.as_ref());
+        schema_versions.push(event.schema_version);
+        data.push(event.data.to_string());
+        actor_types.push(metadata.actor.kind());
+        actor_ids.push(metadata.actor.id());
+        actor_names.push(metadata.actor.name());
+        actor_user_ids.push(metadata.actor.user_id());
+        request_ids.push(metadata.request_id.as_deref());
+        correlation_ids.push(metadata.correlation_id);
+        causation_ids.push(metadata.causation_id);
+        occurred.push(request.occurred_at);
+    }
+    sqlx::query(
+        "WITH appended AS ( \
+           INSERT INTO events (tenant_id, position, event_id, stream_id, stream_type, \
+             stream_version, event_type, schema_version, data, actor_type, actor_id, \
+             actor_name, actor_user_id, request_id, correlation_id, causation_id, occurred_at) \
+           SELECT t, p, e, s, st, v, et, sv, d::jsonb, at, ai, an, au, ri, ci, cu, oa \
+           FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::uuid[], $5::text[], $6::int8[], \
+                       $7::text[], $8::int4[], $9::text[], $10::text[], $11::uuid[], $12::text[], \
+                       $13::uuid[], $14::text[], $15::uuid[], $16::uuid[], $17::timestamptz[]) \
+             AS u(t, p, e, s, st, v, et, sv, d, at, ai, an, au, ri, ci, cu, oa) \
+         ), head AS ( \
+           UPDATE event_log_head SET position = $18 \
+         ) \
+         SELECT pg_notify($19, $18::text)",
+    )
+    .bind(&tenant_ids)
+    .bind(&positions)
+    .bind(&event_ids)
+    .bind(&stream_ids)
+    .bind(&stream_types)
+    .bind(&versions)
+    .bind(&event_types)
+    .bind(&schema_versions)
+    .bind(&data)
+    .bind(&actor_types)
+    .bind(&actor_ids)
+    .bind(&actor_names)
+    .bind(&actor_user_ids)
+    .bind(&request_ids)
+    .bind(&correlation_ids)
+    .bind(&causation_ids)
+    .bind(&occurred)
+    .bind(plan.head.0)
+    .bind(LOG_CHANNEL)
+    .execute(&mut **tx)
+    .await
+    .map_err(conflict_as_database_error)?;
+    Ok(())
+}
+
+/// Under the head lock a unique violation cannot happen; if one does (a
+/// writer that bypassed the lock), the batch fails and its requests are
+/// retried one by one, where the violation surfaces as a version conflict.
+fn conflict_as_database_error(error: sqlx::Error) -> StoreError {
+    if let sqlx::Error::Database(db) = &error
+        && db.is_unique_violation()
+    {
+        tracing::error!(%error, "unique violation on the log under the head lock");
+    }
+    StoreError::from(error)
+}
+
+async fn write_claims(
+    tx: &mut Transaction<'static, Postgres>,
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    if !plan.released.is_empty() {
+        let (scopes, values): (Vec<&str>, Vec<&str>) = plan
+            .released
+            .iter()
+            .map(|(s, v)| (s.as_str(), v.as_str()))
+            .unzip();
+        sqlx::query(
+            "DELETE FROM unique_claims c USING unnest($1::text[], $2::text[]) AS k(scope, value) \
+             WHERE c.scope = k.scope AND c.value = k.value",
+        )
+        .bind(&scopes)
+        .bind(&values)
+        .execute(&mut **tx)
+        .await?;
+    }
+    if !plan.claimed.is_empty() {
+        let mut scopes = Vec::new();
+        let mut values = Vec::new();
+        let mut tenants = Vec::new();
+        let mut streams = Vec::new();
+        for (scope, value, tenant, stream) in &plan.claimed {
+            scopes.push(scope.as_str());
+            values.push(value.as_str());
+            tenants.push(*tenant);
+            streams.push(*stream);
+        }
+        sqlx::query(
+            "INSERT INTO unique_claims (scope, value, tenant_id, stream_id, claimed_at) \
+             SELECT s, v, t, st, now() FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[]) \
+               AS k(s, v, t, st)",
+        )
+        .bind(&scopes)
+        .bind(&values)
+        .bind(&tenants)
+        .bind(&streams)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+async fn write_responses(
+    tx: &mut Transaction<'static, Postgres>,
+    batch: &[AppendRequest],
+    plan: &Plan,
+) -> Result<(), StoreError> {
+    for (index, position) in &plan.idempotent {
+        let request = &batch[*index];
+        let Some(record) = &request.idempotency else {
+            continue;
+        };
+        // An expired row with the same key is replaced: keys are reusable
+        // once their retention has passed.
+        sqlx::query(
+            "INSERT INTO idempotency_keys \
+               (scope, key, fingerprint, response, position, created_at, expires_at) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7) \
+             ON CONFLICT (scope, key) DO UPDATE SET fingerprint = EXCLUDED.fingerprint, \
+               response = EXCLUDED.response, position = EXCLUDED.position, \
+               created_at = EXCLUDED.created_at, expires_at = EXCLUDED.expires_at",
+        )
+        .bind(&record.scope)
+        .bind(&record.key)
+        .bind(&record.fingerprint)
+        .bind(&record.response)
+        .bind(position.0)
+        .bind(request.occurred_at)
+        .bind(record.expires_at)
+        .execute(&mut **tx)
+        .await?;
+    }
+    Ok(())
+}
+
+/// Applies the batch's events to every inline projection, inside the append
+/// transaction, each to its active generation.
+pub(crate) async fn run_inline(
+    tx: &mut Tx,
+    inline: &[Arc<dyn Projector>],
+    events: &[RecordedEvent],
+) -> Result<(), StoreError> {
+    for projector in inline {
+        let relevant: Vec<RecordedEvent> = events
+            .iter()
+            .filter(|e| projector.handles(&e.event_type))
+            .cloned()
+            .collect();
+        if relevant.is_empty() {
+            continue;
+        }
+        let generation = projection::active_generation(tx, projector.name()).await?;
+        projector
+            .apply(tx, generation, &relevant)
+            .await
+            .map_err(|error| match error {
+                crate::projection::ProjectionError::Database(error) => StoreError::from(error),
+                other => StoreError::Projection(format!("{}: {other}", projector.name())),
+            })?;
+    }
+    Ok(())
+}

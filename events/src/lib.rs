@@ -5,10 +5,13 @@
 //! events to NATS JetStream, and the database handle the other crates share.
 //! It knows nothing of HTTP routes, aggregates or read-model tables.
 
+pub mod bus;
 pub mod db;
 pub mod envelope;
 pub mod ids;
+pub mod leader;
 pub mod projection;
+pub mod relay;
 pub mod store;
 pub mod task;
 #[cfg(feature = "testing")]

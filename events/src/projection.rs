@@ -23,7 +23,8 @@ pub trait Projector: Send + Sync + 'static {
     fn handles(&self, event_type: &str) -> bool;
 
     /// Applies events, in log order, to one generation of the read model.
-    /// Applying an event that is already applied must change nothing.
+    /// The slice holds every event of the batch: those this projector does
+    /// not handle are there too and must be ignored.
     async fn apply(
         &self,
         tx: &mut Tx,

@@ -164,3 +164,48 @@ impl Drop for TestDatabase {
         }
     }
 }
+
+/// A NATS connection under a prefix of its own; its streams (and their
+/// consumers) are deleted when it is dropped.
+pub struct TestBus {
+    pub bus: crate::bus::Bus,
+    pub url: String,
+}
+
+impl TestBus {
+    /// Connects under a fresh prefix, or `None` when NATS is unreachable
+    /// outside CI.
+    pub async fn connect() -> Option<TestBus> {
+        let url = nats_url();
+        let prefix = format!("t{}", unique_suffix());
+        match crate::bus::Bus::connect(&url, &prefix).await {
+            Ok(bus) => Some(TestBus { bus, url }),
+            Err(error) => unavailable("NATS", error),
+        }
+    }
+
+    pub fn prefix(&self) -> &str {
+        self.bus.prefix()
+    }
+}
+
+impl Drop for TestBus {
+    fn drop(&mut self) {
+        let url = self.url.clone();
+        let prefix = self.bus.prefix().to_owned();
+        // As for databases: async cleanup on a thread with its own runtime.
+        let _ = std::thread::spawn(move || {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+                return;
+            };
+            runtime.block_on(async move {
+                if let Ok(bus) = crate::bus::Bus::connect(&url, &prefix).await
+                    && let Err(error) = bus.delete_streams().await
+                {
+                    eprintln!("could not delete test streams: {error}");
+                }
+            });
+        })
+        .join();
+    }
+}

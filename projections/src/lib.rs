@@ -1,1 +1,13 @@
+//! Projections: read models folded from the log.
+//!
+//! The [`runtime`] feeds each projector the log in order (from JetStream in
+//! distributed mode, from the local log in embedded mode), exactly once,
+//! with its checkpoint advanced in the same transaction as its writes.
+//! Projectors hold no business logic: events carry every value they store.
 
+pub mod checkpoints;
+pub mod runtime;
+pub mod source;
+
+pub use checkpoints::Checkpoints;
+pub use runtime::{Feed, Runtime};

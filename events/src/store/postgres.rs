@@ -515,17 +515,12 @@ pub(crate) async fn run_inline(
     events: &[RecordedEvent],
 ) -> Result<(), StoreError> {
     for projector in inline {
-        let relevant: Vec<RecordedEvent> = events
-            .iter()
-            .filter(|e| projector.handles(&e.event_type))
-            .cloned()
-            .collect();
-        if relevant.is_empty() {
+        if !events.iter().any(|e| projector.handles(&e.event_type)) {
             continue;
         }
         let generation = projection::active_generation(tx, projector.name()).await?;
         projector
-            .apply(tx, generation, &relevant)
+            .apply(tx, generation, events)
             .await
             .map_err(|error| match error {
                 crate::projection::ProjectionError::Database(error) => StoreError::from(error),

@@ -1,0 +1,304 @@
+//! Projection checkpoints: how far each generation of each projection has
+//! applied the log, and a local registry that lets a query wait until the
+//! read model it reads has passed a consistency token.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use chrono::{DateTime, Utc};
+use tenet_events::db::Db;
+use tenet_events::ids::Position;
+use tenet_events::with_pool;
+use tokio::sync::watch;
+
+/// The channel projectors notify when they commit (`name:generation:position`).
+pub const CHECKPOINT_CHANNEL: &str = "tenet_checkpoints";
+
+/// The state a projection generation is in.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    /// Applying the log as it grows; queries may read it if active.
+    Live,
+    /// Being rebuilt beside the active generation.
+    Rebuilding,
+    /// Stopped at an event it could not apply.
+    Failed,
+    /// Replaced by a newer generation; its rows are being removed.
+    Retired,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Live => "live",
+            Status::Rebuilding => "rebuilding",
+            Status::Failed => "failed",
+            Status::Retired => "retired",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<Status> {
+        Some(match value {
+            "live" => Status::Live,
+            "rebuilding" => Status::Rebuilding,
+            "failed" => Status::Failed,
+            "retired" => Status::Retired,
+            _ => return None,
+        })
+    }
+}
+
+/// One row of `projection_checkpoints`.
+#[derive(Clone, Debug, sqlx::FromRow)]
+pub struct Checkpoint {
+    pub name: String,
+    pub generation: i32,
+    pub position: i64,
+    pub status: String,
+    pub last_error: Option<String>,
+    pub error_position: Option<i64>,
+    pub error_at: Option<DateTime<Utc>>,
+    pub started_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+/// Reads one generation's checkpoint.
+pub async fn load(db: &Db, name: &str, generation: i32) -> Result<Option<Checkpoint>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT name, generation, position, status, last_error, error_position, error_at, \
+                    started_at, updated_at \
+             FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
+/// Every generation of every projection, with which one is active.
+pub async fn list(db: &Db) -> Result<Vec<(Checkpoint, bool)>, sqlx::Error> {
+    let rows: Vec<(Checkpoint, i32)> = with_pool!(db, pool => {
+        let rows: Vec<CheckpointWithActive> = sqlx::query_as(
+            "SELECT c.name, c.generation, c.position, c.status, c.last_error, c.error_position, \
+                    c.error_at, c.started_at, c.updated_at, p.active_generation \
+             FROM projection_checkpoints c JOIN projections p ON p.name = c.name \
+             ORDER BY c.name, c.generation",
+        )
+        .fetch_all(pool)
+        .await?;
+        rows.into_iter().map(|r| (r.checkpoint, r.active_generation)).collect()
+    });
+    Ok(rows
+        .into_iter()
+        .map(|(checkpoint, active)| {
+            let is_active = checkpoint.generation == active;
+            (checkpoint, is_active)
+        })
+        .collect())
+}
+
+#[derive(sqlx::FromRow)]
+struct CheckpointWithActive {
+    #[sqlx(flatten)]
+    checkpoint: Checkpoint,
+    active_generation: i32,
+}
+
+/// Records that a generation stopped at an event it cannot apply.
+pub async fn mark_failed(
+    db: &Db,
+    name: &str,
+    generation: i32,
+    position: Position,
+    error: &str,
+) -> Result<(), sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let now = tenet_events::envelope::now();
+    tenet_events::with_tx!(&mut tx, conn => {
+        sqlx::query(
+            "UPDATE projection_checkpoints SET status = 'failed', last_error = $3, \
+               error_position = $4, error_at = $5, updated_at = $5 \
+             WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(error)
+        .bind(position.0)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    });
+    tx.commit().await
+}
+
+/// How far each projection's active generation has applied the log, as this
+/// process knows it, and a way to wait for it.
+///
+/// Runners in this process advance it directly. A query process without
+/// runners learns of progress from the database: a listener on
+/// [`CHECKPOINT_CHANNEL`] (Postgres) and, as the fallback, polling while a
+/// request waits.
+#[derive(Clone, Default)]
+pub struct Checkpoints {
+    inner: Arc<Mutex<HashMap<String, watch::Sender<Position>>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WaitError {
+    #[error("projection {name} has not reached position {wanted} (at {reached})")]
+    TimedOut {
+        name: String,
+        wanted: Position,
+        reached: Position,
+    },
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+}
+
+impl Checkpoints {
+    fn sender(&self, name: &str) -> watch::Sender<Position> {
+        // A poisoned lock only means another thread panicked while holding
+        // it; the map itself is always consistent.
+        let mut map = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        map.entry(name.to_owned())
+            .or_insert_with(|| watch::channel(Position::START).0)
+            .clone()
+    }
+
+    /// Records progress of a projection's active generation.
+    pub fn advance(&self, name: &str, position: Position) {
+        self.sender(name).send_if_modified(|current| {
+            let advanced = position > *current;
+            if advanced {
+                *current = position;
+            }
+            advanced
+        });
+    }
+
+    /// Forgets progress (after a swap to a generation that may be behind).
+    pub fn reset(&self, name: &str, position: Position) {
+        self.sender(name).send_replace(position);
+    }
+
+    pub fn current(&self, name: &str) -> Position {
+        *self.sender(name).borrow()
+    }
+
+    /// Waits until the active generation of `name` has applied `wanted`, up
+    /// to `timeout`.
+    pub async fn wait_for(
+        &self,
+        db: &Db,
+        name: &str,
+        wanted: Position,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        let mut receiver = self.sender(name).subscribe();
+        if *receiver.borrow_and_update() >= wanted {
+            return Ok(());
+        }
+        let deadline = tokio::time::Instant::now() + timeout;
+        let mut poll = Duration::from_millis(2);
+        loop {
+            if let Some(position) = active_position(db, name).await? {
+                self.advance(name, position);
+                if position >= wanted {
+                    return Ok(());
+                }
+            }
+            let now = tokio::time::Instant::now();
+            if now >= deadline {
+                return Err(WaitError::TimedOut {
+                    name: name.to_owned(),
+                    wanted,
+                    reached: self.current(name),
+                });
+            }
+            let wake = (now + poll).min(deadline);
+            tokio::select! {
+                changed = receiver.wait_for(|position| *position >= wanted) => {
+                    if changed.is_ok() {
+                        return Ok(());
+                    }
+                }
+                () = tokio::time::sleep_until(wake) => {}
+            }
+            poll = (poll * 2).min(Duration::from_millis(50));
+        }
+    }
+
+    /// Follows checkpoint notifications of other processes (Postgres only)
+    /// until the task is dropped.
+    pub async fn follow(self, pool: sqlx::PgPool) {
+        loop {
+            let mut listener = match sqlx::postgres::PgListener::connect_with(&pool).await {
+                Ok(listener) => listener,
+                Err(error) => {
+                    tracing::warn!(%error, "cannot listen for checkpoints; retrying");
+                    tokio::time::sleep(Duration::from_secs(1)).await;
+                    continue;
+                }
+            };
+            if let Err(error) = listener.listen(CHECKPOINT_CHANNEL).await {
+                tracing::warn!(%error, "cannot listen for checkpoints; retrying");
+                tokio::time::sleep(Duration::from_secs(1)).await;
+                continue;
+            }
+            while let Ok(notification) = listener.recv().await {
+                if let Some((name, position)) = parse_notification(notification.payload()) {
+                    self.advance(name, position);
+                }
+            }
+        }
+    }
+}
+
+/// Payload of a checkpoint notification: `name:position` of an active
+/// generation.
+pub fn notification(name: &str, position: Position) -> String {
+    format!("{name}:{position}")
+}
+
+fn parse_notification(payload: &str) -> Option<(&str, Position)> {
+    let (name, position) = payload.rsplit_once(':')?;
+    Some((name, Position(position.parse().ok()?)))
+}
+
+/// The position of a projection's active generation.
+pub async fn active_position(db: &Db, name: &str) -> Result<Option<Position>, sqlx::Error> {
+    let position: Option<i64> = with_pool!(db, pool => {
+        sqlx::query_scalar(
+            "SELECT c.position FROM projection_checkpoints c \
+             JOIN projections p ON p.name = c.name AND p.active_generation = c.generation \
+             WHERE c.name = $1",
+        )
+        .bind(name)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(position.map(Position))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn notifications_round_trip() {
+        let payload = notification("task_views", Position(42));
+        assert_eq!(parse_notification(&payload), Some(("task_views", Position(42))));
+        assert_eq!(parse_notification("garbage"), None);
+    }
+
+    #[test]
+    fn statuses_round_trip() {
+        for status in [Status::Live, Status::Rebuilding, Status::Failed, Status::Retired] {
+            assert_eq!(Status::parse(status.as_str()), Some(status));
+        }
+    }
+}

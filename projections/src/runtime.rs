@@ -1,0 +1,376 @@
+//! The projection runtime: one runner per projection generation applies the
+//! log to its read model, exactly once and in order.
+//!
+//! - **In order, no gaps.** Positions are dense, so the runner knows the next
+//!   one it needs (checkpoint + 1). Anything at or below the checkpoint is a
+//!   duplicate and is dropped; a hole (an event the bus lost or delivered
+//!   late) is read from the log before going on. A projector never sees an
+//!   event before every earlier one.
+//! - **Exactly once.** Read-model writes and the checkpoint commit in one
+//!   transaction, and the checkpoint advances by compare-and-set from the
+//!   position the runner started from: if another instance got there first,
+//!   nothing is written and the runner catches up from the new checkpoint.
+//! - **Failures stay local.** A transient error (database down) retries the
+//!   same batch. An event the projector cannot apply marks this projection
+//!   `failed` with the error and position; other projections go on.
+//! - **Shutdown** waits for the batch in hand to commit.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tenet_events::bus::Bus;
+use tenet_events::db::{Backend, Db};
+use tenet_events::envelope::RecordedEvent;
+use tenet_events::ids::Position;
+use tenet_events::leader::Leadership;
+use tenet_events::projection::{self, ProjectionError, Projector};
+use tenet_events::store::{EventStore, LogQuery};
+use tenet_events::with_tx;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::checkpoints::{self, CHECKPOINT_CHANNEL, Checkpoints, Status};
+use crate::source::{Delivery, EventSource, JetStreamSource, LogTail};
+
+/// Where runners read events from.
+#[derive(Clone)]
+pub enum Feed {
+    /// Tail the log in the database (embedded, or Postgres without NATS).
+    Log,
+    /// A durable JetStream consumer per projection.
+    JetStream(Bus),
+}
+
+/// What the runtime needs to run projections.
+#[derive(Clone)]
+pub struct Runtime {
+    pub db: Db,
+    pub store: Arc<dyn EventStore>,
+    pub feed: Feed,
+    pub checkpoints: Checkpoints,
+}
+
+impl Runtime {
+    /// Starts a runner for the active generation of each projector.
+    pub async fn start(
+        &self,
+        projectors: &[Arc<dyn Projector>],
+        shutdown: CancellationToken,
+    ) -> Result<JoinSet<()>, sqlx::Error> {
+        let mut runners = JoinSet::new();
+        for projector in projectors {
+            let generation = projection::register(&self.db, projector.name()).await?;
+            if let Some(checkpoint) = checkpoints::load(&self.db, projector.name(), generation).await? {
+                self.checkpoints
+                    .advance(projector.name(), Position(checkpoint.position));
+            }
+            let runner = Runner {
+                runtime: self.clone(),
+                projector: projector.clone(),
+                generation,
+            };
+            runners.spawn(runner.run(shutdown.clone()));
+        }
+        Ok(runners)
+    }
+}
+
+/// Applies the log to one generation of one projection.
+pub struct Runner {
+    pub runtime: Runtime,
+    pub projector: Arc<dyn Projector>,
+    pub generation: i32,
+}
+
+enum ApplyError {
+    /// The checkpoint is no longer where this batch starts.
+    Moved,
+    Transient(String),
+    /// `position` cannot be applied.
+    Poison { position: Position, error: String },
+}
+
+impl Runner {
+    fn name(&self) -> &'static str {
+        self.projector.name()
+    }
+
+    /// Runs until shutdown. On Postgres, only the elected instance applies;
+    /// the others stand by.
+    pub async fn run(self, shutdown: CancellationToken) {
+        while !shutdown.is_cancelled() {
+            let leadership = match &self.runtime.db {
+                Db::Postgres(pool) => {
+                    let key = format!("tenet.projection.{}.{}", self.name(), self.generation);
+                    match Leadership::try_acquire(pool, &key).await {
+                        Ok(Some(leadership)) => Some(leadership),
+                        Ok(None) => {
+                            pause(&shutdown, Duration::from_secs(2)).await;
+                            continue;
+                        }
+                        Err(error) => {
+                            tracing::warn!(projection = self.name(), %error, "cannot run for leader");
+                            pause(&shutdown, Duration::from_secs(2)).await;
+                            continue;
+                        }
+                    }
+                }
+                Db::Sqlite(_) => None,
+            };
+            if let Err(error) = self.lead(&shutdown).await {
+                tracing::warn!(projection = self.name(), %error, "projection runner interrupted");
+                pause(&shutdown, Duration::from_secs(1)).await;
+            }
+            if let Some(leadership) = leadership {
+                let _ = leadership.release().await;
+            }
+        }
+    }
+
+    async fn open_source(&self) -> Result<Box<dyn EventSource>, crate::source::SourceError> {
+        Ok(match &self.runtime.feed {
+            Feed::Log => Box::new(LogTail::new(self.runtime.store.clone())),
+            Feed::JetStream(bus) => Box::new(JetStreamSource::open(bus, self.name()).await?),
+        })
+    }
+
+    async fn checkpoint(&self) -> Result<(Position, Status), sqlx::Error> {
+        let row = checkpoints::load(&self.runtime.db, self.name(), self.generation).await?;
+        Ok(row.map_or((Position::START, Status::Live), |row| {
+            (
+                Position(row.position),
+                Status::parse(&row.status).unwrap_or(Status::Failed),
+            )
+        }))
+    }
+
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), String> {
+        let source = self.open_source().await.map_err(|e| e.to_string())?;
+        self.drive(source, shutdown).await
+    }
+
+    /// Applies what `source` delivers until shutdown (or an error of the
+    /// source, after which the caller reopens it).
+    pub async fn drive(
+        &self,
+        mut source: Box<dyn EventSource>,
+        shutdown: &CancellationToken,
+    ) -> Result<(), String> {
+        let (mut checkpoint, mut status) = self.checkpoint().await.map_err(|e| e.to_string())?;
+        let mut pending: Option<(Vec<RecordedEvent>, Delivery)> = None;
+        let mut backoff = Duration::from_millis(50);
+        while !shutdown.is_cancelled() {
+            if status == Status::Failed {
+                // Parked until an operator repairs it (a replay resets the
+                // status); checked now and then.
+                pause(shutdown, Duration::from_secs(2)).await;
+                (checkpoint, status) = self.checkpoint().await.map_err(|e| e.to_string())?;
+                continue;
+            }
+            let (events, delivery) = match pending.take() {
+                Some(pending) => pending,
+                None => {
+                    let delivery = tokio::select! {
+                        () = shutdown.cancelled() => return Ok(()),
+                        delivery = source.next(checkpoint) => delivery.map_err(|e| e.to_string())?,
+                    };
+                    let events = delivery.events.clone();
+                    (events, delivery)
+                }
+            };
+            let fresh: Vec<RecordedEvent> =
+                events.into_iter().filter(|e| e.position > checkpoint).collect();
+            if fresh.is_empty() {
+                delivery.ack().await;
+                continue;
+            }
+            let batch = match self.contiguous(checkpoint, fresh.clone()).await {
+                Ok(batch) => batch,
+                Err(error) => {
+                    tracing::warn!(projection = self.name(), %error, "cannot fill a gap from the log");
+                    pending = Some((fresh, delivery));
+                    pause(shutdown, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                    continue;
+                }
+            };
+            match self.apply_isolating(checkpoint, &batch).await {
+                Ok(reached) => {
+                    checkpoint = reached;
+                    backoff = Duration::from_millis(50);
+                    self.runtime.checkpoints.advance(self.name(), checkpoint);
+                    metrics::counter!("tenet_projection_events_total", "projection" => self.name())
+                        .increment(batch.len() as u64);
+                    metrics::gauge!("tenet_projection_position", "projection" => self.name())
+                        .set(checkpoint.0 as f64);
+                    if reached >= batch.last().map_or(reached, |e| e.position) {
+                        delivery.ack().await;
+                    } else {
+                        pending = Some((fresh, delivery));
+                    }
+                }
+                Err(ApplyError::Moved) => {
+                    (checkpoint, status) = self.checkpoint().await.map_err(|e| e.to_string())?;
+                    pending = Some((fresh, delivery));
+                }
+                Err(ApplyError::Transient(error)) => {
+                    tracing::warn!(projection = self.name(), %error, "retrying a batch");
+                    pending = Some((fresh, delivery));
+                    pause(shutdown, backoff).await;
+                    backoff = (backoff * 2).min(Duration::from_secs(5));
+                }
+                Err(ApplyError::Poison { position, error }) => {
+                    tracing::error!(projection = self.name(), %position, %error, "projection failed");
+                    metrics::counter!("tenet_projection_failures_total", "projection" => self.name())
+                        .increment(1);
+                    checkpoints::mark_failed(
+                        &self.runtime.db,
+                        self.name(),
+                        self.generation,
+                        position,
+                        &error,
+                    )
+                    .await
+                    .map_err(|e| e.to_string())?;
+                    status = Status::Failed;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Makes `events` (all after `checkpoint`, in position order) start at
+    /// `checkpoint + 1` and leave no hole, reading what is missing from the
+    /// log.
+    async fn contiguous(
+        &self,
+        checkpoint: Position,
+        events: Vec<RecordedEvent>,
+    ) -> Result<Vec<RecordedEvent>, String> {
+        let mut batch = Vec::with_capacity(events.len());
+        let mut expected = checkpoint.next();
+        for event in events {
+            if event.position < expected {
+                continue;
+            }
+            while event.position > expected {
+                let missing = usize::try_from(event.position.0 - expected.0).unwrap_or(usize::MAX);
+                let found = self
+                    .runtime
+                    .store
+                    .read_log(LogQuery::all_after(Position(expected.0 - 1), missing.min(1_000)))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let found: Vec<RecordedEvent> =
+                    found.into_iter().take_while(|e| e.position < event.position).collect();
+                if found.first().map(|e| e.position) != Some(expected) {
+                    return Err(format!("position {expected} is not in the log yet"));
+                }
+                metrics::counter!("tenet_projection_gap_repairs_total", "projection" => self.name())
+                    .increment(found.len() as u64);
+                for missing in found {
+                    expected = missing.position.next();
+                    batch.push(missing);
+                }
+            }
+            expected = event.position.next();
+            batch.push(event);
+        }
+        Ok(batch)
+    }
+
+    /// Applies a batch in one transaction; if the projector rejects it, goes
+    /// event by event to apply everything before the culprit and name it.
+    /// Answers the checkpoint reached.
+    async fn apply_isolating(
+        &self,
+        checkpoint: Position,
+        batch: &[RecordedEvent],
+    ) -> Result<Position, ApplyError> {
+        match self.apply(checkpoint, batch).await {
+            Err(ApplyError::Poison { .. }) if batch.len() > 1 => {
+                let mut reached = checkpoint;
+                for event in batch {
+                    match self.apply(reached, std::slice::from_ref(event)).await {
+                        Ok(()) => reached = event.position,
+                        // Keep what was applied; the caller retries the rest
+                        // and meets the failing event again, alone.
+                        Err(_) if reached > checkpoint => return Ok(reached),
+                        Err(error) => return Err(error),
+                    }
+                }
+                Ok(reached)
+            }
+            Err(error) => Err(error),
+            Ok(()) => Ok(batch.last().map_or(checkpoint, |e| e.position)),
+        }
+    }
+
+    async fn apply(&self, from: Position, batch: &[RecordedEvent]) -> Result<(), ApplyError> {
+        let Some(to) = batch.last().map(|e| e.position) else {
+            return Ok(());
+        };
+        let database = |error: sqlx::Error| {
+            if tenet_events::db::is_transient(&error) {
+                ApplyError::Transient(error.to_string())
+            } else {
+                ApplyError::Poison {
+                    position: batch[0].position,
+                    error: error.to_string(),
+                }
+            }
+        };
+        let mut tx = self.runtime.db.begin().await.map_err(database)?;
+        let now = tenet_events::envelope::now();
+        let claimed = with_tx!(&mut tx, conn => {
+            sqlx::query(
+                "UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
+                 WHERE name = $1 AND generation = $2 AND position = $5 AND status <> 'failed'",
+            )
+            .bind(self.name())
+            .bind(self.generation)
+            .bind(to.0)
+            .bind(now)
+            .bind(from.0)
+            .execute(&mut *conn)
+            .await
+            .map_err(database)?
+            .rows_affected()
+        });
+        if claimed == 0 {
+            let _ = tx.rollback().await;
+            return Err(ApplyError::Moved);
+        }
+        if batch.iter().any(|e| self.projector.handles(&e.event_type)) {
+            if let Err(error) = self.projector.apply(&mut tx, self.generation, batch).await {
+                let _ = tx.rollback().await;
+                return Err(match error {
+                    ProjectionError::Database(error) => database(error),
+                    ProjectionError::Event { position, reason } => ApplyError::Poison {
+                        position,
+                        error: reason,
+                    },
+                });
+            }
+        }
+        if self.runtime.db.backend() == Backend::Postgres {
+            let payload = checkpoints::notification(self.name(), to);
+            with_tx!(&mut tx, conn => {
+                sqlx::query("SELECT pg_notify($1, $2)")
+                    .bind(CHECKPOINT_CHANNEL)
+                    .bind(payload)
+                    .execute(&mut *conn)
+                    .await
+                    .map_err(database)?;
+            });
+        }
+        tx.commit().await.map_err(database)
+    }
+}
+
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
+    }
+}

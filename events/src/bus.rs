@@ -75,7 +75,10 @@ impl Bus {
     /// The JetStream stream holding the events (stream names allow no '.'
     /// and are conventionally upper case).
     pub fn events_stream(&self) -> String {
-        format!("{}_EVENTS", self.prefix.to_ascii_uppercase().replace('-', "_"))
+        format!(
+            "{}_EVENTS",
+            self.prefix.to_ascii_uppercase().replace('-', "_")
+        )
     }
 
     /// Subject filter matching every event.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 use sqlx::sqlite::{SqliteConnectOptions, SqliteJournalMode, SqlitePoolOptions, SqliteSynchronous};
-use sqlx::{PgPool, Postgres, Sqlite, SqlitePool, Transaction};
+use sqlx::{ConnectOptions, Connection, PgPool, Postgres, Sqlite, SqlitePool, Transaction};
 
 /// Which database a [`Db`] talks to.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -55,10 +55,11 @@ pub enum Pool<'a> {
     Sqlite(&'a SqlitePool),
 }
 
-/// A write transaction on either backend.
-pub enum Tx {
-    Postgres(Transaction<'static, Postgres>),
-    Sqlite(Transaction<'static, Sqlite>),
+/// A write transaction on either backend (`'static` when it owns a pooled
+/// connection, shorter when it borrows a dedicated one).
+pub enum Tx<'c> {
+    Postgres(Transaction<'c, Postgres>),
+    Sqlite(Transaction<'c, Sqlite>),
 }
 
 /// Runs `$body` with `$pool` bound to the read pool of either backend.
@@ -72,7 +73,7 @@ macro_rules! with_pool {
     };
 }
 
-/// Runs `$body` with `$conn` bound to the connection of a `&mut Tx`.
+/// Runs `$body` with `$conn` bound to the connection of a `&mut Tx<'_>`.
 #[macro_export]
 macro_rules! with_tx {
     ($tx:expr, $conn:ident => $body:expr) => {
@@ -107,15 +108,19 @@ impl Default for DbOptions {
 }
 
 impl Db {
-    /// Connects to Postgres and checks the server answers.
+    /// Connects to Postgres. One connection is made up front, so a wrong
+    /// URL or an unreachable server fails now, with the driver's reason
+    /// (a pool would only report that it timed out).
     pub async fn connect_postgres(url: &str, options: &DbOptions) -> Result<Db, sqlx::Error> {
         let connect = PgConnectOptions::from_str(url)?.application_name("tenet");
+        let first = tokio::time::timeout(options.acquire_timeout, connect.connect())
+            .await
+            .map_err(|_| sqlx::Error::PoolTimedOut)??;
+        first.close().await?;
         let pool = PgPoolOptions::new()
             .max_connections(options.max_connections)
-            .min_connections(1)
             .acquire_timeout(options.acquire_timeout)
-            .connect_with(connect)
-            .await?;
+            .connect_lazy_with(connect);
         Ok(Db::Postgres(pool))
     }
 
@@ -161,7 +166,7 @@ impl Db {
     /// Begins a write transaction. On SQLite it takes the write lock at once
     /// (`BEGIN IMMEDIATE`), so a transaction that reads and then writes can
     /// never fail to upgrade its lock.
-    pub async fn begin(&self) -> Result<Tx, sqlx::Error> {
+    pub async fn begin(&self) -> Result<Tx<'static>, sqlx::Error> {
         Ok(match self {
             Db::Postgres(pool) => Tx::Postgres(pool.begin().await?),
             Db::Sqlite(db) => Tx::Sqlite(db.writer.begin_with("BEGIN IMMEDIATE").await?),
@@ -192,7 +197,7 @@ impl Db {
     }
 }
 
-impl Tx {
+impl Tx<'_> {
     pub async fn commit(self) -> Result<(), sqlx::Error> {
         match self {
             Tx::Postgres(tx) => tx.commit().await,

@@ -17,10 +17,11 @@ impl Leadership {
     /// Takes the lock named `key` if no other session holds it.
     pub async fn try_acquire(pool: &PgPool, key: &str) -> Result<Option<Leadership>, sqlx::Error> {
         let mut connection = PgConnection::connect_with(&pool.connect_options()).await?;
-        let elected: bool = sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
-            .bind(key)
-            .fetch_one(&mut connection)
-            .await?;
+        let elected: bool =
+            sqlx::query_scalar("SELECT pg_try_advisory_lock(hashtextextended($1, 0))")
+                .bind(key)
+                .fetch_one(&mut connection)
+                .await?;
         if elected {
             Ok(Some(Leadership { connection }))
         } else {
@@ -37,7 +38,10 @@ impl Leadership {
 
     /// Fails if the connection (and with it the lock) is gone.
     pub async fn confirm(&mut self) -> Result<(), sqlx::Error> {
-        sqlx::query("SELECT 1").execute(&mut self.connection).await.map(drop)
+        sqlx::query("SELECT 1")
+            .execute(&mut self.connection)
+            .await
+            .map(drop)
     }
 
     pub async fn release(self) -> Result<(), sqlx::Error> {

@@ -8,6 +8,7 @@
 pub mod bus;
 pub mod db;
 pub mod envelope;
+pub mod http;
 pub mod ids;
 pub mod leader;
 pub mod projection;

@@ -27,14 +27,14 @@ pub trait Projector: Send + Sync + 'static {
     /// not handle are there too and must be ignored.
     async fn apply(
         &self,
-        tx: &mut Tx,
+        tx: &mut Tx<'_>,
         generation: i32,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError>;
 
     /// Removes every row of one generation (before a rebuild fills it, after
     /// a swap retires it).
-    async fn clear(&self, tx: &mut Tx, generation: i32) -> Result<(), ProjectionError>;
+    async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError>;
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -97,7 +97,7 @@ pub async fn register(db: &crate::db::Db, name: &str) -> Result<i32, sqlx::Error
 
 /// The generation of a projection that queries read, as this transaction
 /// sees it.
-pub async fn active_generation(tx: &mut crate::db::Tx, name: &str) -> Result<i32, sqlx::Error> {
+pub async fn active_generation(tx: &mut crate::db::Tx<'_>, name: &str) -> Result<i32, sqlx::Error> {
     crate::with_tx!(tx, conn => {
         sqlx::query_scalar("SELECT active_generation FROM projections WHERE name = $1")
             .bind(name)

@@ -142,7 +142,10 @@ impl Relay {
     /// not checkpoint: that is the caller's step, so a crash in between is
     /// exactly the "published, not checkpointed" case.
     pub async fn publish_after(&self, after: Position) -> Result<Option<Position>, RelayError> {
-        let events = self.store.read_log(LogQuery::all_after(after, BATCH)).await?;
+        let events = self
+            .store
+            .read_log(LogQuery::all_after(after, BATCH))
+            .await?;
         let Some(last) = events.last().map(|e| e.position) else {
             return Ok(None);
         };

@@ -195,7 +195,10 @@ impl Drop for TestBus {
         let prefix = self.bus.prefix().to_owned();
         // As for databases: async cleanup on a thread with its own runtime.
         let _ = std::thread::spawn(move || {
-            let Ok(runtime) = tokio::runtime::Builder::new_current_thread().enable_all().build() else {
+            let Ok(runtime) = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+            else {
                 return;
             };
             runtime.block_on(async move {

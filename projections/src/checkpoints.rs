@@ -163,7 +163,10 @@ impl Checkpoints {
     fn sender(&self, name: &str) -> watch::Sender<Position> {
         // A poisoned lock only means another thread panicked while holding
         // it; the map itself is always consistent.
-        let mut map = self.inner.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let mut map = self
+            .inner
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(name.to_owned())
             .or_insert_with(|| watch::channel(Position::START).0)
             .clone()
@@ -291,13 +294,21 @@ mod tests {
     #[test]
     fn notifications_round_trip() {
         let payload = notification("task_views", Position(42));
-        assert_eq!(parse_notification(&payload), Some(("task_views", Position(42))));
+        assert_eq!(
+            parse_notification(&payload),
+            Some(("task_views", Position(42)))
+        );
         assert_eq!(parse_notification("garbage"), None);
     }
 
     #[test]
     fn statuses_round_trip() {
-        for status in [Status::Live, Status::Rebuilding, Status::Failed, Status::Retired] {
+        for status in [
+            Status::Live,
+            Status::Rebuilding,
+            Status::Failed,
+            Status::Retired,
+        ] {
             assert_eq!(Status::parse(status.as_str()), Some(status));
         }
     }

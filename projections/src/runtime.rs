@@ -60,7 +60,9 @@ impl Runtime {
         let mut runners = JoinSet::new();
         for projector in projectors {
             let generation = projection::register(&self.db, projector.name()).await?;
-            if let Some(checkpoint) = checkpoints::load(&self.db, projector.name(), generation).await? {
+            if let Some(checkpoint) =
+                checkpoints::load(&self.db, projector.name(), generation).await?
+            {
                 self.checkpoints
                     .advance(projector.name(), Position(checkpoint.position));
             }
@@ -87,7 +89,10 @@ enum ApplyError {
     Moved,
     Transient(String),
     /// `position` cannot be applied.
-    Poison { position: Position, error: String },
+    Poison {
+        position: Position,
+        error: String,
+    },
 }
 
 impl Runner {
@@ -178,8 +183,10 @@ impl Runner {
                     (events, delivery)
                 }
             };
-            let fresh: Vec<RecordedEvent> =
-                events.into_iter().filter(|e| e.position > checkpoint).collect();
+            let fresh: Vec<RecordedEvent> = events
+                .into_iter()
+                .filter(|e| e.position > checkpoint)
+                .collect();
             if fresh.is_empty() {
                 delivery.ack().await;
                 continue;
@@ -258,11 +265,16 @@ impl Runner {
                 let found = self
                     .runtime
                     .store
-                    .read_log(LogQuery::all_after(Position(expected.0 - 1), missing.min(1_000)))
+                    .read_log(LogQuery::all_after(
+                        Position(expected.0 - 1),
+                        missing.min(1_000),
+                    ))
                     .await
                     .map_err(|e| e.to_string())?;
-                let found: Vec<RecordedEvent> =
-                    found.into_iter().take_while(|e| e.position < event.position).collect();
+                let found: Vec<RecordedEvent> = found
+                    .into_iter()
+                    .take_while(|e| e.position < event.position)
+                    .collect();
                 if found.first().map(|e| e.position) != Some(expected) {
                     return Err(format!("position {expected} is not in the log yet"));
                 }

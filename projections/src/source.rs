@@ -78,7 +78,10 @@ impl EventSource for LogTail {
             // Mark the current head as seen before reading, so a commit that
             // lands during the read still wakes the wait below.
             self.head.borrow_and_update();
-            let events = self.store.read_log(LogQuery::all_after(after, BATCH)).await?;
+            let events = self
+                .store
+                .read_log(LogQuery::all_after(after, BATCH))
+                .await?;
             if !events.is_empty() {
                 return Ok(Delivery::new(events));
             }

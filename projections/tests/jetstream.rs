@@ -30,7 +30,12 @@ impl Projector for Positions {
         true
     }
 
-    async fn apply(&self, tx: &mut Tx, _generation: i32, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut Tx<'_>,
+        _generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         for event in events {
             with_tx!(&mut *tx, conn => {
                 sqlx::query("INSERT INTO test_positions (position) VALUES ($1)")
@@ -42,7 +47,7 @@ impl Projector for Positions {
         Ok(())
     }
 
-    async fn clear(&self, _tx: &mut Tx, _generation: i32) -> Result<(), ProjectionError> {
+    async fn clear(&self, _tx: &mut Tx<'_>, _generation: i32) -> Result<(), ProjectionError> {
         Ok(())
     }
 }
@@ -56,7 +61,9 @@ async fn setup() -> Option<(TestDatabase, TestBus, Arc<dyn EventStore>)> {
             .await
             .unwrap();
     }
-    let store = store::open(database.db.clone(), StoreOptions::default()).await.unwrap();
+    let store = store::open(database.db.clone(), StoreOptions::default())
+        .await
+        .unwrap();
     Some((database, bus, store))
 }
 
@@ -84,7 +91,9 @@ async fn append(store: &Arc<dyn EventStore>, count: usize) -> Position {
                         schema_version: 1,
                         data: json!({ "n": n }),
                     }],
-                    Metadata::new(Actor::System { name: "test".into() }),
+                    Metadata::new(Actor::System {
+                        name: "test".into(),
+                    }),
                 ))
                 .await
                 .unwrap()
@@ -95,13 +104,20 @@ async fn append(store: &Arc<dyn EventStore>, count: usize) -> Position {
 }
 
 async fn stream_messages(bus: &TestBus) -> u64 {
-    let mut stream = bus.bus.jetstream.get_stream(bus.bus.events_stream()).await.unwrap();
+    let mut stream = bus
+        .bus
+        .jetstream
+        .get_stream(bus.bus.events_stream())
+        .await
+        .unwrap();
     stream.info().await.unwrap().state.messages
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn relayed_events_reach_a_durable_consumer_in_order_exactly_once() {
-    let Some((database, bus, store)) = setup().await else { return };
+    let Some((database, bus, store)) = setup().await else {
+        return;
+    };
     let shutdown = CancellationToken::new();
     tokio::spawn(Relay::new(pool(&database), store.clone(), bus.bus.clone()).run(shutdown.clone()));
     let runtime = Runtime {
@@ -132,7 +148,9 @@ async fn relayed_events_reach_a_durable_consumer_in_order_exactly_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_relay_killed_between_publish_and_checkpoint_loses_nothing_and_duplicates_nothing() {
-    let Some((database, bus, store)) = setup().await else { return };
+    let Some((database, bus, store)) = setup().await else {
+        return;
+    };
     let head = append(&store, 700).await;
     bus.bus.ensure_events_stream().await.unwrap();
 
@@ -149,15 +167,17 @@ async fn a_relay_killed_between_publish_and_checkpoint_loses_nothing_and_duplica
     let more = append(&store, 300).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     loop {
-        let checkpoint: Option<i64> =
-            sqlx::query_scalar("SELECT position FROM relay_checkpoints")
-                .fetch_optional(&pool(&database))
-                .await
-                .unwrap();
+        let checkpoint: Option<i64> = sqlx::query_scalar("SELECT position FROM relay_checkpoints")
+            .fetch_optional(&pool(&database))
+            .await
+            .unwrap();
         if checkpoint == Some(more.0) {
             break;
         }
-        assert!(tokio::time::Instant::now() < deadline, "relay did not catch up");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relay did not catch up"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     shutdown.cancel();
@@ -167,15 +187,22 @@ async fn a_relay_killed_between_publish_and_checkpoint_loses_nothing_and_duplica
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn only_one_of_two_relays_publishes_at_a_time() {
-    let Some((database, bus, store)) = setup().await else { return };
+    let Some((database, bus, store)) = setup().await else {
+        return;
+    };
     let shutdown = CancellationToken::new();
     for _ in 0..2 {
-        tokio::spawn(Relay::new(pool(&database), store.clone(), bus.bus.clone()).run(shutdown.clone()));
+        tokio::spawn(
+            Relay::new(pool(&database), store.clone(), bus.bus.clone()).run(shutdown.clone()),
+        );
     }
     let head = append(&store, 500).await;
     let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
     while stream_messages_or_zero(&bus).await < head.0 as u64 {
-        assert!(tokio::time::Instant::now() < deadline, "relays did not publish");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "relays did not publish"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
     let leaders: i64 = sqlx::query_scalar(

@@ -10,7 +10,9 @@ use tenet_events::db::{Db, Tx};
 use tenet_events::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
 use tenet_events::ids::{EventId, Position, StreamId, TenantId};
 use tenet_events::projection::{ProjectionError, Projector};
-use tenet_events::store::{self, AppendRequest, EventStore, ExpectedVersion, LogQuery, StoreOptions};
+use tenet_events::store::{
+    self, AppendRequest, EventStore, ExpectedVersion, LogQuery, StoreOptions,
+};
 use tenet_events::testing::TestDatabase;
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::{self, Checkpoints};
@@ -36,7 +38,12 @@ impl Projector for Seen {
         event_type.starts_with("test.")
     }
 
-    async fn apply(&self, tx: &mut Tx, generation: i32, events: &[RecordedEvent]) -> Result<(), ProjectionError> {
+    async fn apply(
+        &self,
+        tx: &mut Tx<'_>,
+        generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
         for event in events {
             if self.strict && event.data["poison"] == json!(true) {
                 return Err(ProjectionError::event(event, "poisoned"));
@@ -58,7 +65,7 @@ impl Projector for Seen {
         Ok(())
     }
 
-    async fn clear(&self, tx: &mut Tx, generation: i32) -> Result<(), ProjectionError> {
+    async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
         with_tx!(tx, conn => {
             sqlx::query("DELETE FROM test_seen WHERE projection = $1 AND generation = $2")
                 .bind(self.name)
@@ -122,7 +129,9 @@ async fn append_many(store: &Arc<dyn EventStore>, appends: usize) -> Position {
                     "test",
                     ExpectedVersion::Any,
                     vec![test_event(false)],
-                    Metadata::new(Actor::System { name: "test".into() }),
+                    Metadata::new(Actor::System {
+                        name: "test".into(),
+                    }),
                 ))
                 .await
                 .unwrap()
@@ -143,7 +152,9 @@ fn runtime(database: &TestDatabase, store: Arc<dyn EventStore>) -> Runtime {
 
 async fn open_store(database: &TestDatabase) -> Arc<dyn EventStore> {
     create_table(&database.db).await;
-    store::open(database.db.clone(), StoreOptions::default()).await.unwrap()
+    store::open(database.db.clone(), StoreOptions::default())
+        .await
+        .unwrap()
 }
 
 fn assert_dense_and_ordered(rows: &[(i64, StreamId, i64)], head: Position) {
@@ -160,7 +171,10 @@ fn assert_dense_and_ordered(rows: &[(i64, StreamId, i64)], head: Position) {
 async fn a_runner_applies_every_event_once_and_checkpoints(database: TestDatabase) {
     let store = open_store(&database).await;
     let runtime = runtime(&database, store.clone());
-    let projector: Arc<dyn Projector> = Arc::new(Seen { name: "seen", strict: false });
+    let projector: Arc<dyn Projector> = Arc::new(Seen {
+        name: "seen",
+        strict: false,
+    });
     let shutdown = CancellationToken::new();
     let mut runners = runtime.start(&[projector], shutdown.clone()).await.unwrap();
 
@@ -174,7 +188,10 @@ async fn a_runner_applies_every_event_once_and_checkpoints(database: TestDatabas
 
     shutdown.cancel();
     while runners.join_next().await.is_some() {}
-    let checkpoint = checkpoints::load(&database.db, "seen", 1).await.unwrap().unwrap();
+    let checkpoint = checkpoints::load(&database.db, "seen", 1)
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(checkpoint.position, head.0);
     assert_eq!(checkpoint.status, "live");
 }
@@ -201,8 +218,16 @@ impl EventSource for Scripted {
 async fn duplicates_and_gaps_from_the_source_change_nothing(database: TestDatabase) {
     let store = open_store(&database).await;
     let head = append_many(&store, 40).await;
-    let log = store.read_log(LogQuery::all_after(Position::START, 100)).await.unwrap();
-    let pick = |positions: &[usize]| positions.iter().map(|p| log[p - 1].clone()).collect::<Vec<_>>();
+    let log = store
+        .read_log(LogQuery::all_after(Position::START, 100))
+        .await
+        .unwrap();
+    let pick = |positions: &[usize]| {
+        positions
+            .iter()
+            .map(|p| log[p - 1].clone())
+            .collect::<Vec<_>>()
+    };
     // Duplicates, reordering inside a batch, holes (3-4, 11-29, 36-40 never
     // delivered: the runner must read them from the log).
     let batches = vec![
@@ -220,8 +245,13 @@ async fn duplicates_and_gaps_from_the_source_change_nothing(database: TestDataba
     });
     let runner = Runner {
         runtime: runtime(&database, store.clone()),
-        projector: Arc::new(Seen { name: "seen", strict: false }),
-        generation: tenet_events::projection::register(&database.db, "seen").await.unwrap(),
+        projector: Arc::new(Seen {
+            name: "seen",
+            strict: false,
+        }),
+        generation: tenet_events::projection::register(&database.db, "seen")
+            .await
+            .unwrap(),
     };
     runner.drive(source, &done).await.unwrap();
     let rows = seen(&database.db, "seen").await;
@@ -231,13 +261,18 @@ async fn duplicates_and_gaps_from_the_source_change_nothing(database: TestDataba
 
 async fn two_runners_of_one_projection_apply_each_event_once(database: TestDatabase) {
     let store = open_store(&database).await;
-    let generation = tenet_events::projection::register(&database.db, "seen").await.unwrap();
+    let generation = tenet_events::projection::register(&database.db, "seen")
+        .await
+        .unwrap();
     let shutdown = CancellationToken::new();
     let drivers: Vec<_> = (0..2)
         .map(|_| {
             let runner = Runner {
                 runtime: runtime(&database, store.clone()),
-                projector: Arc::new(Seen { name: "seen", strict: false }),
+                projector: Arc::new(Seen {
+                    name: "seen",
+                    strict: false,
+                }),
                 generation,
             };
             let store = store.clone();
@@ -265,10 +300,19 @@ async fn two_runners_of_one_projection_apply_each_event_once(database: TestDatab
 async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
     let store = open_store(&database).await;
     let runtime = runtime(&database, store.clone());
-    let strict: Arc<dyn Projector> = Arc::new(Seen { name: "strict", strict: true });
-    let lenient: Arc<dyn Projector> = Arc::new(Seen { name: "lenient", strict: false });
+    let strict: Arc<dyn Projector> = Arc::new(Seen {
+        name: "strict",
+        strict: true,
+    });
+    let lenient: Arc<dyn Projector> = Arc::new(Seen {
+        name: "lenient",
+        strict: false,
+    });
     let shutdown = CancellationToken::new();
-    let _runners = runtime.start(&[strict, lenient], shutdown.clone()).await.unwrap();
+    let _runners = runtime
+        .start(&[strict, lenient], shutdown.clone())
+        .await
+        .unwrap();
 
     let tenant = TenantId::generate();
     let mut poison_at = Position::START;
@@ -280,7 +324,9 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
                 "test",
                 ExpectedVersion::NO_STREAM,
                 vec![test_event(n == 12)],
-                Metadata::new(Actor::System { name: "test".into() }),
+                Metadata::new(Actor::System {
+                    name: "test".into(),
+                }),
             ))
             .await
             .unwrap();
@@ -296,7 +342,10 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
         .unwrap();
     let failed = tokio::time::timeout(Duration::from_secs(30), async {
         loop {
-            let checkpoint = checkpoints::load(&database.db, "strict", 1).await.unwrap().unwrap();
+            let checkpoint = checkpoints::load(&database.db, "strict", 1)
+                .await
+                .unwrap()
+                .unwrap();
             if checkpoint.status == "failed" {
                 return checkpoint;
             }
@@ -306,9 +355,16 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
     .await
     .expect("the strict projection is marked failed");
     assert_eq!(failed.error_position, Some(poison_at.0));
-    assert_eq!(failed.position, poison_at.0 - 1, "everything before the poison is applied");
+    assert_eq!(
+        failed.position,
+        poison_at.0 - 1,
+        "everything before the poison is applied"
+    );
     assert!(failed.last_error.unwrap().contains("poisoned"));
-    assert_eq!(seen(&database.db, "strict").await.len() as i64, poison_at.0 - 1);
+    assert_eq!(
+        seen(&database.db, "strict").await.len() as i64,
+        poison_at.0 - 1
+    );
     assert_eq!(seen(&database.db, "lenient").await.len() as i64, head.0);
     shutdown.cancel();
 }

@@ -183,7 +183,7 @@ impl BatchWriter for SqliteWriter {
 }
 
 async fn read_state(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     batch: &[AppendRequest],
 ) -> Result<BatchState, StoreError> {
     let head: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
@@ -245,7 +245,7 @@ async fn read_state(
 }
 
 async fn insert_events(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     batch: &[AppendRequest],
     plan: &Plan,
 ) -> Result<(), StoreError> {
@@ -286,10 +286,7 @@ async fn insert_events(
     Ok(())
 }
 
-async fn write_claims(
-    tx: &mut Transaction<'static, Sqlite>,
-    plan: &Plan,
-) -> Result<(), StoreError> {
+async fn write_claims(tx: &mut Transaction<'_, Sqlite>, plan: &Plan) -> Result<(), StoreError> {
     for (scope, value) in &plan.released {
         sqlx::query("DELETE FROM unique_claims WHERE scope = $1 AND value = $2")
             .bind(scope)
@@ -315,7 +312,7 @@ async fn write_claims(
 }
 
 async fn write_responses(
-    tx: &mut Transaction<'static, Sqlite>,
+    tx: &mut Transaction<'_, Sqlite>,
     batch: &[AppendRequest],
     plan: &Plan,
 ) -> Result<(), StoreError> {

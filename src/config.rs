@@ -1,0 +1,118 @@
+//! Configuration: command-line flags, each with an environment variable.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use clap::{Args, ValueEnum};
+
+/// Where the data lives (shared by `serve`, `migrate` and the admin commands).
+#[derive(Args, Clone, Debug)]
+pub struct StorageConfig {
+    /// Directory of the embedded database (used when DATABASE_URL is unset).
+    #[arg(long, env = "TENET_DATA_DIR", default_value = "./data")]
+    pub data_dir: PathBuf,
+
+    /// Postgres URL; when set, Tenet runs on Postgres instead of the embedded SQLite.
+    #[arg(long, env = "DATABASE_URL", hide_env_values = true)]
+    pub database_url: Option<String>,
+
+    /// Most connections to Postgres per process.
+    #[arg(long, env = "TENET_DB_MAX_CONNECTIONS", default_value_t = 32)]
+    pub db_max_connections: u32,
+}
+
+/// What one process does. Several processes with different roles can share
+/// one Postgres database and one NATS server.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum Role {
+    /// Write endpoints and the relay to NATS.
+    Command,
+    /// Projectors (and the relay).
+    Projector,
+    /// Read endpoints and the WebSocket feed.
+    Query,
+    /// Everything (the default, and the only choice on the embedded database).
+    All,
+}
+
+#[derive(Args, Clone, Debug)]
+pub struct ServeConfig {
+    #[command(flatten)]
+    pub storage: StorageConfig,
+
+    /// Address to listen on (port 0 picks a free port).
+    #[arg(long, env = "TENET_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: SocketAddr,
+
+    /// NATS server with JetStream; requires DATABASE_URL.
+    #[arg(long, env = "NATS_URL")]
+    pub nats_url: Option<String>,
+
+    /// Prefix of this deployment's NATS subjects, streams and consumers.
+    #[arg(long, env = "TENET_NATS_PREFIX", default_value = "tenet")]
+    pub nats_prefix: String,
+
+    /// Roles of this process (comma-separated).
+    #[arg(
+        long,
+        env = "TENET_ROLE",
+        value_enum,
+        value_delimiter = ',',
+        default_value = "all"
+    )]
+    pub role: Vec<Role>,
+
+    /// Readiness fails when a projection is more than this many events behind the log.
+    #[arg(long, env = "TENET_READY_MAX_LAG", default_value_t = 10_000)]
+    pub ready_max_lag: i64,
+
+    /// How long a read that carries X-Consistency-Token waits for the read model.
+    #[arg(long, env = "TENET_CONSISTENCY_TIMEOUT_MS", default_value_t = 5_000)]
+    pub consistency_timeout_ms: u64,
+
+    /// How long shutdown waits for in-flight requests and projector batches.
+    #[arg(long, env = "TENET_SHUTDOWN_TIMEOUT_MS", default_value_t = 20_000)]
+    pub shutdown_timeout_ms: u64,
+}
+
+impl ServeConfig {
+    pub fn runs(&self, role: Role) -> bool {
+        self.role.contains(&Role::All) || self.role.contains(&role)
+    }
+
+    pub fn consistency_timeout(&self) -> Duration {
+        Duration::from_millis(self.consistency_timeout_ms)
+    }
+
+    pub fn shutdown_timeout(&self) -> Duration {
+        Duration::from_millis(self.shutdown_timeout_ms)
+    }
+}
+
+/// A database URL with its password hidden, for messages and logs.
+pub fn redact(url: &str) -> String {
+    match url::Url::parse(url) {
+        Ok(mut parsed) if parsed.password().is_some() => {
+            let _ = parsed.set_password(Some("***"));
+            parsed.to_string()
+        }
+        Ok(parsed) => parsed.to_string(),
+        Err(_) => "<unparseable URL>".to_owned(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn passwords_never_reach_messages() {
+        assert_eq!(
+            redact("postgres://tenet:s3cret@db:5432/tenet"),
+            "postgres://tenet:***@db:5432/tenet"
+        );
+        assert_eq!(redact("postgres://db/tenet"), "postgres://db/tenet");
+        assert_eq!(redact("::::"), "<unparseable URL>");
+    }
+}

@@ -1,0 +1,111 @@
+//! The HTTP surface of one process: the routers of its roles, merged, under
+//! the layers every response passes through.
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use axum::extract::{MatchedPath, Request};
+use axum::middleware::{self, Next};
+use axum::response::{IntoResponse, Response};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tenet_events::bus::Bus;
+use tenet_events::db::Db;
+use tenet_events::http::{ApiError, request_id};
+use tenet_events::store::EventStore;
+use tenet_projections::Checkpoints;
+use tower_http::limit::RequestBodyLimitLayer;
+
+use crate::config::ServeConfig;
+use crate::ops::{self, Ops};
+
+/// Largest request body accepted (the largest legitimate body, a task with
+/// a 20,000-character description, is far below it).
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+pub struct Parts<'a> {
+    pub config: &'a ServeConfig,
+    pub db: Db,
+    pub store: Arc<dyn EventStore>,
+    pub bus: Option<Bus>,
+    pub checkpoints: Checkpoints,
+    pub metrics: Option<PrometheusHandle>,
+}
+
+pub fn router(parts: Parts<'_>) -> axum::Router {
+    let _ = (&parts.checkpoints, parts.config.consistency_timeout());
+    let ops = ops::router(Ops {
+        db: parts.db.clone(),
+        store: parts.store.clone(),
+        bus: parts.bus.clone(),
+        metrics: parts.metrics,
+        ready_max_lag: parts.config.ready_max_lag,
+    });
+    axum::Router::new()
+        .merge(ops)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(record_metrics))
+        .layer(middleware::from_fn(request_id::layer))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::not_found("No such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        axum::http::StatusCode::METHOD_NOT_ALLOWED,
+        "METHOD_NOT_ALLOWED",
+        "This route does not accept that method",
+    )
+}
+
+/// Errors produced below the handlers (the body limit's 413, a timeout)
+/// come without a body; give them the same problem+json shape as the rest.
+async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
+    let response = next.run(request).await;
+    let status = response.status();
+    let bare = (status.is_client_error() || status.is_server_error())
+        && !response
+            .headers()
+            .contains_key(axum::http::header::CONTENT_TYPE);
+    if !bare {
+        return response;
+    }
+    match status {
+        axum::http::StatusCode::PAYLOAD_TOO_LARGE => ApiError::payload_too_large(format!(
+            "The request body is over the limit of {BODY_LIMIT} bytes"
+        ))
+        .into_response(),
+        status => ApiError::new(
+            status,
+            if status.is_server_error() {
+                "INTERNAL_ERROR"
+            } else {
+                "BAD_REQUEST"
+            },
+            status.canonical_reason().unwrap_or("Error"),
+        )
+        .into_response(),
+    }
+}
+
+/// Request count and latency per route and status.
+async fn record_metrics(request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map_or_else(|| "unmatched".to_owned(), |path| path.as_str().to_owned());
+    let method = request.method().to_string();
+    let response = next.run(request).await;
+    let status = response.status().as_u16().to_string();
+    let elapsed: Duration = started.elapsed();
+    metrics::counter!("tenet_http_requests_total", "method" => method.clone(), "route" => route.clone(), "status" => status)
+        .increment(1);
+    metrics::histogram!("tenet_http_request_seconds", "method" => method, "route" => route)
+        .record(elapsed.as_secs_f64());
+    response
+}

@@ -1,0 +1,239 @@
+//! The `tenet` service: configuration, wiring and lifecycle. The work is
+//! done by the crates it wires (`tenet-events`, `tenet-command`,
+//! `tenet-projections`, `tenet-query`); this crate only decides which parts
+//! run in this process and connects them.
+
+pub mod config;
+mod http;
+pub mod ops;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use metrics_exporter_prometheus::PrometheusHandle;
+use tenet_events::bus::Bus;
+use tenet_events::db::{Db, DbOptions};
+use tenet_events::projection::Projector;
+use tenet_events::relay::Relay;
+use tenet_events::store::{self, EventStore, StoreOptions};
+use tenet_projections::{Checkpoints, Feed, Runtime};
+use tokio::net::TcpListener;
+use tokio::task::JoinSet;
+use tokio_util::sync::CancellationToken;
+
+use crate::config::{Role, ServeConfig, StorageConfig, redact};
+
+/// Opens the configured database (creating the embedded one if needed)
+/// and applies migrations.
+pub async fn open_database(config: &StorageConfig) -> anyhow::Result<Db> {
+    let options = DbOptions {
+        max_connections: config.db_max_connections,
+        ..DbOptions::default()
+    };
+    let db = match &config.database_url {
+        Some(url) => Db::connect_postgres(url, &options)
+            .await
+            .with_context(|| format!("cannot connect to the database at {}", redact(url)))?,
+        None => {
+            std::fs::create_dir_all(&config.data_dir).with_context(|| {
+                format!(
+                    "cannot create the data directory {}",
+                    config.data_dir.display()
+                )
+            })?;
+            let path = config.data_dir.join("tenet.db");
+            Db::open_sqlite(&path, &options)
+                .await
+                .with_context(|| format!("cannot open the database {}", path.display()))?
+        }
+    };
+    db.migrate().await.context("cannot migrate the database")?;
+    Ok(db)
+}
+
+/// Every projector of Tenet, in the order they are started.
+pub fn projectors() -> Vec<Arc<dyn Projector>> {
+    Vec::new()
+}
+
+/// Projectors that run inside the append transaction.
+pub fn inline_projectors() -> Vec<Arc<dyn Projector>> {
+    Vec::new()
+}
+
+/// A bound, not yet serving, Tenet process.
+pub struct Server {
+    listener: TcpListener,
+    router: axum::Router,
+    db: Db,
+    shutdown: CancellationToken,
+    background: JoinSet<()>,
+    shutdown_timeout: Duration,
+}
+
+impl Server {
+    /// Connects to everything the configuration names, starts the
+    /// background work of this process's roles and binds the listener.
+    pub async fn bind(
+        config: &ServeConfig,
+        metrics: Option<PrometheusHandle>,
+    ) -> anyhow::Result<Server> {
+        let embedded = config.storage.database_url.is_none();
+        if embedded && config.nats_url.is_some() {
+            bail!(
+                "NATS_URL needs DATABASE_URL: the embedded database serves one process, so there is nothing to fan out"
+            );
+        }
+        if embedded && !config.runs(Role::All) {
+            bail!(
+                "--role needs DATABASE_URL: the embedded database runs every role in one process"
+            );
+        }
+        let db = open_database(&config.storage).await?;
+        let bus = match &config.nats_url {
+            Some(url) => Some(
+                Bus::connect(url, &config.nats_prefix)
+                    .await
+                    .context("cannot reach NATS")?,
+            ),
+            None => None,
+        };
+        if let Some(bus) = &bus {
+            bus.ensure_events_stream()
+                .await
+                .context("cannot set up the JetStream stream")?;
+        }
+        let store = store::open(
+            db.clone(),
+            StoreOptions {
+                inline: inline_projectors(),
+                ..StoreOptions::default()
+            },
+        )
+        .await
+        .context("cannot open the event store")?;
+
+        let shutdown = CancellationToken::new();
+        let mut background = JoinSet::new();
+        let checkpoints = Checkpoints::default();
+        if let (Some(bus), Db::Postgres(pool)) = (&bus, &db)
+            && (config.runs(Role::Command) || config.runs(Role::Projector))
+        {
+            let relay = Relay::new(pool.clone(), store.clone(), bus.clone());
+            background.spawn(relay.run(shutdown.clone()));
+        }
+        if config.runs(Role::Projector) {
+            let runtime = Runtime {
+                db: db.clone(),
+                store: store.clone(),
+                feed: bus.clone().map_or(Feed::Log, Feed::JetStream),
+                checkpoints: checkpoints.clone(),
+            };
+            let mut runners = runtime
+                .start(&projectors(), shutdown.clone())
+                .await
+                .context("cannot start the projectors")?;
+            background.spawn(async move { while runners.join_next().await.is_some() {} });
+        }
+        if let Db::Postgres(pool) = &db
+            && config.runs(Role::Query)
+        {
+            let follower = checkpoints.clone().follow(pool.clone());
+            let stop = shutdown.clone();
+            background.spawn(async move {
+                tokio::select! {
+                    () = follower => {}
+                    () = stop.cancelled() => {}
+                }
+            });
+        }
+
+        let router = http::router(http::Parts {
+            config,
+            db: db.clone(),
+            store,
+            bus,
+            checkpoints,
+            metrics,
+        });
+        let listener = TcpListener::bind(config.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}", config.listen))?;
+        Ok(Server {
+            listener,
+            router,
+            db,
+            shutdown,
+            background,
+            shutdown_timeout: config.shutdown_timeout(),
+        })
+    }
+
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.listener.local_addr()
+    }
+
+    /// Serves until `signal` completes, then stops accepting, lets in-flight
+    /// requests finish and projectors commit the batch in hand.
+    pub async fn serve(
+        mut self,
+        signal: impl Future<Output = ()> + Send + 'static,
+    ) -> anyhow::Result<()> {
+        let shutdown = self.shutdown.clone();
+        let app = self
+            .router
+            .into_make_service_with_connect_info::<SocketAddr>();
+        let stop = shutdown.clone();
+        let served = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+            tokio::select! {
+                () = signal => {}
+                () = stop.cancelled() => {}
+            }
+            tracing::info!("shutting down: finishing in-flight requests");
+        });
+        let result = served.await.context("server error");
+        shutdown.cancel();
+        let drained = tokio::time::timeout(self.shutdown_timeout, async {
+            while self.background.join_next().await.is_some() {}
+        })
+        .await;
+        if drained.is_err() {
+            tracing::warn!("background work did not stop in time; aborting it");
+            self.background.abort_all();
+        }
+        self.db.close().await;
+        tracing::info!("stopped");
+        result
+    }
+}
+
+/// Installs SIGINT and SIGTERM handlers now (so a signal sent right after
+/// the "listening" line is not lost) and resolves when either arrives.
+#[cfg(unix)]
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut interrupt = signal(SignalKind::interrupt())?;
+    let mut terminate = signal(SignalKind::terminate())?;
+    Ok(async move {
+        tokio::select! {
+            _ = interrupt.recv() => {}
+            _ = terminate.recv() => {}
+        }
+    })
+}
+
+#[cfg(not(unix))]
+pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
+}
+
+/// Convenience for callers that hold only the store (the CLI).
+pub async fn open_store(db: &Db) -> anyhow::Result<Arc<dyn EventStore>> {
+    store::open(db.clone(), StoreOptions::default())
+        .await
+        .context("cannot open the event store")
+}

@@ -1,0 +1,152 @@
+//! Operations endpoints: liveness, readiness and Prometheus metrics. Not
+//! workspace-scoped, not authenticated (they reveal no tenant data).
+
+use std::sync::Arc;
+
+use axum::Json;
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::IntoResponse;
+use axum::routing::get;
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde::Serialize;
+use tenet_events::bus::Bus;
+use tenet_events::db::Db;
+use tenet_events::store::EventStore;
+use tenet_projections::checkpoints;
+
+#[derive(Clone)]
+pub struct Ops {
+    pub db: Db,
+    pub store: Arc<dyn EventStore>,
+    pub bus: Option<Bus>,
+    pub metrics: Option<PrometheusHandle>,
+    pub ready_max_lag: i64,
+}
+
+pub fn router(ops: Ops) -> axum::Router {
+    axum::Router::new()
+        .route("/api/v1/health", get(health))
+        .route("/api/v1/health/ready", get(ready))
+        .route("/metrics", get(metrics))
+        .with_state(ops)
+}
+
+#[derive(Serialize)]
+struct Health {
+    status: &'static str,
+}
+
+/// `GET /api/v1/health`: the process is up and serving HTTP.
+async fn health() -> Json<Health> {
+    Json(Health { status: "ok" })
+}
+
+#[derive(Serialize)]
+struct Readiness {
+    status: &'static str,
+    database: Check,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    nats: Option<Check>,
+    head: i64,
+    projections: Vec<ProjectionReadiness>,
+}
+
+#[derive(Serialize)]
+struct Check {
+    ok: bool,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    error: Option<String>,
+}
+
+#[derive(Serialize)]
+struct ProjectionReadiness {
+    name: String,
+    generation: i32,
+    position: i64,
+    lag: i64,
+    status: String,
+    ok: bool,
+}
+
+/// `GET /api/v1/health/ready`: 200 when the database answers, NATS (if
+/// configured) is connected and every active projection is live and within
+/// the lag bound; 503 with the failing checks otherwise.
+async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
+    let database = match ops.db.ping().await {
+        Ok(()) => Check {
+            ok: true,
+            error: None,
+        },
+        Err(error) => Check {
+            ok: false,
+            error: Some(error.to_string()),
+        },
+    };
+    let nats = ops.bus.as_ref().map(|bus| {
+        if bus.is_connected() {
+            Check {
+                ok: true,
+                error: None,
+            }
+        } else {
+            Check {
+                ok: false,
+                error: Some("not connected".to_owned()),
+            }
+        }
+    });
+    let mut head = 0;
+    let mut projections = Vec::new();
+    if database.ok {
+        head = ops.store.head().await.map_or(0, |p| p.0);
+        if let Ok(rows) = checkpoints::list(&ops.db).await {
+            for (checkpoint, _) in rows.into_iter().filter(|(_, active)| *active) {
+                let lag = (head - checkpoint.position).max(0);
+                let ok = checkpoint.status == "live" && lag <= ops.ready_max_lag;
+                projections.push(ProjectionReadiness {
+                    name: checkpoint.name,
+                    generation: checkpoint.generation,
+                    position: checkpoint.position,
+                    lag,
+                    status: checkpoint.status,
+                    ok,
+                });
+            }
+        }
+    }
+    let is_ready = database.ok
+        && nats.as_ref().is_none_or(|check| check.ok)
+        && projections.iter().all(|p| p.ok);
+    let status = if is_ready {
+        StatusCode::OK
+    } else {
+        StatusCode::SERVICE_UNAVAILABLE
+    };
+    (
+        status,
+        Json(Readiness {
+            status: if is_ready { "ready" } else { "not_ready" },
+            database,
+            nats,
+            head,
+            projections,
+        }),
+    )
+}
+
+/// `GET /metrics`: Prometheus text format.
+async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
+    match &ops.metrics {
+        Some(handle) => (
+            StatusCode::OK,
+            [("content-type", "text/plain; version=0.0.4")],
+            handle.render(),
+        ),
+        None => (
+            StatusCode::NOT_FOUND,
+            [("content-type", "text/plain")],
+            "metrics are not enabled in this process\n".to_owned(),
+        ),
+    }
+}

@@ -128,7 +128,9 @@ impl Server {
             let runtime = Runtime {
                 db: db.clone(),
                 store: store.clone(),
-                feed: bus.clone().map_or(Feed::Log, Feed::JetStream),
+                feed: bus
+                    .clone()
+                    .map_or(Feed::Log, |bus| Feed::JetStream(Box::new(bus))),
                 checkpoints: checkpoints.clone(),
             };
             let mut runners = runtime

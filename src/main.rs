@@ -11,11 +11,15 @@ use tracing_subscriber::EnvFilter;
 #[command(
     name = "tenet",
     version,
-    about = "Multi-tenant, event-sourced work management backend"
+    about = "Multi-tenant, event-sourced work management backend",
+    args_conflicts_with_subcommands = true
 )]
 struct Cli {
     #[command(subcommand)]
-    command: Command,
+    command: Option<Command>,
+    /// Without a subcommand, `tenet` serves (the flags of `tenet serve`).
+    #[command(flatten)]
+    serve: ServeConfig,
 }
 
 #[derive(Subcommand)]
@@ -44,7 +48,8 @@ fn init_tracing() {
 async fn main() -> ExitCode {
     let cli = Cli::parse();
     init_tracing();
-    match run(cli.command).await {
+    let command = cli.command.unwrap_or(Command::Serve(cli.serve));
+    match run(command).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "error: {}", one_line(&error));

@@ -58,7 +58,7 @@ pub struct TestDatabase {
 
 enum Cleanup {
     Postgres {
-        admin: PgConnectOptions,
+        admin: Box<PgConnectOptions>,
         name: String,
     },
     Sqlite {
@@ -122,7 +122,10 @@ impl TestDatabase {
         Some(TestDatabase {
             db,
             url: Some(url),
-            cleanup: Cleanup::Postgres { admin, name },
+            cleanup: Cleanup::Postgres {
+                admin: Box::new(admin),
+                name,
+            },
         })
     }
 
@@ -137,7 +140,7 @@ impl TestDatabase {
 impl Drop for TestDatabase {
     fn drop(&mut self) {
         if let Cleanup::Postgres { admin, name } = &self.cleanup {
-            let admin = admin.clone();
+            let admin = (**admin).clone();
             let name = name.clone();
             // Drop runs inside the test's runtime, which cannot block on
             // async work: drop the database from a thread of its own. FORCE

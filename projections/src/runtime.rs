@@ -38,7 +38,7 @@ pub enum Feed {
     /// Tail the log in the database (embedded, or Postgres without NATS).
     Log,
     /// A durable JetStream consumer per projection.
-    JetStream(Bus),
+    JetStream(Box<Bus>),
 }
 
 /// What the runtime needs to run projections.
@@ -353,17 +353,17 @@ impl Runner {
             let _ = tx.rollback().await;
             return Err(ApplyError::Moved);
         }
-        if batch.iter().any(|e| self.projector.handles(&e.event_type)) {
-            if let Err(error) = self.projector.apply(&mut tx, self.generation, batch).await {
-                let _ = tx.rollback().await;
-                return Err(match error {
-                    ProjectionError::Database(error) => database(error),
-                    ProjectionError::Event { position, reason } => ApplyError::Poison {
-                        position,
-                        error: reason,
-                    },
-                });
-            }
+        if batch.iter().any(|e| self.projector.handles(&e.event_type))
+            && let Err(error) = self.projector.apply(&mut tx, self.generation, batch).await
+        {
+            let _ = tx.rollback().await;
+            return Err(match error {
+                ProjectionError::Database(error) => database(error),
+                ProjectionError::Event { position, reason } => ApplyError::Poison {
+                    position,
+                    error: reason,
+                },
+            });
         }
         if self.runtime.db.backend() == Backend::Postgres {
             let payload = checkpoints::notification(self.name(), to);

@@ -123,7 +123,7 @@ async fn relayed_events_reach_a_durable_consumer_in_order_exactly_once() {
     let runtime = Runtime {
         db: database.db.clone(),
         store: store.clone(),
-        feed: Feed::JetStream(bus.bus.clone()),
+        feed: Feed::JetStream(Box::new(bus.bus.clone())),
         checkpoints: Checkpoints::default(),
     };
     let projector: Arc<dyn Projector> = Arc::new(Positions);

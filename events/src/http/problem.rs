@@ -186,10 +186,10 @@ impl std::fmt::Display for ApiError {
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
         let problem = self.to_problem();
-        if let Some(source) = &self.source {
-            if self.status.is_server_error() {
-                tracing::error!(request_id = %problem.request_id, code = self.code, error = %source, "request failed");
-            }
+        if let Some(source) = &self.source
+            && self.status.is_server_error()
+        {
+            tracing::error!(request_id = %problem.request_id, code = self.code, error = %source, "request failed");
         }
         let body = serde_json::to_vec(&problem).unwrap_or_default();
         let mut response = (self.status, body).into_response();

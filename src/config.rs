@@ -74,6 +74,31 @@ pub struct ServeConfig {
     /// How long shutdown waits for in-flight requests and projector batches.
     #[arg(long, env = "TENET_SHUTDOWN_TIMEOUT_MS", default_value_t = 20_000)]
     pub shutdown_timeout_ms: u64,
+
+    #[command(flatten)]
+    pub auth: AuthConfig,
+}
+
+/// Access tokens.
+#[derive(Args, Clone, Debug)]
+pub struct AuthConfig {
+    /// Secret signing access tokens (HS256), at least 32 bytes. Required with
+    /// DATABASE_URL (every instance must share it); the embedded mode
+    /// generates one in the data directory when unset.
+    #[arg(long = "jwt-secret", env = "TENET_JWT_SECRET", hide_env_values = true)]
+    pub jwt_secret: Option<String>,
+
+    /// `iss` claim to issue and require.
+    #[arg(long, env = "TENET_JWT_ISSUER")]
+    pub jwt_issuer: Option<String>,
+
+    /// `aud` claim to issue and require.
+    #[arg(long, env = "TENET_JWT_AUDIENCE")]
+    pub jwt_audience: Option<String>,
+
+    /// Lifetime of access tokens, in seconds.
+    #[arg(long, env = "TENET_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
+    pub access_token_ttl_secs: u64,
 }
 
 impl ServeConfig {

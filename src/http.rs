@@ -15,7 +15,23 @@ use tenet_events::store::EventStore;
 use tenet_projections::Checkpoints;
 use tower_http::limit::RequestBodyLimitLayer;
 
-use crate::config::ServeConfig;
+use tenet_command::CommandState;
+use tenet_command::identity::password::Passwords;
+use tenet_command::repository::Repository;
+use tenet_events::http::auth::Auth;
+use tenet_events::http::jwt::Jwt;
+use tenet_events::http::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
+    SecuritySchemes, TooManyRequests, Unauthenticated, Unavailable, Unprocessable,
+    UnsupportedMediaType,
+};
+use tenet_events::http::{FieldError, Problem};
+use tenet_projections::access::AccessModel;
+use tenet_query::QueryState;
+use utoipa::OpenApi;
+use utoipa_swagger_ui::SwaggerUi;
+
+use crate::config::{Role, ServeConfig};
 use crate::ops::{self, Ops};
 
 /// Largest request body accepted (the largest legitimate body, a task with
@@ -29,10 +45,36 @@ pub struct Parts<'a> {
     pub bus: Option<Bus>,
     pub checkpoints: Checkpoints,
     pub metrics: Option<PrometheusHandle>,
+    pub jwt: Arc<Jwt>,
+    pub passwords: Arc<Passwords>,
 }
 
+#[derive(OpenApi)]
+#[openapi(
+    info(
+        title = "Tenet",
+        description = "Multi-tenant, event-sourced work management. Errors are RFC 9457 problem+json. \
+            Lists take offset/limit (1-100) and answer items/total/has_more. Commands answer \
+            X-Consistency-Token; send it back on a read to read your own write. Single resources \
+            carry ETag; PATCH and DELETE accept If-Match."
+    ),
+    modifiers(&SecuritySchemes),
+    components(
+        schemas(Problem, FieldError),
+        responses(
+            BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, PreconditionFailed,
+            PayloadTooLarge, UnsupportedMediaType, Unprocessable, TooManyRequests, Unavailable
+        )
+    ),
+    tags(
+        (name = "auth", description = "Accounts and access tokens"),
+        (name = "workspaces", description = "Workspaces: the tenants"),
+        (name = "projects", description = "Projects inside a workspace"),
+    )
+)]
+struct ApiDoc;
+
 pub fn router(parts: Parts<'_>) -> axum::Router {
-    let _ = (&parts.checkpoints, parts.config.consistency_timeout());
     let ops = ops::router(Ops {
         db: parts.db.clone(),
         store: parts.store.clone(),
@@ -40,8 +82,39 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         metrics: parts.metrics,
         ready_max_lag: parts.config.ready_max_lag,
     });
+    let auth: Auth = Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone()));
+    let commands = tenet_command::router(CommandState {
+        repository: Arc::new(Repository::new(parts.store.clone())),
+        auth: auth.clone(),
+        access: Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone())),
+        jwt: parts.jwt,
+        passwords: parts.passwords,
+    });
+    let queries = tenet_query::router(QueryState {
+        db: parts.db,
+        store: parts.store,
+        auth,
+        checkpoints: parts.checkpoints,
+        consistency_timeout: parts.config.consistency_timeout(),
+    });
+    // The document describes the whole API, whichever roles this process
+    // serves.
+    let (command_routes, command_doc) = commands.split_for_parts();
+    let (query_routes, query_doc) = queries.split_for_parts();
+    let mut doc = ApiDoc::openapi();
+    doc.merge(command_doc);
+    doc.merge(query_doc);
+    let mut api = axum::Router::new();
+    if parts.config.runs(Role::Command) {
+        api = api.merge(command_routes);
+    }
+    if parts.config.runs(Role::Query) {
+        api = api.merge(query_routes);
+    }
     axum::Router::new()
         .merge(ops)
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))

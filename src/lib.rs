@@ -6,6 +6,7 @@
 pub mod config;
 mod http;
 pub mod ops;
+mod secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -13,8 +14,10 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
+use tenet_command::identity::password::Passwords;
 use tenet_events::bus::Bus;
 use tenet_events::db::{Db, DbOptions};
+use tenet_events::http::jwt::Jwt;
 use tenet_events::projection::Projector;
 use tenet_events::relay::Relay;
 use tenet_events::store::{self, EventStore, StoreOptions};
@@ -53,14 +56,15 @@ pub async fn open_database(config: &StorageConfig) -> anyhow::Result<Db> {
     Ok(db)
 }
 
-/// Every projector of Tenet, in the order they are started.
+/// Every asynchronous projector of Tenet.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    Vec::new()
+    vec![Arc::new(tenet_projections::projects::ProjectsProjector)]
 }
 
-/// Projectors that run inside the append transaction.
+/// Projectors that run inside the append transaction: the read models that
+/// must never lag the log (access control).
 pub fn inline_projectors() -> Vec<Arc<dyn Projector>> {
-    Vec::new()
+    vec![Arc::new(tenet_projections::access::AccessProjector)]
 }
 
 /// A bound, not yet serving, Tenet process.
@@ -91,6 +95,17 @@ impl Server {
                 "--role needs DATABASE_URL: the embedded database runs every role in one process"
             );
         }
+        let secret = secrets::jwt_secret(
+            config.auth.jwt_secret.as_deref(),
+            embedded,
+            &config.storage.data_dir,
+        )?;
+        let jwt = Arc::new(Jwt::hs256(
+            &secret,
+            config.auth.jwt_issuer.clone(),
+            config.auth.jwt_audience.clone(),
+            Duration::from_secs(config.auth.access_token_ttl_secs),
+        ));
         let db = open_database(&config.storage).await?;
         let bus = match &config.nats_url {
             Some(url) => Some(
@@ -114,6 +129,10 @@ impl Server {
         )
         .await
         .context("cannot open the event store")?;
+        let passwords = Arc::new(
+            Passwords::new(std::thread::available_parallelism().map_or(2, usize::from))
+                .context("cannot set up password hashing")?,
+        );
 
         let shutdown = CancellationToken::new();
         let mut background = JoinSet::new();
@@ -159,6 +178,8 @@ impl Server {
             bus,
             checkpoints,
             metrics,
+            jwt,
+            passwords,
         });
         let listener = TcpListener::bind(config.listen)
             .await

@@ -1,1 +1,29 @@
+//! The write side: aggregates with pure decisions, the repository that
+//! commits them to the log, and the write endpoints (POST, PATCH, DELETE).
+//!
+//! Handlers only wire: validate the body, resolve the tenant and the
+//! principal, call `Repository::execute` with a decision. Nothing here
+//! reads a read model for a decision; what a decision needs is in its
+//! aggregate (or claimed atomically with its events).
 
+pub mod http;
+pub mod identity;
+pub mod project;
+pub mod repository;
+pub mod workspace;
+
+#[cfg(test)]
+mod testing;
+
+use utoipa_axum::router::OpenApiRouter;
+
+pub use http::CommandState;
+
+/// Every write route, with its OpenAPI description.
+pub fn router(state: CommandState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .merge(identity::routes::router())
+        .merge(workspace::routes::router())
+        .merge(project::routes::router())
+        .with_state(state)
+}

@@ -6,6 +6,7 @@
 //! It knows nothing of HTTP routes, aggregates or read-model tables.
 
 pub mod bus;
+pub mod catalogue;
 pub mod db;
 pub mod envelope;
 pub mod http;

@@ -5,7 +5,9 @@
 //! with its checkpoint advanced in the same transaction as its writes.
 //! Projectors hold no business logic: events carry every value they store.
 
+pub mod access;
 pub mod checkpoints;
+pub mod projects;
 pub mod runtime;
 pub mod source;
 

@@ -1,1 +1,24 @@
+//! The read side: query endpoints over the read models, with
+//! read-your-writes through consistency tokens.
+//!
+//! Every query is scoped by tenant in SQL and reads the active generation
+//! of its read model; nothing here writes.
 
+pub mod me;
+pub mod projects;
+pub mod search;
+pub mod state;
+pub mod workspaces;
+
+use utoipa_axum::router::OpenApiRouter;
+
+pub use state::QueryState;
+
+/// Every read route, with its OpenAPI description.
+pub fn router(state: QueryState) -> OpenApiRouter {
+    OpenApiRouter::new()
+        .merge(me::router())
+        .merge(workspaces::router())
+        .merge(projects::router())
+        .with_state(state)
+}

@@ -1,0 +1,4 @@
+//! Projects inside a workspace.
+
+pub mod aggregate;
+pub mod routes;

@@ -1,0 +1,4 @@
+//! Workspaces (the tenants) and their membership.
+
+pub mod aggregate;
+pub mod routes;

@@ -1,0 +1,78 @@
+//! Projects: containers of tasks inside a workspace.
+
+use serde::{Deserialize, Serialize};
+
+use crate::event_family;
+use crate::ids::WorkspaceId;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectCreated {
+    pub name: String,
+    /// Unique within the workspace (claimed under [`slug_claim`]).
+    pub slug: String,
+    pub description: String,
+}
+
+/// The fields a PATCH changed, with their new values (absent: unchanged).
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectUpdated {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub slug: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectArchived {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ProjectRestored {}
+
+event_family! {
+    /// What happens to a project.
+    pub enum ProjectEvent {
+        Created(ProjectCreated) = "project.created" v 1;
+        Updated(ProjectUpdated) = "project.updated" v 1;
+        Archived(ProjectArchived) = "project.archived" v 1;
+        Restored(ProjectRestored) = "project.restored" v 1;
+    }
+}
+
+/// The claim scope of project slugs: slugs are unique per workspace.
+pub fn slug_claim(workspace: WorkspaceId) -> String {
+    format!("project.slug/{workspace}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::catalogue::{DecodeError, DomainEvent};
+
+    #[test]
+    fn events_round_trip_through_the_log_shape() {
+        let event = ProjectEvent::Updated(ProjectUpdated {
+            name: Some("Web".into()),
+            ..ProjectUpdated::default()
+        });
+        let new = event.to_new_event();
+        assert_eq!(new.event_type, "project.updated");
+        assert_eq!(new.data, serde_json::json!({ "name": "Web" }));
+        let back = ProjectEvent::decode(&new.event_type, new.schema_version, &new.data).unwrap();
+        assert_eq!(back, event);
+    }
+
+    #[test]
+    fn unknown_types_and_future_versions_are_refused() {
+        let data = serde_json::json!({});
+        assert!(matches!(
+            ProjectEvent::decode("project.exploded", 1, &data),
+            Err(DecodeError::UnknownType(_))
+        ));
+        assert!(matches!(
+            ProjectEvent::decode("project.archived", 9, &data),
+            Err(DecodeError::UnknownVersion { .. })
+        ));
+    }
+}

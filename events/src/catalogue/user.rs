@@ -1,0 +1,34 @@
+//! Users: platform-wide identities (tenant [`TenantId::PLATFORM`]).
+//!
+//! [`TenantId::PLATFORM`]: crate::ids::TenantId::PLATFORM
+
+use serde::{Deserialize, Serialize};
+
+use crate::event_family;
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRegistered {
+    /// Lower-cased; unique (claimed under `user.email`).
+    pub email: String,
+    pub name: String,
+    /// Argon2id PHC string. A secret: redacted from the audit log.
+    pub password_hash: String,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformAdminGranted {}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PlatformAdminRevoked {}
+
+event_family! {
+    /// What happens to a user.
+    pub enum UserEvent {
+        Registered(UserRegistered) = "user.registered" v 1;
+        PlatformAdminGranted(PlatformAdminGranted) = "user.platform_admin_granted" v 1;
+        PlatformAdminRevoked(PlatformAdminRevoked) = "user.platform_admin_revoked" v 1;
+    }
+}
+
+/// The claim scope of user emails.
+pub const EMAIL_CLAIM: &str = "user.email";

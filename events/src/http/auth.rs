@@ -1,0 +1,198 @@
+//! Who is calling, and what they may do in a workspace.
+//!
+//! [`Principal`] is extracted from verified credentials (a JWT or an API
+//! key); a missing or bad credential is rejected by the extractor itself
+//! (401). [`Access`] adds the workspace of the path: a principal that is not
+//! a member gets 404, exactly as for a workspace that does not exist, so
+//! another tenant's ids reveal nothing. Handlers then `require` the scope
+//! they need (403 naming it).
+
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use axum::extract::{FromRef, FromRequestParts, RawPathParams};
+use axum::http::request::Parts;
+
+use super::problem::ApiError;
+use super::scope::{Scope, Scopes};
+use crate::catalogue::workspace::Role;
+use crate::envelope::Actor;
+use crate::ids::{ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
+
+/// How the caller proved who they are.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Credential {
+    /// A JWT access token.
+    Token { session: Option<SessionId> },
+    /// An API key: bound to one workspace, limited to its scopes.
+    ApiKey {
+        key_id: ApiKeyId,
+        workspace_id: WorkspaceId,
+        scopes: Scopes,
+    },
+}
+
+/// An authenticated caller.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Principal {
+    pub user_id: UserId,
+    pub platform_admin: bool,
+    pub credential: Credential,
+}
+
+impl Principal {
+    /// The actor recorded on events this principal causes.
+    pub fn actor(&self) -> Actor {
+        match &self.credential {
+            Credential::Token { .. } => Actor::User {
+                id: self.user_id.as_uuid(),
+            },
+            Credential::ApiKey { key_id, .. } => Actor::ApiKey {
+                id: key_id.as_uuid(),
+                user_id: self.user_id.as_uuid(),
+            },
+        }
+    }
+
+    /// The scope of its idempotency keys: keys of different principals (and
+    /// of a user and their API keys) never collide.
+    pub fn idempotency_scope(&self) -> String {
+        match &self.credential {
+            Credential::Token { .. } => format!("user:{}", self.user_id),
+            Credential::ApiKey { key_id, .. } => format!("api_key:{key_id}"),
+        }
+    }
+}
+
+/// A principal's standing in one workspace.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Access {
+    pub workspace_id: WorkspaceId,
+    pub principal: Principal,
+    pub role: Role,
+    /// What it may do here: its role's scopes, narrowed to an API key's.
+    pub scopes: Scopes,
+}
+
+impl Access {
+    pub fn tenant(&self) -> TenantId {
+        self.workspace_id.into()
+    }
+
+    pub fn require(&self, scope: Scope) -> Result<(), ApiError> {
+        if self.scopes.allows(scope) {
+            Ok(())
+        } else {
+            Err(ApiError::forbidden(format!("This needs the scope {scope}")))
+        }
+    }
+}
+
+/// Resolves credentials. Implemented over the access-control read model,
+/// which is written in the same transaction as the events that change it,
+/// so a revoked key or a removed member is refused on the very next request.
+#[async_trait]
+pub trait Authenticator: Send + Sync + 'static {
+    /// Resolves a bearer token (JWT or API key); 401 when it is not valid.
+    async fn principal(&self, bearer: &str) -> Result<Principal, ApiError>;
+
+    /// The principal's access to a workspace; `None` when the workspace does
+    /// not exist or the principal is not a member (or the key is bound to
+    /// another workspace).
+    async fn access(
+        &self,
+        principal: &Principal,
+        workspace: WorkspaceId,
+    ) -> Result<Option<Access>, ApiError>;
+}
+
+pub type Auth = Arc<dyn Authenticator>;
+
+/// The bearer token of a request, if any.
+pub fn bearer(parts: &Parts) -> Option<&str> {
+    let value = parts
+        .headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()?;
+    let (scheme, token) = value.split_once(' ')?;
+    scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+}
+
+impl<S> FromRequestParts<S> for Principal
+where
+    S: Send + Sync,
+    Auth: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(principal) = parts.extensions.get::<Principal>() {
+            return Ok(principal.clone());
+        }
+        let token = bearer(parts)
+            .filter(|token| !token.is_empty())
+            .ok_or_else(|| {
+                ApiError::unauthenticated("This needs a bearer token (Authorization: Bearer ...)")
+            })?;
+        let auth = Auth::from_ref(state);
+        let principal = auth.principal(token).await?;
+        parts.extensions.insert(principal.clone());
+        Ok(principal)
+    }
+}
+
+impl<S> FromRequestParts<S> for Access
+where
+    S: Send + Sync,
+    Auth: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        if let Some(access) = parts.extensions.get::<Access>() {
+            return Ok(access.clone());
+        }
+        let params = RawPathParams::from_request_parts(parts, state)
+            .await
+            .map_err(|_| ApiError::internal("route without path parameters uses Access"))?;
+        let raw = params
+            .iter()
+            .find(|(name, _)| *name == "workspace_id")
+            .map(|(_, value)| value.to_owned())
+            .ok_or_else(|| ApiError::internal("route without {workspace_id} uses Access"))?;
+        let workspace: WorkspaceId = raw
+            .parse()
+            .map_err(|_| ApiError::field("workspace_id", "must be a valid UUID"))?;
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let auth = Auth::from_ref(state);
+        let access = auth
+            .access(&principal, workspace)
+            .await?
+            .ok_or_else(|| ApiError::not_found("No such workspace"))?;
+        parts.extensions.insert(access.clone());
+        Ok(access)
+    }
+}
+
+/// A platform admin (a flag on the user, granted from the CLI).
+#[derive(Clone, Debug)]
+pub struct PlatformAdmin(pub Principal);
+
+impl<S> FromRequestParts<S> for PlatformAdmin
+where
+    S: Send + Sync,
+    Auth: FromRef<S>,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let principal = Principal::from_request_parts(parts, state).await?;
+        let is_user_token = matches!(principal.credential, Credential::Token { .. });
+        if principal.platform_admin && is_user_token {
+            Ok(PlatformAdmin(principal))
+        } else {
+            Err(ApiError::forbidden("This needs a platform admin"))
+        }
+    }
+}

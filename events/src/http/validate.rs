@@ -1,0 +1,204 @@
+//! Input rules shared by every endpoint: bounded strings, no NUL or control
+//! characters (a database must never be the one to refuse them), slugs,
+//! emails. Checks collect every field error of a request, so a client fixes
+//! them all in one round.
+
+use super::problem::{ApiError, FieldError};
+
+#[derive(Debug, Default)]
+pub struct Checks {
+    errors: Vec<FieldError>,
+}
+
+/// Slugs: lower-case letters, digits and single hyphens, 2 to 50 long.
+pub const SLUG_MAX: usize = 50;
+
+impl Checks {
+    pub fn new() -> Self {
+        Checks::default()
+    }
+
+    pub fn add(&mut self, field: impl Into<String>, message: impl Into<String>) {
+        self.errors.push(FieldError::new(field, message));
+    }
+
+    /// A one-line name: trimmed, 1 to `max` characters, no control
+    /// characters. Answers the trimmed value.
+    pub fn line(&mut self, field: &str, value: &str, max: usize) -> String {
+        let trimmed = value.trim();
+        if trimmed.is_empty() {
+            self.add(field, "must not be empty");
+        } else if trimmed.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        } else if trimmed.chars().any(char::is_control) {
+            self.add(field, "must not contain control characters");
+        }
+        trimmed.to_owned()
+    }
+
+    /// Free text: up to `max` characters; line breaks and tabs allowed, other
+    /// control characters (NUL above all) refused.
+    pub fn text(&mut self, field: &str, value: &str, max: usize) -> String {
+        if value.chars().count() > max {
+            self.add(field, format!("must be at most {max} characters"));
+        } else if value
+            .chars()
+            .any(|c| c.is_control() && !matches!(c, '\n' | '\r' | '\t'))
+        {
+            self.add(field, "must not contain control characters");
+        }
+        value.to_owned()
+    }
+
+    pub fn slug(&mut self, field: &str, value: &str) -> String {
+        if let Err(message) = check_slug(value) {
+            self.add(field, message);
+        }
+        value.to_owned()
+    }
+
+    /// An email address, answered lower-cased (emails are compared so).
+    pub fn email(&mut self, field: &str, value: &str) -> String {
+        let email = value.trim().to_lowercase();
+        if let Err(message) = check_email(&email) {
+            self.add(field, message);
+        }
+        email
+    }
+
+    pub fn finish(self) -> Result<(), ApiError> {
+        if self.errors.is_empty() {
+            Ok(())
+        } else {
+            Err(ApiError::validation(self.errors))
+        }
+    }
+}
+
+fn check_slug(value: &str) -> Result<(), String> {
+    let valid_chars = value
+        .bytes()
+        .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
+    if !(2..=SLUG_MAX).contains(&value.len()) {
+        Err(format!("must be 2 to {SLUG_MAX} characters"))
+    } else if !valid_chars || value.starts_with('-') || value.ends_with('-') || value.contains("--")
+    {
+        Err("must be lower-case letters, digits and single hyphens, not at either end".to_owned())
+    } else {
+        Ok(())
+    }
+}
+
+fn check_email(email: &str) -> Result<(), &'static str> {
+    let Some((local, domain)) = email.split_once('@') else {
+        return Err("must be an email address");
+    };
+    let plausible = !local.is_empty()
+        && local.len() <= 64
+        && email.len() <= 254
+        && domain.contains('.')
+        && !domain.starts_with('.')
+        && !domain.ends_with('.')
+        && !domain.contains('@')
+        && !email.chars().any(|c| c.is_whitespace() || c.is_control());
+    if plausible {
+        Ok(())
+    } else {
+        Err("must be an email address")
+    }
+}
+
+/// A slug derived from a name ("Web Platform!" → "web-platform").
+pub fn slugify(name: &str) -> String {
+    let mut slug = String::new();
+    for c in name.chars().flat_map(char::to_lowercase) {
+        if c.is_ascii_alphanumeric() {
+            slug.push(c);
+        } else if !slug.ends_with('-') && !slug.is_empty() {
+            slug.push('-');
+        }
+        if slug.len() >= SLUG_MAX {
+            break;
+        }
+    }
+    let slug = slug.trim_end_matches('-').to_owned();
+    if slug.len() < 2 {
+        format!("{slug}{}", "x".repeat(2 - slug.len()))
+    } else {
+        slug
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_are_trimmed_and_bounded() {
+        let mut checks = Checks::new();
+        assert_eq!(checks.line("name", "  Web  ", 10), "Web");
+        checks.line("empty", "   ", 10);
+        checks.line("long", &"é".repeat(11), 10);
+        checks.line("nul", "a\0b", 10);
+        let error = checks.finish().unwrap_err();
+        let fields: Vec<&str> = error.errors.iter().map(|e| e.field.as_str()).collect();
+        assert_eq!(fields, vec!["empty", "long", "nul"]);
+    }
+
+    #[test]
+    fn text_allows_line_breaks_but_not_nul() {
+        let mut checks = Checks::new();
+        checks.text("ok", "line\nline\ttab", 100);
+        assert!(checks.finish().is_ok());
+        let mut checks = Checks::new();
+        checks.text("bad", "nul\0", 100);
+        assert!(checks.finish().is_err());
+    }
+
+    #[test]
+    fn slugs_follow_their_grammar() {
+        for good in ["ab", "web-2", "a1b2"] {
+            assert!(check_slug(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "a",
+            "-ab",
+            "ab-",
+            "a--b",
+            "Ab",
+            "a_b",
+            "a b",
+            &"a".repeat(51),
+        ] {
+            assert!(check_slug(bad).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn slugify_makes_valid_slugs() {
+        assert_eq!(slugify("Web Platform!"), "web-platform");
+        assert_eq!(slugify("  Ünïcode  name "), "n-code-name");
+        assert!(check_slug(&slugify("!")).is_ok());
+        assert!(check_slug(&slugify(&"long name ".repeat(20))).is_ok());
+    }
+
+    #[test]
+    fn emails_are_lowercased_and_checked() {
+        let mut checks = Checks::new();
+        assert_eq!(
+            checks.email("email", " Ada@Example.COM "),
+            "ada@example.com"
+        );
+        assert!(checks.finish().is_ok());
+        for bad in [
+            "ada",
+            "ada@",
+            "@example.com",
+            "ada@example",
+            "a da@example.com",
+            "ada@.com",
+        ] {
+            assert!(check_email(bad).is_err(), "{bad}");
+        }
+    }
+}

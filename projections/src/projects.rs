@@ -1,0 +1,386 @@
+//! The projects read model (`projects_view`) and its list totals
+//! (`project_counts`), kept asynchronously from `project.*` events.
+//!
+//! A batch is applied in memory: the rows it touches are loaded at once,
+//! events are applied in log order with a per-stream version check (an
+//! event at or below the row's version was applied already; one that skips
+//! a version is refused rather than applied out of order), and dirty rows
+//! are written back with one statement on Postgres.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tenet_events::catalogue::DomainEvent;
+use tenet_events::catalogue::project::ProjectEvent;
+use tenet_events::db::Tx;
+use tenet_events::envelope::RecordedEvent;
+use tenet_events::ids::{ProjectId, TenantId, UserId, WorkspaceId};
+use tenet_events::projection::{ProjectionError, Projector};
+use tenet_events::with_tx;
+use utoipa::ToSchema;
+
+pub const NAME: &str = "projects";
+
+/// The generation queries read, as a subquery.
+pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'projects')";
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
+#[serde(rename_all = "snake_case")]
+pub enum ProjectStatus {
+    Active,
+    Archived,
+}
+
+impl ProjectStatus {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ProjectStatus::Active => "active",
+            ProjectStatus::Archived => "archived",
+        }
+    }
+
+    pub fn parse(value: &str) -> Option<ProjectStatus> {
+        match value {
+            "active" => Some(ProjectStatus::Active),
+            "archived" => Some(ProjectStatus::Archived),
+            _ => None,
+        }
+    }
+}
+
+/// A project, as the API represents it.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = Project)]
+pub struct ProjectView {
+    pub id: ProjectId,
+    pub workspace_id: WorkspaceId,
+    pub name: String,
+    /// Unique within the workspace.
+    pub slug: String,
+    pub description: String,
+    pub status: ProjectStatus,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+    /// The stream version; also the `ETag`.
+    pub version: i64,
+}
+
+/// One row of `projects_view`.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct ProjectRow {
+    pub tenant_id: TenantId,
+    pub id: ProjectId,
+    pub name: String,
+    pub slug: String,
+    pub description: String,
+    pub status: String,
+    pub search: String,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub archived_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+pub const COLUMNS: &str = "tenant_id, id, name, slug, description, status, search, created_by, \
+    created_at, updated_at, archived_at, version";
+
+impl ProjectRow {
+    pub fn to_view(&self) -> ProjectView {
+        ProjectView {
+            id: self.id,
+            workspace_id: self.tenant_id.into(),
+            name: self.name.clone(),
+            slug: self.slug.clone(),
+            description: self.description.clone(),
+            status: ProjectStatus::parse(&self.status).unwrap_or(ProjectStatus::Active),
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            archived_at: self.archived_at,
+            version: self.version,
+        }
+    }
+}
+
+/// What free-text search matches: name, slug and description, lower-cased
+/// here (Unicode-aware, unlike SQLite's `lower`).
+pub fn search_text(name: &str, slug: &str, description: &str) -> String {
+    format!("{name}\n{slug}\n{description}").to_lowercase()
+}
+
+pub struct ProjectsProjector;
+
+type Key = (TenantId, ProjectId);
+
+#[async_trait]
+impl Projector for ProjectsProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        event_type.starts_with("project.")
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Tx<'_>,
+        generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let events: Vec<&RecordedEvent> = events
+            .iter()
+            .filter(|e| self.handles(&e.event_type))
+            .collect();
+        if events.is_empty() {
+            return Ok(());
+        }
+        let keys: HashSet<Key> = events
+            .iter()
+            .map(|e| (e.tenant_id, ProjectId::from_uuid(e.stream_id.as_uuid())))
+            .collect();
+        let mut rows = load(tx, generation, &keys).await?;
+        let mut counts: HashMap<(TenantId, ProjectStatus), i64> = HashMap::new();
+        let mut dirty: HashSet<Key> = HashSet::new();
+        for event in events {
+            let key = (
+                event.tenant_id,
+                ProjectId::from_uuid(event.stream_id.as_uuid()),
+            );
+            let current = rows.get(&key).map_or(0, |row| row.version);
+            if event.stream_version <= current {
+                continue;
+            }
+            if event.stream_version != current + 1 {
+                return Err(ProjectionError::event(
+                    event,
+                    format!(
+                        "stream version {} follows {current}: an event is missing",
+                        event.stream_version
+                    ),
+                ));
+            }
+            let decoded =
+                ProjectEvent::from_recorded(event).map_err(|e| ProjectionError::event(event, e))?;
+            apply(&mut rows, &mut counts, key, event, decoded)?;
+            dirty.insert(key);
+        }
+        let dirty: Vec<&ProjectRow> = dirty.iter().filter_map(|key| rows.get(key)).collect();
+        save(tx, generation, &dirty).await?;
+        save_counts(tx, generation, &counts).await?;
+        Ok(())
+    }
+
+    async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
+        with_tx!(tx, conn => {
+            for table in ["projects_view", "project_counts"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE generation = $1")))
+                    .bind(generation)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+fn apply(
+    rows: &mut HashMap<Key, ProjectRow>,
+    counts: &mut HashMap<(TenantId, ProjectStatus), i64>,
+    key: Key,
+    event: &RecordedEvent,
+    decoded: ProjectEvent,
+) -> Result<(), ProjectionError> {
+    let at = event.occurred_at;
+    if let ProjectEvent::Created(created) = decoded {
+        *counts.entry((key.0, ProjectStatus::Active)).or_default() += 1;
+        rows.insert(
+            key,
+            ProjectRow {
+                tenant_id: key.0,
+                id: key.1,
+                search: search_text(&created.name, &created.slug, &created.description),
+                name: created.name,
+                slug: created.slug,
+                description: created.description,
+                status: ProjectStatus::Active.as_str().to_owned(),
+                created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
+                created_at: at,
+                updated_at: at,
+                archived_at: None,
+                version: event.stream_version,
+            },
+        );
+        return Ok(());
+    }
+    let Some(row) = rows.get_mut(&key) else {
+        return Err(ProjectionError::event(
+            event,
+            "no project.created before it",
+        ));
+    };
+    match decoded {
+        ProjectEvent::Created(_) => {}
+        ProjectEvent::Updated(updated) => {
+            if let Some(name) = updated.name {
+                row.name = name;
+            }
+            if let Some(slug) = updated.slug {
+                row.slug = slug;
+            }
+            if let Some(description) = updated.description {
+                row.description = description;
+            }
+            row.search = search_text(&row.name, &row.slug, &row.description);
+        }
+        ProjectEvent::Archived(_) => {
+            row.status = ProjectStatus::Archived.as_str().to_owned();
+            row.archived_at = Some(at);
+            *counts.entry((key.0, ProjectStatus::Active)).or_default() -= 1;
+            *counts.entry((key.0, ProjectStatus::Archived)).or_default() += 1;
+        }
+        ProjectEvent::Restored(_) => {
+            row.status = ProjectStatus::Active.as_str().to_owned();
+            row.archived_at = None;
+            *counts.entry((key.0, ProjectStatus::Archived)).or_default() -= 1;
+            *counts.entry((key.0, ProjectStatus::Active)).or_default() += 1;
+        }
+    }
+    row.updated_at = at;
+    row.version = event.stream_version;
+    Ok(())
+}
+
+async fn load(
+    tx: &mut Tx<'_>,
+    generation: i32,
+    keys: &HashSet<Key>,
+) -> Result<HashMap<Key, ProjectRow>, ProjectionError> {
+    let found: Vec<ProjectRow> = match tx {
+        Tx::Postgres(tx) => {
+            let (tenants, ids): (Vec<TenantId>, Vec<ProjectId>) = keys.iter().copied().unzip();
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT {COLUMNS} FROM projects_view WHERE generation = $1 \
+                 AND (tenant_id, id) IN (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+            )))
+            .bind(generation)
+            .bind(&tenants)
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Tx::Sqlite(tx) => {
+            let mut found = Vec::with_capacity(keys.len());
+            for (tenant, id) in keys {
+                let row: Option<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COLUMNS} FROM projects_view WHERE generation = $1 AND tenant_id = $2 AND id = $3"
+                )))
+                .bind(generation)
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                found.extend(row);
+            }
+            found
+        }
+    };
+    Ok(found
+        .into_iter()
+        .map(|row| ((row.tenant_id, row.id), row))
+        .collect())
+}
+
+const UPSERT_SET: &str = "name = EXCLUDED.name, slug = EXCLUDED.slug, description = EXCLUDED.description, \
+    status = EXCLUDED.status, search = EXCLUDED.search, updated_at = EXCLUDED.updated_at, \
+    archived_at = EXCLUDED.archived_at, version = EXCLUDED.version";
+
+async fn save(
+    tx: &mut Tx<'_>,
+    generation: i32,
+    rows: &[&ProjectRow],
+) -> Result<(), ProjectionError> {
+    if rows.is_empty() {
+        return Ok(());
+    }
+    match tx {
+        Tx::Postgres(tx) => {
+            let column =
+                |f: fn(&ProjectRow) -> String| rows.iter().map(|r| f(r)).collect::<Vec<String>>();
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO projects_view (generation, {COLUMNS}) \
+                 SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
+                   $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::timestamptz[], \
+                   $12::timestamptz[], $13::int8[]) \
+                 ON CONFLICT (generation, tenant_id, id) DO UPDATE SET {UPSERT_SET}"
+            )))
+            .bind(generation)
+            .bind(rows.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.id).collect::<Vec<_>>())
+            .bind(column(|r| r.name.clone()))
+            .bind(column(|r| r.slug.clone()))
+            .bind(column(|r| r.description.clone()))
+            .bind(column(|r| r.status.clone()))
+            .bind(column(|r| r.search.clone()))
+            .bind(rows.iter().map(|r| r.created_by).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.created_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.archived_at).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
+        }
+        Tx::Sqlite(tx) => {
+            for row in rows {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO projects_view (generation, {COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     ON CONFLICT (generation, tenant_id, id) DO UPDATE SET {UPSERT_SET}"
+                )))
+                .bind(generation)
+                .bind(row.tenant_id)
+                .bind(row.id)
+                .bind(&row.name)
+                .bind(&row.slug)
+                .bind(&row.description)
+                .bind(&row.status)
+                .bind(&row.search)
+                .bind(row.created_by)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.archived_at)
+                .bind(row.version)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn save_counts(
+    tx: &mut Tx<'_>,
+    generation: i32,
+    counts: &HashMap<(TenantId, ProjectStatus), i64>,
+) -> Result<(), ProjectionError> {
+    with_tx!(tx, conn => {
+        for ((tenant, status), delta) in counts.iter().filter(|(_, delta)| **delta != 0) {
+            sqlx::query(
+                "INSERT INTO project_counts (generation, tenant_id, status, count) VALUES ($1, $2, $3, $4) \
+                 ON CONFLICT (generation, tenant_id, status) DO UPDATE SET count = project_counts.count + EXCLUDED.count",
+            )
+            .bind(generation)
+            .bind(tenant)
+            .bind(status.as_str())
+            .bind(delta)
+            .execute(&mut *conn)
+            .await?;
+        }
+    });
+    Ok(())
+}

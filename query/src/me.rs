@@ -1,0 +1,98 @@
+//! `GET /api/v1/auth/me`: the caller, with their workspaces.
+
+use axum::Json;
+use axum::extract::State;
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tenet_events::http::ApiError;
+use tenet_events::http::auth::{Credential, Principal};
+use tenet_events::http::openapi::Unauthenticated;
+use tenet_events::ids::UserId;
+use tenet_events::with_pool;
+use tenet_projections::access::{GENERATION, WorkspaceView};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use crate::state::QueryState;
+
+pub fn router() -> OpenApiRouter<QueryState> {
+    OpenApiRouter::new().routes(routes!(me))
+}
+
+/// Most workspaces listed on `/auth/me` (all of them are on `/workspaces`).
+pub const WORKSPACES_LISTED: i64 = 1_000;
+
+#[derive(Debug, Serialize, ToSchema)]
+pub struct Me {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub platform_admin: bool,
+    pub created_at: DateTime<Utc>,
+    /// The workspaces the caller belongs to, with their role (for an API
+    /// key: its own workspace only).
+    pub workspaces: Vec<WorkspaceView>,
+}
+
+#[derive(sqlx::FromRow)]
+struct UserRow {
+    id: UserId,
+    email: String,
+    name: String,
+    platform_admin: bool,
+    created_at: DateTime<Utc>,
+}
+
+/// `GET /api/v1/auth/me`: who the caller is.
+#[utoipa::path(
+    get,
+    path = "/api/v1/auth/me",
+    tag = "auth",
+    responses(
+        (status = 200, description = "The caller", body = Me),
+        (status = 401, response = Unauthenticated),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn me(
+    State(state): State<QueryState>,
+    principal: Principal,
+) -> Result<Json<Me>, ApiError> {
+    let only = match &principal.credential {
+        Credential::ApiKey { workspace_id, .. } => Some(*workspace_id),
+        Credential::Token { .. } => None,
+    };
+    let (user, workspaces) = with_pool!(state.db, pool => {
+        let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, email, name, platform_admin, created_at FROM access_users \
+             WHERE generation = {GENERATION} AND id = $1"
+        )))
+        .bind(principal.user_id)
+        .fetch_optional(pool)
+        .await?;
+        let workspaces: Vec<WorkspaceView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT w.id, w.name, w.slug, m.role, w.created_at, w.updated_at, w.version \
+             FROM access_members m JOIN access_workspaces w \
+               ON w.generation = m.generation AND w.id = m.workspace_id \
+             WHERE m.generation = {GENERATION} AND m.user_id = $1 AND w.deleted_at IS NULL \
+               AND ($2 IS NULL OR w.id = $2) \
+             ORDER BY w.name, w.id LIMIT $3"
+        )))
+        .bind(principal.user_id)
+        .bind(only)
+        .bind(WORKSPACES_LISTED)
+        .fetch_all(pool)
+        .await?;
+        (user, workspaces)
+    });
+    let user = user.ok_or_else(|| ApiError::unauthenticated("Invalid or expired access token"))?;
+    Ok(Json(Me {
+        id: user.id,
+        email: user.email,
+        name: user.name,
+        platform_admin: user.platform_admin,
+        created_at: user.created_at,
+        workspaces,
+    }))
+}

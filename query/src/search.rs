@@ -1,0 +1,79 @@
+//! Free-text search terms: words that must all appear, in any order and any
+//! case, matched with `LIKE` against text the projector lower-cased.
+
+use tenet_events::http::ApiError;
+
+/// Longest `search` parameter accepted.
+pub const SEARCH_MAX: usize = 200;
+/// Most words in one search.
+pub const WORDS_MAX: usize = 10;
+
+pub struct Words(Vec<String>);
+
+impl Words {
+    pub fn parse(field: &str, search: Option<&str>) -> Result<Words, ApiError> {
+        let Some(search) = search else {
+            return Ok(Words(Vec::new()));
+        };
+        if search.chars().count() > SEARCH_MAX {
+            return Err(ApiError::field(
+                field,
+                format!("must be at most {SEARCH_MAX} characters"),
+            ));
+        }
+        if search.chars().any(char::is_control) {
+            return Err(ApiError::field(
+                field,
+                "must not contain control characters",
+            ));
+        }
+        let words: Vec<String> = search.split_whitespace().map(str::to_lowercase).collect();
+        if words.len() > WORDS_MAX {
+            return Err(ApiError::field(
+                field,
+                format!("must have at most {WORDS_MAX} words"),
+            ));
+        }
+        Ok(Words(words))
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+
+    pub fn iter(&self) -> impl Iterator<Item = &String> {
+        self.0.iter()
+    }
+}
+
+/// `%word%`, with LIKE's wildcards in the word escaped (escape char `\`).
+pub fn like_pattern(word: &str) -> String {
+    let mut pattern = String::with_capacity(word.len() + 2);
+    pattern.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn wildcards_in_words_match_literally() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
+    }
+
+    #[test]
+    fn searches_are_bounded_and_lower_cased() {
+        let words = Words::parse("search", Some("  Web   PLATFORM ")).unwrap();
+        assert_eq!(words.iter().collect::<Vec<_>>(), vec!["web", "platform"]);
+        assert!(Words::parse("search", Some(&"x ".repeat(11))).is_err());
+        assert!(Words::parse("search", Some("nul\0")).is_err());
+    }
+}

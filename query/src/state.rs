@@ -1,0 +1,62 @@
+//! The state of the read routes and read-your-writes.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::FromRef;
+use tenet_events::db::Db;
+use tenet_events::http::auth::Auth;
+use tenet_events::http::{ApiError, ConsistencyToken};
+use tenet_events::store::EventStore;
+use tenet_projections::checkpoints::{Checkpoints, WaitError};
+
+#[derive(Clone)]
+pub struct QueryState {
+    pub db: Db,
+    pub store: Arc<dyn EventStore>,
+    pub auth: Auth,
+    pub checkpoints: Checkpoints,
+    /// How long a read waits for its consistency token.
+    pub consistency_timeout: Duration,
+}
+
+impl FromRef<QueryState> for Auth {
+    fn from_ref(state: &QueryState) -> Auth {
+        state.auth.clone()
+    }
+}
+
+impl QueryState {
+    /// Waits until `projection` has applied the client's consistency token
+    /// (if it sent one), so a client always reads its own writes: 503 after
+    /// the timeout, 400 for a token this log never issued.
+    pub async fn caught_up(
+        &self,
+        token: ConsistencyToken,
+        projection: &str,
+    ) -> Result<(), ApiError> {
+        let Some(wanted) = token.0 else {
+            return Ok(());
+        };
+        if self.checkpoints.current(projection) >= wanted {
+            return Ok(());
+        }
+        let head = self.store.head().await?;
+        if wanted > head {
+            return Err(ApiError::bad_request(
+                "X-Consistency-Token is ahead of the log: it was not issued here",
+            )
+            .with_field("X-Consistency-Token", "unknown position"));
+        }
+        self.checkpoints
+            .wait_for(&self.db, projection, wanted, self.consistency_timeout)
+            .await
+            .map_err(|error| match error {
+                WaitError::TimedOut { .. } => ApiError::unavailable(
+                    "The read model has not caught up with X-Consistency-Token yet; retry shortly",
+                    error,
+                ),
+                WaitError::Database(error) => ApiError::from(error),
+            })
+    }
+}

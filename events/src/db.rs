@@ -229,14 +229,112 @@ pub fn is_transient(error: &sqlx::Error) -> bool {
         | sqlx::Error::PoolClosed
         | sqlx::Error::WorkerCrashed
         | sqlx::Error::Tls(_) => true,
-        sqlx::Error::Database(db) => {
-            // Postgres: serialization failure, deadlock, too many connections,
-            // admin shutdown / crash recovery. SQLite: busy or locked.
-            matches!(
-                db.code().as_deref(),
-                Some("40001" | "40P01" | "53300" | "57P01" | "57P02" | "57P03" | "5" | "6")
-            )
-        }
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // Postgres: serialization failure, deadlock, connection
+            // exceptions, insufficient resources, operator intervention,
+            // lock timeout, read-only transaction (a failover).
+            Some(code) if is_sqlstate(code) => {
+                matches!(&code[..2], "08" | "40" | "53" | "57" | "58")
+                    || matches!(code, "55P03" | "25006")
+            }
+            // SQLite reports extended codes; the low byte is the primary
+            // one: 5 busy, 6 locked, 10 I/O, 13 full.
+            Some(code) => code
+                .parse::<i32>()
+                .is_ok_and(|code| matches!(code & 0xff, 5 | 6 | 10 | 13)),
+            None => false,
+        },
         _ => false,
+    }
+}
+
+/// Whether an error means the statement or its data is at fault (a
+/// constraint, a bad value, a schema mismatch: a bug or a poison event),
+/// so retrying the same work can never succeed.
+pub fn is_fault(error: &sqlx::Error) -> bool {
+    match error {
+        sqlx::Error::ColumnDecode { .. }
+        | sqlx::Error::ColumnNotFound(_)
+        | sqlx::Error::ColumnIndexOutOfBounds { .. }
+        | sqlx::Error::TypeNotFound { .. }
+        | sqlx::Error::Decode(_)
+        | sqlx::Error::Encode(_)
+        | sqlx::Error::RowNotFound => true,
+        sqlx::Error::Database(db) => match db.code().as_deref() {
+            // Postgres: data exception, integrity violation, syntax or
+            // access rule (a statement that can never run).
+            Some(code) if is_sqlstate(code) => {
+                matches!(&code[..2], "22" | "23" | "42")
+            }
+            // SQLite: generic SQL error, constraint, datatype mismatch, range.
+            Some(code) => code
+                .parse::<i32>()
+                .is_ok_and(|code| matches!(code & 0xff, 1 | 19 | 20 | 25)),
+            None => false,
+        },
+        _ => false,
+    }
+}
+
+/// Postgres reports five-character SQLSTATEs; SQLite's (extended) result
+/// codes are at most four digits.
+fn is_sqlstate(code: &str) -> bool {
+    code.len() == 5
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[derive(Debug)]
+    struct Coded(&'static str);
+
+    impl std::fmt::Display for Coded {
+        fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+            f.write_str(self.0)
+        }
+    }
+
+    impl std::error::Error for Coded {}
+
+    impl sqlx::error::DatabaseError for Coded {
+        fn message(&self) -> &str {
+            self.0
+        }
+        fn code(&self) -> Option<std::borrow::Cow<'_, str>> {
+            Some(self.0.into())
+        }
+        fn as_error(&self) -> &(dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn as_error_mut(&mut self) -> &mut (dyn std::error::Error + Send + Sync + 'static) {
+            self
+        }
+        fn into_error(self: Box<Self>) -> Box<dyn std::error::Error + Send + Sync + 'static> {
+            self
+        }
+        fn kind(&self) -> sqlx::error::ErrorKind {
+            sqlx::error::ErrorKind::Other
+        }
+    }
+
+    fn coded(code: &'static str) -> sqlx::Error {
+        sqlx::Error::Database(Box::new(Coded(code)))
+    }
+
+    #[test]
+    fn outages_are_transient_and_bad_statements_are_faults() {
+        for code in [
+            "40001", "40P01", "08006", "53100", "57P01", "25006", "55P03", "5", "517", "6", "262",
+        ] {
+            assert!(is_transient(&coded(code)), "{code} is transient");
+            assert!(!is_fault(&coded(code)), "{code} is no fault");
+        }
+        for code in ["23505", "22P02", "42601", "42703", "1", "19", "2067", "20"] {
+            assert!(is_fault(&coded(code)), "{code} is a fault");
+            assert!(!is_transient(&coded(code)), "{code} is not transient");
+        }
+        // Neither: a timeout or an unknown code is retried, not a poison.
+        assert!(!is_fault(&coded("57014")));
     }
 }

@@ -108,14 +108,10 @@ impl TestDatabase {
             .execute(&mut connection)
             .await
             .expect("create test database");
-        let options = admin.clone().database(&name);
-        let url = format!(
-            "postgres://{}@{}:{}/{}",
-            options.get_username(),
-            options.get_host(),
-            options.get_port(),
-            name
-        );
+        // The same URL (credentials, parameters) with the new database.
+        let mut parsed = url::Url::parse(&postgres_url()).expect("a Postgres URL");
+        parsed.set_path(&format!("/{name}"));
+        let url = parsed.to_string();
         let db = Db::connect_postgres(&url, &DbOptions::default())
             .await
             .expect("connect to test database");

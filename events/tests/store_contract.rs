@@ -218,6 +218,12 @@ async fn tenants_never_see_each_others_events(store: Arc<dyn EventStore>) {
 }
 
 async fn concurrent_writers_never_let_a_tailing_reader_skip_an_event(store: Arc<dyn EventStore>) {
+    tailing_reader_sees_everything(vec![store]).await;
+}
+
+/// Writers spread over `stores` (each its own group-commit loop and writer
+/// connection, as separate processes have) while a reader tails the log.
+async fn tailing_reader_sees_everything(stores: Vec<Arc<dyn EventStore>>) {
     const WRITERS: usize = 16;
     const APPENDS_PER_WRITER: usize = 625;
     const EVENTS_PER_APPEND: usize = 2;
@@ -229,11 +235,17 @@ async fn concurrent_writers_never_let_a_tailing_reader_skip_an_event(store: Arc<
         TenantId::generate(),
     ];
     let reader = {
-        let store = store.clone();
+        let store = stores[0].clone();
         tokio::spawn(async move {
             let mut seen = Vec::with_capacity(TOTAL);
             let mut after = Position::START;
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(120);
             while seen.len() < TOTAL {
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "the reader saw {} of {TOTAL} events: some never became visible",
+                    seen.len()
+                );
                 let batch = store
                     .read_log(LogQuery::all_after(after, 500))
                     .await
@@ -255,7 +267,7 @@ async fn concurrent_writers_never_let_a_tailing_reader_skip_an_event(store: Arc<
         })
     };
     let writers = (0..WRITERS).map(|writer| {
-        let store = store.clone();
+        let store = stores[writer % stores.len()].clone();
         tokio::spawn(async move {
             // Each writer cycles over a few streams of its own, so versions
             // chain, and writers share tenants, so tenants interleave.
@@ -439,6 +451,148 @@ async fn the_head_watch_follows_commits(store: Arc<dyn EventStore>) {
     assert!(appended.position > before);
 }
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn writers_in_three_processes_never_let_a_tailing_reader_skip_an_event() {
+    let Some(database) = TestDatabase::postgres().await else {
+        return;
+    };
+    let mut stores = Vec::new();
+    for _ in 0..3 {
+        stores.push(open(&database).await);
+    }
+    tailing_reader_sees_everything(stores).await;
+}
+
+/// Refuses events whose data says `{"poison": true}`, inside the append.
+struct Strict;
+
+#[async_trait::async_trait]
+impl tenet_events::projection::Projector for Strict {
+    fn name(&self) -> &'static str {
+        "strict"
+    }
+    fn handles(&self, _event_type: &str) -> bool {
+        true
+    }
+    async fn apply(
+        &self,
+        _tx: &mut tenet_events::db::Tx<'_>,
+        _generation: i32,
+        events: &[tenet_events::envelope::RecordedEvent],
+    ) -> Result<(), tenet_events::projection::ProjectionError> {
+        match events.iter().find(|e| e.data["poison"] == json!(true)) {
+            Some(event) => Err(tenet_events::projection::ProjectionError::event(
+                event, "poisoned",
+            )),
+            None => Ok(()),
+        }
+    }
+    async fn clear(
+        &self,
+        _tx: &mut tenet_events::db::Tx<'_>,
+        _generation: i32,
+    ) -> Result<(), tenet_events::projection::ProjectionError> {
+        Ok(())
+    }
+}
+
+async fn an_inline_projection_failure_fails_only_its_own_append(database: TestDatabase) {
+    let store = store::open(
+        database.db.clone(),
+        StoreOptions {
+            inline: vec![Arc::new(Strict)],
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .unwrap();
+    let tenant = TenantId::generate();
+    let appends = (0..12).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let mut request = append_to(
+                tenant,
+                StreamId::generate(),
+                ExpectedVersion::NO_STREAM,
+                vec![event(n)],
+            );
+            request.events[0].data = json!({ "poison": n == 5 });
+            store.append(request).await
+        })
+    });
+    let outcomes = futures::future::join_all(appends).await;
+    let failed: Vec<usize> = outcomes
+        .iter()
+        .enumerate()
+        .filter(|(_, o)| !matches!(o, Ok(Ok(_))))
+        .map(|(n, _)| n)
+        .collect();
+    assert_eq!(failed, vec![5]);
+    let logged = store
+        .read_log(LogQuery::all_after(Position::START, 100))
+        .await
+        .unwrap();
+    assert_eq!(logged.len(), 11);
+    assert!(logged.iter().all(|e| e.data["poison"] == json!(false)));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn sqlite_an_inline_projection_failure_fails_only_its_own_append() {
+    an_inline_projection_failure_fails_only_its_own_append(TestDatabase::sqlite().await).await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn postgres_an_inline_projection_failure_fails_only_its_own_append() {
+    if let Some(database) = TestDatabase::postgres().await {
+        an_inline_projection_failure_fails_only_its_own_append(database).await;
+    }
+}
+
+async fn an_expired_idempotency_key_can_be_used_again(store: Arc<dyn EventStore>) {
+    let record = IdempotencyRecord {
+        scope: format!("user:{}", uuid::Uuid::now_v7()),
+        key: "old".into(),
+        fingerprint: "first".into(),
+        response: json!({ "n": 1 }),
+        expires_at: tenet_events::envelope::now() - chrono::Duration::seconds(1),
+    };
+    let tenant = TenantId::generate();
+    let mut first = append_to(
+        tenant,
+        StreamId::generate(),
+        ExpectedVersion::NO_STREAM,
+        vec![event(1)],
+    );
+    first.idempotency = Some(record.clone());
+    store.append(first).await.unwrap();
+    assert_eq!(
+        store
+            .find_response(&record.scope, &record.key)
+            .await
+            .unwrap(),
+        None
+    );
+
+    let mut again = append_to(
+        tenant,
+        StreamId::generate(),
+        ExpectedVersion::NO_STREAM,
+        vec![event(2)],
+    );
+    again.idempotency = Some(IdempotencyRecord {
+        fingerprint: "second".into(),
+        expires_at: tenet_events::envelope::now() + chrono::Duration::hours(1),
+        ..record.clone()
+    });
+    store.append(again).await.unwrap();
+    let stored = store
+        .find_response(&record.scope, &record.key)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(stored.fingerprint, "second");
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -475,4 +629,5 @@ contract!(
     an_idempotency_key_stores_its_response_with_the_events,
     an_empty_append_is_refused,
     the_head_watch_follows_commits,
+    an_expired_idempotency_key_can_be_used_again,
 );

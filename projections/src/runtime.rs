@@ -30,7 +30,7 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoints::{self, CHECKPOINT_CHANNEL, Checkpoints, Status};
-use crate::source::{Delivery, EventSource, JetStreamSource, LogTail};
+use crate::source::{BATCH, Delivery, EventSource, JetStreamSource, LogTail};
 
 /// Where runners read events from.
 #[derive(Clone)]
@@ -139,14 +139,21 @@ impl Runner {
         })
     }
 
-    async fn checkpoint(&self) -> Result<(Position, Status), sqlx::Error> {
-        let row = checkpoints::load(&self.runtime.db, self.name(), self.generation).await?;
-        Ok(row.map_or((Position::START, Status::Live), |row| {
-            (
-                Position(row.position),
-                Status::parse(&row.status).unwrap_or(Status::Failed),
-            )
-        }))
+    async fn checkpoint(&self) -> Result<(Position, Status), String> {
+        let row = checkpoints::load(&self.runtime.db, self.name(), self.generation)
+            .await
+            .map_err(|e| e.to_string())?
+            .ok_or_else(|| {
+                format!(
+                    "projection {} has no checkpoint for generation {}",
+                    self.name(),
+                    self.generation
+                )
+            })?;
+        Ok((
+            Position(row.position),
+            Status::parse(&row.status).unwrap_or(Status::Failed),
+        ))
     }
 
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), String> {
@@ -161,7 +168,7 @@ impl Runner {
         mut source: Box<dyn EventSource>,
         shutdown: &CancellationToken,
     ) -> Result<(), String> {
-        let (mut checkpoint, mut status) = self.checkpoint().await.map_err(|e| e.to_string())?;
+        let (mut checkpoint, mut status) = self.checkpoint().await?;
         let mut pending: Option<(Vec<RecordedEvent>, Delivery)> = None;
         let mut backoff = Duration::from_millis(50);
         while !shutdown.is_cancelled() {
@@ -169,7 +176,7 @@ impl Runner {
                 // Parked until an operator repairs it (a replay resets the
                 // status); checked now and then.
                 pause(shutdown, Duration::from_secs(2)).await;
-                (checkpoint, status) = self.checkpoint().await.map_err(|e| e.to_string())?;
+                (checkpoint, status) = self.checkpoint().await?;
                 continue;
             }
             let (events, delivery) = match pending.take() {
@@ -210,14 +217,18 @@ impl Runner {
                         .increment(batch.len() as u64);
                     metrics::gauge!("tenet_projection_position", "projection" => self.name())
                         .set(checkpoint.0 as f64);
-                    if reached >= batch.last().map_or(reached, |e| e.position) {
+                    // Done with the delivery only when every event it
+                    // brought is applied (a gap repair or a poison event
+                    // can stop the batch short of them).
+                    let delivered = fresh.last().map_or(reached, |e| e.position);
+                    if reached >= delivered {
                         delivery.ack().await;
                     } else {
                         pending = Some((fresh, delivery));
                     }
                 }
                 Err(ApplyError::Moved) => {
-                    (checkpoint, status) = self.checkpoint().await.map_err(|e| e.to_string())?;
+                    (checkpoint, status) = self.checkpoint().await?;
                     pending = Some((fresh, delivery));
                 }
                 Err(ApplyError::Transient(error)) => {
@@ -248,7 +259,10 @@ impl Runner {
 
     /// Makes `events` (all after `checkpoint`, in position order) start at
     /// `checkpoint + 1` and leave no hole, reading what is missing from the
-    /// log.
+    /// log — at most one batch's worth per call: a large hole (a projection
+    /// new to an old log, a recreated stream) is closed over several
+    /// transactions, never loaded at once. What it answers may therefore
+    /// end before the delivered events; the caller keeps them for later.
     async fn contiguous(
         &self,
         checkpoint: Position,
@@ -256,18 +270,22 @@ impl Runner {
     ) -> Result<Vec<RecordedEvent>, String> {
         let mut batch = Vec::with_capacity(events.len());
         let mut expected = checkpoint.next();
+        let mut budget = BATCH;
         for event in events {
             if event.position < expected {
                 continue;
             }
-            while event.position > expected {
+            if event.position > expected {
+                if budget == 0 {
+                    break;
+                }
                 let missing = usize::try_from(event.position.0 - expected.0).unwrap_or(usize::MAX);
                 let found = self
                     .runtime
                     .store
                     .read_log(LogQuery::all_after(
                         Position(expected.0 - 1),
-                        missing.min(1_000),
+                        missing.min(budget),
                     ))
                     .await
                     .map_err(|e| e.to_string())?;
@@ -280,9 +298,13 @@ impl Runner {
                 }
                 metrics::counter!("tenet_projection_gap_repairs_total", "projection" => self.name())
                     .increment(found.len() as u64);
+                budget = budget.saturating_sub(found.len());
                 for missing in found {
                     expected = missing.position.next();
                     batch.push(missing);
+                }
+                if event.position > expected {
+                    break;
                 }
             }
             expected = event.position.next();
@@ -322,14 +344,17 @@ impl Runner {
         let Some(to) = batch.last().map(|e| e.position) else {
             return Ok(());
         };
+        // Only a fault of the statement or its data can never succeed; an
+        // outage, a timeout or a full disk is retried, never blamed on an
+        // event.
         let database = |error: sqlx::Error| {
-            if tenet_events::db::is_transient(&error) {
-                ApplyError::Transient(error.to_string())
-            } else {
+            if tenet_events::db::is_fault(&error) {
                 ApplyError::Poison {
                     position: batch[0].position,
                     error: error.to_string(),
                 }
+            } else {
+                ApplyError::Transient(error.to_string())
             }
         };
         let mut tx = self.runtime.db.begin().await.map_err(database)?;

@@ -157,9 +157,23 @@ async fn open_store(database: &TestDatabase) -> Arc<dyn EventStore> {
         .unwrap()
 }
 
+/// Every position from 1 to `head` once, in order (reporting the first
+/// discrepancy, not the whole list).
 fn assert_dense_and_ordered(rows: &[(i64, StreamId, i64)], head: Position) {
-    let positions: Vec<i64> = rows.iter().map(|r| r.0).collect();
-    assert_eq!(positions, (1..=head.0).collect::<Vec<_>>());
+    for (index, (position, _, _)) in rows.iter().enumerate() {
+        assert_eq!(
+            *position,
+            index as i64 + 1,
+            "row {index} holds position {position}"
+        );
+    }
+    assert_eq!(
+        rows.len() as i64,
+        head.0,
+        "applied {} of {} events",
+        rows.len(),
+        head.0
+    );
     let mut versions = std::collections::HashMap::new();
     for (_, stream, version) in rows {
         let last = versions.entry(*stream).or_insert(0);
@@ -257,6 +271,33 @@ async fn duplicates_and_gaps_from_the_source_change_nothing(database: TestDataba
     let rows = seen(&database.db, "seen").await;
     assert_dense_and_ordered(&rows, Position(35));
     assert!(head >= Position(35));
+}
+
+async fn a_large_gap_is_closed_in_bounded_steps(database: TestDatabase) {
+    let store = open_store(&database).await;
+    let head = append_many(&store, 1_300).await;
+    let log = store
+        .read_log(LogQuery::all_after(Position(head.0 - 1), 1))
+        .await
+        .unwrap();
+    // The source hands over only the newest event: 1,299 are missing.
+    let done = CancellationToken::new();
+    let source = Box::new(Scripted {
+        batches: vec![log].into(),
+        done: done.clone(),
+    });
+    let runner = Runner {
+        runtime: runtime(&database, store.clone()),
+        projector: Arc::new(Seen {
+            name: "seen",
+            strict: false,
+        }),
+        generation: tenet_events::projection::register(&database.db, "seen")
+            .await
+            .unwrap(),
+    };
+    runner.drive(source, &done).await.unwrap();
+    assert_dense_and_ordered(&seen(&database.db, "seen").await, head);
 }
 
 async fn two_runners_of_one_projection_apply_each_event_once(database: TestDatabase) {
@@ -396,4 +437,5 @@ both_backends!(
     duplicates_and_gaps_from_the_source_change_nothing,
     two_runners_of_one_projection_apply_each_event_once,
     a_poison_event_fails_its_projection_alone,
+    a_large_gap_is_closed_in_bounded_steps,
 );

@@ -216,7 +216,7 @@ impl IntoResponse for ApiError {
 impl From<StoreError> for ApiError {
     fn from(error: StoreError) -> Self {
         match error {
-            StoreError::Unavailable(_) | StoreError::Closed => {
+            StoreError::Unavailable(_) | StoreError::Closed | StoreError::TimedOut(_) => {
                 ApiError::unavailable("The database is unavailable; nothing was written", error)
             }
             other => ApiError::internal(other),

@@ -139,15 +139,30 @@ async fn commit_isolating_failures(
     batch: &[Pending],
 ) -> Vec<Result<Appended, AppendError>> {
     let requests: Vec<AppendRequest> = batch.iter().map(|p| p.request.clone()).collect();
-    match writer.write(&requests).await {
+    match guarded_write(writer, &requests).await {
         Ok(outcomes) => outcomes,
-        Err(error) if requests.len() > 1 && !matches!(error, StoreError::Unavailable(_)) => {
+        Err(error)
+            if requests.len() > 1
+                && !matches!(error, StoreError::Unavailable(_) | StoreError::TimedOut(_)) =>
+        {
             tracing::warn!(%error, size = requests.len(), "batch append failed; retrying its requests one by one");
             let mut outcomes = Vec::with_capacity(requests.len());
+            let mut down: Option<StoreError> = None;
             for request in requests {
-                let outcome = match writer.write(std::slice::from_ref(&request)).await {
-                    Ok(mut single) => single.pop().unwrap_or(Err(AppendError::Empty)),
-                    Err(error) => Err(AppendError::Store(error)),
+                // Once the database proves unreachable, the rest would only
+                // queue up behind connection attempts: fail them at once.
+                let outcome = match &down {
+                    Some(error) => Err(AppendError::Store(error.clone())),
+                    None => match guarded_write(writer, std::slice::from_ref(&request)).await {
+                        Ok(mut single) => single.pop().unwrap_or(Err(AppendError::Empty)),
+                        Err(error) => {
+                            if matches!(error, StoreError::Unavailable(_) | StoreError::TimedOut(_))
+                            {
+                                down = Some(error.clone());
+                            }
+                            Err(AppendError::Store(error))
+                        }
+                    },
                 };
                 outcomes.push(outcome);
             }
@@ -157,6 +172,31 @@ async fn commit_isolating_failures(
             .iter()
             .map(|_| Err(AppendError::Store(error.clone())))
             .collect(),
+    }
+}
+
+/// Runs one write; a panic inside it (an inline projector's bug) fails that
+/// batch instead of killing the loop every append of the process goes
+/// through.
+async fn guarded_write(
+    writer: &dyn BatchWriter,
+    requests: &[AppendRequest],
+) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    use futures::FutureExt;
+    match std::panic::AssertUnwindSafe(writer.write(requests))
+        .catch_unwind()
+        .await
+    {
+        Ok(outcome) => outcome,
+        Err(panic) => {
+            let reason = panic
+                .downcast_ref::<&str>()
+                .map(|s| (*s).to_owned())
+                .or_else(|| panic.downcast_ref::<String>().cloned())
+                .unwrap_or_else(|| "unknown panic".to_owned());
+            tracing::error!(%reason, "an append batch panicked");
+            Err(StoreError::Projection(format!("append panicked: {reason}")))
+        }
     }
 }
 
@@ -192,6 +232,8 @@ pub(crate) struct Plan {
     pub claimed: Vec<(String, String, TenantId, StreamId)>,
     /// Requests whose idempotency record to store, with their last position.
     pub idempotent: Vec<(usize, Position)>,
+    /// The head the batch started from, and where it leaves it.
+    pub first_head: Position,
     pub head: Position,
 }
 
@@ -229,6 +271,7 @@ impl Plan {
 pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
     let initial_claims = state.claims.clone();
     let mut plan = Plan {
+        first_head: state.head,
         head: state.head,
         ..Plan::default()
     };
@@ -294,6 +337,17 @@ fn accept(request: &AppendRequest, state: &BatchState) -> Result<i64, AppendErro
     if request.events.is_empty() {
         return Err(AppendError::Empty);
     }
+    // The key first: a duplicate of a request that committed must learn
+    // that (and replay its response), not that its version is stale.
+    if let Some(record) = &request.idempotency
+        && state
+            .used_keys
+            .contains(&(record.scope.clone(), record.key.clone()))
+    {
+        return Err(AppendError::IdempotencyKeyUsed {
+            key: record.key.clone(),
+        });
+    }
     let current = state
         .versions
         .get(&(request.tenant_id, request.stream_id))
@@ -311,24 +365,13 @@ fn accept(request: &AppendRequest, state: &BatchState) -> Result<i64, AppendErro
     let holder = (request.tenant_id, request.stream_id);
     for claim in &request.claims {
         let key = (claim.scope.clone(), claim.value.clone());
-        let released_here = request.releases.contains(claim);
-        match state.claims.get(&key) {
-            Some(owner) if *owner != holder && !released_here => {
-                return Err(AppendError::ClaimTaken {
-                    claim: claim.clone(),
-                });
-            }
-            _ => {}
+        // A request can release only what its own stream holds, so it can
+        // never free (and take) another stream's value.
+        if state.claims.get(&key).is_some_and(|owner| *owner != holder) {
+            return Err(AppendError::ClaimTaken {
+                claim: claim.clone(),
+            });
         }
-    }
-    if let Some(record) = &request.idempotency
-        && state
-            .used_keys
-            .contains(&(record.scope.clone(), record.key.clone()))
-    {
-        return Err(AppendError::IdempotencyKeyUsed {
-            key: record.key.clone(),
-        });
     }
     Ok(current)
 }
@@ -454,6 +497,46 @@ mod tests {
                 claim.stream_id
             )]
         );
+    }
+
+    #[test]
+    fn releasing_another_streams_claim_cannot_take_it() {
+        let owner = (TenantId::generate(), StreamId::generate());
+        let mut thief = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        thief.claims.push(Claim::new("workspace.slug", "acme"));
+        thief.releases.push(Claim::new("workspace.slug", "acme"));
+        let state = BatchState {
+            claims: HashMap::from([(("workspace.slug".into(), "acme".into()), owner)]),
+            ..BatchState::default()
+        };
+        let plan = plan(&[thief], state);
+        assert!(matches!(
+            plan.outcomes[0],
+            Err(AppendError::ClaimTaken { .. })
+        ));
+        assert!(plan.released.is_empty() && plan.claimed.is_empty());
+    }
+
+    #[test]
+    fn a_used_key_is_reported_before_a_stale_version() {
+        let record = IdempotencyRecord {
+            scope: "user:1".into(),
+            key: "k".into(),
+            fingerprint: "f".into(),
+            response: serde_json::json!({}),
+            expires_at: crate::envelope::now(),
+        };
+        let mut duplicate = request(StreamId::generate(), ExpectedVersion::Exact(0), 1);
+        duplicate.idempotency = Some(record.clone());
+        let state = BatchState {
+            versions: HashMap::from([((duplicate.tenant_id, duplicate.stream_id), 1)]),
+            used_keys: HashSet::from([(record.scope, record.key)]),
+            ..BatchState::default()
+        };
+        assert!(matches!(
+            plan(&[duplicate], state).outcomes[0],
+            Err(AppendError::IdempotencyKeyUsed { .. })
+        ));
     }
 
     #[test]

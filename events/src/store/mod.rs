@@ -158,6 +158,8 @@ pub enum StoreError {
     Corrupt { position: i64, reason: String },
     #[error("the event store is shutting down")]
     Closed,
+    #[error("the database did not answer in time ({0})")]
+    TimedOut(&'static str),
 }
 
 impl From<sqlx::Error> for StoreError {

@@ -36,10 +36,25 @@ use crate::task::AbortOnDrop;
 /// The channel appends notify on commit, carrying the new head position.
 pub const LOG_CHANNEL: &str = "tenet_log";
 
-/// Opens an append transaction holding the log lock. The two-key form of
-/// the advisory lock lives in a key space apart from the one-key locks of
-/// leader election, so the two never collide.
-const BEGIN_APPEND: &str = "BEGIN; SELECT pg_advisory_xact_lock(1415927365, 1)";
+/// Opens an append transaction holding the log lock. The isolation level is
+/// pinned: under a repeatable-read default the snapshot would date from
+/// before the lock wait. The two-key form of the advisory lock lives in a
+/// key space apart from the one-key locks of leader election.
+const BEGIN_APPEND: &str =
+    "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(1415927365, 1)";
+
+/// Longest a batch may take before the writer gives up on its connection.
+const BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
+
+/// Session settings of the writer connection. If this process vanishes
+/// mid-transaction (a partition, a hang), the server ends the session and
+/// releases the log lock instead of blocking every other writer until TCP
+/// gives up; a lock wait or statement that long is a fault, not load.
+const WRITER_SESSION: [(&str, &str); 3] = [
+    ("idle_in_transaction_session_timeout", "15s"),
+    ("lock_timeout", "20s"),
+    ("statement_timeout", "25s"),
+];
 
 pub struct PostgresStore {
     pool: PgPool,
@@ -57,7 +72,7 @@ impl PostgresStore {
         let current = read_head(&pool).await?;
         let (head, _) = watch::channel(current);
         let writer = PgWriter {
-            options: (*pool.connect_options()).clone(),
+            options: (*pool.connect_options()).clone().options(WRITER_SESSION),
             connection: tokio::sync::Mutex::new(None),
             inline: options.inline,
         };
@@ -241,11 +256,15 @@ impl BatchWriter for PgWriter {
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         let mut slot = self.connection.lock().await;
-        let connection = match &mut *slot {
-            Some(connection) => connection,
-            empty => empty.insert(PgConnection::connect_with(&self.options).await?),
-        };
-        let outcome = write_batch(connection, &self.inline, batch).await;
+        let outcome = tokio::time::timeout(BATCH_TIMEOUT, async {
+            let connection = match &mut *slot {
+                Some(connection) => connection,
+                empty => empty.insert(PgConnection::connect_with(&self.options).await?),
+            };
+            write_batch(connection, &self.inline, batch).await
+        })
+        .await
+        .unwrap_or(Err(StoreError::TimedOut("append batch")));
         if outcome.is_err() {
             // The connection may be broken or mid-transaction: start afresh.
             *slot = None;
@@ -408,7 +427,7 @@ async fn insert_events(
         causation_ids.push(metadata.causation_id);
         occurred.push(request.occurred_at);
     }
-    sqlx::query(
+    let moved: i64 = sqlx::query_scalar(
         "WITH appended AS ( \
            INSERT INTO events (tenant_id, position, event_id, stream_id, stream_type, \
              stream_version, event_type, schema_version, data, actor_type, actor_id, \
@@ -419,9 +438,9 @@ async fn insert_events(
                        $13::uuid[], $14::text[], $15::uuid[], $16::uuid[], $17::timestamptz[]) \
              AS u(t, p, e, s, st, v, et, sv, d, at, ai, an, au, ri, ci, cu, oa) \
          ), head AS ( \
-           UPDATE event_log_head SET position = $18 \
+           UPDATE event_log_head SET position = $18 WHERE position = $20 RETURNING 1 \
          ) \
-         SELECT pg_notify($19, $18::text)",
+         SELECT (SELECT count(*) FROM head), pg_notify($19, $18::text)",
     )
     .bind(&tenant_ids)
     .bind(&positions)
@@ -442,22 +461,18 @@ async fn insert_events(
     .bind(&occurred)
     .bind(plan.head.0)
     .bind(LOG_CHANNEL)
-    .execute(&mut **tx)
-    .await
-    .map_err(conflict_as_database_error)?;
-    Ok(())
-}
-
-/// Under the head lock a unique violation cannot happen; if one does (a
-/// writer that bypassed the lock), the batch fails and its requests are
-/// retried one by one, where the violation surfaces as a version conflict.
-fn conflict_as_database_error(error: sqlx::Error) -> StoreError {
-    if let sqlx::Error::Database(db) = &error
-        && db.is_unique_violation()
-    {
-        tracing::error!(%error, "unique violation on the log under the head lock");
+    .bind(plan.first_head.0)
+    .fetch_one(&mut **tx)
+    .await?;
+    // The head moves by compare-and-set: positions are unique only while
+    // every writer takes the lock, and this makes any that did not fail
+    // loudly instead of duplicating positions.
+    if moved != 1 {
+        return Err(StoreError::Projection(
+            "the log head moved under the append lock; refusing to write".to_owned(),
+        ));
     }
-    StoreError::from(error)
+    Ok(())
 }
 
 async fn write_claims(tx: &mut Transaction<'_, Postgres>, plan: &Plan) -> Result<(), StoreError> {

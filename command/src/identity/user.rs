@@ -140,7 +140,7 @@ mod tests {
         let user = given([registered()]);
         let events = decide(&user, UserCommand::GrantPlatformAdmin).unwrap();
         assert_eq!(events.len(), 1);
-        let admin = given([registered(), events[0].clone()]);
+        let admin = given::<User>([registered(), events[0].clone()]);
         assert!(admin.platform_admin);
         assert_eq!(decide(&admin, UserCommand::GrantPlatformAdmin), Ok(vec![]));
         assert_eq!(

@@ -222,7 +222,7 @@ mod tests {
     #[test]
     fn changing_the_slug_moves_its_claim() {
         let workspace = WorkspaceId::generate();
-        let state = given([created()]);
+        let state = given::<Project>([created()]);
         let events = vec![ProjectEvent::Updated(ProjectUpdated {
             slug: Some("site".into()),
             ..ProjectUpdated::default()

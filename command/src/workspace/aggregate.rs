@@ -349,7 +349,7 @@ mod tests {
             by: Role::Owner,
         };
         let events = decide(&state, demote).unwrap();
-        let after = given([created(), added(user(2), Role::Owner), events[0].clone()]);
+        let after = given::<Workspace>([created(), added(user(2), Role::Owner), events[0].clone()]);
         assert_eq!(after.owners(), 1);
         // The second demotion, decided on the new version, is refused.
         let again = WorkspaceCommand::ChangeRole {

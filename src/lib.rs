@@ -144,8 +144,12 @@ impl Server {
             background.spawn(relay.run(shutdown.clone()));
         }
         if config.runs(Role::Projector) {
+            let projectors = projectors();
             let runtime = Runtime {
-                db: db.clone(),
+                db: db.with_session(
+                    &[("synchronous_commit", "off")],
+                    projectors.len() as u32 + 2,
+                ),
                 store: store.clone(),
                 feed: bus
                     .clone()
@@ -153,7 +157,7 @@ impl Server {
                 checkpoints: checkpoints.clone(),
             };
             let mut runners = runtime
-                .start(&projectors(), shutdown.clone())
+                .start(&projectors, shutdown.clone())
                 .await
                 .context("cannot start the projectors")?;
             background.spawn(async move { while runners.join_next().await.is_some() {} });

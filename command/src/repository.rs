@@ -76,6 +76,9 @@ pub struct Target {
     /// The version the client requires (`If-Match`).
     pub if_match: Option<i64>,
     pub idempotency: Option<IdempotencyRecord>,
+    /// The stream id was generated for this command, so the stream cannot
+    /// exist yet: skip reading it (the append still expects version 0).
+    pub new_stream: bool,
 }
 
 #[derive(Debug)]
@@ -153,12 +156,17 @@ impl Repository {
             metadata,
             if_match,
             idempotency,
+            new_stream,
         } = target;
         let slot = self.cache.slot(tenant, stream);
         let mut cached = slot.lock().await;
         // The cached state is trusted first; a clash proves it stale.
         let mut loaded = match cached_state::<A>(&cached) {
             Some(loaded) => loaded,
+            None if new_stream => Loaded {
+                state: A::default(),
+                version: 0,
+            },
             None => self.catch_up(tenant, stream, None).await?,
         };
         for attempt in 0..ATTEMPTS {

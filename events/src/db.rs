@@ -181,6 +181,27 @@ impl Db {
         }
     }
 
+    /// A pool of its own whose sessions carry `settings` (Postgres); SQLite
+    /// shares its pools. Projectors use one with `synchronous_commit = off`:
+    /// what they write is rebuilt from the log, and their checkpoint commits
+    /// (or is lost) with it, so an fsync per batch buys nothing.
+    pub fn with_session(&self, settings: &[(&str, &str)], max_connections: u32) -> Db {
+        match self {
+            Db::Postgres(pool) => {
+                let options = (*pool.connect_options())
+                    .clone()
+                    .options(settings.iter().copied());
+                Db::Postgres(
+                    PgPoolOptions::new()
+                        .max_connections(max_connections.max(1))
+                        .acquire_timeout(pool.options().get_acquire_timeout())
+                        .connect_lazy_with(options),
+                )
+            }
+            Db::Sqlite(db) => Db::Sqlite(db.clone()),
+        }
+    }
+
     /// Answers whether the database serves a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))

@@ -80,6 +80,11 @@ impl Relay {
             return Ok(());
         };
         tracing::info!(stream = %self.bus.events_stream(), "relay elected");
+        // A lost checkpoint update only means republishing, which JetStream
+        // drops as duplicates: not worth an fsync per batch.
+        sqlx::query("SET synchronous_commit = off")
+            .execute(leader.connection())
+            .await?;
         self.bus
             .ensure_events_stream()
             .await

@@ -318,6 +318,55 @@ impl Authenticator for AccessModel {
         })
     }
 
+    async fn principal_in(
+        &self,
+        bearer: &str,
+        workspace: WorkspaceId,
+    ) -> Result<(Principal, Option<Access>), ApiError> {
+        if bearer.starts_with("tnt_") {
+            let principal = self.principal(bearer).await?;
+            let access = self.access(&principal, workspace).await?;
+            return Ok((principal, access));
+        }
+        let claims = self
+            .jwt
+            .verify(bearer)
+            .map_err(|_| ApiError::unauthenticated("Invalid or expired access token"))?;
+        // The user and their role here, in one round trip: this runs on
+        // every workspace request.
+        let row: Option<(bool, Option<String>)> = with_pool!(self.db, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT u.platform_admin, \
+                   (SELECT m.role FROM access_members m \
+                      JOIN access_workspaces w ON w.generation = m.generation AND w.id = m.workspace_id \
+                    WHERE m.generation = u.generation AND m.workspace_id = $2 AND m.user_id = u.id \
+                      AND w.deleted_at IS NULL) \
+                 FROM access_users u WHERE u.generation = {GENERATION} AND u.id = $1"
+            )))
+            .bind(claims.sub)
+            .bind(workspace)
+            .fetch_optional(pool)
+            .await
+            .map_err(unavailable)?
+        });
+        let (platform_admin, role) =
+            row.ok_or_else(|| ApiError::unauthenticated("Invalid or expired access token"))?;
+        let principal = Principal {
+            user_id: claims.sub,
+            platform_admin,
+            credential: Credential::Token {
+                session: claims.sid,
+            },
+        };
+        let access = role.as_deref().and_then(Role::parse).map(|role| Access {
+            workspace_id: workspace,
+            principal: principal.clone(),
+            role,
+            scopes: Scopes::of_role(role),
+        });
+        Ok((principal, access))
+    }
+
     async fn access(
         &self,
         principal: &Principal,

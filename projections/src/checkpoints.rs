@@ -144,8 +144,20 @@ pub async fn mark_failed(
 /// request waits.
 #[derive(Clone, Default)]
 pub struct Checkpoints {
-    inner: Arc<Mutex<HashMap<String, watch::Sender<Position>>>>,
+    inner: Arc<Mutex<HashMap<String, Entry>>>,
 }
+
+#[derive(Clone)]
+struct Entry {
+    progress: watch::Sender<Position>,
+    /// When the database was last asked. Waiters take turns asking, at most
+    /// once per [`POLL_EVERY`] for all of them together: hundreds of
+    /// waiting reads must not become hundreds of queries.
+    polled: Arc<tokio::sync::Mutex<Option<tokio::time::Instant>>>,
+}
+
+/// How often waiting reads ask the database, together.
+const POLL_EVERY: Duration = Duration::from_millis(5);
 
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
@@ -160,7 +172,7 @@ pub enum WaitError {
 }
 
 impl Checkpoints {
-    fn sender(&self, name: &str) -> watch::Sender<Position> {
+    fn entry(&self, name: &str) -> Entry {
         // A poisoned lock only means another thread panicked while holding
         // it; the map itself is always consistent.
         let mut map = self
@@ -168,13 +180,16 @@ impl Checkpoints {
             .lock()
             .unwrap_or_else(|poisoned| poisoned.into_inner());
         map.entry(name.to_owned())
-            .or_insert_with(|| watch::channel(Position::START).0)
+            .or_insert_with(|| Entry {
+                progress: watch::channel(Position::START).0,
+                polled: Arc::new(tokio::sync::Mutex::new(None)),
+            })
             .clone()
     }
 
     /// Records progress of a projection's active generation.
     pub fn advance(&self, name: &str, position: Position) {
-        self.sender(name).send_if_modified(|current| {
+        self.entry(name).progress.send_if_modified(|current| {
             let advanced = position > *current;
             if advanced {
                 *current = position;
@@ -185,15 +200,16 @@ impl Checkpoints {
 
     /// Forgets progress (after a swap to a generation that may be behind).
     pub fn reset(&self, name: &str, position: Position) {
-        self.sender(name).send_replace(position);
+        self.entry(name).progress.send_replace(position);
     }
 
     pub fn current(&self, name: &str) -> Position {
-        *self.sender(name).borrow()
+        *self.entry(name).progress.borrow()
     }
 
     /// Waits until the active generation of `name` has applied `wanted`, up
-    /// to `timeout`.
+    /// to `timeout`. Woken by local runners and checkpoint notifications;
+    /// the database is asked as a fallback, rate-limited across waiters.
     pub async fn wait_for(
         &self,
         db: &Db,
@@ -201,18 +217,23 @@ impl Checkpoints {
         wanted: Position,
         timeout: Duration,
     ) -> Result<(), WaitError> {
-        let mut receiver = self.sender(name).subscribe();
+        let entry = self.entry(name);
+        let mut receiver = entry.progress.subscribe();
         if *receiver.borrow_and_update() >= wanted {
             return Ok(());
         }
         let deadline = tokio::time::Instant::now() + timeout;
-        let mut poll = Duration::from_millis(2);
         loop {
-            if let Some(position) = active_position(db, name).await? {
-                self.advance(name, position);
-                if position >= wanted {
-                    return Ok(());
+            if let Ok(mut polled) = entry.polled.try_lock()
+                && polled.is_none_or(|at| at.elapsed() >= POLL_EVERY)
+            {
+                *polled = Some(tokio::time::Instant::now());
+                if let Some(position) = active_position(db, name).await? {
+                    self.advance(name, position);
                 }
+            }
+            if *receiver.borrow_and_update() >= wanted {
+                return Ok(());
             }
             let now = tokio::time::Instant::now();
             if now >= deadline {
@@ -222,16 +243,14 @@ impl Checkpoints {
                     reached: self.current(name),
                 });
             }
-            let wake = (now + poll).min(deadline);
             tokio::select! {
                 changed = receiver.wait_for(|position| *position >= wanted) => {
                     if changed.is_ok() {
                         return Ok(());
                     }
                 }
-                () = tokio::time::sleep_until(wake) => {}
+                () = tokio::time::sleep_until((now + POLL_EVERY * 4).min(deadline)) => {}
             }
-            poll = (poll * 2).min(Duration::from_millis(50));
         }
     }
 

@@ -140,11 +140,24 @@ impl Projector for ProjectsProjector {
         if events.is_empty() {
             return Ok(());
         }
-        let keys: HashSet<Key> = events
-            .iter()
-            .map(|e| (e.tenant_id, ProjectId::from_uuid(e.stream_id.as_uuid())))
-            .collect();
-        let mut rows = load(tx, generation, &keys).await?;
+        // A stream whose first event here is its creation has no row yet:
+        // only the others are loaded.
+        let mut seen: HashSet<Key> = HashSet::new();
+        let mut existing: HashSet<Key> = HashSet::new();
+        for event in &events {
+            let key = (
+                event.tenant_id,
+                ProjectId::from_uuid(event.stream_id.as_uuid()),
+            );
+            if seen.insert(key) && event.stream_version > 1 {
+                existing.insert(key);
+            }
+        }
+        let mut rows = if existing.is_empty() {
+            HashMap::new()
+        } else {
+            load(tx, generation, &existing).await?
+        };
         let mut counts: HashMap<(TenantId, ProjectStatus), i64> = HashMap::new();
         let mut dirty: HashSet<Key> = HashSet::new();
         for event in events {
@@ -296,9 +309,11 @@ async fn load(
         .collect())
 }
 
+/// Newer versions only: a row is never moved back.
 const UPSERT_SET: &str = "name = EXCLUDED.name, slug = EXCLUDED.slug, description = EXCLUDED.description, \
     status = EXCLUDED.status, search = EXCLUDED.search, updated_at = EXCLUDED.updated_at, \
-    archived_at = EXCLUDED.archived_at, version = EXCLUDED.version";
+    archived_at = EXCLUDED.archived_at, version = EXCLUDED.version \
+    WHERE projects_view.version < EXCLUDED.version";
 
 async fn save(
     tx: &mut Tx<'_>,
@@ -368,19 +383,43 @@ async fn save_counts(
     generation: i32,
     counts: &HashMap<(TenantId, ProjectStatus), i64>,
 ) -> Result<(), ProjectionError> {
-    with_tx!(tx, conn => {
-        for ((tenant, status), delta) in counts.iter().filter(|(_, delta)| **delta != 0) {
-            sqlx::query(
-                "INSERT INTO project_counts (generation, tenant_id, status, count) VALUES ($1, $2, $3, $4) \
-                 ON CONFLICT (generation, tenant_id, status) DO UPDATE SET count = project_counts.count + EXCLUDED.count",
-            )
+    let changed: Vec<(TenantId, &str, i64)> = counts
+        .iter()
+        .filter(|(_, delta)| **delta != 0)
+        .map(|((tenant, status), delta)| (*tenant, status.as_str(), *delta))
+        .collect();
+    if changed.is_empty() {
+        return Ok(());
+    }
+    const UPSERT: &str = "ON CONFLICT (generation, tenant_id, status) \
+        DO UPDATE SET count = project_counts.count + EXCLUDED.count";
+    match tx {
+        Tx::Postgres(tx) => {
+            sqlx::query(sqlx::AssertSqlSafe(format!(
+                "INSERT INTO project_counts (generation, tenant_id, status, count) \
+                 SELECT $1, * FROM unnest($2::uuid[], $3::text[], $4::int8[]) {UPSERT}"
+            )))
             .bind(generation)
-            .bind(tenant)
-            .bind(status.as_str())
-            .bind(delta)
-            .execute(&mut *conn)
+            .bind(changed.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(changed.iter().map(|c| c.1).collect::<Vec<_>>())
+            .bind(changed.iter().map(|c| c.2).collect::<Vec<_>>())
+            .execute(&mut **tx)
             .await?;
         }
-    });
+        Tx::Sqlite(tx) => {
+            for (tenant, status, delta) in changed {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO project_counts (generation, tenant_id, status, count) \
+                     VALUES ($1, $2, $3, $4) {UPSERT}"
+                )))
+                .bind(generation)
+                .bind(tenant)
+                .bind(status)
+                .bind(delta)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
     Ok(())
 }

@@ -19,13 +19,12 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tenet_events::bus::Bus;
-use tenet_events::db::{Backend, Db};
+use tenet_events::db::{Db, Tx};
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::Position;
 use tenet_events::leader::Leadership;
 use tenet_events::projection::{self, ProjectionError, Projector};
 use tenet_events::store::{EventStore, LogQuery};
-use tenet_events::with_tx;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
@@ -359,8 +358,29 @@ impl Runner {
         };
         let mut tx = self.runtime.db.begin().await.map_err(database)?;
         let now = tenet_events::envelope::now();
-        let claimed = with_tx!(&mut tx, conn => {
-            sqlx::query(
+        // Claim the checkpoint (compare-and-set) first: it serialises rival
+        // instances before any read-model write. On Postgres the same round
+        // trip queues the checkpoint notification, which is delivered only
+        // if the transaction commits.
+        let claimed: u64 = match &mut tx {
+            Tx::Postgres(conn) => sqlx::query_scalar::<_, i64>(
+                "WITH claimed AS ( \
+                   UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
+                   WHERE name = $1 AND generation = $2 AND position = $5 AND status <> 'failed' \
+                   RETURNING 1 \
+                 ) SELECT (SELECT count(*) FROM claimed) FROM (SELECT pg_notify($6, $7)) AS notified",
+            )
+            .bind(self.name())
+            .bind(self.generation)
+            .bind(to.0)
+            .bind(now)
+            .bind(from.0)
+            .bind(CHECKPOINT_CHANNEL)
+            .bind(checkpoints::notification(self.name(), to))
+            .fetch_one(&mut **conn)
+            .await
+            .map_err(database)? as u64,
+            Tx::Sqlite(conn) => sqlx::query(
                 "UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
                  WHERE name = $1 AND generation = $2 AND position = $5 AND status <> 'failed'",
             )
@@ -369,11 +389,11 @@ impl Runner {
             .bind(to.0)
             .bind(now)
             .bind(from.0)
-            .execute(&mut *conn)
+            .execute(&mut **conn)
             .await
             .map_err(database)?
-            .rows_affected()
-        });
+            .rows_affected(),
+        };
         if claimed == 0 {
             let _ = tx.rollback().await;
             return Err(ApplyError::Moved);
@@ -388,17 +408,6 @@ impl Runner {
                     position,
                     error: reason,
                 },
-            });
-        }
-        if self.runtime.db.backend() == Backend::Postgres {
-            let payload = checkpoints::notification(self.name(), to);
-            with_tx!(&mut tx, conn => {
-                sqlx::query("SELECT pg_notify($1, $2)")
-                    .bind(CHECKPOINT_CHANNEL)
-                    .bind(payload)
-                    .execute(&mut *conn)
-                    .await
-                    .map_err(database)?;
             });
         }
         tx.commit().await.map_err(database)

@@ -87,6 +87,7 @@ pub async fn register(
         metadata: metadata(None, &request_id),
         if_match: None,
         idempotency: None,
+        new_stream: true,
     };
     let committed = state
         .repository

@@ -104,6 +104,7 @@ fn target(
         metadata: metadata(Some(&access.principal), request_id),
         if_match,
         idempotency: None,
+        new_stream: false,
     }
 }
 
@@ -149,16 +150,22 @@ pub async fn create_project(
     let id = ProjectId::generate();
     let committed = state
         .repository
-        .execute::<Project, _>(target(&access, id, None, &request_id), |project| {
-            decide(
-                project,
-                ProjectCommand::Create {
-                    name: name.clone(),
-                    slug: slug.clone(),
-                    description: description.clone(),
-                },
-            )
-        })
+        .execute::<Project, _>(
+            Target {
+                new_stream: true,
+                ..target(&access, id, None, &request_id)
+            },
+            |project| {
+                decide(
+                    project,
+                    ProjectCommand::Create {
+                        name: name.clone(),
+                        slug: slug.clone(),
+                        description: description.clone(),
+                    },
+                )
+            },
+        )
         .await
         .map_err(|error| match error {
             ExecuteError::ClaimTaken(_) => slug_taken(&slug),

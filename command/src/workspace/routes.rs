@@ -110,6 +110,7 @@ pub async fn create_workspace(
         metadata: metadata(Some(&principal), &request_id),
         if_match: None,
         idempotency: None,
+        new_stream: true,
     };
     let owner = principal.user_id;
     let committed = state
@@ -181,6 +182,7 @@ pub async fn update_workspace(
         metadata: metadata(Some(&access.principal), &request_id),
         if_match,
         idempotency: None,
+        new_stream: false,
     };
     let committed = state
         .repository
@@ -237,6 +239,7 @@ pub async fn delete_workspace(
         metadata: metadata(Some(&access.principal), &request_id),
         if_match,
         idempotency: None,
+        new_stream: false,
     };
     let committed = state
         .repository

@@ -1,0 +1,169 @@
+//! Commands over HTTP against the real binary: create-project throughput
+//! and latency at 64 connections beside the durable-append ceiling of the
+//! same run, and how soon an acknowledged command is visible to reads
+//! (command ack → a GET carrying its consistency token answers) at steady
+//! 200 and 1,000 commands/s. Both backends.
+//!
+//! `cargo bench --bench http` (`TENET_BENCH_SECONDS` sets run length).
+
+#[path = "../tests/common/mod.rs"]
+mod common;
+mod support;
+
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use common::{Backing, Mode, Tenet, User};
+use hdrhistogram::Histogram;
+use serde_json::json;
+use support::{Row, print_table, run_for};
+
+fn histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 60_000_000, 3).expect("histogram bounds")
+}
+
+fn ms(histogram: &Histogram<u64>, quantile: f64) -> f64 {
+    histogram.value_at_quantile(quantile) as f64 / 1_000.0
+}
+
+/// Closed loop: `connections` clients each creating projects back to back.
+async fn create_projects(
+    user: &User,
+    workspace: &str,
+    connections: usize,
+) -> (f64, Histogram<u64>) {
+    let until = Instant::now() + run_for();
+    let started = Instant::now();
+    let tasks = (0..connections).map(|client| {
+        let http = user.client.clone();
+        let path = format!("/api/v1/workspaces/{workspace}/projects");
+        tokio::spawn(async move {
+            let mut latencies = histogram();
+            let mut n = 0u64;
+            while Instant::now() < until {
+                let sent = Instant::now();
+                let reply = http
+                    .post(&path, json!({ "name": format!("Bench {client}-{n}-{}", uuid::Uuid::new_v4().simple()) }))
+                    .await;
+                assert_eq!(reply.status, 201, "{:#}", reply.body);
+                latencies.record(sent.elapsed().as_micros() as u64).ok();
+                n += 1;
+            }
+            latencies
+        })
+    });
+    let mut all = histogram();
+    for task in futures::future::join_all(tasks).await {
+        all.add(task.expect("client task")).ok();
+    }
+    (all.len() as f64 / started.elapsed().as_secs_f64(), all)
+}
+
+/// Open loop at `rate` commands/s: each acknowledged command is followed by
+/// a GET with its consistency token; records ack → GET answered.
+async fn visibility(user: &User, workspace: &str, rate: u64) -> Histogram<u64> {
+    let count = (rate as f64 * run_for().as_secs_f64()) as u64;
+    let interval = Duration::from_secs_f64(1.0 / rate as f64);
+    let results = Arc::new(tokio::sync::Mutex::new(histogram()));
+    let mut ticker = tokio::time::interval(interval);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Burst);
+    let mut tasks = Vec::with_capacity(count as usize);
+    for n in 0..count {
+        ticker.tick().await;
+        let http = user.client.clone();
+        let results = results.clone();
+        let path = format!("/api/v1/workspaces/{workspace}/projects");
+        tasks.push(tokio::spawn(async move {
+            let created = http
+                .post(
+                    &path,
+                    json!({ "name": format!("Lag {n}-{}", uuid::Uuid::new_v4().simple()) }),
+                )
+                .await;
+            assert_eq!(created.status, 201, "{:#}", created.body);
+            let acked = Instant::now();
+            let id = created.body["id"].as_str().expect("id").to_owned();
+            let read = http
+                .get_after(&format!("{path}/{id}"), &created.token())
+                .await;
+            assert_eq!(read.status, 200, "{:#}", read.body);
+            results
+                .lock()
+                .await
+                .record(acked.elapsed().as_micros() as u64)
+                .ok();
+        }));
+    }
+    futures::future::join_all(tasks).await;
+    let results = results.lock().await;
+    results.clone()
+}
+
+async fn bench(mode: Mode, rows: &mut Vec<Row>) {
+    let Some(backing) = Backing::new(mode).await else {
+        return;
+    };
+    let backend = match mode {
+        Mode::Embedded => "sqlite",
+        Mode::Distributed => "postgres+nats",
+    };
+    let ceiling = match &backing.database {
+        Some(database) => {
+            let url = database.url.clone().expect("url");
+            // The ceiling is a separate database, so its rows do not slow
+            // the service's.
+            let sixteen = support::pgbench_append_ceiling(&url, 16).await;
+            let sixty_four = support::pgbench_append_ceiling(&url, 64).await;
+            sixteen.into_iter().chain(sixty_four).reduce(f64::max)
+        }
+        None => None,
+    };
+    let tenet = Tenet::start(
+        &backing,
+        &[("RUST_LOG", "warn"), ("TENET_JWT_SECRET", &"b".repeat(32))],
+    )
+    .await;
+    let user = User::register(&tenet, "bench").await;
+    let workspace = user.workspace("Bench").await;
+
+    let (rate, latencies) = create_projects(&user, &workspace, 64).await;
+    let what = format!(
+        "create project over HTTP, 64 connections (p50 {:.1} ms, p99 {:.1} ms)",
+        ms(&latencies, 0.5),
+        ms(&latencies, 0.99)
+    );
+    let mut row = Row::new(what, backend, rate, "req/s");
+    if let Some(ceiling) = ceiling {
+        row = row.against(ceiling, "pgbench append, best of 16/64 clients");
+    }
+    rows.push(row);
+
+    for rate in [200, 1_000] {
+        let lag = visibility(&user, &workspace, rate).await;
+        rows.push(Row::new(
+            format!("ack → visible to reads at {rate}/s, p50"),
+            backend,
+            ms(&lag, 0.5),
+            "ms",
+        ));
+        rows.push(Row::new(
+            format!("ack → visible to reads at {rate}/s, p99"),
+            backend,
+            ms(&lag, 0.99),
+            "ms",
+        ));
+    }
+}
+
+fn main() {
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    runtime.block_on(async {
+        let mut rows = Vec::new();
+        bench(Mode::Embedded, &mut rows).await;
+        bench(Mode::Distributed, &mut rows).await;
+        print_table("Commands over HTTP", &rows);
+    });
+}

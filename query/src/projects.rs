@@ -5,15 +5,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tenet_events::http::auth::Access;
+use tenet_events::http::auth::{ProjectsRead, Scoped};
 use tenet_events::http::headers::etag;
 use tenet_events::http::openapi::{
     BadRequest, NotFound, Unauthenticated, Unavailable, Unprocessable,
 };
 use tenet_events::http::pagination::Page;
-use tenet_events::http::{
-    Action, ApiError, ConsistencyToken, PageRequest, Path, Query, Resource, Scope, Sort,
-};
+use tenet_events::http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_events::ids::{ProjectId, WorkspaceId};
 use tenet_events::with_pool;
 use tenet_projections::projects::{self, COLUMNS, GENERATION, ProjectRow, ProjectView};
@@ -95,11 +93,10 @@ pub struct ProjectPath {
 )]
 pub async fn list_projects(
     State(state): State<QueryState>,
-    access: Access,
+    access: Scoped<ProjectsRead>,
     token: ConsistencyToken,
     Query(query): Query<ListProjects>,
 ) -> Result<axum::Json<Page<ProjectView>>, ApiError> {
-    access.require(Scope::new(Resource::Projects, Action::Read))?;
     let page = PageRequest::new(query.offset, query.limit)?;
     let sort = Sort::parse(
         query.sort.as_deref(),
@@ -186,11 +183,10 @@ pub async fn list_projects(
 )]
 pub async fn get_project(
     State(state): State<QueryState>,
-    access: Access,
+    access: Scoped<ProjectsRead>,
     Path(path): Path<ProjectPath>,
     token: ConsistencyToken,
 ) -> Result<Response, ApiError> {
-    access.require(Scope::new(Resource::Projects, Action::Read))?;
     state.caught_up(token, projects::NAME).await?;
     let row: Option<ProjectRow> = with_pool!(state.db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(

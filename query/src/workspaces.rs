@@ -4,11 +4,11 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tenet_events::http::auth::{Access, Credential, Principal};
+use tenet_events::http::auth::{Credential, Principal, Scoped, WorkspaceRead};
 use tenet_events::http::headers::etag;
 use tenet_events::http::openapi::{NotFound, Unauthenticated, Unprocessable};
 use tenet_events::http::pagination::Page;
-use tenet_events::http::{Action, ApiError, PageRequest, Query, Resource, Scope, Sort};
+use tenet_events::http::{ApiError, PageRequest, Query, Sort};
 use tenet_events::with_pool;
 use tenet_projections::access::{GENERATION, WorkspaceView};
 use utoipa::IntoParams;
@@ -148,9 +148,8 @@ pub async fn list_workspaces(
 )]
 pub async fn get_workspace(
     State(state): State<QueryState>,
-    access: Access,
+    access: Scoped<WorkspaceRead>,
 ) -> Result<Response, ApiError> {
-    access.require(Scope::new(Resource::Workspace, Action::Read))?;
     let workspace: Option<WorkspaceView> = with_pool!(state.db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT w.id, w.name, w.slug, m.role, w.created_at, w.updated_at, w.version \

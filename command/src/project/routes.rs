@@ -3,15 +3,13 @@
 use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
-use tenet_events::http::auth::Access;
+use tenet_events::http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
 use tenet_events::http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
 use tenet_events::http::validate::slugify;
-use tenet_events::http::{
-    Action, ApiError, Checks, IfMatch, Json, Path, RequestId, Resource, Scope,
-};
+use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_events::ids::{ProjectId, WorkspaceId};
 use tenet_projections::projects::{ProjectStatus, ProjectView};
 use utoipa::ToSchema;
@@ -130,11 +128,10 @@ fn target(
 )]
 pub async fn create_project(
     State(state): State<CommandState>,
-    access: Access,
+    access: Scoped<ProjectsWrite>,
     request_id: RequestId,
     Json(body): Json<CreateProject>,
 ) -> Result<Written<ProjectView>, ApiError> {
-    access.require(Scope::new(Resource::Projects, Action::Write))?;
     let mut checks = Checks::new();
     let name = checks.line("name", &body.name, 100);
     let slug = match &body.slug {
@@ -211,13 +208,12 @@ pub async fn create_project(
 )]
 pub async fn update_project(
     State(state): State<CommandState>,
-    access: Access,
+    access: Scoped<ProjectsWrite>,
     Path(path): Path<ProjectPath>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
     Json(body): Json<UpdateProject>,
 ) -> Result<Written<ProjectView>, ApiError> {
-    access.require(Scope::new(Resource::Projects, Action::Write))?;
     let mut checks = Checks::new();
     let name = body
         .name
@@ -282,12 +278,11 @@ pub async fn update_project(
 )]
 pub async fn archive_project(
     State(state): State<CommandState>,
-    access: Access,
+    access: Scoped<ProjectsDelete>,
     Path(path): Path<ProjectPath>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    access.require(Scope::new(Resource::Projects, Action::Delete))?;
     let committed = state
         .repository
         .execute::<Project, _>(
@@ -330,12 +325,11 @@ pub async fn archive_project(
 )]
 pub async fn restore_project(
     State(state): State<CommandState>,
-    access: Access,
+    access: Scoped<ProjectsWrite>,
     Path(path): Path<ProjectPath>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<ProjectView>, ApiError> {
-    access.require(Scope::new(Resource::Projects, Action::Write))?;
     let committed = state
         .repository
         .execute::<Project, _>(

@@ -4,13 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
-use tenet_events::http::auth::{Access, Credential, Principal};
+use tenet_events::http::auth::{Credential, Principal, Scoped, WorkspaceDelete, WorkspaceWrite};
 use tenet_events::http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
 use tenet_events::http::validate::slugify;
-use tenet_events::http::{Action, ApiError, Checks, IfMatch, Json, RequestId, Resource, Scope};
+use tenet_events::http::{ApiError, Checks, IfMatch, Json, RequestId};
 use tenet_events::ids::WorkspaceId;
 use tenet_projections::access::{RoleName, WorkspaceView};
 use utoipa::ToSchema;
@@ -163,12 +163,11 @@ pub async fn create_workspace(
 )]
 pub async fn update_workspace(
     State(state): State<CommandState>,
-    access: Access,
+    access: Scoped<WorkspaceWrite>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
     Json(body): Json<UpdateWorkspace>,
 ) -> Result<Written<WorkspaceView>, ApiError> {
-    access.require(Scope::new(Resource::Workspace, Action::Write))?;
     let mut checks = Checks::new();
     let name = body
         .name
@@ -228,11 +227,10 @@ pub async fn update_workspace(
 )]
 pub async fn delete_workspace(
     State(state): State<CommandState>,
-    access: Access,
+    access: Scoped<WorkspaceDelete>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    access.require(Scope::new(Resource::Workspace, Action::Delete))?;
     let target = Target {
         tenant: access.tenant(),
         stream: access.workspace_id.into(),

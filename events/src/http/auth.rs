@@ -219,3 +219,72 @@ where
         }
     }
 }
+
+/// A scope an operation needs, as a type: `Scoped<ProjectsWrite>` in a
+/// handler's signature declares and checks it.
+pub trait Requirement: Send + Sync + 'static {
+    const SCOPE: Scope;
+}
+
+/// The caller's [`Access`] to the workspace of the path, checked to hold
+/// `R::SCOPE` (403 naming it otherwise). Extracted before the body, so
+/// authorization is answered before validation.
+#[derive(Clone, Debug)]
+pub struct Scoped<R: Requirement>(pub Access, std::marker::PhantomData<R>);
+
+impl<R: Requirement> std::ops::Deref for Scoped<R> {
+    type Target = Access;
+
+    fn deref(&self) -> &Access {
+        &self.0
+    }
+}
+
+impl<S, R> FromRequestParts<S> for Scoped<R>
+where
+    S: Send + Sync,
+    Auth: FromRef<S>,
+    R: Requirement,
+{
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &S) -> Result<Self, Self::Rejection> {
+        let access = Access::from_request_parts(parts, state).await?;
+        access.require(R::SCOPE)?;
+        Ok(Scoped(access, std::marker::PhantomData))
+    }
+}
+
+macro_rules! requirements {
+    ($($name:ident => $resource:ident $action:ident;)*) => {$(
+        #[doc = concat!("Needs `", stringify!($resource), ":", stringify!($action), "`.")]
+        #[derive(Clone, Copy, Debug)]
+        pub struct $name;
+
+        impl Requirement for $name {
+            const SCOPE: Scope = Scope::new(super::scope::Resource::$resource, super::scope::Action::$action);
+        }
+    )*};
+}
+
+requirements! {
+    WorkspaceRead => Workspace Read;
+    WorkspaceWrite => Workspace Write;
+    WorkspaceDelete => Workspace Delete;
+    MembersRead => Members Read;
+    MembersWrite => Members Write;
+    MembersDelete => Members Delete;
+    ApiKeysRead => ApiKeys Read;
+    ApiKeysWrite => ApiKeys Write;
+    ApiKeysDelete => ApiKeys Delete;
+    ProjectsRead => Projects Read;
+    ProjectsWrite => Projects Write;
+    ProjectsDelete => Projects Delete;
+    TasksRead => Tasks Read;
+    TasksWrite => Tasks Write;
+    TasksDelete => Tasks Delete;
+    CommentsRead => Comments Read;
+    CommentsWrite => Comments Write;
+    CommentsDelete => Comments Delete;
+    AuditRead => Audit Read;
+}

@@ -77,6 +77,22 @@ pub struct ServeConfig {
 
     #[command(flatten)]
     pub auth: AuthConfig,
+
+    /// Requests per minute per principal (user or API key; per IP when anonymous).
+    #[arg(long, env = "TENET_RATE_LIMIT", default_value_t = 600)]
+    pub rate_limit: u32,
+
+    /// Requests per minute per client IP on login and registration.
+    #[arg(long, env = "TENET_AUTH_RATE_LIMIT", default_value_t = 10)]
+    pub auth_rate_limit: u32,
+
+    /// Take the client IP from X-Forwarded-For (only behind a proxy that sets it).
+    #[arg(long, env = "TENET_TRUST_FORWARDED_FOR", default_value_t = false)]
+    pub trust_forwarded_for: bool,
+
+    /// Origins allowed to call the API from a browser (comma-separated); none by default.
+    #[arg(long, env = "TENET_CORS_ORIGINS", value_delimiter = ',')]
+    pub cors_origins: Vec<String>,
 }
 
 /// Access tokens.
@@ -99,6 +115,10 @@ pub struct AuthConfig {
     /// Lifetime of access tokens, in seconds.
     #[arg(long, env = "TENET_ACCESS_TOKEN_TTL_SECS", default_value_t = 900)]
     pub access_token_ttl_secs: u64,
+
+    /// Lifetime of refresh tokens, in seconds (each refresh starts it anew).
+    #[arg(long, env = "TENET_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
+    pub refresh_token_ttl_secs: u64,
 }
 
 impl ServeConfig {

@@ -5,14 +5,17 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use axum::extract::{MatchedPath, Request};
+use axum::http::{HeaderName, HeaderValue, Method, header};
 use axum::middleware::{self, Next};
 use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_events::bus::Bus;
 use tenet_events::db::Db;
+use tenet_events::http::ratelimit::{self, RateLimits};
 use tenet_events::http::{ApiError, request_id};
 use tenet_events::store::EventStore;
 use tenet_projections::Checkpoints;
+use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use tenet_command::CommandState;
@@ -47,6 +50,7 @@ pub struct Parts<'a> {
     pub metrics: Option<PrometheusHandle>,
     pub jwt: Arc<Jwt>,
     pub passwords: Arc<Passwords>,
+    pub limits: Arc<RateLimits>,
 }
 
 #[derive(OpenApi)]
@@ -89,6 +93,7 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         access: Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone())),
         jwt: parts.jwt,
         passwords: parts.passwords,
+        refresh_ttl: Duration::from_secs(parts.config.auth.refresh_token_ttl_secs),
     });
     let queries = tenet_query::router(QueryState {
         db: parts.db,
@@ -111,7 +116,7 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     if parts.config.runs(Role::Query) {
         api = api.merge(query_routes);
     }
-    axum::Router::new()
+    let router = axum::Router::new()
         .merge(ops)
         .merge(api)
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
@@ -119,8 +124,83 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
         .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn_with_state(
+            parts.limits,
+            ratelimit::layer,
+        ))
+        .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(record_metrics))
-        .layer(middleware::from_fn(request_id::layer))
+        .layer(middleware::from_fn(request_id::layer));
+    match cors(&parts.config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    }
+}
+
+/// Headers every response carries: no MIME sniffing, no framing, no
+/// referrer; API responses are not cached; the docs page runs only its own
+/// scripts.
+async fn security_headers(request: Request, next: Next) -> Response {
+    let path = request.uri().path().to_owned();
+    let mut response = next.run(request).await;
+    let headers = response.headers_mut();
+    headers.insert(
+        "x-content-type-options",
+        HeaderValue::from_static("nosniff"),
+    );
+    headers.insert("x-frame-options", HeaderValue::from_static("DENY"));
+    headers.insert("referrer-policy", HeaderValue::from_static("no-referrer"));
+    if path.starts_with("/api/") && !headers.contains_key(header::CACHE_CONTROL) {
+        headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    if path.starts_with("/docs") {
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(
+                "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; \
+                 img-src 'self' data:; connect-src 'self'; frame-ancestors 'none'; base-uri 'none'",
+            ),
+        );
+    }
+    response
+}
+
+/// CORS for the configured origins; none configured, none allowed.
+fn cors(origins: &[String]) -> Option<CorsLayer> {
+    let origins: Vec<HeaderValue> = origins
+        .iter()
+        .filter(|origin| !origin.trim().is_empty())
+        .filter_map(|origin| HeaderValue::from_str(origin.trim()).ok())
+        .collect();
+    if origins.is_empty() {
+        return None;
+    }
+    let expose = [
+        "etag",
+        "location",
+        "retry-after",
+        "x-consistency-token",
+        "x-request-id",
+        "x-ratelimit-limit",
+        "x-ratelimit-remaining",
+        "x-ratelimit-reset",
+    ];
+    let allow = [
+        "authorization",
+        "content-type",
+        "if-match",
+        "idempotency-key",
+        "x-consistency-token",
+        "x-request-id",
+    ];
+    Some(
+        CorsLayer::new()
+            .allow_origin(AllowOrigin::list(origins))
+            .allow_methods([Method::GET, Method::POST, Method::PATCH, Method::DELETE])
+            .allow_headers(allow.map(HeaderName::from_static))
+            .expose_headers(expose.map(HeaderName::from_static))
+            .max_age(Duration::from_secs(600)),
+    )
 }
 
 async fn not_found() -> ApiError {
@@ -135,15 +215,17 @@ async fn method_not_allowed() -> ApiError {
     )
 }
 
-/// Errors produced below the handlers (the body limit's 413, a timeout)
-/// come without a body; give them the same problem+json shape as the rest.
+/// Errors produced outside the handlers (the body limit's 413, a timeout,
+/// a static asset that is not there) come as plain text or nothing; give
+/// them the same problem+json shape as the rest.
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let bare = (status.is_client_error() || status.is_server_error())
-        && !response
-            .headers()
-            .contains_key(axum::http::header::CONTENT_TYPE);
+    let is_problem = response
+        .headers()
+        .get(axum::http::header::CONTENT_TYPE)
+        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
+    let bare = (status.is_client_error() || status.is_server_error()) && !is_problem;
     if !bare {
         return response;
     }

@@ -18,6 +18,7 @@ use tenet_command::identity::password::Passwords;
 use tenet_events::bus::Bus;
 use tenet_events::db::{Db, DbOptions};
 use tenet_events::http::jwt::Jwt;
+use tenet_events::http::ratelimit::RateLimits;
 use tenet_events::projection::Projector;
 use tenet_events::relay::Relay;
 use tenet_events::store::{self, EventStore, StoreOptions};
@@ -175,6 +176,25 @@ impl Server {
             });
         }
 
+        let limits = Arc::new(RateLimits::new(
+            config.rate_limit,
+            config.auth_rate_limit,
+            jwt.clone(),
+            config.trust_forwarded_for,
+        ));
+        {
+            let limits = limits.clone();
+            let stop = shutdown.clone();
+            background.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(60));
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        _ = every.tick() => limits.forget_idle(),
+                    }
+                }
+            });
+        }
         let router = http::router(http::Parts {
             config,
             db: db.clone(),
@@ -184,6 +204,7 @@ impl Server {
             metrics,
             jwt,
             passwords,
+            limits,
         });
         let listener = TcpListener::bind(config.listen)
             .await

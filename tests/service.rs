@@ -114,9 +114,12 @@ in_both_modes!(
     metrics_are_exposed_for_prometheus,
 );
 
+/// Starts with an otherwise valid configuration plus `env`, and answers
+/// the last line of stderr of the failed start.
 async fn failed_start(env: &[(&str, &str)]) -> String {
     let output = command()
         .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("TENET_JWT_SECRET", "a-secret-of-at-least-thirty-two-bytes")
         .envs(env.iter().copied())
         .output()
         .await
@@ -177,4 +180,17 @@ async fn migrate_applies_the_migrations_and_exits() {
         String::from_utf8_lossy(&output.stderr)
     );
     assert!(dir.path().join("tenet.db").exists());
+}
+
+#[tokio::test]
+async fn postgres_without_a_shared_signing_secret_is_refused() {
+    let output = command()
+        .args(["serve", "--listen", "127.0.0.1:0"])
+        .env("DATABASE_URL", "postgres://nobody@127.0.0.1:1/none")
+        .output()
+        .await
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8(output.stderr).unwrap();
+    assert!(stderr.contains("TENET_JWT_SECRET is required"), "{stderr}");
 }

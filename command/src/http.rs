@@ -30,6 +30,8 @@ pub struct CommandState {
     pub access: Arc<AccessModel>,
     pub jwt: Arc<Jwt>,
     pub passwords: Arc<Passwords>,
+    /// How long a refresh token lives (renewed by each refresh).
+    pub refresh_ttl: std::time::Duration,
 }
 
 impl FromRef<CommandState> for Auth {
@@ -55,6 +57,14 @@ pub fn metadata(principal: Option<&Principal>, request_id: &RequestId) -> Metada
             uuid::Uuid::parse_str(&request_id.0).unwrap_or_else(|_| uuid::Uuid::now_v7()),
         ),
         causation_id: None,
+    }
+}
+
+/// The metadata of events a user causes before holding a token (login).
+pub fn metadata_of_user(user: tenet_events::ids::UserId, request_id: &RequestId) -> Metadata {
+    Metadata {
+        actor: tenet_events::envelope::Actor::User { id: user.as_uuid() },
+        ..metadata(None, request_id)
     }
 }
 

@@ -6,10 +6,12 @@
 //! reads a read model for a decision; what a decision needs is in its
 //! aggregate (or claimed atomically with its events).
 
+pub mod api_key;
 pub mod http;
 pub mod identity;
 pub mod project;
 pub mod repository;
+mod secret;
 pub mod workspace;
 
 #[cfg(test)]
@@ -24,6 +26,8 @@ pub fn router(state: CommandState) -> OpenApiRouter {
     OpenApiRouter::new()
         .merge(identity::routes::router())
         .merge(workspace::routes::router())
+        .merge(workspace::members::router())
+        .merge(api_key::routes::router())
         .merge(project::routes::router())
         .with_state(state)
 }

@@ -4,7 +4,10 @@
 //! Every query is scoped by tenant in SQL and reads the active generation
 //! of its read model; nothing here writes.
 
+pub mod admin;
+pub mod listing;
 pub mod me;
+pub mod members;
 pub mod projects;
 pub mod search;
 pub mod state;
@@ -20,5 +23,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(me::router())
         .merge(workspaces::router())
         .merge(projects::router())
+        .merge(members::router())
+        .merge(admin::router())
         .with_state(state)
 }

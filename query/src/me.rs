@@ -4,9 +4,9 @@ use axum::Json;
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenet_events::http::ApiError;
 use tenet_events::http::auth::{Credential, Principal};
 use tenet_events::http::openapi::Unauthenticated;
+use tenet_events::http::{ApiError, ConsistencyToken};
 use tenet_events::ids::UserId;
 use tenet_events::with_pool;
 use tenet_projections::access::{GENERATION, WorkspaceView};
@@ -58,7 +58,9 @@ struct UserRow {
 pub async fn me(
     State(state): State<QueryState>,
     principal: Principal,
+    token: ConsistencyToken,
 ) -> Result<Json<Me>, ApiError> {
+    state.valid_token(token).await?;
     let only = match &principal.credential {
         Credential::ApiKey { workspace_id, .. } => Some(*workspace_id),
         Credential::Token { .. } => None,

@@ -143,7 +143,7 @@ pub async fn list_projects(
         let total: i64 = if words.is_empty() {
             // The projector's counts answer without scanning the rows.
             let mut counted = sqlx::QueryBuilder::new(format!(
-                "SELECT coalesce(sum(count), 0) FROM project_counts WHERE generation = {GENERATION} AND tenant_id = "
+                "SELECT CAST(coalesce(sum(count), 0) AS BIGINT) FROM project_counts WHERE generation = {GENERATION} AND tenant_id = "
             ));
             counted.push_bind(tenant);
             if let Some(status) = status {

@@ -37,6 +37,10 @@ impl Words {
         Ok(Words(words))
     }
 
+    pub fn len(&self) -> usize {
+        self.0.len()
+    }
+
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }

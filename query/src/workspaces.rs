@@ -8,13 +8,14 @@ use tenet_events::http::auth::{Credential, Principal, Scoped, WorkspaceRead};
 use tenet_events::http::headers::etag;
 use tenet_events::http::openapi::{NotFound, Unauthenticated, Unprocessable};
 use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, PageRequest, Query, Sort};
+use tenet_events::http::{ApiError, ConsistencyToken, PageRequest, Query, Sort};
 use tenet_events::with_pool;
 use tenet_projections::access::{GENERATION, WorkspaceView};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::listing::{Bind, Listing};
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -53,13 +54,6 @@ impl Field {
     }
 }
 
-#[derive(sqlx::FromRow)]
-struct Row {
-    #[sqlx(flatten)]
-    workspace: WorkspaceView,
-    total: i64,
-}
-
 /// `GET /api/v1/workspaces`: the workspaces the caller belongs to.
 #[utoipa::path(
     get,
@@ -76,8 +70,10 @@ struct Row {
 pub async fn list_workspaces(
     State(state): State<QueryState>,
     principal: Principal,
+    token: ConsistencyToken,
     Query(query): Query<ListWorkspaces>,
 ) -> Result<axum::Json<Page<WorkspaceView>>, ApiError> {
+    state.valid_token(token).await?;
     let page = PageRequest::new(query.offset, query.limit)?;
     let sort = Sort::parse(
         query.sort.as_deref(),
@@ -92,44 +88,26 @@ pub async fn list_workspaces(
             descending: false,
         },
     )?;
-    let only = match &principal.credential {
-        Credential::ApiKey { workspace_id, .. } => Some(*workspace_id),
-        Credential::Token { .. } => None,
-    };
-    let filter = format!(
+    let mut listing = Listing::new(
+        "w.id, w.name, w.slug, m.role, w.created_at, w.updated_at, w.version",
+        String::new(),
+        format!(
+            "{} {dir}, w.id {dir}",
+            sort.field.column(),
+            dir = sort.direction()
+        ),
+    );
+    let user = listing.bind(Bind::Uuid(principal.user_id.as_uuid()));
+    listing.from = format!(
         "FROM access_members m JOIN access_workspaces w ON w.generation = m.generation AND w.id = m.workspace_id \
-         WHERE m.generation = {GENERATION} AND m.user_id = $1 AND w.deleted_at IS NULL AND ($2 IS NULL OR w.id = $2)"
+         WHERE m.generation = {GENERATION} AND m.user_id = {user} AND w.deleted_at IS NULL"
     );
-    let sql = format!(
-        "SELECT w.id, w.name, w.slug, m.role, w.created_at, w.updated_at, w.version, \
-           (SELECT count(*) {filter}) AS total {filter} \
-         ORDER BY {column} {direction}, w.id {direction} LIMIT $3 OFFSET $4",
-        column = sort.field.column(),
-        direction = sort.direction(),
-    );
-    let count = format!("SELECT count(*) {filter}");
-    let (rows, empty_total) = with_pool!(state.db, pool => {
-        let rows: Vec<Row> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(principal.user_id)
-            .bind(only)
-            .bind(page.limit_i64())
-            .bind(page.offset_i64())
-            .fetch_all(pool)
-            .await?;
-        let empty_total: Option<i64> = if rows.is_empty() && page.offset > 0 {
-            Some(sqlx::query_scalar(sqlx::AssertSqlSafe(count))
-                .bind(principal.user_id)
-                .bind(only)
-                .fetch_one(pool)
-                .await?)
-        } else {
-            None
-        };
-        (rows, empty_total)
-    });
-    let total = rows.first().map(|r| r.total).or(empty_total).unwrap_or(0);
-    let items = rows.into_iter().map(|r| r.workspace).collect();
-    Ok(axum::Json(page.page(items, total as u64)))
+    // An API key sees only its own workspace.
+    if let Credential::ApiKey { workspace_id, .. } = &principal.credential {
+        let only = listing.bind(Bind::Uuid(workspace_id.as_uuid()));
+        listing.from.push_str(&format!(" AND w.id = {only}"));
+    }
+    Ok(axum::Json(listing.page(&state.db, page).await?))
 }
 
 /// `GET /api/v1/workspaces/{workspace_id}`: one workspace, with `ETag`.
@@ -149,7 +127,9 @@ pub async fn list_workspaces(
 pub async fn get_workspace(
     State(state): State<QueryState>,
     access: Scoped<WorkspaceRead>,
+    token: ConsistencyToken,
 ) -> Result<Response, ApiError> {
+    state.valid_token(token).await?;
     let workspace: Option<WorkspaceView> = with_pool!(state.db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
             "SELECT w.id, w.name, w.slug, m.role, w.created_at, w.updated_at, w.version \

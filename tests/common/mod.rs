@@ -17,12 +17,21 @@ pub enum Mode {
     Distributed,
 }
 
+fn random_secret() -> String {
+    format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    )
+}
+
 /// What a started process runs on; kept alive as long as the processes.
 pub struct Backing {
     pub mode: Mode,
     pub dir: tempfile::TempDir,
     pub database: Option<TestDatabase>,
     pub bus: Option<TestBus>,
+    secret: String,
 }
 
 impl Backing {
@@ -34,6 +43,7 @@ impl Backing {
                 dir,
                 database: None,
                 bus: None,
+                secret: random_secret(),
             },
             Mode::Distributed => {
                 let database = TestDatabase::postgres_empty().await?;
@@ -43,9 +53,16 @@ impl Backing {
                     dir,
                     database: Some(database),
                     bus: Some(bus),
+                    secret: random_secret(),
                 }
             }
         })
+    }
+
+    /// The token-signing secret of this backing (a deployment's instances
+    /// share one).
+    pub fn jwt_secret(&self) -> String {
+        self.secret.clone()
     }
 
     /// Environment for a `tenet serve` on this backing.
@@ -64,6 +81,9 @@ impl Backing {
             ));
             env.push(("NATS_URL".to_owned(), bus.url.clone()));
             env.push(("TENET_NATS_PREFIX".to_owned(), bus.prefix().to_owned()));
+            // Processes sharing a backing share the signing secret, as
+            // instances of one deployment do.
+            env.push(("TENET_JWT_SECRET".to_owned(), self.jwt_secret()));
         }
         env
     }

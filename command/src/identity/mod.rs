@@ -2,4 +2,5 @@
 
 pub mod password;
 pub mod routes;
+pub mod session;
 pub mod user;

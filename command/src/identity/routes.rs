@@ -2,22 +2,31 @@
 
 use axum::extract::State;
 use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
+use tenet_events::catalogue::session::RevokeReason;
 use tenet_events::catalogue::user::EMAIL_CLAIM;
 use tenet_events::envelope::now;
+use tenet_events::http::auth::{Credential, Principal};
 use tenet_events::http::openapi::{
-    BadRequest, Conflict, Unauthenticated, Unprocessable, UnsupportedMediaType,
+    BadRequest, Conflict, TooManyRequests, Unauthenticated, Unprocessable, UnsupportedMediaType,
 };
 use tenet_events::http::{ApiError, Checks, Json, RequestId};
+use tenet_events::ids::SessionId;
 use tenet_events::ids::{TenantId, UserId};
 use tenet_projections::access::UserView;
+use tenet_projections::access::digest;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use super::session::{self, Session, SessionCommand, SessionError};
 use super::user::{User, UserCommand, UserError, decide};
-use crate::http::{CommandState, Written, failure, metadata, position_of};
+use crate::http::{
+    CommandState, Deleted, Written, failure, metadata, metadata_of_user, position_of,
+};
 use crate::repository::{ExecuteError, Target};
+use crate::secret;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -139,12 +148,40 @@ pub struct TokenPair {
     pub token_type: &'static str,
     /// Seconds until the access token expires.
     pub expires_in: u64,
-    pub expires_at: chrono::DateTime<chrono::Utc>,
+    pub expires_at: DateTime<Utc>,
+    /// Opaque; exchange it at `/auth/refresh` for a new pair. Each refresh
+    /// token works once: presenting a used one revokes the session.
+    pub refresh_token: String,
+    pub refresh_expires_at: DateTime<Utc>,
+}
+
+/// Issues a token pair for a session whose current refresh token is
+/// `refresh_token`.
+fn pair(
+    state: &CommandState,
+    user: UserId,
+    session: SessionId,
+    refresh_token: String,
+    refresh_expires_at: DateTime<Utc>,
+) -> TokenPair {
+    let (access_token, expires_at) = state.jwt.issue(user, Some(session), now());
+    TokenPair {
+        access_token,
+        token_type: "Bearer",
+        expires_in: state.jwt.ttl.as_secs(),
+        expires_at,
+        refresh_token,
+        refresh_expires_at,
+    }
+}
+
+fn refresh_expiry(state: &CommandState) -> DateTime<Utc> {
+    now() + chrono::Duration::from_std(state.refresh_ttl).unwrap_or(chrono::Duration::days(30))
 }
 
 /// `POST /api/v1/auth/login`: exchanges email and password for an access
-/// token. A wrong email and a wrong password answer the same 401, in the
-/// same time.
+/// token and a refresh token (a new session). A wrong email and a wrong
+/// password answer the same 401, in the same time.
 #[utoipa::path(
     post,
     path = "/api/v1/auth/login",
@@ -156,10 +193,12 @@ pub struct TokenPair {
         (status = 401, response = Unauthenticated),
         (status = 415, response = UnsupportedMediaType),
         (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
     )
 )]
 pub async fn login(
     State(state): State<CommandState>,
+    request_id: RequestId,
     Json(body): Json<Login>,
 ) -> Result<axum::Json<TokenPair>, ApiError> {
     let email = body.email.trim().to_lowercase();
@@ -178,11 +217,180 @@ pub async fn login(
     let Some(credentials) = credentials.filter(|_| matches) else {
         return Err(ApiError::unauthenticated("Invalid email or password"));
     };
-    let (access_token, expires_at) = state.jwt.issue(credentials.id, None, now());
-    Ok(axum::Json(TokenPair {
-        access_token,
-        token_type: "Bearer",
-        expires_in: state.jwt.ttl.as_secs(),
+    let session = SessionId::generate();
+    let refresh_token = secret::generate(REFRESH_PREFIX);
+    let expires_at = refresh_expiry(&state);
+    let user = credentials.id;
+    let target = Target {
+        tenant: TenantId::PLATFORM,
+        stream: session.into(),
+        metadata: metadata_of_user(user, &request_id),
+        if_match: None,
+        idempotency: None,
+        new_stream: true,
+    };
+    let refresh_hash = digest(&refresh_token);
+    state
+        .repository
+        .execute::<Session, _>(target, |session| {
+            session::decide(
+                session,
+                SessionCommand::Start {
+                    user,
+                    refresh_hash: refresh_hash.clone(),
+                    expires_at,
+                },
+            )
+        })
+        .await
+        .map_err(|error| failure(error, |e: SessionError| ApiError::conflict(e.to_string())))?;
+    Ok(axum::Json(pair(
+        &state,
+        user,
+        session,
+        refresh_token,
         expires_at,
-    }))
+    )))
+}
+
+/// Refresh tokens start with this, to tell them from other secrets.
+pub const REFRESH_PREFIX: &str = "rt_";
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Refresh {
+    pub refresh_token: String,
+}
+
+fn invalid_refresh() -> ApiError {
+    ApiError::unauthenticated("Invalid, expired or revoked refresh token")
+}
+
+/// `POST /api/v1/auth/refresh`: exchanges a refresh token for a new token
+/// pair; the presented token stops working. Presenting a token that was
+/// already exchanged revokes the whole session (someone else holds a
+/// copy): every token of it is refused from then on.
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/refresh",
+    tag = "auth",
+    request_body = Refresh,
+    responses(
+        (status = 200, description = "A new token pair", body = TokenPair),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+        (status = 429, response = TooManyRequests),
+    )
+)]
+pub async fn refresh(
+    State(state): State<CommandState>,
+    request_id: RequestId,
+    Json(body): Json<Refresh>,
+) -> Result<axum::Json<TokenPair>, ApiError> {
+    if !body.refresh_token.starts_with(REFRESH_PREFIX) || body.refresh_token.len() > 128 {
+        return Err(invalid_refresh());
+    }
+    let record = state
+        .access
+        .session_of_refresh_token(&body.refresh_token)
+        .await?
+        .ok_or_else(invalid_refresh)?;
+    let presented_hash = digest(&body.refresh_token);
+    let refresh_token = secret::generate(REFRESH_PREFIX);
+    let new_hash = digest(&refresh_token);
+    let expires_at = refresh_expiry(&state);
+    let target = Target {
+        tenant: TenantId::PLATFORM,
+        stream: record.id.into(),
+        metadata: metadata_of_user(record.user_id, &request_id),
+        if_match: None,
+        idempotency: None,
+        new_stream: false,
+    };
+    let committed = state
+        .repository
+        .execute::<Session, _>(target, |session| {
+            session::decide(
+                session,
+                SessionCommand::Refresh {
+                    presented_hash: presented_hash.clone(),
+                    new_hash: new_hash.clone(),
+                    expires_at,
+                    now: now(),
+                },
+            )
+        })
+        .await
+        .map_err(|error| failure(error, |_: SessionError| invalid_refresh()))?;
+    if committed.state.revoked.is_some() {
+        tracing::warn!(session = %record.id, "refresh token reuse: session revoked");
+        return Err(ApiError::unauthenticated(
+            "This refresh token was already used; the session is revoked. Log in again",
+        ));
+    }
+    Ok(axum::Json(pair(
+        &state,
+        record.user_id,
+        record.id,
+        refresh_token,
+        expires_at,
+    )))
+}
+
+/// `POST /api/v1/auth/logout`: revokes the caller's session (its refresh
+/// token and every access token issued from it).
+#[utoipa::path(
+    post,
+    path = "/api/v1/auth/logout",
+    tag = "auth",
+    responses(
+        (status = 200, description = "Logged out", body = Deleted),
+        (status = 401, response = Unauthenticated),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = []))
+)]
+pub async fn logout(
+    State(state): State<CommandState>,
+    principal: Principal,
+    request_id: RequestId,
+) -> Result<Written<Deleted>, ApiError> {
+    let Credential::Token {
+        session: Some(session),
+    } = principal.credential
+    else {
+        return Err(ApiError::field(
+            "Authorization",
+            "logging out needs an access token from /auth/login (API keys are revoked instead)",
+        ));
+    };
+    let target = Target {
+        tenant: TenantId::PLATFORM,
+        stream: session.into(),
+        metadata: metadata(Some(&principal), &request_id),
+        if_match: None,
+        idempotency: None,
+        new_stream: false,
+    };
+    let committed = state
+        .repository
+        .execute::<Session, _>(target, |session| {
+            session::decide(
+                session,
+                SessionCommand::Revoke {
+                    reason: RevokeReason::Logout,
+                },
+            )
+        })
+        .await
+        .map_err(|error| failure(error, |e: SessionError| ApiError::conflict(e.to_string())))?;
+    Ok(Written {
+        status: StatusCode::OK,
+        body: Deleted::ok(),
+        version: None,
+        position: position_of(&state.repository, committed.position).await?,
+        location: None,
+    })
 }

@@ -8,7 +8,9 @@
 //! Events carry every derived value a projector needs, so projectors hold no
 //! business logic.
 
+pub mod api_key;
 pub mod project;
+pub mod session;
 pub mod user;
 pub mod workspace;
 

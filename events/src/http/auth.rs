@@ -122,8 +122,12 @@ pub type Auth = Arc<dyn Authenticator>;
 
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {
-    let value = parts
-        .headers
+    bearer_of(&parts.headers)
+}
+
+/// The bearer token in these headers, if any.
+pub fn bearer_of(headers: &axum::http::HeaderMap) -> Option<&str> {
+    let value = headers
         .get(axum::http::header::AUTHORIZATION)?
         .to_str()
         .ok()?;
@@ -173,9 +177,12 @@ where
             .find(|(name, _)| *name == "workspace_id")
             .map(|(_, value)| value.to_owned())
             .ok_or_else(|| ApiError::internal("route without {workspace_id} uses Access"))?;
-        let workspace: WorkspaceId = raw
-            .parse()
-            .map_err(|_| ApiError::field("workspace_id", "must be a valid UUID"))?;
+        let Ok(workspace) = raw.parse::<WorkspaceId>() else {
+            // Who is asking is answered first: an anonymous or forged
+            // caller learns nothing, even about the shape of the path.
+            Principal::from_request_parts(parts, state).await?;
+            return Err(ApiError::field("workspace_id", "must be a valid UUID"));
+        };
         let auth = Auth::from_ref(state);
         let access = match parts.extensions.get::<Principal>() {
             Some(principal) => auth.access(principal, workspace).await?,

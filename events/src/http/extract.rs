@@ -57,17 +57,28 @@ pub fn parse_json<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, ApiError> {
         if inner.is_syntax() || inner.is_eof() {
             ApiError::bad_request(format!("The body is not valid JSON: {inner}"))
         } else {
-            let field = if path == "." { "body".to_owned() } else { path };
-            ApiError::validation(vec![FieldError::new(
-                field,
-                clean_message(&inner.to_string()),
-            )])
+            let message = clean_message(&inner.to_string());
+            ApiError::validation(vec![FieldError::new(field_at(&path, &message), message)])
         }
     })?;
     deserializer
         .end()
         .map_err(|error| ApiError::bad_request(format!("The body is not valid JSON: {error}")))?;
     Ok(value)
+}
+
+/// The field an error names: its path, or, for a missing field (reported
+/// at the enclosing object), that field within the path.
+fn field_at(path: &str, message: &str) -> String {
+    let named = message
+        .strip_prefix("missing field `")
+        .and_then(|rest| rest.split('`').next());
+    match (path, named) {
+        (".", Some(field)) => field.to_owned(),
+        (".", None) => "body".to_owned(),
+        (path, Some(field)) => format!("{path}.{field}"),
+        (path, None) => path.to_owned(),
+    }
 }
 
 fn body_rejection(rejection: BytesRejection) -> ApiError {
@@ -121,6 +132,11 @@ where
                         format!("must be a valid {}", type_name(expected_type)),
                     ),
                     ErrorKind::DeserializeError { key, message, .. } => {
+                        let message = if message.to_ascii_lowercase().contains("uuid") {
+                            "must be a valid UUID".to_owned()
+                        } else {
+                            message
+                        };
                         ApiError::field(key, message)
                     }
                     other => ApiError::field("path", other.to_string()),
@@ -196,18 +212,10 @@ mod tests {
     fn missing_and_unknown_fields_are_named() {
         let missing = parse_json::<Body>(br#"{"labels": []}"#).unwrap_err();
         assert_eq!(missing.status, 422);
-        assert!(
-            missing.errors[0].message.contains("title"),
-            "{:?}",
-            missing.errors
-        );
+        assert_eq!(missing.errors[0].field, "title");
         let unknown =
             parse_json::<Body>(br#"{"title": "a", "labels": [], "titel": "b"}"#).unwrap_err();
-        assert!(
-            unknown.errors[0].message.contains("titel"),
-            "{:?}",
-            unknown.errors
-        );
+        assert_eq!(unknown.errors[0].field, "titel");
     }
 
     #[test]

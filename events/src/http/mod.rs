@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod openapi;
 pub mod pagination;
 pub mod problem;
+pub mod ratelimit;
 pub mod request_id;
 pub mod scope;
 pub mod validate;

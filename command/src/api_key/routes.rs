@@ -1,0 +1,216 @@
+//! Issuing and revoking API keys.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use chrono::{DateTime, Utc};
+use serde::{Deserialize, Serialize};
+use tenet_events::catalogue::api_key::ApiKeyIssued;
+use tenet_events::envelope::now;
+use tenet_events::http::auth::{ApiKeysDelete, ApiKeysWrite, Scoped};
+use tenet_events::http::openapi::{
+    BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable, UnsupportedMediaType,
+};
+use tenet_events::http::{ApiError, Checks, Json, Path, RequestId, Scope, Scopes};
+use tenet_events::ids::{ApiKeyId, WorkspaceId};
+use tenet_projections::access::{ApiKeyView, digest};
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, decide};
+use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
+use crate::repository::Target;
+use crate::secret;
+
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(issue_api_key))
+        .routes(routes!(revoke_api_key))
+}
+
+/// The prefix of every key secret.
+pub const KEY_PREFIX: &str = "tnt_";
+/// Characters of the secret kept, in the clear, to recognise a key.
+const SHOWN: usize = 12;
+/// Most scopes one key lists.
+const SCOPES_MAX: usize = 32;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct IssueApiKey {
+    /// 1 to 100 characters.
+    pub name: String,
+    /// Scopes (`tasks:write`, `projects:*`, `*`): a subset of the caller's own.
+    pub scopes: Vec<String>,
+    /// When the key stops working (absent: never).
+    pub expires_at: Option<DateTime<Utc>>,
+}
+
+/// A new key: the only time its secret is shown.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct IssuedApiKey {
+    #[serde(flatten)]
+    pub key: ApiKeyView,
+    /// Send as `Authorization: Bearer <secret>`. Stored only as a digest:
+    /// it cannot be shown again.
+    pub secret: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct KeyPath {
+    pub workspace_id: WorkspaceId,
+    pub key_id: ApiKeyId,
+}
+
+fn rejected(error: ApiKeyError) -> ApiError {
+    match error {
+        ApiKeyError::NotFound => ApiError::not_found("No such API key"),
+        other => ApiError::conflict(other.to_string()),
+    }
+}
+
+/// `POST /api/v1/workspaces/{workspace_id}/api-keys`: issues a key bound to
+/// this workspace, with scopes the caller holds. Its effective scopes are
+/// also capped, on every request, by what its issuer may do at that time.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{workspace_id}/api-keys",
+    tag = "api-keys",
+    params(("workspace_id" = uuid::Uuid, Path)),
+    request_body = IssueApiKey,
+    responses(
+        (status = 201, description = "Issued; the secret is in the body, once", body = IssuedApiKey,
+            headers(("Location" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["api_keys:write"]))
+)]
+pub async fn issue_api_key(
+    State(state): State<CommandState>,
+    access: Scoped<ApiKeysWrite>,
+    request_id: RequestId,
+    Json(body): Json<IssueApiKey>,
+) -> Result<Written<IssuedApiKey>, ApiError> {
+    let mut checks = Checks::new();
+    let name = checks.line("name", &body.name, 100);
+    let mut scopes = Vec::new();
+    if body.scopes.is_empty() {
+        checks.add("scopes", "must list at least one scope");
+    } else if body.scopes.len() > SCOPES_MAX {
+        checks.add("scopes", format!("must list at most {SCOPES_MAX} scopes"));
+    }
+    for (index, text) in body.scopes.iter().enumerate() {
+        match text.parse::<Scope>() {
+            Ok(scope) => scopes.push(scope),
+            Err(message) => checks.add(format!("scopes[{index}]"), message),
+        }
+    }
+    if body.expires_at.is_some_and(|expires| expires <= now()) {
+        checks.add("expires_at", "must be in the future");
+    }
+    checks.finish()?;
+    let wanted = Scopes::new(scopes);
+    if !access.scopes.contains_all(&wanted) {
+        return Err(ApiError::forbidden(
+            "A key can only carry scopes its issuer holds in this workspace",
+        ));
+    }
+    let secret = secret::generate(KEY_PREFIX);
+    let id = ApiKeyId::generate();
+    let issued = ApiKeyIssued {
+        name,
+        scopes: wanted.to_strings(),
+        key_hash: digest(&secret),
+        prefix: secret.chars().take(SHOWN).collect(),
+        expires_at: body.expires_at,
+        issued_by: access.principal.user_id,
+    };
+    let target = Target {
+        tenant: access.tenant(),
+        stream: id.into(),
+        metadata: metadata(Some(&access.principal), &request_id),
+        if_match: None,
+        idempotency: None,
+        new_stream: true,
+    };
+    let committed = state
+        .repository
+        .execute::<ApiKey, _>(target, |key| {
+            decide(key, ApiKeyCommand::Issue(issued.clone()))
+        })
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    let key = &committed.state;
+    Ok(Written {
+        status: StatusCode::CREATED,
+        body: IssuedApiKey {
+            key: ApiKeyView {
+                id,
+                name: key.name.clone(),
+                prefix: key.prefix.clone(),
+                scopes: key.scopes.clone(),
+                issued_by: access.principal.user_id,
+                created_at: key.created_at.unwrap_or_else(now),
+                expires_at: key.expires_at,
+                last_used_at: None,
+                revoked_at: None,
+            },
+            secret,
+        },
+        version: Some(committed.version),
+        position: position_of(&state.repository, committed.position).await?,
+        location: Some(format!(
+            "/api/v1/workspaces/{}/api-keys/{id}",
+            access.workspace_id
+        )),
+    })
+}
+
+/// `DELETE /api/v1/workspaces/{workspace_id}/api-keys/{key_id}`: revokes a
+/// key; the next request made with it is refused, on every instance.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{workspace_id}/api-keys/{key_id}",
+    tag = "api-keys",
+    params(("workspace_id" = uuid::Uuid, Path), ("key_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "Revoked", body = Deleted, headers(("X-Consistency-Token" = String))),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["api_keys:delete"]))
+)]
+pub async fn revoke_api_key(
+    State(state): State<CommandState>,
+    access: Scoped<ApiKeysDelete>,
+    Path(path): Path<KeyPath>,
+    request_id: RequestId,
+) -> Result<Written<Deleted>, ApiError> {
+    let target = Target {
+        tenant: access.tenant(),
+        stream: path.key_id.into(),
+        metadata: metadata(Some(&access.principal), &request_id),
+        if_match: None,
+        idempotency: None,
+        new_stream: false,
+    };
+    let committed = state
+        .repository
+        .execute::<ApiKey, _>(target, |key| decide(key, ApiKeyCommand::Revoke))
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    Ok(Written {
+        status: StatusCode::OK,
+        body: Deleted::ok(),
+        version: None,
+        position: position_of(&state.repository, committed.position).await?,
+        location: None,
+    })
+}

@@ -1,0 +1,229 @@
+//! Membership: adding a user by email, changing a role, removing a member.
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use serde::Deserialize;
+use tenet_events::catalogue::workspace::Role;
+use tenet_events::http::auth::{Access, MembersDelete, MembersWrite, Requirement, Scoped};
+use tenet_events::http::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
+    UnsupportedMediaType,
+};
+use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
+use tenet_events::ids::{UserId, WorkspaceId};
+use tenet_projections::access::MemberView;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
+use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
+use crate::repository::Target;
+
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_member))
+        .routes(routes!(change_role, remove_member))
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct AddMember {
+    /// The email of an existing account.
+    pub email: String,
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct ChangeRole {
+    pub role: Role,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct MemberPath {
+    pub workspace_id: WorkspaceId,
+    pub user_id: UserId,
+}
+
+fn rejected(error: WorkspaceError) -> ApiError {
+    match error {
+        WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
+        WorkspaceError::NotMember => ApiError::not_found("No such member"),
+        WorkspaceError::OwnersOnly => ApiError::forbidden(error.to_string()),
+        other => ApiError::conflict(other.to_string()),
+    }
+}
+
+fn target(access: &Access, if_match: Option<i64>, request_id: &RequestId) -> Target {
+    Target {
+        tenant: access.tenant(),
+        stream: access.workspace_id.into(),
+        metadata: metadata(Some(&access.principal), request_id),
+        if_match,
+        idempotency: None,
+        new_stream: false,
+    }
+}
+
+async fn member_view(
+    state: &CommandState,
+    workspace: WorkspaceId,
+    user: UserId,
+) -> Result<MemberView, ApiError> {
+    state
+        .access
+        .member(workspace, user)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such member"))
+}
+
+/// `POST /api/v1/workspaces/{workspace_id}/members`: adds an existing user,
+/// by email, with a role (only owners grant `owner`).
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{workspace_id}/members",
+    tag = "members",
+    params(("workspace_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
+    request_body = AddMember,
+    responses(
+        (status = 201, description = "Added", body = MemberView, headers(("Location" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["members:write"]))
+)]
+pub async fn add_member(
+    State(state): State<CommandState>,
+    access: Scoped<MembersWrite>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+    Json(body): Json<AddMember>,
+) -> Result<Written<MemberView>, ApiError> {
+    let mut checks = Checks::new();
+    let email = checks.email("email", &body.email);
+    checks.finish()?;
+    let user = state
+        .access
+        .user_by_email(&email)
+        .await?
+        .ok_or_else(|| ApiError::field("email", "no account has this email"))?;
+    let (role, by) = (body.role, access.role);
+    let committed = state
+        .repository
+        .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
+            decide(workspace, WorkspaceCommand::AddMember { user, role, by })
+        })
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    Ok(Written {
+        status: StatusCode::CREATED,
+        body: member_view(&state, access.workspace_id, user).await?,
+        version: Some(committed.version),
+        position: position_of(&state.repository, committed.position).await?,
+        location: Some(format!(
+            "/api/v1/workspaces/{}/members/{user}",
+            access.workspace_id
+        )),
+    })
+}
+
+/// `PATCH /api/v1/workspaces/{workspace_id}/members/{user_id}`: changes a
+/// member's role. Only owners grant or take away `owner`, and the last
+/// owner cannot be demoted.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workspaces/{workspace_id}/members/{user_id}",
+    tag = "members",
+    params(("workspace_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
+    request_body = ChangeRole,
+    responses(
+        (status = 200, description = "Changed", body = MemberView, headers(("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["members:write"]))
+)]
+pub async fn change_role(
+    State(state): State<CommandState>,
+    access: Scoped<MembersWrite>,
+    Path(path): Path<MemberPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+    Json(body): Json<ChangeRole>,
+) -> Result<Written<MemberView>, ApiError> {
+    let (user, role, by) = (path.user_id, body.role, access.role);
+    let committed = state
+        .repository
+        .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
+            decide(workspace, WorkspaceCommand::ChangeRole { user, role, by })
+        })
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    Ok(Written {
+        status: StatusCode::OK,
+        body: member_view(&state, access.workspace_id, user).await?,
+        version: Some(committed.version),
+        position: position_of(&state.repository, committed.position).await?,
+        location: None,
+    })
+}
+
+/// `DELETE /api/v1/workspaces/{workspace_id}/members/{user_id}`: removes a
+/// member (or, for any member, leaves the workspace); their access ends on
+/// their next request. Only owners remove owners; the last owner stays.
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{workspace_id}/members/{user_id}",
+    tag = "members",
+    params(("workspace_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
+    responses(
+        (status = 200, description = "Removed", body = Deleted, headers(("X-Consistency-Token" = String))),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["members:delete"]))
+)]
+pub async fn remove_member(
+    State(state): State<CommandState>,
+    access: Access,
+    Path(path): Path<MemberPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+) -> Result<Written<Deleted>, ApiError> {
+    // Leaving needs no scope; removing someone else does.
+    if path.user_id != access.principal.user_id {
+        access.require(MembersDelete::SCOPE)?;
+    }
+    let (user, by) = (path.user_id, access.role);
+    let committed = state
+        .repository
+        .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
+            decide(workspace, WorkspaceCommand::RemoveMember { user, by })
+        })
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    Ok(Written {
+        status: StatusCode::OK,
+        body: Deleted::ok(),
+        version: None,
+        position: position_of(&state.repository, committed.position).await?,
+        location: None,
+    })
+}

@@ -1,0 +1,77 @@
+//! How the API represents users, workspaces, members and API keys.
+
+use chrono::{DateTime, Utc};
+use tenet_events::catalogue::workspace::Role;
+use tenet_events::ids::{ApiKeyId, UserId, WorkspaceId};
+
+/// A workspace, as the API represents it to one of its members.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Workspace)]
+pub struct WorkspaceView {
+    pub id: WorkspaceId,
+    pub name: String,
+    /// Unique across workspaces.
+    pub slug: String,
+    /// The caller's role in it.
+    #[sqlx(try_from = "String")]
+    pub role: RoleName,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The stream version; also the `ETag`.
+    pub version: i64,
+}
+
+/// A role as stored (text) and as served (the `Role` enum).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(transparent)]
+#[schema(value_type = Role)]
+pub struct RoleName(pub Role);
+
+impl TryFrom<String> for RoleName {
+    type Error = String;
+
+    fn try_from(value: String) -> Result<Self, Self::Error> {
+        Role::parse(&value)
+            .map(RoleName)
+            .ok_or_else(|| format!("unknown role {value:?}"))
+    }
+}
+
+/// A user, as the API represents them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = User)]
+pub struct UserView {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub created_at: DateTime<Utc>,
+}
+
+/// A member of a workspace.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Member)]
+pub struct MemberView {
+    pub user_id: UserId,
+    pub email: String,
+    pub name: String,
+    #[sqlx(try_from = "String")]
+    pub role: RoleName,
+    pub joined_at: DateTime<Utc>,
+}
+
+/// An API key, without its secret.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ApiKey)]
+pub struct ApiKeyView {
+    pub id: ApiKeyId,
+    pub name: String,
+    /// The first characters of the secret (`tnt_abcd1234`), to recognise it.
+    pub prefix: String,
+    pub scopes: Vec<String>,
+    /// The user whose scopes bound the key's.
+    pub issued_by: UserId,
+    pub created_at: DateTime<Utc>,
+    pub expires_at: Option<DateTime<Utc>>,
+    pub last_used_at: Option<DateTime<Utc>>,
+    pub revoked_at: Option<DateTime<Utc>>,
+}

@@ -199,6 +199,7 @@ impl Repository {
             request.claims = claims;
             request.releases = releases;
             request.idempotency = idempotency.clone();
+            request.new_stream = new_stream && loaded.version == 0;
             let occurred_at = request.occurred_at;
             match self.store.append(request).await {
                 Ok(appended) => {

@@ -593,6 +593,49 @@ async fn an_expired_idempotency_key_can_be_used_again(store: Arc<dyn EventStore>
     assert_eq!(stored.fingerprint, "second");
 }
 
+async fn a_stream_believed_new_that_exists_is_a_version_conflict(store: Arc<dyn EventStore>) {
+    let tenant = TenantId::generate();
+    let stream = StreamId::generate();
+    store
+        .append(append_to(
+            tenant,
+            stream,
+            ExpectedVersion::NO_STREAM,
+            vec![event(1)],
+        ))
+        .await
+        .unwrap();
+    let mut again = append_to(tenant, stream, ExpectedVersion::NO_STREAM, vec![event(2)]);
+    again.new_stream = true;
+    assert!(matches!(
+        store.append(again).await,
+        Err(AppendError::WrongExpectedVersion { .. })
+    ));
+    // Beside other appends in one batch, only it fails.
+    let appends = (0..8).map(|n| {
+        let store = store.clone();
+        tokio::spawn(async move {
+            let target = if n == 3 { stream } else { StreamId::generate() };
+            let mut request = append_to(tenant, target, ExpectedVersion::NO_STREAM, vec![event(n)]);
+            request.new_stream = true;
+            store.append(request).await
+        })
+    });
+    let outcomes = futures::future::join_all(appends).await;
+    for (n, outcome) in outcomes.into_iter().enumerate() {
+        let outcome = outcome.unwrap();
+        assert_eq!(outcome.is_err(), n == 3, "append {n}: {outcome:?}");
+    }
+    assert_eq!(
+        store
+            .read_stream(tenant, stream, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        1
+    );
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -630,4 +673,5 @@ contract!(
     an_empty_append_is_refused,
     the_head_watch_follows_commits,
     an_expired_idempotency_key_can_be_used_again,
+    a_stream_believed_new_that_exists_is_a_version_conflict,
 );

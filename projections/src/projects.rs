@@ -278,8 +278,9 @@ async fn load(
         Tx::Postgres(tx) => {
             let (tenants, ids): (Vec<TenantId>, Vec<ProjectId>) = keys.iter().copied().unzip();
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT {COLUMNS} FROM projects_view WHERE generation = $1 \
-                 AND (tenant_id, id) IN (SELECT * FROM unnest($2::uuid[], $3::uuid[]))"
+                "SELECT p.* FROM unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
+                 CROSS JOIN LATERAL (SELECT {COLUMNS} FROM projects_view v \
+                   WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id LIMIT 1) AS p"
             )))
             .bind(generation)
             .bind(&tenants)

@@ -207,7 +207,19 @@ impl Runner {
                     continue;
                 }
             };
-            match self.apply_isolating(checkpoint, &batch).await {
+            let started = std::time::Instant::now();
+            let applied = self.apply_isolating(checkpoint, &batch).await;
+            metrics::histogram!("tenet_projection_batch_seconds", "projection" => self.name())
+                .record(started.elapsed().as_secs_f64());
+            if let Some(first) = batch.first() {
+                // How long the oldest event of the batch waited to be applied.
+                let age = (tenet_events::envelope::now() - first.occurred_at)
+                    .num_microseconds()
+                    .unwrap_or(0);
+                metrics::histogram!("tenet_projection_lag_seconds", "projection" => self.name())
+                    .record(age as f64 / 1e6);
+            }
+            match applied {
                 Ok(reached) => {
                     checkpoint = reached;
                     backoff = Duration::from_millis(50);

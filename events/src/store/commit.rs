@@ -109,7 +109,11 @@ async fn run(
             }
         }
         metrics::histogram!("tenet_append_batch_size").record(batch.len() as f64);
-        let outcomes = commit_isolating_failures(writer.as_ref(), &batch).await;
+        let (requests, replies): (Vec<AppendRequest>, Vec<_>) =
+            batch.into_iter().map(|p| (p.request, p.reply)).unzip();
+        let started = std::time::Instant::now();
+        let outcomes = commit_isolating_failures(writer.as_ref(), &requests).await;
+        metrics::histogram!("tenet_append_batch_seconds").record(started.elapsed().as_secs_f64());
         let committed = outcomes
             .iter()
             .filter_map(|outcome| outcome.as_ref().ok().map(|appended| appended.position))
@@ -123,10 +127,10 @@ async fn run(
                 advanced
             });
         }
-        for (pending, outcome) in batch.into_iter().zip(outcomes) {
+        for (reply, outcome) in replies.into_iter().zip(outcomes) {
             // The caller may have gone away (request cancelled); its append
             // stands either way.
-            let _ = pending.reply.send(outcome);
+            let _ = reply.send(outcome);
         }
     }
 }
@@ -136,10 +140,9 @@ async fn run(
 /// faulty request (say, one an inline projection rejects) fails alone.
 async fn commit_isolating_failures(
     writer: &dyn BatchWriter,
-    batch: &[Pending],
+    requests: &[AppendRequest],
 ) -> Vec<Result<Appended, AppendError>> {
-    let requests: Vec<AppendRequest> = batch.iter().map(|p| p.request.clone()).collect();
-    match guarded_write(writer, &requests).await {
+    match guarded_write(writer, requests).await {
         Ok(outcomes) => outcomes,
         Err(error)
             if requests.len() > 1
@@ -153,7 +156,7 @@ async fn commit_isolating_failures(
                 // queue up behind connection attempts: fail them at once.
                 let outcome = match &down {
                     Some(error) => Err(AppendError::Store(error.clone())),
-                    None => match guarded_write(writer, std::slice::from_ref(&request)).await {
+                    None => match guarded_write(writer, std::slice::from_ref(request)).await {
                         Ok(mut single) => single.pop().unwrap_or(Err(AppendError::Empty)),
                         Err(error) => {
                             if matches!(error, StoreError::Unavailable(_) | StoreError::TimedOut(_))

@@ -90,6 +90,10 @@ pub struct AppendRequest {
     /// Values this stream gives up.
     pub releases: Vec<Claim>,
     pub idempotency: Option<IdempotencyRecord>,
+    /// The caller generated the stream id for this append, so the stream
+    /// cannot exist: its version is not looked up (0 is assumed). The
+    /// unique key on (tenant, stream, version) still refuses a duplicate.
+    pub new_stream: bool,
 }
 
 impl AppendRequest {
@@ -112,6 +116,7 @@ impl AppendRequest {
             claims: Vec::new(),
             releases: Vec::new(),
             idempotency: None,
+            new_stream: false,
         }
     }
 }
@@ -310,6 +315,41 @@ impl EventRow {
 
 pub(crate) fn into_recorded(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
     rows.into_iter().map(EventRow::into_recorded).collect()
+}
+
+/// Whether an append failed on the unique key of (tenant, stream, version)
+/// (Postgres names the constraint; SQLite names the columns).
+pub(crate) fn is_stream_version_conflict(error: &StoreError) -> bool {
+    let StoreError::Database(error) = error else {
+        return false;
+    };
+    let sqlx::Error::Database(db) = error.as_ref() else {
+        return false;
+    };
+    db.is_unique_violation()
+        && (db
+            .constraint()
+            .is_some_and(|name| name.contains("stream_version"))
+            || db.message().contains("stream_version"))
+}
+
+/// The outcome of a single append that hit the (tenant, stream, version)
+/// key: a stream its caller believed new exists after all.
+pub(crate) fn as_conflict(
+    batch: &[AppendRequest],
+    outcome: Result<Vec<Result<Appended, AppendError>>, StoreError>,
+) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+    match outcome {
+        // For a batch, the requests are retried one by one to find it.
+        Err(error) if batch.len() == 1 && is_stream_version_conflict(&error) => {
+            Ok(vec![Err(AppendError::WrongExpectedVersion {
+                stream_id: batch[0].stream_id,
+                expected: 0,
+                actual: 1,
+            })])
+        }
+        other => other,
+    }
 }
 
 /// Opens the event store of a database.

@@ -12,7 +12,7 @@
 //! Batches therefore commit in position order and a reader never sees a
 //! later position before an earlier one.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
 use super::{
     AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    StoreError, StoreOptions, StoredResponse, into_recorded,
+    StoreError, StoreOptions, StoredResponse, as_conflict, into_recorded,
 };
 use crate::db::Tx;
 use crate::envelope::RecordedEvent;
@@ -50,10 +50,16 @@ const BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 /// mid-transaction (a partition, a hang), the server ends the session and
 /// releases the log lock instead of blocking every other writer until TCP
 /// gives up; a lock wait or statement that long is a fault, not load.
-const WRITER_SESSION: [(&str, &str); 3] = [
+///
+/// The writer's statements take arrays whose contents vary every batch;
+/// Postgres would re-plan them each time (custom plans), which costs more
+/// than executing them, inside the log lock. Their generic plans are the
+/// right ones (primary-key probes), so they are forced.
+const WRITER_SESSION: [(&str, &str); 4] = [
     ("idle_in_transaction_session_timeout", "15s"),
     ("lock_timeout", "20s"),
     ("statement_timeout", "25s"),
+    ("plan_cache_mode", "force_generic_plan"),
 ];
 
 pub struct PostgresStore {
@@ -269,7 +275,7 @@ impl BatchWriter for PgWriter {
             // The connection may be broken or mid-transaction: start afresh.
             *slot = None;
         }
-        outcome
+        as_conflict(batch, outcome)
     }
 }
 
@@ -286,8 +292,8 @@ async fn write_batch(
             tx.rollback().await?;
             return Ok(plan.outcomes);
         }
+        release_claims(&mut tx, &plan).await?;
         insert_events(&mut tx, batch, &plan).await?;
-        write_claims(&mut tx, &plan).await?;
         write_responses(&mut tx, batch, &plan).await?;
         let mut tx = Tx::Postgres(tx);
         if !inline.is_empty() {
@@ -299,59 +305,74 @@ async fn write_batch(
     }
 }
 
-/// Reads what the plan needs, under the log lock. The lock was taken by an
-/// earlier statement: a statement's snapshot dates from its start, so only
-/// a statement that starts after the lock is granted sees the previous
-/// batch's commit.
+/// Reads what the plan needs, under the log lock, in one round trip: the
+/// head, the version of each stream the batch appends to (but those its
+/// callers just created), the holders of the values it claims or releases,
+/// and (in a second query, only when asked) its idempotency keys. The lock
+/// was taken by an earlier statement: a statement's snapshot dates from its
+/// start, so only a statement that starts after the lock is granted sees
+/// the previous batch's commit.
 async fn read_state(
     tx: &mut Transaction<'_, Postgres>,
     batch: &[AppendRequest],
 ) -> Result<BatchState, StoreError> {
-    let streams: HashSet<(TenantId, StreamId)> =
-        batch.iter().map(|r| (r.tenant_id, r.stream_id)).collect();
-    let (tenants, stream_ids): (Vec<TenantId>, Vec<StreamId>) = streams.into_iter().unzip();
-    let rows: Vec<(i64, TenantId, StreamId, Option<i64>)> = sqlx::query_as(
-        "SELECT (SELECT position FROM event_log_head), k.tenant_id, k.stream_id, \
-                (SELECT max(e.stream_version) FROM events e \
-                  WHERE e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id) \
-         FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, stream_id)",
-    )
-    .bind(&tenants)
-    .bind(&stream_ids)
-    .fetch_all(&mut **tx)
-    .await?;
-    let head = rows.first().map_or(0, |row| row.0);
-    let versions: HashMap<_, _> = rows
-        .into_iter()
-        .filter_map(|(_, tenant, stream, version)| Some(((tenant, stream), version?)))
+    let streams: HashSet<(TenantId, StreamId)> = batch
+        .iter()
+        .filter(|r| !r.new_stream)
+        .map(|r| (r.tenant_id, r.stream_id))
         .collect();
-
-    let mut claims = HashMap::new();
+    let (tenants, stream_ids): (Vec<TenantId>, Vec<StreamId>) = streams.into_iter().unzip();
     let wanted: HashSet<&Claim> = batch
         .iter()
         .flat_map(|r| r.claims.iter().chain(&r.releases))
         .collect();
-    if !wanted.is_empty() {
-        let (scopes, values): (Vec<&str>, Vec<&str>) = wanted
-            .iter()
-            .map(|c| (c.scope.as_str(), c.value.as_str()))
-            .unzip();
-        let rows: Vec<(String, String, TenantId, StreamId)> = sqlx::query_as(
-            "SELECT c.scope, c.value, c.tenant_id, c.stream_id FROM unique_claims c \
-             JOIN unnest($1::text[], $2::text[]) AS k(scope, value) \
-               ON c.scope = k.scope AND c.value = k.value",
-        )
-        .bind(&scopes)
-        .bind(&values)
-        .fetch_all(&mut **tx)
-        .await?;
-        claims = rows
-            .into_iter()
-            .map(|(scope, value, tenant, stream)| ((scope, value), (tenant, stream)))
-            .collect();
+    let (scopes, values): (Vec<&str>, Vec<&str>) = wanted
+        .iter()
+        .map(|c| (c.scope.as_str(), c.value.as_str()))
+        .unzip();
+    // Rows: ('h', head) once; ('v', tenant, stream, version) per stream;
+    // ('c', tenant, stream, scope, value) per held claim. Claims are probed
+    // by primary key one at a time: a join would let the planner hash the
+    // whole, ever-growing table, and a plain LATERAL subquery is pulled up
+    // into exactly such a join (its LIMIT 1 prevents that).
+    let rows: Vec<StateRow> = sqlx::query_as(
+        "SELECT 'h' AS kind, NULL::uuid AS tenant_id, NULL::uuid AS stream_id, position AS version, \
+                NULL::text AS scope, NULL::text AS value FROM event_log_head \
+         UNION ALL \
+         SELECT 'v', k.tenant_id, k.stream_id, \
+                (SELECT max(e.stream_version) FROM events e \
+                  WHERE e.tenant_id = k.tenant_id AND e.stream_id = k.stream_id), NULL, NULL \
+         FROM unnest($1::uuid[], $2::uuid[]) AS k(tenant_id, stream_id) \
+         UNION ALL \
+         SELECT 'c', c.tenant_id, c.stream_id, NULL, c.scope, c.value \
+         FROM unnest($3::text[], $4::text[]) AS k(scope, value) \
+         CROSS JOIN LATERAL (SELECT * FROM unique_claims u \
+           WHERE u.scope = k.scope AND u.value = k.value LIMIT 1) AS c",
+    )
+    .bind(&tenants)
+    .bind(&stream_ids)
+    .bind(&scopes)
+    .bind(&values)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut state = BatchState::default();
+    for row in rows {
+        match (row.kind.as_str(), row.tenant_id, row.stream_id) {
+            ("h", _, _) => state.head = Position(row.version.unwrap_or(0)),
+            ("v", Some(tenant), Some(stream)) => {
+                if let Some(version) = row.version {
+                    state.versions.insert((tenant, stream), version);
+                }
+            }
+            ("c", Some(tenant), Some(stream)) => {
+                if let (Some(scope), Some(value)) = (row.scope, row.value) {
+                    state.claims.insert((scope, value), (tenant, stream));
+                }
+            }
+            _ => {}
+        }
     }
 
-    let mut used_keys = HashSet::new();
     let keys: Vec<(&str, &str)> = batch
         .iter()
         .filter_map(|r| r.idempotency.as_ref())
@@ -360,24 +381,28 @@ async fn read_state(
     if !keys.is_empty() {
         let (scopes, keys): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
         let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT i.scope, i.key FROM idempotency_keys i \
-             JOIN unnest($1::text[], $2::text[]) AS k(scope, key) \
-               ON i.scope = k.scope AND i.key = k.key \
-             WHERE i.expires_at > now()",
+            "SELECT i.scope, i.key \
+             FROM unnest($1::text[], $2::text[]) AS k(scope, key) \
+             CROSS JOIN LATERAL (SELECT * FROM idempotency_keys u \
+               WHERE u.scope = k.scope AND u.key = k.key AND u.expires_at > now() LIMIT 1) AS i",
         )
         .bind(&scopes)
         .bind(&keys)
         .fetch_all(&mut **tx)
         .await?;
-        used_keys = rows.into_iter().collect();
+        state.used_keys = rows.into_iter().collect();
     }
+    Ok(state)
+}
 
-    Ok(BatchState {
-        head: Position(head),
-        versions,
-        claims,
-        used_keys,
-    })
+#[derive(sqlx::FromRow)]
+struct StateRow {
+    kind: String,
+    tenant_id: Option<TenantId>,
+    stream_id: Option<StreamId>,
+    version: Option<i64>,
+    scope: Option<String>,
+    value: Option<String>,
 }
 
 /// Inserts every accepted event in one statement (arrays unnested into
@@ -387,6 +412,16 @@ async fn insert_events(
     batch: &[AppendRequest],
     plan: &Plan,
 ) -> Result<(), StoreError> {
+    let mut claim_scopes = Vec::with_capacity(plan.claimed.len());
+    let mut claim_values = Vec::with_capacity(plan.claimed.len());
+    let mut claim_tenants = Vec::with_capacity(plan.claimed.len());
+    let mut claim_streams = Vec::with_capacity(plan.claimed.len());
+    for (scope, value, tenant, stream) in &plan.claimed {
+        claim_scopes.push(scope.as_str());
+        claim_values.push(value.as_str());
+        claim_tenants.push(*tenant);
+        claim_streams.push(*stream);
+    }
     let n = plan.events.len();
     let mut tenant_ids = Vec::with_capacity(n);
     let mut positions = Vec::with_capacity(n);
@@ -437,6 +472,10 @@ async fn insert_events(
                        $7::text[], $8::int4[], $9::text[], $10::text[], $11::uuid[], $12::text[], \
                        $13::uuid[], $14::text[], $15::uuid[], $16::uuid[], $17::timestamptz[]) \
              AS u(t, p, e, s, st, v, et, sv, d, at, ai, an, au, ri, ci, cu, oa) \
+         ), claimed AS ( \
+           INSERT INTO unique_claims (scope, value, tenant_id, stream_id, claimed_at) \
+           SELECT cs, cv, ct, cst, now() FROM unnest($21::text[], $22::text[], $23::uuid[], $24::uuid[]) \
+             AS c(cs, cv, ct, cst) \
          ), head AS ( \
            UPDATE event_log_head SET position = $18 WHERE position = $20 RETURNING 1 \
          ) \
@@ -462,6 +501,10 @@ async fn insert_events(
     .bind(plan.head.0)
     .bind(LOG_CHANNEL)
     .bind(plan.first_head.0)
+    .bind(&claim_scopes)
+    .bind(&claim_values)
+    .bind(&claim_tenants)
+    .bind(&claim_streams)
     .fetch_one(&mut **tx)
     .await?;
     // The head moves by compare-and-set: positions are unique only while
@@ -475,7 +518,9 @@ async fn insert_events(
     Ok(())
 }
 
-async fn write_claims(tx: &mut Transaction<'_, Postgres>, plan: &Plan) -> Result<(), StoreError> {
+/// Deletes the claims the batch gives up, before its own claims are
+/// inserted (with its events), so a value can change hands in one batch.
+async fn release_claims(tx: &mut Transaction<'_, Postgres>, plan: &Plan) -> Result<(), StoreError> {
     if !plan.released.is_empty() {
         let (scopes, values): (Vec<&str>, Vec<&str>) = plan
             .released
@@ -483,34 +528,13 @@ async fn write_claims(tx: &mut Transaction<'_, Postgres>, plan: &Plan) -> Result
             .map(|(s, v)| (s.as_str(), v.as_str()))
             .unzip();
         sqlx::query(
-            "DELETE FROM unique_claims c USING unnest($1::text[], $2::text[]) AS k(scope, value) \
-             WHERE c.scope = k.scope AND c.value = k.value",
+            "DELETE FROM unique_claims WHERE ctid IN ( \
+               SELECT u.ctid FROM unnest($1::text[], $2::text[]) AS k(scope, value) \
+               CROSS JOIN LATERAL (SELECT ctid FROM unique_claims c \
+                 WHERE c.scope = k.scope AND c.value = k.value LIMIT 1) AS u)",
         )
         .bind(&scopes)
         .bind(&values)
-        .execute(&mut **tx)
-        .await?;
-    }
-    if !plan.claimed.is_empty() {
-        let mut scopes = Vec::new();
-        let mut values = Vec::new();
-        let mut tenants = Vec::new();
-        let mut streams = Vec::new();
-        for (scope, value, tenant, stream) in &plan.claimed {
-            scopes.push(scope.as_str());
-            values.push(value.as_str());
-            tenants.push(*tenant);
-            streams.push(*stream);
-        }
-        sqlx::query(
-            "INSERT INTO unique_claims (scope, value, tenant_id, stream_id, claimed_at) \
-             SELECT s, v, t, st, now() FROM unnest($1::text[], $2::text[], $3::uuid[], $4::uuid[]) \
-               AS k(s, v, t, st)",
-        )
-        .bind(&scopes)
-        .bind(&values)
-        .bind(&tenants)
-        .bind(&streams)
         .execute(&mut **tx)
         .await?;
     }

@@ -162,6 +162,15 @@ impl BatchWriter for SqliteWriter {
         &self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
+        super::as_conflict(batch, self.write_batch(batch).await)
+    }
+}
+
+impl SqliteWriter {
+    async fn write_batch(
+        &self,
+        batch: &[AppendRequest],
+    ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
         let mut tx = self.writer.begin_with("BEGIN IMMEDIATE").await?;
         let state = read_state(&mut tx, batch).await?;
         let plan = plan(batch, state);
@@ -190,8 +199,11 @@ async fn read_state(
         .fetch_one(&mut **tx)
         .await?;
     let mut versions = HashMap::new();
-    let streams: HashSet<(TenantId, StreamId)> =
-        batch.iter().map(|r| (r.tenant_id, r.stream_id)).collect();
+    let streams: HashSet<(TenantId, StreamId)> = batch
+        .iter()
+        .filter(|r| !r.new_stream)
+        .map(|r| (r.tenant_id, r.stream_id))
+        .collect();
     for (tenant, stream) in streams {
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT max(stream_version) FROM events WHERE tenant_id = $1 AND stream_id = $2",

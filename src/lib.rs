@@ -21,7 +21,7 @@ use tenet_events::http::jwt::Jwt;
 use tenet_events::http::ratelimit::RateLimits;
 use tenet_events::projection::Projector;
 use tenet_events::relay::Relay;
-use tenet_events::store::{self, EventStore, StoreOptions};
+use tenet_events::store::{self, StoreOptions};
 use tenet_projections::{Checkpoints, Feed, Runtime};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -279,9 +279,56 @@ pub fn shutdown_signal() -> std::io::Result<impl Future<Output = ()> + Send + 's
     })
 }
 
-/// Convenience for callers that hold only the store (the CLI).
-pub async fn open_store(db: &Db) -> anyhow::Result<Arc<dyn EventStore>> {
-    store::open(db.clone(), StoreOptions::default())
+/// Grants or revokes platform admin (`tenet admin grant|revoke EMAIL`): an
+/// event on the user's stream, with the CLI as its actor, so it is audited
+/// like any change. Answers whether anything changed.
+pub async fn set_platform_admin(
+    storage: &StorageConfig,
+    email: &str,
+    admin: bool,
+) -> anyhow::Result<bool> {
+    use tenet_command::identity::user::{User, UserCommand, decide};
+    use tenet_command::repository::Target;
+    use tenet_events::envelope::{Actor, Metadata};
+    use tenet_events::ids::TenantId;
+
+    let db = open_database(storage).await?;
+    let store = store::open(
+        db.clone(),
+        StoreOptions {
+            inline: inline_projectors(),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .context("cannot open the event store")?;
+    let email = email.trim().to_lowercase();
+    let user = tenet_projections::access::find_user_by_email(&db, &email)
         .await
-        .context("cannot open the event store")
+        .context("cannot look the user up")?
+        .with_context(|| format!("no account has the email {email}"))?;
+    let repository = tenet_command::repository::Repository::new(store);
+    let target = Target {
+        tenant: TenantId::PLATFORM,
+        stream: user.into(),
+        metadata: Metadata::new(Actor::System {
+            name: "cli".to_owned(),
+        }),
+        if_match: None,
+        idempotency: None,
+        new_stream: false,
+    };
+    let command = || {
+        if admin {
+            UserCommand::GrantPlatformAdmin
+        } else {
+            UserCommand::RevokePlatformAdmin
+        }
+    };
+    let committed = repository
+        .execute::<User, _>(target, |user| decide(user, command()))
+        .await
+        .map_err(|error| anyhow::anyhow!("cannot change platform admin: {error:?}"))?;
+    db.close().await;
+    Ok(committed.position.is_some())
 }

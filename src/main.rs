@@ -34,6 +34,25 @@ enum Command {
     Serve(Box<ServeConfig>),
     /// Apply database migrations and exit.
     Migrate(StorageConfig),
+    /// Platform administration.
+    #[command(subcommand)]
+    Admin(AdminCommand),
+}
+
+#[derive(Subcommand)]
+enum AdminCommand {
+    /// Make a user a platform admin (recorded as an event on their stream).
+    Grant {
+        email: String,
+        #[command(flatten)]
+        storage: StorageConfig,
+    },
+    /// Take platform admin away from a user.
+    Revoke {
+        email: String,
+        #[command(flatten)]
+        storage: StorageConfig,
+    },
 }
 
 fn init_tracing() {
@@ -93,6 +112,22 @@ async fn run(command: Command) -> anyhow::Result<()> {
             writeln!(stdout, "listening on http://{address}")?;
             stdout.flush()?;
             server.serve(signal).await
+        }
+        Command::Admin(AdminCommand::Grant { email, storage }) => {
+            let changed = tenet::set_platform_admin(&storage, &email, true).await?;
+            let verb = if changed { "granted" } else { "already had" };
+            writeln!(std::io::stdout(), "{email} {verb} platform admin")?;
+            Ok(())
+        }
+        Command::Admin(AdminCommand::Revoke { email, storage }) => {
+            let changed = tenet::set_platform_admin(&storage, &email, false).await?;
+            let verb = if changed {
+                "no longer has"
+            } else {
+                "did not have"
+            };
+            writeln!(std::io::stdout(), "{email} {verb} platform admin")?;
+            Ok(())
         }
         Command::Migrate(storage) => {
             let db = tenet::open_database(&storage).await?;

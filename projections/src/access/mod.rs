@@ -11,7 +11,9 @@
 mod model;
 mod views;
 
-pub use model::{AccessModel, ApiKeyRecord, Credentials, SessionRecord, digest};
+pub use model::{
+    AccessModel, ApiKeyRecord, Credentials, SessionRecord, digest, find_user_by_email,
+};
 pub use views::{ApiKeyView, MemberView, RoleName, UserView, WorkspaceView};
 
 use async_trait::async_trait;

@@ -57,6 +57,18 @@ pub struct ApiKeyRecord {
     pub role: Option<String>,
 }
 
+/// The user with this (lower-cased) email, if any.
+pub async fn find_user_by_email(db: &Db, email: &str) -> Result<Option<UserId>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM access_users WHERE generation = {GENERATION} AND email = $1"
+        )))
+        .bind(email)
+        .fetch_optional(pool)
+        .await
+    })
+}
+
 /// Resolves principals and their workspace access from the access model.
 pub struct AccessModel {
     db: Db,
@@ -96,14 +108,7 @@ impl AccessModel {
 
     /// The user with this (lower-cased) email, if any.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, sqlx::Error> {
-        with_pool!(self.db, pool => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT id FROM access_users WHERE generation = {GENERATION} AND email = $1"
-            )))
-            .bind(email)
-            .fetch_optional(pool)
-            .await
-        })
+        find_user_by_email(&self.db, email).await
     }
 
     /// A member of a workspace with their profile.

@@ -32,6 +32,8 @@ pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
         .routes(routes!(register))
         .routes(routes!(login))
+        .routes(routes!(refresh))
+        .routes(routes!(logout))
 }
 
 /// Passwords shorter than this are refused.

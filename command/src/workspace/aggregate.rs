@@ -107,19 +107,22 @@ pub enum WorkspaceCommand {
         slug: Option<String>,
     },
     Delete,
+    // In the member commands, `by` is the acting user: their role is read
+    // from this same version of the workspace, never from what the request
+    // saw earlier.
     AddMember {
         user: UserId,
         role: Role,
-        by: Role,
+        by: UserId,
     },
     ChangeRole {
         user: UserId,
         role: Role,
-        by: Role,
+        by: UserId,
     },
     RemoveMember {
         user: UserId,
-        by: Role,
+        by: UserId,
     },
 }
 
@@ -137,6 +140,8 @@ pub enum WorkspaceError {
     LastOwner,
     #[error("only an owner can grant, change or remove the owner role")]
     OwnersOnly,
+    #[error("the acting user is no longer a member")]
+    ActorNotMember,
 }
 
 pub fn decide(
@@ -171,6 +176,7 @@ pub fn decide(
         }
         WorkspaceCommand::Delete => Ok(vec![WorkspaceEvent::Deleted(WorkspaceDeleted {})]),
         WorkspaceCommand::AddMember { user, role, by } => {
+            let by = acting_role(workspace, by)?;
             if workspace.members.contains_key(&user) {
                 return Err(WorkspaceError::AlreadyMember);
             }
@@ -183,6 +189,7 @@ pub fn decide(
             })])
         }
         WorkspaceCommand::ChangeRole { user, role, by } => {
+            let by = acting_role(workspace, by)?;
             let current = *workspace
                 .members
                 .get(&user)
@@ -203,6 +210,7 @@ pub fn decide(
             })])
         }
         WorkspaceCommand::RemoveMember { user, by } => {
+            let by = acting_role(workspace, by)?;
             let current = *workspace
                 .members
                 .get(&user)
@@ -219,6 +227,15 @@ pub fn decide(
             })])
         }
     }
+}
+
+/// The acting user's role in this version of the workspace.
+fn acting_role(workspace: &Workspace, by: UserId) -> Result<Role, WorkspaceError> {
+    workspace
+        .members
+        .get(&by)
+        .copied()
+        .ok_or(WorkspaceError::ActorNotMember)
 }
 
 #[cfg(test)]
@@ -330,12 +347,12 @@ mod tests {
         let demote = WorkspaceCommand::ChangeRole {
             user: owner(),
             role: Role::Admin,
-            by: Role::Owner,
+            by: owner(),
         };
         assert_eq!(decide(&state, demote), Err(WorkspaceError::LastOwner));
         let remove = WorkspaceCommand::RemoveMember {
             user: owner(),
-            by: Role::Owner,
+            by: owner(),
         };
         assert_eq!(decide(&state, remove), Err(WorkspaceError::LastOwner));
     }
@@ -346,18 +363,36 @@ mod tests {
         let demote = WorkspaceCommand::ChangeRole {
             user: owner(),
             role: Role::Member,
-            by: Role::Owner,
+            by: owner(),
         };
         let events = decide(&state, demote).unwrap();
         let after = given::<Workspace>([created(), added(user(2), Role::Owner), events[0].clone()]);
         assert_eq!(after.owners(), 1);
-        // The second demotion, decided on the new version, is refused.
-        let again = WorkspaceCommand::ChangeRole {
+        // Decided on the new version, the demoted owner may no longer
+        // demote anyone, and the last owner cannot step down.
+        let by_demoted = WorkspaceCommand::ChangeRole {
             user: user(2),
             role: Role::Member,
-            by: Role::Owner,
+            by: owner(),
         };
-        assert_eq!(decide(&after, again), Err(WorkspaceError::LastOwner));
+        assert_eq!(decide(&after, by_demoted), Err(WorkspaceError::OwnersOnly));
+        let by_self = WorkspaceCommand::ChangeRole {
+            user: user(2),
+            role: Role::Member,
+            by: user(2),
+        };
+        assert_eq!(decide(&after, by_self), Err(WorkspaceError::LastOwner));
+    }
+
+    #[test]
+    fn someone_who_left_can_no_longer_act() {
+        let state = given::<Workspace>([created(), added(user(2), Role::Admin)]);
+        let add = WorkspaceCommand::AddMember {
+            user: user(3),
+            role: Role::Member,
+            by: user(9),
+        };
+        assert_eq!(decide(&state, add), Err(WorkspaceError::ActorNotMember));
     }
 
     #[test]
@@ -370,18 +405,18 @@ mod tests {
         let promote = WorkspaceCommand::ChangeRole {
             user: user(3),
             role: Role::Owner,
-            by: Role::Admin,
+            by: user(2),
         };
         assert_eq!(decide(&state, promote), Err(WorkspaceError::OwnersOnly));
         let add_owner = WorkspaceCommand::AddMember {
             user: user(4),
             role: Role::Owner,
-            by: Role::Admin,
+            by: user(2),
         };
         assert_eq!(decide(&state, add_owner), Err(WorkspaceError::OwnersOnly));
         let remove_owner = WorkspaceCommand::RemoveMember {
             user: owner(),
-            by: Role::Admin,
+            by: user(2),
         };
         assert_eq!(
             decide(&state, remove_owner),
@@ -390,7 +425,7 @@ mod tests {
         let demote_member = WorkspaceCommand::ChangeRole {
             user: user(3),
             role: Role::Viewer,
-            by: Role::Admin,
+            by: user(2),
         };
         assert_eq!(decide(&state, demote_member).unwrap().len(), 1);
     }
@@ -401,17 +436,17 @@ mod tests {
         let again = WorkspaceCommand::AddMember {
             user: user(2),
             role: Role::Viewer,
-            by: Role::Owner,
+            by: owner(),
         };
         assert_eq!(decide(&state, again), Err(WorkspaceError::AlreadyMember));
         let stranger = WorkspaceCommand::RemoveMember {
             user: user(9),
-            by: Role::Owner,
+            by: owner(),
         };
         assert_eq!(decide(&state, stranger), Err(WorkspaceError::NotMember));
         let remove = WorkspaceCommand::RemoveMember {
             user: user(2),
-            by: Role::Admin,
+            by: user(2),
         };
         assert_eq!(
             decide(&state, remove),

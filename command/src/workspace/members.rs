@@ -50,7 +50,9 @@ fn rejected(error: WorkspaceError) -> ApiError {
     match error {
         WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
         WorkspaceError::NotMember => ApiError::not_found("No such member"),
-        WorkspaceError::OwnersOnly => ApiError::forbidden(error.to_string()),
+        WorkspaceError::OwnersOnly | WorkspaceError::ActorNotMember => {
+            ApiError::forbidden(error.to_string())
+        }
         other => ApiError::conflict(other.to_string()),
     }
 }
@@ -114,7 +116,7 @@ pub async fn add_member(
         .user_by_email(&email)
         .await?
         .ok_or_else(|| ApiError::field("email", "no account has this email"))?;
-    let (role, by) = (body.role, access.role);
+    let (role, by) = (body.role, access.principal.user_id);
     let committed = state
         .repository
         .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
@@ -164,7 +166,7 @@ pub async fn change_role(
     request_id: RequestId,
     Json(body): Json<ChangeRole>,
 ) -> Result<Written<MemberView>, ApiError> {
-    let (user, role, by) = (path.user_id, body.role, access.role);
+    let (user, role, by) = (path.user_id, body.role, access.principal.user_id);
     let committed = state
         .repository
         .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
@@ -211,7 +213,7 @@ pub async fn remove_member(
     if path.user_id != access.principal.user_id {
         access.require(MembersDelete::SCOPE)?;
     }
-    let (user, by) = (path.user_id, access.role);
+    let (user, by) = (path.user_id, access.principal.user_id);
     let committed = state
         .repository
         .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {

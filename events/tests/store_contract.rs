@@ -636,6 +636,53 @@ async fn a_stream_believed_new_that_exists_is_a_version_conflict(store: Arc<dyn 
     );
 }
 
+async fn several_streams_append_atomically_or_not_at_all(store: Arc<dyn EventStore>) {
+    let tenant = TenantId::generate();
+    let (task, project) = (StreamId::generate(), StreamId::generate());
+    store
+        .append(append_to(tenant, project, ExpectedVersion::NO_STREAM, vec![event(0)]))
+        .await
+        .unwrap();
+    let mut create = append_to(tenant, task, ExpectedVersion::NO_STREAM, vec![event(1)]);
+    create.also.push(tenet_events::store::StreamAppend {
+        stream_id: project,
+        stream_type: "project",
+        expected: ExpectedVersion::Exact(1),
+        events: vec![event(2)],
+        new_stream: false,
+    });
+    let appended = store.append(create.clone()).await.unwrap();
+    assert_eq!(appended.also_versions, vec![2]);
+    assert_eq!(store.read_stream(tenant, task, 0, 10).await.unwrap().len(), 1);
+    let on_project = store.read_stream(tenant, project, 0, 10).await.unwrap();
+    assert_eq!(on_project.len(), 2);
+    assert_eq!(on_project[1].position, appended.position);
+    assert_eq!(on_project[1].stream_type, "project");
+
+    // The project moved on: a request that expected it at version 1 is
+    // refused whole, its task stream included.
+    let other_task = StreamId::generate();
+    let mut stale = append_to(tenant, other_task, ExpectedVersion::NO_STREAM, vec![event(3)]);
+    stale.also = create.also.clone();
+    assert!(matches!(
+        store.append(stale).await,
+        Err(AppendError::WrongExpectedVersion { stream_id, .. }) if stream_id == project
+    ));
+    assert!(store.read_stream(tenant, other_task, 0, 10).await.unwrap().is_empty());
+
+    // A stream only checked (no events) holds the request to its version.
+    let mut checked = append_to(tenant, other_task, ExpectedVersion::NO_STREAM, vec![event(4)]);
+    checked.also.push(tenet_events::store::StreamAppend {
+        stream_id: project,
+        stream_type: "project",
+        expected: ExpectedVersion::Exact(2),
+        events: vec![],
+        new_stream: false,
+    });
+    store.append(checked).await.unwrap();
+    assert_eq!(store.read_stream(tenant, project, 0, 10).await.unwrap().len(), 2);
+}
+
 macro_rules! contract {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -674,4 +721,5 @@ contract!(
     the_head_watch_follows_commits,
     an_expired_idempotency_key_can_be_used_again,
     a_stream_believed_new_that_exists_is_a_version_conflict,
+    several_streams_append_atomically_or_not_at_all,
 );

@@ -23,7 +23,7 @@ use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
 use super::{AppendError, AppendRequest, Appended, ExpectedVersion, StoreError};
-use crate::envelope::RecordedEvent;
+use crate::envelope::{NewEvent, RecordedEvent};
 use crate::ids::{Position, StreamId, TenantId};
 
 /// A backend's way of committing one batch.
@@ -62,7 +62,7 @@ impl GroupCommit {
     }
 
     pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
-        if request.events.is_empty() {
+        if request.event_count() == 0 {
             return Err(AppendError::Empty);
         }
         let (reply, answer) = oneshot::channel();
@@ -93,16 +93,16 @@ async fn run(
         // but may not have enqueued their next append yet: yield once so
         // they can, instead of closing a batch of one.
         tokio::task::yield_now().await;
-        let mut events = first.request.events.len();
+        let mut events = first.request.event_count();
         let mut batch = vec![first];
         while events < max_batch_events {
             match receiver.try_recv() {
-                Ok(next) if events + next.request.events.len() > max_batch_events => {
+                Ok(next) if events + next.request.event_count() > max_batch_events => {
                     carried = Some(next);
                     break;
                 }
                 Ok(next) => {
-                    events += next.request.events.len();
+                    events += next.request.event_count();
                     batch.push(next);
                 }
                 Err(_) => break,
@@ -220,9 +220,24 @@ pub(crate) struct BatchState {
 #[derive(Debug)]
 pub(crate) struct PlannedEvent {
     pub request: usize,
+    /// Which stream of the request (0: the primary, k: `also[k - 1]`).
+    pub segment: usize,
     pub index: usize,
+    pub stream_id: StreamId,
+    pub stream_type: &'static str,
     pub position: Position,
     pub stream_version: i64,
+}
+
+impl PlannedEvent {
+    /// The event this row holds.
+    pub fn event<'a>(&self, batch: &'a [AppendRequest]) -> &'a NewEvent {
+        let request = &batch[self.request];
+        match self.segment {
+            0 => &request.events[self.index],
+            k => &request.also[k - 1].events[self.index],
+        }
+    }
 }
 
 /// What a batch's transaction writes.
@@ -251,13 +266,13 @@ impl Plan {
             .iter()
             .map(|planned| {
                 let request = &batch[planned.request];
-                let event = &request.events[planned.index];
+                let event = planned.event(batch);
                 RecordedEvent {
                     position: planned.position,
                     event_id: event.event_id,
                     tenant_id: request.tenant_id,
-                    stream_id: request.stream_id,
-                    stream_type: request.stream_type.to_owned(),
+                    stream_id: planned.stream_id,
+                    stream_type: planned.stream_type.to_owned(),
                     stream_version: planned.stream_version,
                     event_type: event.event_type.to_string(),
                     schema_version: event.schema_version,
@@ -280,22 +295,28 @@ pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
     };
     for (request_index, request) in batch.iter().enumerate() {
         let outcome = accept(request, &state);
-        let outcome = outcome.map(|current| {
-            let mut version = current;
-            for index in 0..request.events.len() {
-                version += 1;
-                plan.head = plan.head.next();
-                plan.events.push(PlannedEvent {
-                    request: request_index,
-                    index,
-                    position: plan.head,
-                    stream_version: version,
-                });
+        let outcome = outcome.map(|currents| {
+            let mut versions = Vec::with_capacity(currents.len());
+            for (segment_index, (segment, current)) in request.segments().zip(currents).enumerate() {
+                let mut version = current;
+                for index in 0..segment.events.len() {
+                    version += 1;
+                    plan.head = plan.head.next();
+                    plan.events.push(PlannedEvent {
+                        request: request_index,
+                        segment: segment_index,
+                        index,
+                        stream_id: segment.stream_id,
+                        stream_type: segment.stream_type,
+                        position: plan.head,
+                        stream_version: version,
+                    });
+                }
+                state.versions.insert((request.tenant_id, segment.stream_id), version);
+                versions.push(version);
             }
+            let version = versions[0];
             let holder = (request.tenant_id, request.stream_id);
-            state
-                .versions
-                .insert((request.tenant_id, request.stream_id), version);
             for claim in &request.releases {
                 let key = (claim.scope.clone(), claim.value.clone());
                 if state.claims.get(&key) == Some(&holder) {
@@ -316,6 +337,7 @@ pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
             Appended {
                 stream_version: version,
                 position: plan.head,
+                also_versions: versions[1..].to_vec(),
             }
         });
         plan.outcomes.push(outcome);
@@ -334,10 +356,10 @@ pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
     plan
 }
 
-/// Checks one request against the state so far; answers the stream's
-/// current version when it may commit.
-fn accept(request: &AppendRequest, state: &BatchState) -> Result<i64, AppendError> {
-    if request.events.is_empty() {
+/// Checks one request against the state so far; answers the current
+/// version of each of its streams when it may commit.
+fn accept(request: &AppendRequest, state: &BatchState) -> Result<Vec<i64>, AppendError> {
+    if request.event_count() == 0 {
         return Err(AppendError::Empty);
     }
     // The key first: a duplicate of a request that committed must learn
@@ -351,19 +373,23 @@ fn accept(request: &AppendRequest, state: &BatchState) -> Result<i64, AppendErro
             key: record.key.clone(),
         });
     }
-    let current = state
-        .versions
-        .get(&(request.tenant_id, request.stream_id))
-        .copied()
-        .unwrap_or(0);
-    if let ExpectedVersion::Exact(expected) = request.expected
-        && expected != current
-    {
-        return Err(AppendError::WrongExpectedVersion {
-            stream_id: request.stream_id,
-            expected,
-            actual: current,
-        });
+    let mut currents = Vec::with_capacity(1 + request.also.len());
+    for segment in request.segments() {
+        let current = state
+            .versions
+            .get(&(request.tenant_id, segment.stream_id))
+            .copied()
+            .unwrap_or(0);
+        if let ExpectedVersion::Exact(expected) = segment.expected
+            && expected != current
+        {
+            return Err(AppendError::WrongExpectedVersion {
+                stream_id: segment.stream_id,
+                expected,
+                actual: current,
+            });
+        }
+        currents.push(current);
     }
     let holder = (request.tenant_id, request.stream_id);
     for claim in &request.claims {
@@ -376,7 +402,7 @@ fn accept(request: &AppendRequest, state: &BatchState) -> Result<i64, AppendErro
             });
         }
     }
-    Ok(current)
+    Ok(currents)
 }
 
 #[cfg(test)]
@@ -438,6 +464,55 @@ mod tests {
         let plan = plan(&[first, second], BatchState::default());
         assert_eq!(plan.outcomes[0].as_ref().unwrap().stream_version, 1);
         assert_eq!(plan.outcomes[1].as_ref().unwrap().stream_version, 2);
+    }
+
+    fn also(stream: StreamId, expected: ExpectedVersion, events: usize) -> crate::store::StreamAppend {
+        let events = request(stream, expected, events).events;
+        crate::store::StreamAppend {
+            stream_id: stream,
+            stream_type: "test",
+            expected,
+            events,
+            new_stream: false,
+        }
+    }
+
+    #[test]
+    fn several_streams_of_one_request_commit_together_in_order() {
+        let counter = StreamId::generate();
+        let mut first = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        first.also.push(also(counter, ExpectedVersion::NO_STREAM, 1));
+        let mut second = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
+        second.tenant_id = first.tenant_id;
+        second.also.push(also(counter, ExpectedVersion::Exact(1), 1));
+        let plan = plan(&[first, second], BatchState::default());
+        let first = plan.outcomes[0].as_ref().unwrap();
+        assert_eq!((first.stream_version, first.also_versions.clone()), (1, vec![1]));
+        let second = plan.outcomes[1].as_ref().unwrap();
+        assert_eq!(second.also_versions, vec![2]);
+        let streams: Vec<(usize, i64)> = plan.events.iter().map(|e| (e.segment, e.position.0)).collect();
+        assert_eq!(streams, vec![(0, 1), (1, 2), (0, 3), (1, 4)]);
+    }
+
+    #[test]
+    fn a_stale_checked_stream_refuses_the_whole_request() {
+        let workspace = StreamId::generate();
+        let mut assign = request(StreamId::generate(), ExpectedVersion::Any, 1);
+        assign.also.push(also(workspace, ExpectedVersion::Exact(3), 0));
+        let state = BatchState {
+            versions: HashMap::from([((assign.tenant_id, workspace), 4)]),
+            ..BatchState::default()
+        };
+        let plan = plan(&[assign], state);
+        match &plan.outcomes[0] {
+            Err(AppendError::WrongExpectedVersion {
+                stream_id,
+                expected: 3,
+                actual: 4,
+            }) => assert_eq!(*stream_id, workspace),
+            other => panic!("{other:?}"),
+        }
+        assert!(plan.events.is_empty());
     }
 
     #[test]

@@ -74,7 +74,8 @@ pub struct StoredResponse {
     pub position: Position,
 }
 
-/// One atomic append to one stream.
+/// One atomic append: events of one stream, and optionally of other
+/// streams of the same tenant (see [`StreamAppend`]).
 #[derive(Clone, Debug)]
 pub struct AppendRequest {
     pub tenant_id: TenantId,
@@ -94,6 +95,55 @@ pub struct AppendRequest {
     /// cannot exist: its version is not looked up (0 is assumed). The
     /// unique key on (tenant, stream, version) still refuses a duplicate.
     pub new_stream: bool,
+    /// Other streams written, or only checked, in the same transaction.
+    pub also: Vec<StreamAppend>,
+}
+
+/// Another stream of the request's tenant, appended to atomically with the
+/// primary one (creating a task advances its project's task counter), or,
+/// with no events, only checked to still be at `expected` (a decision that
+/// read it holds only if it did not change meanwhile).
+#[derive(Clone, Debug)]
+pub struct StreamAppend {
+    pub stream_id: StreamId,
+    pub stream_type: &'static str,
+    pub expected: ExpectedVersion,
+    pub events: Vec<NewEvent>,
+    pub new_stream: bool,
+}
+
+/// A stream of a request, as the append path walks them.
+#[derive(Clone, Copy, Debug)]
+pub(crate) struct Segment<'a> {
+    pub stream_id: StreamId,
+    pub stream_type: &'static str,
+    pub expected: ExpectedVersion,
+    pub events: &'a [NewEvent],
+    pub new_stream: bool,
+}
+
+impl AppendRequest {
+    /// The streams this request writes or checks, the primary first.
+    pub(crate) fn segments(&self) -> impl Iterator<Item = Segment<'_>> {
+        std::iter::once(Segment {
+            stream_id: self.stream_id,
+            stream_type: self.stream_type,
+            expected: self.expected,
+            events: &self.events,
+            new_stream: self.new_stream,
+        })
+        .chain(self.also.iter().map(|also| Segment {
+            stream_id: also.stream_id,
+            stream_type: also.stream_type,
+            expected: also.expected,
+            events: &also.events,
+            new_stream: also.new_stream,
+        }))
+    }
+
+    pub(crate) fn event_count(&self) -> usize {
+        self.segments().map(|segment| segment.events.len()).sum()
+    }
 }
 
 impl AppendRequest {
@@ -117,17 +167,20 @@ impl AppendRequest {
             releases: Vec::new(),
             idempotency: None,
             new_stream: false,
+            also: Vec::new(),
         }
     }
 }
 
 /// What an append committed.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Appended {
-    /// The stream's version after the append.
+    /// The primary stream's version after the append.
     pub stream_version: i64,
     /// The position of the last appended event: the consistency token.
     pub position: Position,
+    /// The version of each `also` stream after the append.
+    pub also_versions: Vec<i64>,
 }
 
 /// Why an append was refused. Nothing of a refused append is written.

@@ -318,8 +318,11 @@ async fn read_state(
 ) -> Result<BatchState, StoreError> {
     let streams: HashSet<(TenantId, StreamId)> = batch
         .iter()
-        .filter(|r| !r.new_stream)
-        .map(|r| (r.tenant_id, r.stream_id))
+        .flat_map(|r| {
+            r.segments()
+                .filter(|segment| !segment.new_stream)
+                .map(move |segment| (r.tenant_id, segment.stream_id))
+        })
         .collect();
     let (tenants, stream_ids): (Vec<TenantId>, Vec<StreamId>) = streams.into_iter().unzip();
     let wanted: HashSet<&Claim> = batch
@@ -442,13 +445,13 @@ async fn insert_events(
     let mut occurred = Vec::with_capacity(n);
     for planned in &plan.events {
         let request = &batch[planned.request];
-        let event = &request.events[planned.index];
+        let event = planned.event(batch);
         let metadata = &request.metadata;
         tenant_ids.push(request.tenant_id);
         positions.push(planned.position.0);
         event_ids.push(event.event_id);
-        stream_ids.push(request.stream_id);
-        stream_types.push(request.stream_type);
+        stream_ids.push(planned.stream_id);
+        stream_types.push(planned.stream_type);
         versions.push(planned.stream_version);
         event_types.push(event.event_type.as_ref());
         schema_versions.push(event.schema_version);

@@ -201,8 +201,11 @@ async fn read_state(
     let mut versions = HashMap::new();
     let streams: HashSet<(TenantId, StreamId)> = batch
         .iter()
-        .filter(|r| !r.new_stream)
-        .map(|r| (r.tenant_id, r.stream_id))
+        .flat_map(|r| {
+            r.segments()
+                .filter(|segment| !segment.new_stream)
+                .map(move |segment| (r.tenant_id, segment.stream_id))
+        })
         .collect();
     for (tenant, stream) in streams {
         let version: Option<i64> = sqlx::query_scalar(
@@ -263,7 +266,7 @@ async fn insert_events(
 ) -> Result<(), StoreError> {
     for planned in &plan.events {
         let request = &batch[planned.request];
-        let event = &request.events[planned.index];
+        let event = planned.event(batch);
         let metadata = &request.metadata;
         sqlx::query(
             "INSERT INTO events (position, tenant_id, event_id, stream_id, stream_type, \
@@ -274,8 +277,8 @@ async fn insert_events(
         .bind(planned.position.0)
         .bind(request.tenant_id)
         .bind(event.event_id)
-        .bind(request.stream_id)
-        .bind(request.stream_type)
+        .bind(planned.stream_id)
+        .bind(planned.stream_type)
         .bind(planned.stream_version)
         .bind(event.event_type.as_ref())
         .bind(event.schema_version)

@@ -1,17 +1,24 @@
 //! Loading aggregates and committing their decisions.
 //!
-//! [`Repository::execute`] is the one path every command takes: load the
+//! [`Repository::execute`] is the path every command takes: load the
 //! aggregate (from the in-process cache, or by folding its stream), check
 //! `If-Match`, run the pure decision, append its events at the version the
 //! decision saw. A version clash means another process changed the stream:
-//! the repository reads only the events it missed, and decides again — or,
+//! the repository reads only the events it missed and decides again, or,
 //! when the client pinned a version with `If-Match`, answers "stale".
 //!
-//! Within a process, commands on one stream take turns on a per-stream lock
-//! (held across decide and append), so they never clash with each other and
-//! a hot stream costs one append per command, not a retry storm. The cache
-//! keeps folded state, so a stream with thousands of events is not re-read
-//! per command.
+//! Commands on one stream take turns on a per-stream lock, but hold it only
+//! to decide and queue their append, not while it commits: the next command
+//! decides on the state the queued events will leave, and its append chains
+//! on theirs in the same group commit. A hot stream (a project receiving
+//! many tasks at once) thus costs one batch, not one commit per command. If
+//! a queued append fails, the state it promised is forgotten, and the
+//! commands that chained on it fail their version check and decide again.
+//!
+//! [`Repository::execute_with`] decides over two aggregates: it writes the
+//! primary one and either writes the other too (a new task and its
+//! project's task counter) or only checks it is unchanged (the workspace a
+//! task's assignee was checked against), in one atomic append.
 
 use std::any::Any;
 use std::collections::HashMap;
@@ -24,6 +31,7 @@ use tenet_events::envelope::{Metadata, RecordedEvent};
 use tenet_events::ids::{Position, StreamId, TenantId, UserId};
 use tenet_events::store::{
     AppendError, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord, StoreError,
+    StreamAppend,
 };
 
 /// What an aggregate's state learns from each event besides its payload.
@@ -67,18 +75,66 @@ pub struct Committed<A> {
     pub position: Option<Position>,
 }
 
+/// A response stored with the command's events under its idempotency key:
+/// rendered from the state the command will commit, before it commits.
+pub struct Idempotent<A> {
+    /// Whose key it is.
+    pub scope: String,
+    pub key: String,
+    /// A digest of the request; the same key with another request is refused.
+    pub fingerprint: String,
+    pub expires_at: DateTime<Utc>,
+    pub render: Box<dyn Fn(&Committed<A>) -> serde_json::Value + Send + Sync>,
+}
+
 /// Where a command goes and what it records.
-#[derive(Clone, Debug)]
-pub struct Target {
+pub struct Target<A> {
     pub tenant: TenantId,
     pub stream: StreamId,
     pub metadata: Metadata,
     /// The version the client requires (`If-Match`).
     pub if_match: Option<i64>,
-    pub idempotency: Option<IdempotencyRecord>,
     /// The stream id was generated for this command, so the stream cannot
     /// exist yet: skip reading it (the append still expects version 0).
     pub new_stream: bool,
+    pub idempotency: Option<Idempotent<A>>,
+}
+
+impl<A> Target<A> {
+    pub fn new(tenant: TenantId, stream: impl Into<StreamId>, metadata: Metadata) -> Self {
+        Target {
+            tenant,
+            stream: stream.into(),
+            metadata,
+            if_match: None,
+            new_stream: false,
+            idempotency: None,
+        }
+    }
+
+    pub fn if_match(mut self, version: Option<i64>) -> Self {
+        self.if_match = version;
+        self
+    }
+
+    pub fn new_stream(mut self) -> Self {
+        self.new_stream = true;
+        self
+    }
+
+    pub fn idempotent(mut self, idempotency: Option<Idempotent<A>>) -> Self {
+        self.idempotency = idempotency;
+        self
+    }
+}
+
+/// How a command involves a second aggregate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Related {
+    /// The decision may write it too; commands on it take turns with this one.
+    Write,
+    /// The decision only reads it: the append holds if it is unchanged.
+    Check,
 }
 
 #[derive(Debug)]
@@ -114,6 +170,9 @@ pub struct Repository {
     cache: Cache,
 }
 
+/// What a decision over two aggregates answers.
+pub type Pair<A, B> = (Vec<<A as Aggregate>::Event>, Vec<<B as Aggregate>::Event>);
+
 impl Repository {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         Repository {
@@ -126,146 +185,225 @@ impl Repository {
         &self.store
     }
 
-    /// The current state of an aggregate, up to date with the log.
+    /// The current, committed state of an aggregate (never a state that
+    /// queued appends only promise).
     pub async fn load<A: Aggregate>(
         &self,
         tenant: TenantId,
         stream: StreamId,
     ) -> Result<Loaded<A>, StoreError> {
-        let slot = self.cache.slot(tenant, stream);
-        let mut cached = slot.lock().await;
-        let loaded = self
-            .catch_up(tenant, stream, cached_state::<A>(&cached))
-            .await?;
-        *cached = Some(Cached::of(&loaded));
-        Ok(loaded)
+        self.catch_up(tenant, stream, None).await
     }
 
     /// Runs `decide` on the current state and appends what it decides.
     pub async fn execute<A, E>(
         &self,
-        target: Target,
+        target: Target<A>,
         decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
     ) -> Result<Committed<A>, ExecuteError<E>>
     where
         A: Aggregate,
+    {
+        self.run::<A, Unrelated, E>(target, None, |a, _| {
+            decide(a).map(|events| (events, Vec::new()))
+        })
+        .await
+        .map(|(committed, _)| committed)
+    }
+
+    /// Runs `decide` on the states of two aggregates of the tenant and
+    /// appends what it decides to either, atomically (see [`Related`]).
+    pub async fn execute_with<A, B, E>(
+        &self,
+        target: Target<A>,
+        related: (StreamId, Related),
+        decide: impl Fn(&A, &B) -> Result<Pair<A, B>, E>,
+    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
+    where
+        A: Aggregate,
+        B: Aggregate,
+    {
+        self.run(target, Some(related), decide).await
+    }
+
+    async fn run<A, B, E>(
+        &self,
+        target: Target<A>,
+        related: Option<(StreamId, Related)>,
+        decide: impl Fn(&A, &B) -> Result<Pair<A, B>, E>,
+    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
+    where
+        A: Aggregate,
+        B: Aggregate,
     {
         let Target {
             tenant,
             stream,
             metadata,
             if_match,
-            idempotency,
             new_stream,
+            idempotency,
         } = target;
-        let slot = self.cache.slot(tenant, stream);
-        let mut cached = slot.lock().await;
-        // The cached state is trusted first; a clash proves it stale.
-        let mut loaded = match cached_state::<A>(&cached) {
-            Some(loaded) => loaded,
-            None if new_stream => Loaded {
-                state: A::default(),
-                version: 0,
-            },
-            None => self.catch_up(tenant, stream, None).await?,
-        };
-        for attempt in 0..ATTEMPTS {
+        let mut attempt = 0;
+        loop {
+            // Take turns on the written streams: the related one first (a
+            // shared project), then the primary (in practice new, or only
+            // ever written alone), so two commands can never wait on each
+            // other in opposite orders.
+            let related_slot = match related {
+                Some((id, Related::Write)) => Some(self.cache.slot(tenant, id)),
+                _ => None,
+            };
+            let mut related_guard = match &related_slot {
+                Some(slot) => Some(slot.lock().await),
+                None => None,
+            };
+            let primary_slot = self.cache.slot(tenant, stream);
+            let mut primary = primary_slot.lock().await;
+
+            let a: Loaded<A> = match cached_state(&primary) {
+                Some(loaded) => loaded,
+                None if new_stream && attempt == 0 => Loaded {
+                    state: A::default(),
+                    version: 0,
+                },
+                None => self.catch_up(tenant, stream, None).await?,
+            };
+            let b: Loaded<B> = match related {
+                None => Loaded {
+                    state: B::default(),
+                    version: 0,
+                },
+                Some((id, _)) => match related_guard.as_deref().and_then(cached_state) {
+                    Some(loaded) => loaded,
+                    None => self.catch_up(tenant, id, None).await?,
+                },
+            };
             if let Some(expected) = if_match
-                && expected != loaded.version
+                && expected != a.version
             {
-                *cached = Some(Cached::of(&loaded));
-                return Err(ExecuteError::Stale {
-                    current: loaded.version,
-                });
+                *primary = Some(Cached::of(&a));
+                return Err(ExecuteError::Stale { current: a.version });
             }
-            let events = decide(&loaded.state).map_err(ExecuteError::Rejected)?;
-            if events.is_empty() {
-                *cached = Some(Cached::of(&loaded));
-                return Ok(Committed {
-                    state: loaded.state,
-                    version: loaded.version,
-                    position: None,
-                });
+            let (a_events, b_events) =
+                decide(&a.state, &b.state).map_err(ExecuteError::Rejected)?;
+            if a_events.is_empty() && b_events.is_empty() {
+                *primary = Some(Cached::of(&a));
+                return Ok((unchanged(a), unchanged(b)));
             }
-            let (claims, releases) = loaded.state.claims(tenant, &events);
+            let (claims, releases) = a.state.claims(tenant, &a_events);
             let mut request = AppendRequest::new(
                 tenant,
                 stream,
                 A::KIND,
-                ExpectedVersion::Exact(loaded.version),
-                events.iter().map(DomainEvent::to_new_event).collect(),
+                ExpectedVersion::Exact(a.version),
+                a_events.iter().map(DomainEvent::to_new_event).collect(),
                 metadata.clone(),
             );
+            let by = metadata.actor.user_id().map(UserId::from_uuid);
+            let committed_a = fold_new(&a, &a_events, request.occurred_at, by);
+            let committed_b = fold_new(&b, &b_events, request.occurred_at, by);
             request.claims = claims;
             request.releases = releases;
-            request.idempotency = idempotency.clone();
-            request.new_stream = new_stream && loaded.version == 0;
-            let occurred_at = request.occurred_at;
-            match self.store.append(request).await {
+            request.new_stream = new_stream && a.version == 0;
+            if let Some((id, _)) = related {
+                request.also.push(StreamAppend {
+                    stream_id: id,
+                    stream_type: B::KIND,
+                    expected: ExpectedVersion::Exact(b.version),
+                    events: b_events.iter().map(DomainEvent::to_new_event).collect(),
+                    new_stream: false,
+                });
+            }
+            request.idempotency = idempotency.as_ref().map(|i| IdempotencyRecord {
+                scope: i.scope.clone(),
+                key: i.key.clone(),
+                fingerprint: i.fingerprint.clone(),
+                response: (i.render)(&committed_a),
+                expires_at: i.expires_at,
+            });
+            let pending = match self.store.submit(request).await {
+                Ok(pending) => pending,
+                Err(error) => return Err(self.failed(error)),
+            };
+            // Promise the decided state to the next command on these
+            // streams, and let it decide while this append commits.
+            *primary = Some(Cached::of(&Loaded {
+                state: committed_a.state.clone(),
+                version: committed_a.version,
+            }));
+            if let Some(guard) = related_guard.as_mut()
+                && !b_events.is_empty()
+            {
+                **guard = Some(Cached::of(&Loaded {
+                    state: committed_b.state.clone(),
+                    version: committed_b.version,
+                }));
+            }
+            drop(primary);
+            drop(related_guard);
+
+            let outcome = pending.outcome().await;
+            let error = match outcome {
                 Ok(appended) => {
-                    let mut state = loaded.state;
-                    let by = metadata.actor.user_id().map(UserId::from_uuid);
-                    let first = appended.stream_version - events.len() as i64;
-                    for (offset, event) in events.iter().enumerate() {
-                        state.evolve(
-                            event,
-                            &Applied {
-                                stream_version: first + offset as i64 + 1,
-                                occurred_at,
-                                by,
-                            },
-                        );
-                    }
-                    let committed = Committed {
-                        state,
-                        version: appended.stream_version,
-                        position: Some(appended.position),
-                    };
-                    *cached = Some(Cached::of(&Loaded {
-                        state: committed.state.clone(),
-                        version: committed.version,
-                    }));
-                    return Ok(committed);
+                    let position = Some(appended.position);
+                    return Ok((
+                        Committed {
+                            position,
+                            ..committed_a
+                        },
+                        Committed {
+                            position,
+                            ..committed_b
+                        },
+                    ));
                 }
-                Err(AppendError::WrongExpectedVersion { .. }) => {
+                Err(error) => error,
+            };
+            // The promise is broken: forget it (the commands that chained
+            // on it will fail their version check and decide again).
+            self.forget(tenant, stream).await;
+            if let Some((id, Related::Write)) = related {
+                self.forget(tenant, id).await;
+            }
+            match error {
+                AppendError::WrongExpectedVersion { .. }
+                    if if_match.is_none() && attempt + 1 < ATTEMPTS =>
+                {
                     metrics::counter!("tenet_command_conflicts_total", "aggregate" => A::KIND)
                         .increment(1);
-                    loaded = self.catch_up(tenant, stream, Some(loaded)).await?;
                     if attempt > 0 {
-                        // Another process is writing this stream as fast as
-                        // we are: step back a little, differently each time.
+                        // Another process is writing these streams as fast
+                        // as we are: step back a little, differently each time.
                         let jitter = rand::random_range(0..=u64::from(attempt) * 2);
                         tokio::time::sleep(Duration::from_millis(jitter)).await;
                     }
+                    attempt += 1;
                 }
-                Err(AppendError::ClaimTaken { claim }) => {
-                    *cached = Some(Cached::of(&loaded));
-                    return Err(ExecuteError::ClaimTaken(claim));
+                AppendError::WrongExpectedVersion { .. } if if_match.is_some() => {
+                    let current = self.catch_up::<A>(tenant, stream, None).await?.version;
+                    return Err(ExecuteError::Stale { current });
                 }
-                Err(AppendError::IdempotencyKeyUsed { .. }) => {
-                    *cached = Some(Cached::of(&loaded));
-                    return Err(ExecuteError::IdempotencyKeyUsed);
-                }
-                // Empty decisions return before appending; should the store
-                // still see one, nothing was written.
-                Err(AppendError::Empty) => {
-                    *cached = Some(Cached::of(&loaded));
-                    return Ok(Committed {
-                        state: loaded.state,
-                        version: loaded.version,
-                        position: None,
-                    });
-                }
-                Err(AppendError::Store(error)) => {
-                    // The append may or may not have committed: forget the
-                    // state rather than guess.
-                    *cached = None;
-                    return Err(ExecuteError::Store(error));
-                }
+                AppendError::WrongExpectedVersion { .. } => return Err(ExecuteError::Contention),
+                other => return Err(self.failed(other)),
             }
         }
-        *cached = Some(Cached::of(&loaded));
-        Err(ExecuteError::Contention)
+    }
+
+    fn failed<E>(&self, error: AppendError) -> ExecuteError<E> {
+        match error {
+            AppendError::ClaimTaken { claim } => ExecuteError::ClaimTaken(claim),
+            AppendError::IdempotencyKeyUsed { .. } => ExecuteError::IdempotencyKeyUsed,
+            AppendError::WrongExpectedVersion { .. } => ExecuteError::Contention,
+            AppendError::Empty => {
+                ExecuteError::Store(StoreError::Projection("an empty append".to_owned()))
+            }
+            AppendError::Store(error) => ExecuteError::Store(error),
+        }
+    }
+
+    async fn forget(&self, tenant: TenantId, stream: StreamId) {
+        *self.cache.slot(tenant, stream).lock().await = None;
     }
 
     /// Brings `from` (or nothing) up to the stream's current version.
@@ -292,6 +430,73 @@ impl Repository {
                 return Ok(loaded);
             }
         }
+    }
+}
+
+/// The state `events` will leave, as the append will commit them.
+fn fold_new<A: Aggregate>(
+    loaded: &Loaded<A>,
+    events: &[A::Event],
+    at: DateTime<Utc>,
+    by: Option<UserId>,
+) -> Committed<A> {
+    let mut state = loaded.state.clone();
+    for (offset, event) in events.iter().enumerate() {
+        state.evolve(
+            event,
+            &Applied {
+                stream_version: loaded.version + offset as i64 + 1,
+                occurred_at: at,
+                by,
+            },
+        );
+    }
+    Committed {
+        state,
+        version: loaded.version + events.len() as i64,
+        position: None,
+    }
+}
+
+fn unchanged<A>(loaded: Loaded<A>) -> Committed<A> {
+    Committed {
+        state: loaded.state,
+        version: loaded.version,
+        position: None,
+    }
+}
+
+/// The aggregate of commands that involve no second one.
+#[derive(Clone, Default)]
+struct Unrelated;
+
+impl Aggregate for Unrelated {
+    const KIND: &'static str = "none";
+    type Event = NoEvent;
+
+    fn evolve(&mut self, _event: &NoEvent, _applied: &Applied) {}
+}
+
+/// An event family with no events.
+#[derive(Clone, Debug, PartialEq)]
+enum NoEvent {}
+
+impl DomainEvent for NoEvent {
+    fn event_type(&self) -> &'static str {
+        match *self {}
+    }
+    fn schema_version(&self) -> i32 {
+        match *self {}
+    }
+    fn to_data(&self) -> serde_json::Value {
+        match *self {}
+    }
+    fn decode(
+        event_type: &str,
+        _version: i32,
+        _data: &serde_json::Value,
+    ) -> Result<Self, DecodeError> {
+        Err(DecodeError::UnknownType(event_type.to_owned()))
     }
 }
 

@@ -640,7 +640,12 @@ async fn several_streams_append_atomically_or_not_at_all(store: Arc<dyn EventSto
     let tenant = TenantId::generate();
     let (task, project) = (StreamId::generate(), StreamId::generate());
     store
-        .append(append_to(tenant, project, ExpectedVersion::NO_STREAM, vec![event(0)]))
+        .append(append_to(
+            tenant,
+            project,
+            ExpectedVersion::NO_STREAM,
+            vec![event(0)],
+        ))
         .await
         .unwrap();
     let mut create = append_to(tenant, task, ExpectedVersion::NO_STREAM, vec![event(1)]);
@@ -653,7 +658,10 @@ async fn several_streams_append_atomically_or_not_at_all(store: Arc<dyn EventSto
     });
     let appended = store.append(create.clone()).await.unwrap();
     assert_eq!(appended.also_versions, vec![2]);
-    assert_eq!(store.read_stream(tenant, task, 0, 10).await.unwrap().len(), 1);
+    assert_eq!(
+        store.read_stream(tenant, task, 0, 10).await.unwrap().len(),
+        1
+    );
     let on_project = store.read_stream(tenant, project, 0, 10).await.unwrap();
     assert_eq!(on_project.len(), 2);
     assert_eq!(on_project[1].position, appended.position);
@@ -662,16 +670,32 @@ async fn several_streams_append_atomically_or_not_at_all(store: Arc<dyn EventSto
     // The project moved on: a request that expected it at version 1 is
     // refused whole, its task stream included.
     let other_task = StreamId::generate();
-    let mut stale = append_to(tenant, other_task, ExpectedVersion::NO_STREAM, vec![event(3)]);
+    let mut stale = append_to(
+        tenant,
+        other_task,
+        ExpectedVersion::NO_STREAM,
+        vec![event(3)],
+    );
     stale.also = create.also.clone();
     assert!(matches!(
         store.append(stale).await,
         Err(AppendError::WrongExpectedVersion { stream_id, .. }) if stream_id == project
     ));
-    assert!(store.read_stream(tenant, other_task, 0, 10).await.unwrap().is_empty());
+    assert!(
+        store
+            .read_stream(tenant, other_task, 0, 10)
+            .await
+            .unwrap()
+            .is_empty()
+    );
 
     // A stream only checked (no events) holds the request to its version.
-    let mut checked = append_to(tenant, other_task, ExpectedVersion::NO_STREAM, vec![event(4)]);
+    let mut checked = append_to(
+        tenant,
+        other_task,
+        ExpectedVersion::NO_STREAM,
+        vec![event(4)],
+    );
     checked.also.push(tenet_events::store::StreamAppend {
         stream_id: project,
         stream_type: "project",
@@ -680,7 +704,14 @@ async fn several_streams_append_atomically_or_not_at_all(store: Arc<dyn EventSto
         new_stream: false,
     });
     store.append(checked).await.unwrap();
-    assert_eq!(store.read_stream(tenant, project, 0, 10).await.unwrap().len(), 2);
+    assert_eq!(
+        store
+            .read_stream(tenant, project, 0, 10)
+            .await
+            .unwrap()
+            .len(),
+        2
+    );
 }
 
 macro_rules! contract {

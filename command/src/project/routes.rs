@@ -95,7 +95,7 @@ fn target(
     project: ProjectId,
     if_match: Option<i64>,
     request_id: &RequestId,
-) -> Target {
+) -> Target<Project> {
     Target {
         tenant: access.tenant(),
         stream: project.into(),

@@ -57,7 +57,7 @@ fn rejected(error: WorkspaceError) -> ApiError {
     }
 }
 
-fn target(access: &Access, if_match: Option<i64>, request_id: &RequestId) -> Target {
+fn target(access: &Access, if_match: Option<i64>, request_id: &RequestId) -> Target<Workspace> {
     Target {
         tenant: access.tenant(),
         stream: access.workspace_id.into(),

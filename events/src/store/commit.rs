@@ -61,7 +61,10 @@ impl GroupCommit {
         GroupCommit { queue }
     }
 
-    pub async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
+    pub async fn submit(
+        &self,
+        request: AppendRequest,
+    ) -> Result<super::PendingAppend, AppendError> {
         if request.event_count() == 0 {
             return Err(AppendError::Empty);
         }
@@ -70,7 +73,7 @@ impl GroupCommit {
             .send(Pending { request, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        answer.await.map_err(|_| StoreError::Closed)?
+        Ok(super::PendingAppend(answer))
     }
 }
 
@@ -297,7 +300,8 @@ pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
         let outcome = accept(request, &state);
         let outcome = outcome.map(|currents| {
             let mut versions = Vec::with_capacity(currents.len());
-            for (segment_index, (segment, current)) in request.segments().zip(currents).enumerate() {
+            for (segment_index, (segment, current)) in request.segments().zip(currents).enumerate()
+            {
                 let mut version = current;
                 for index in 0..segment.events.len() {
                     version += 1;
@@ -312,7 +316,9 @@ pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
                         stream_version: version,
                     });
                 }
-                state.versions.insert((request.tenant_id, segment.stream_id), version);
+                state
+                    .versions
+                    .insert((request.tenant_id, segment.stream_id), version);
                 versions.push(version);
             }
             let version = versions[0];
@@ -466,7 +472,11 @@ mod tests {
         assert_eq!(plan.outcomes[1].as_ref().unwrap().stream_version, 2);
     }
 
-    fn also(stream: StreamId, expected: ExpectedVersion, events: usize) -> crate::store::StreamAppend {
+    fn also(
+        stream: StreamId,
+        expected: ExpectedVersion,
+        events: usize,
+    ) -> crate::store::StreamAppend {
         let events = request(stream, expected, events).events;
         crate::store::StreamAppend {
             stream_id: stream,
@@ -481,16 +491,27 @@ mod tests {
     fn several_streams_of_one_request_commit_together_in_order() {
         let counter = StreamId::generate();
         let mut first = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
-        first.also.push(also(counter, ExpectedVersion::NO_STREAM, 1));
+        first
+            .also
+            .push(also(counter, ExpectedVersion::NO_STREAM, 1));
         let mut second = request(StreamId::generate(), ExpectedVersion::NO_STREAM, 1);
         second.tenant_id = first.tenant_id;
-        second.also.push(also(counter, ExpectedVersion::Exact(1), 1));
+        second
+            .also
+            .push(also(counter, ExpectedVersion::Exact(1), 1));
         let plan = plan(&[first, second], BatchState::default());
         let first = plan.outcomes[0].as_ref().unwrap();
-        assert_eq!((first.stream_version, first.also_versions.clone()), (1, vec![1]));
+        assert_eq!(
+            (first.stream_version, first.also_versions.clone()),
+            (1, vec![1])
+        );
         let second = plan.outcomes[1].as_ref().unwrap();
         assert_eq!(second.also_versions, vec![2]);
-        let streams: Vec<(usize, i64)> = plan.events.iter().map(|e| (e.segment, e.position.0)).collect();
+        let streams: Vec<(usize, i64)> = plan
+            .events
+            .iter()
+            .map(|e| (e.segment, e.position.0))
+            .collect();
         assert_eq!(streams, vec![(0, 1), (1, 2), (0, 3), (1, 4)]);
     }
 
@@ -498,7 +519,9 @@ mod tests {
     fn a_stale_checked_stream_refuses_the_whole_request() {
         let workspace = StreamId::generate();
         let mut assign = request(StreamId::generate(), ExpectedVersion::Any, 1);
-        assign.also.push(also(workspace, ExpectedVersion::Exact(3), 0));
+        assign
+            .also
+            .push(also(workspace, ExpectedVersion::Exact(3), 0));
         let state = BatchState {
             versions: HashMap::from([((assign.tenant_id, workspace), 4)]),
             ..BatchState::default()

@@ -183,6 +183,15 @@ pub struct Appended {
     pub also_versions: Vec<i64>,
 }
 
+/// An append that is queued or committing.
+pub struct PendingAppend(pub(crate) tokio::sync::oneshot::Receiver<Result<Appended, AppendError>>);
+
+impl PendingAppend {
+    pub async fn outcome(self) -> Result<Appended, AppendError> {
+        self.0.await.map_err(|_| StoreError::Closed)?
+    }
+}
+
 /// Why an append was refused. Nothing of a refused append is written.
 #[derive(Debug, thiserror::Error)]
 pub enum AppendError {
@@ -254,7 +263,15 @@ impl LogQuery {
 pub trait EventStore: Send + Sync + 'static {
     /// Appends atomically: all events of the request, its claims and its
     /// idempotency record, or nothing.
-    async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError>;
+    async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
+        self.submit(request).await?.outcome().await
+    }
+
+    /// Queues an append and answers a handle to await its outcome. Appends
+    /// queued one after another commit in that order, so a later one may
+    /// expect the versions an earlier one will leave (pipelining commands
+    /// on one stream without waiting for each commit).
+    async fn submit(&self, request: AppendRequest) -> Result<PendingAppend, AppendError>;
 
     /// Events of one stream with a version above `after_version`, in order.
     async fn read_stream(

@@ -25,7 +25,7 @@ use uuid::Uuid;
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
 use super::{
     AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    StoreError, StoreOptions, StoredResponse, as_conflict, into_recorded,
+    PendingAppend, StoreError, StoreOptions, StoredResponse, as_conflict, into_recorded,
 };
 use crate::db::Tx;
 use crate::envelope::RecordedEvent;
@@ -149,8 +149,8 @@ pub(crate) fn advance(head: &watch::Sender<Position>, position: Position) {
 
 #[async_trait]
 impl EventStore for PostgresStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
-        self.commit.append(request).await
+    async fn submit(&self, request: AppendRequest) -> Result<PendingAppend, AppendError> {
+        self.commit.submit(request).await
     }
 
     async fn read_stream(

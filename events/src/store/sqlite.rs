@@ -16,7 +16,7 @@ use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
 use super::postgres::{limit_of, run_inline};
 use super::{
     AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    StoreError, StoreOptions, StoredResponse, into_recorded,
+    PendingAppend, StoreError, StoreOptions, StoredResponse, into_recorded,
 };
 use crate::db::{Db, SqliteDb, Tx};
 use crate::envelope::{RecordedEvent, now};
@@ -53,8 +53,8 @@ impl SqliteStore {
 
 #[async_trait]
 impl EventStore for SqliteStore {
-    async fn append(&self, request: AppendRequest) -> Result<Appended, AppendError> {
-        self.commit.append(request).await
+    async fn submit(&self, request: AppendRequest) -> Result<PendingAppend, AppendError> {
+        self.commit.submit(request).await
     }
 
     async fn read_stream(

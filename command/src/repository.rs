@@ -84,8 +84,11 @@ pub struct Idempotent<A> {
     /// A digest of the request; the same key with another request is refused.
     pub fingerprint: String,
     pub expires_at: DateTime<Utc>,
-    pub render: Box<dyn Fn(&Committed<A>) -> serde_json::Value + Send + Sync>,
+    pub render: Render<A>,
 }
+
+/// Renders the response body of a command from the state it commits.
+pub type Render<A> = Box<dyn Fn(&Committed<A>) -> serde_json::Value + Send + Sync>;
 
 /// Where a command goes and what it records.
 pub struct Target<A> {

@@ -4,7 +4,9 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
-use tenet_events::http::auth::{Access, MembersDelete, MembersWrite, Requirement, Scoped};
+use tenet_events::http::auth::{
+    Access, Credential, MembersDelete, MembersWrite, Requirement, Scoped,
+};
 use tenet_events::http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
@@ -209,8 +211,12 @@ pub async fn remove_member(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    // Leaving needs no scope; removing someone else does.
-    if path.user_id != access.principal.user_id {
+    // A user leaving with their own token needs no scope; removing someone
+    // else does, and so does an API key, which acts for its issuer only
+    // within its scopes (a key must never remove the user it belongs to).
+    let leaving = path.user_id == access.principal.user_id
+        && matches!(access.principal.credential, Credential::Token { .. });
+    if !leaving {
         access.require(MembersDelete::SCOPE)?;
     }
     let (user, by) = (path.user_id, access.principal.user_id);

@@ -45,6 +45,7 @@ pub struct Parts<'a> {
     pub config: &'a ServeConfig,
     pub db: Db,
     pub store: Arc<dyn EventStore>,
+    pub repository: Arc<Repository>,
     pub bus: Option<Bus>,
     pub checkpoints: Checkpoints,
     pub metrics: Option<PrometheusHandle>,
@@ -74,6 +75,8 @@ pub struct Parts<'a> {
         (name = "auth", description = "Accounts and access tokens"),
         (name = "workspaces", description = "Workspaces: the tenants"),
         (name = "projects", description = "Projects inside a workspace"),
+        (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
+        (name = "comments", description = "Comments on tasks"),
     )
 )]
 struct ApiDoc;
@@ -87,14 +90,17 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         ready_max_lag: parts.config.ready_max_lag,
     });
     let auth: Auth = Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone()));
-    let commands = tenet_command::router(CommandState {
-        repository: Arc::new(Repository::new(parts.store.clone())),
+    let command_state = CommandState {
+        repository: parts.repository,
+        db: parts.db.clone(),
+        keys_in_flight: Arc::default(),
         auth: auth.clone(),
         access: Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone())),
         jwt: parts.jwt,
         passwords: parts.passwords,
         refresh_ttl: Duration::from_secs(parts.config.auth.refresh_token_ttl_secs),
-    });
+    };
+    let commands = tenet_command::router(command_state.clone());
     let queries = tenet_query::router(QueryState {
         db: parts.db,
         store: parts.store,
@@ -111,7 +117,10 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     doc.merge(query_doc);
     let mut api = axum::Router::new();
     if parts.config.runs(Role::Command) {
-        api = api.merge(command_routes);
+        api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(
+            command_state,
+            tenet_command::idempotency::layer,
+        )));
     }
     if parts.config.runs(Role::Query) {
         api = api.merge(query_routes);

@@ -15,6 +15,7 @@ use std::time::Duration;
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_command::identity::password::Passwords;
+use tenet_command::repository::Repository;
 use tenet_events::bus::Bus;
 use tenet_events::db::{Db, DbOptions};
 use tenet_events::http::jwt::Jwt;
@@ -59,7 +60,11 @@ pub async fn open_database(config: &StorageConfig) -> anyhow::Result<Db> {
 
 /// Every asynchronous projector of Tenet.
 pub fn projectors() -> Vec<Arc<dyn Projector>> {
-    vec![Arc::new(tenet_projections::projects::ProjectsProjector)]
+    vec![
+        Arc::new(tenet_projections::projects::ProjectsProjector),
+        Arc::new(tenet_projections::tasks::TasksProjector),
+        Arc::new(tenet_command::task::policy::DepartedMembers),
+    ]
 }
 
 /// Projectors that run inside the append transaction: the read models that
@@ -138,6 +143,9 @@ impl Server {
         let shutdown = CancellationToken::new();
         let mut background = JoinSet::new();
         let checkpoints = Checkpoints::default();
+        // One per process: commands on a stream take turns on its lock and
+        // share its cached state.
+        let repository = Arc::new(Repository::new(store.clone()));
         if let (Some(bus), Db::Postgres(pool)) = (&bus, &db)
             && (config.runs(Role::Command) || config.runs(Role::Projector))
         {
@@ -162,6 +170,14 @@ impl Server {
                 .await
                 .context("cannot start the projectors")?;
             background.spawn(async move { while runners.join_next().await.is_some() {} });
+            background.spawn(tenet_command::task::policy::run(
+                tenet_command::task::policy::Worker {
+                    db: db.clone(),
+                    repository: repository.clone(),
+                    checkpoints: checkpoints.clone(),
+                },
+                shutdown.clone(),
+            ));
         }
         if let Db::Postgres(pool) = &db
             && config.runs(Role::Query)
@@ -199,6 +215,7 @@ impl Server {
             config,
             db: db.clone(),
             store,
+            repository,
             bus,
             checkpoints,
             metrics,

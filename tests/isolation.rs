@@ -254,7 +254,6 @@ fn field(body: &Value, name: &str) -> String {
 /// as its owner. `ids` holds the parameters before it in the path, for
 /// resources that live inside another (a task in a project).
 ///
-/// Issue 5's tasks and comments add their arms here.
 async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids: &Ids) -> Made {
     match param {
         "project_id" => {
@@ -293,6 +292,53 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                     .map(|name| field(body, name))
                     .to_vec(),
                 token: issued.token(),
+            }
+        }
+        "task_id" => {
+            let project = match ids.get("project_id") {
+                Some(project) => project.clone(),
+                None => {
+                    Box::pin(create(tenet, owner, workspace, "project_id", ids))
+                        .await
+                        .id
+                }
+            };
+            let made = unique();
+            let created = owner
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/projects/{project}/tasks"),
+                    json!({
+                        "title": format!("Task {made}"),
+                        "description": format!("Details {made}"),
+                        "labels": [format!("label{made}")],
+                    }),
+                )
+                .await;
+            let body = created.assert_status(201);
+            Made {
+                id: field(body, "id"),
+                words: ["id", "key", "title", "description"]
+                    .map(|name| field(body, name))
+                    .to_vec(),
+                token: created.token(),
+            }
+        }
+        "comment_id" => {
+            let task = ids
+                .get("task_id")
+                .expect("a comment's path names its task first");
+            let made = unique();
+            let created = owner
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/tasks/{task}/comments"),
+                    json!({ "body": format!("Comment {made}") }),
+                )
+                .await;
+            let body = created.assert_status(201);
+            Made {
+                id: field(body, "id"),
+                words: ["id", "body"].map(|name| field(body, name)).to_vec(),
+                token: created.token(),
             }
         }
         other => panic!(
@@ -396,7 +442,7 @@ async fn another_tenant_gets_404_and_none_of_its_data_from_every_operation_with_
         &operations,
     )
     .await;
-    for kind in ["project_id", "user_id", "key_id"] {
+    for kind in ["project_id", "user_id", "key_id", "task_id", "comment_id"] {
         assert!(a.ids.contains_key(kind), "tenant A has no {kind}");
     }
     let b = User::register(&tenet, "bravo").await;
@@ -583,7 +629,14 @@ impl Matrix<'_> {
             // Writes act on resources of their own, so one call never
             // changes what the next one finds.
             for param in operation.resource_params() {
-                let made = create(self.tenet, self.owner(), &workspace, param, &ids).await;
+                // A comment is changed by its author (authorship is checked
+                // apart from scopes, in `check_special_cases`).
+                let author = if param == "comment_id" {
+                    self.author_of_comments(&client, &ids).await
+                } else {
+                    self.owner().clone()
+                };
+                let made = create(self.tenet, &author, &workspace, param, &ids).await;
                 ids.insert(param.to_owned(), made.id);
             }
         }
@@ -623,6 +676,26 @@ impl Matrix<'_> {
         Ok(())
     }
 
+    /// Who writes the comment a principal then edits or deletes: the
+    /// principal if it may comment, the owner otherwise.
+    async fn author_of_comments(&self, client: &Client, ids: &Ids) -> Client {
+        let task = &ids["task_id"];
+        let probe = client
+            .post(
+                &format!(
+                    "/api/v1/workspaces/{}/tasks/{task}/comments",
+                    self.workspace
+                ),
+                json!({ "body": "May I?" }),
+            )
+            .await;
+        if probe.status == 201 {
+            client.clone()
+        } else {
+            self.owner().clone()
+        }
+    }
+
     /// A valid body for the operations this file knows how to call (with
     /// any state the call needs prepared), and whether it knows it. The
     /// rest get `{}` (POST, PATCH) and only need not be refused.
@@ -650,6 +723,18 @@ impl Matrix<'_> {
             (&Method::PATCH, "/members/{user_id}") => Some(json!({ "role": "member" })),
             (&Method::POST, "/api-keys") => {
                 Some(json!({ "name": name, "scopes": operation.scopes }))
+            }
+            (&Method::POST, "/projects/{project_id}/tasks") => Some(json!({ "title": name })),
+            (&Method::PATCH, "/tasks/{task_id}") => {
+                Some(json!({ "title": name, "priority": "high" }))
+            }
+            (&Method::POST, "/tasks/{task_id}/transitions") => Some(json!({ "to": "in_progress" })),
+            (&Method::DELETE, "/tasks/{task_id}" | "/tasks/{task_id}/comments/{comment_id}") => {
+                None
+            }
+            (&Method::POST, "/tasks/{task_id}/comments") => Some(json!({ "body": name })),
+            (&Method::PATCH, "/tasks/{task_id}/comments/{comment_id}") => {
+                Some(json!({ "body": name }))
             }
             _ => return (operation.takes_a_body().then(|| json!({})), false),
         };
@@ -814,6 +899,43 @@ async fn check_special_cases(matrix: &Matrix<'_>) {
         200,
         None,
         "PATCH a viewer to owner as the owner",
+    );
+
+    // Only its author, an admin or an owner edits or deletes a comment.
+    let member = &matrix.users["member"].client;
+    let task = &matrix.ids["task_id"];
+    let comments = format!(
+        "/api/v1/workspaces/{}/tasks/{task}/comments",
+        matrix.workspace
+    );
+    let by_owner = owner.post(&comments, json!({ "body": "Owner's" })).await;
+    let by_owner = format!("{comments}/{}", field(by_owner.assert_status(201), "id"));
+    let by_member = member.post(&comments, json!({ "body": "Member's" })).await;
+    let by_member = format!("{comments}/{}", field(by_member.assert_status(201), "id"));
+    let what = |call: &str| format!("{call} as the member user");
+    assert_reply(
+        &member.patch(&by_owner, json!({ "body": "Mine now" })).await,
+        403,
+        forbidden,
+        &what("PATCH the owner's comment"),
+    );
+    assert_reply(
+        &member.delete(&by_owner).await,
+        403,
+        forbidden,
+        &what("DELETE the owner's comment"),
+    );
+    assert_reply(
+        &member.patch(&by_member, json!({ "body": "Edited" })).await,
+        200,
+        None,
+        &what("PATCH their own comment"),
+    );
+    assert_reply(
+        &admin.delete(&by_member).await,
+        200,
+        None,
+        "DELETE the member's comment as an admin",
     );
 
     // Any member may leave, holding no members:delete.

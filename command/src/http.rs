@@ -26,12 +26,16 @@ use crate::repository::{ExecuteError, Repository};
 #[derive(Clone)]
 pub struct CommandState {
     pub repository: Arc<Repository>,
+    /// For what a response shows beside the command's own state (a task's
+    /// comment count), never for a decision.
+    pub db: tenet_events::db::Db,
     pub auth: Auth,
     pub access: Arc<AccessModel>,
     pub jwt: Arc<Jwt>,
     pub passwords: Arc<Passwords>,
     /// How long a refresh token lives (renewed by each refresh).
     pub refresh_ttl: std::time::Duration,
+    pub keys_in_flight: Arc<crate::idempotency::KeysInFlight>,
 }
 
 impl FromRef<CommandState> for Auth {

@@ -7,11 +7,14 @@
 //! aggregate (or claimed atomically with its events).
 
 pub mod api_key;
+pub mod comment;
 pub mod http;
+pub mod idempotency;
 pub mod identity;
 pub mod project;
 pub mod repository;
 mod secret;
+pub mod task;
 pub mod workspace;
 
 #[cfg(test)]
@@ -29,5 +32,7 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(workspace::members::router())
         .merge(api_key::routes::router())
         .merge(project::routes::router())
+        .merge(task::routes::router())
+        .merge(comment::routes::router())
         .with_state(state)
 }

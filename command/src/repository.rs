@@ -51,6 +51,15 @@ pub trait Aggregate: Default + Clone + Send + Sync + 'static {
     /// Folds one event into the state. Pure.
     fn evolve(&mut self, event: &Self::Event, applied: &Applied);
 
+    /// The version clients see (`ETag`, `If-Match`) at stream `version`. By
+    /// default the stream version; an aggregate whose stream also records
+    /// facts that do not change the resource itself (a project handing out
+    /// task numbers) counts its own revisions, so those facts do not make a
+    /// client's `If-Match` stale.
+    fn revision(&self, version: i64) -> i64 {
+        version
+    }
+
     /// Values the events claim and release (slugs, emails), given the state
     /// before them.
     fn claims(&self, _tenant: TenantId, _events: &[Self::Event]) -> (Vec<Claim>, Vec<Claim>) {
@@ -73,6 +82,13 @@ pub struct Committed<A> {
     /// The log position of the last event appended (the consistency token);
     /// `None` when the decision appended nothing.
     pub position: Option<Position>,
+}
+
+impl<A: Aggregate> Committed<A> {
+    /// The version clients see (the `ETag`).
+    pub fn revision(&self) -> i64 {
+        self.state.revision(self.version)
+    }
 }
 
 /// A response stored with the command's events under its idempotency key:
@@ -207,7 +223,7 @@ impl Repository {
     where
         A: Aggregate,
     {
-        self.run::<A, Unrelated, E>(target, None, |a, _| {
+        self.run::<A, Unrelated, Unrelated, E>(target, None, None, |a, _, _| {
             decide(a).map(|events| (events, Vec::new()))
         })
         .await
@@ -226,18 +242,40 @@ impl Repository {
         A: Aggregate,
         B: Aggregate,
     {
-        self.run(target, Some(related), decide).await
+        self.run::<A, B, Unrelated, E>(target, Some(related), None, |a, b, _| decide(a, b))
+            .await
     }
 
-    async fn run<A, B, E>(
+    /// As [`Repository::execute_with`] (the second aggregate optional), and
+    /// also reads a third one, if named, that must be unchanged at commit
+    /// (a new task writes its project and checks its assignee against the
+    /// workspace). Without it, the decision sees `C::default()`.
+    pub async fn execute_checked<A, B, C, E>(
         &self,
         target: Target<A>,
         related: Option<(StreamId, Related)>,
-        decide: impl Fn(&A, &B) -> Result<Pair<A, B>, E>,
+        checked: Option<StreamId>,
+        decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
     ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
     where
         A: Aggregate,
         B: Aggregate,
+        C: Aggregate,
+    {
+        self.run(target, related, checked, decide).await
+    }
+
+    async fn run<A, B, C, E>(
+        &self,
+        target: Target<A>,
+        related: Option<(StreamId, Related)>,
+        checked: Option<StreamId>,
+        decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
+    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
+    where
+        A: Aggregate,
+        B: Aggregate,
+        C: Aggregate,
     {
         let Target {
             tenant,
@@ -277,19 +315,36 @@ impl Repository {
                     state: B::default(),
                     version: 0,
                 },
-                Some((id, _)) => match related_guard.as_deref().and_then(cached_state) {
-                    Some(loaded) => loaded,
-                    None => self.catch_up(tenant, id, None).await?,
-                },
+                Some((id, Related::Write)) => {
+                    match related_guard.as_deref().and_then(cached_state) {
+                        Some(loaded) => loaded,
+                        None => self.catch_up(tenant, id, None).await?,
+                    }
+                }
+                Some((id, Related::Check)) => self.read_checked(tenant, id, attempt).await?,
             };
+            let c: Loaded<C> = match checked {
+                None => Loaded {
+                    state: C::default(),
+                    version: 0,
+                },
+                Some(id) => self.read_checked(tenant, id, attempt).await?,
+            };
+            let mut a = a;
             if let Some(expected) = if_match
-                && expected != a.version
+                && expected != a.state.revision(a.version)
             {
+                // What this process knew may be behind another process's
+                // writes: only the store can say the client is stale.
+                a = self.catch_up(tenant, stream, None).await?;
                 *primary = Some(Cached::of(&a));
-                return Err(ExecuteError::Stale { current: a.version });
+                let current = a.state.revision(a.version);
+                if expected != current {
+                    return Err(ExecuteError::Stale { current });
+                }
             }
             let (a_events, b_events) =
-                decide(&a.state, &b.state).map_err(ExecuteError::Rejected)?;
+                decide(&a.state, &b.state, &c.state).map_err(ExecuteError::Rejected)?;
             if a_events.is_empty() && b_events.is_empty() {
                 *primary = Some(Cached::of(&a));
                 return Ok((unchanged(a), unchanged(b)));
@@ -315,6 +370,15 @@ impl Repository {
                     stream_type: B::KIND,
                     expected: ExpectedVersion::Exact(b.version),
                     events: b_events.iter().map(DomainEvent::to_new_event).collect(),
+                    new_stream: false,
+                });
+            }
+            if let Some(id) = checked {
+                request.also.push(StreamAppend {
+                    stream_id: id,
+                    stream_type: C::KIND,
+                    expected: ExpectedVersion::Exact(c.version),
+                    events: Vec::new(),
                     new_stream: false,
                 });
             }
@@ -384,13 +448,48 @@ impl Repository {
                     attempt += 1;
                 }
                 AppendError::WrongExpectedVersion { .. } if if_match.is_some() => {
-                    let current = self.catch_up::<A>(tenant, stream, None).await?.version;
-                    return Err(ExecuteError::Stale { current });
+                    let current = self.catch_up::<A>(tenant, stream, None).await?;
+                    let revision = current.state.revision(current.version);
+                    if Some(revision) == if_match {
+                        // Another process wrote the stream without changing
+                        // what the client saw (a project's task counter):
+                        // decide again.
+                        attempt += 1;
+                        if attempt < ATTEMPTS {
+                            continue;
+                        }
+                        return Err(ExecuteError::Contention);
+                    }
+                    return Err(ExecuteError::Stale { current: revision });
                 }
                 AppendError::WrongExpectedVersion { .. } => return Err(ExecuteError::Contention),
                 other => return Err(self.failed(other)),
             }
         }
+    }
+
+    /// Reads a stream a decision only checks: on the first attempt as this
+    /// process last knew it (a stale read fails the version check of the
+    /// append), after a clash from the store.
+    async fn read_checked<X: Aggregate>(
+        &self,
+        tenant: TenantId,
+        stream: StreamId,
+        attempt: u32,
+    ) -> Result<Loaded<X>, StoreError> {
+        let slot = self.cache.slot(tenant, stream);
+        if attempt == 0
+            && let Some(loaded) = cached_state(&*slot.lock().await)
+        {
+            return Ok(loaded);
+        }
+        let loaded = self.catch_up(tenant, stream, None).await?;
+        let mut cached = slot.lock().await;
+        // Never replace a newer state (one a queued append promises).
+        if cached.as_ref().is_none_or(|c| c.version < loaded.version) {
+            *cached = Some(Cached::of(&loaded));
+        }
+        Ok(loaded)
     }
 
     fn failed<E>(&self, error: AppendError) -> ExecuteError<E> {
@@ -469,9 +568,9 @@ fn unchanged<A>(loaded: Loaded<A>) -> Committed<A> {
     }
 }
 
-/// The aggregate of commands that involve no second one.
-#[derive(Clone, Default)]
-struct Unrelated;
+/// The aggregate of commands that involve no second (or third) one.
+#[derive(Clone, Debug, Default)]
+pub struct Unrelated;
 
 impl Aggregate for Unrelated {
     const KIND: &'static str = "none";
@@ -482,7 +581,7 @@ impl Aggregate for Unrelated {
 
 /// An event family with no events.
 #[derive(Clone, Debug, PartialEq)]
-enum NoEvent {}
+pub enum NoEvent {}
 
 impl DomainEvent for NoEvent {
     fn event_type(&self) -> &'static str {

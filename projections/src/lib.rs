@@ -10,6 +10,7 @@ pub mod checkpoints;
 pub mod projects;
 pub mod runtime;
 pub mod source;
+pub mod tasks;
 
 pub use checkpoints::Checkpoints;
 pub use runtime::{Feed, Runtime};

@@ -1,5 +1,6 @@
 //! The projects read model (`projects_view`) and its list totals
-//! (`project_counts`), kept asynchronously from `project.*` events.
+//! (`project_counts`), kept asynchronously from `project.*` events, with
+//! live task counts per project from `task.*` events.
 //!
 //! A batch is applied in memory: the rows it touches are loaded at once,
 //! events are applied in log order with a per-stream version check (an
@@ -14,6 +15,7 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::project::ProjectEvent;
+use tenet_events::catalogue::task::{TaskEvent, TaskStatus};
 use tenet_events::db::Tx;
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{ProjectId, TenantId, UserId, WorkspaceId};
@@ -65,7 +67,12 @@ pub struct ProjectView {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
-    /// The stream version; also the `ETag`.
+    /// Tasks to do, in progress or in review.
+    pub open_tasks: i64,
+    /// Tasks done (cancelled ones count in neither).
+    pub done_tasks: i64,
+    /// The project's revision: changes to the project itself, not to its
+    /// tasks. Also the `ETag`.
     pub version: i64,
 }
 
@@ -83,11 +90,16 @@ pub struct ProjectRow {
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
     pub archived_at: Option<DateTime<Utc>>,
+    /// The stream version applied (the stream also records task numbers).
     pub version: i64,
+    /// What clients see as the version: changes to the project itself.
+    pub revision: i64,
+    pub open_tasks: i64,
+    pub done_tasks: i64,
 }
 
 pub const COLUMNS: &str = "tenant_id, id, name, slug, description, status, search, created_by, \
-    created_at, updated_at, archived_at, version";
+    created_at, updated_at, archived_at, version, revision, open_tasks, done_tasks";
 
 impl ProjectRow {
     pub fn to_view(&self) -> ProjectView {
@@ -102,7 +114,9 @@ impl ProjectRow {
             created_at: self.created_at,
             updated_at: self.updated_at,
             archived_at: self.archived_at,
-            version: self.version,
+            open_tasks: self.open_tasks,
+            done_tasks: self.done_tasks,
+            version: self.revision,
         }
     }
 }
@@ -111,6 +125,25 @@ impl ProjectRow {
 /// here (Unicode-aware, unlike SQLite's `lower`).
 pub fn search_text(name: &str, slug: &str, description: &str) -> String {
     format!("{name}\n{slug}\n{description}").to_lowercase()
+}
+
+/// A project's open and done task counts as the read model knows them
+/// ((0, 0) if unknown).
+pub async fn task_counts(
+    db: &tenet_events::db::Db,
+    tenant: TenantId,
+    project: ProjectId,
+) -> Result<(i64, i64), sqlx::Error> {
+    let counts: Option<(i64, i64)> = tenet_events::with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT open_tasks, done_tasks FROM projects_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant)
+        .bind(project)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(counts.unwrap_or((0, 0)))
 }
 
 pub struct ProjectsProjector;
@@ -125,6 +158,10 @@ impl Projector for ProjectsProjector {
 
     fn handles(&self, event_type: &str) -> bool {
         event_type.starts_with("project.")
+            || matches!(
+                event_type,
+                "task.created" | "task.status_changed" | "task.deleted"
+            )
     }
 
     async fn apply(
@@ -133,24 +170,21 @@ impl Projector for ProjectsProjector {
         generation: i32,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        let events: Vec<&RecordedEvent> = events
-            .iter()
-            .filter(|e| self.handles(&e.event_type))
-            .collect();
-        if events.is_empty() {
+        let mut changes = Vec::new();
+        for event in events.iter().filter(|e| self.handles(&e.event_type)) {
+            changes.push(Change::of(event)?);
+        }
+        if changes.is_empty() {
             return Ok(());
         }
-        // A stream whose first event here is its creation has no row yet:
+        // A project whose first event here is its creation has no row yet:
         // only the others are loaded.
         let mut seen: HashSet<Key> = HashSet::new();
         let mut existing: HashSet<Key> = HashSet::new();
-        for event in &events {
-            let key = (
-                event.tenant_id,
-                ProjectId::from_uuid(event.stream_id.as_uuid()),
-            );
-            if seen.insert(key) && event.stream_version > 1 {
-                existing.insert(key);
+        for change in &changes {
+            let creates = matches!(change.what, What::Project(ProjectEvent::Created(_)));
+            if seen.insert(change.key) && !creates {
+                existing.insert(change.key);
             }
         }
         let mut rows = if existing.is_empty() {
@@ -160,28 +194,34 @@ impl Projector for ProjectsProjector {
         };
         let mut counts: HashMap<(TenantId, ProjectStatus), i64> = HashMap::new();
         let mut dirty: HashSet<Key> = HashSet::new();
-        for event in events {
-            let key = (
-                event.tenant_id,
-                ProjectId::from_uuid(event.stream_id.as_uuid()),
-            );
-            let current = rows.get(&key).map_or(0, |row| row.version);
-            if event.stream_version <= current {
-                continue;
+        for change in changes {
+            let event = change.event;
+            match change.what {
+                What::Project(decoded) => {
+                    let current = rows.get(&change.key).map_or(0, |row| row.version);
+                    if event.stream_version <= current {
+                        continue;
+                    }
+                    if event.stream_version != current + 1 {
+                        return Err(ProjectionError::event(
+                            event,
+                            format!(
+                                "stream version {} follows {current}: an event is missing",
+                                event.stream_version
+                            ),
+                        ));
+                    }
+                    apply(&mut rows, &mut counts, change.key, event, decoded)?;
+                }
+                What::Tasks { open, done } => {
+                    let row = rows
+                        .get_mut(&change.key)
+                        .ok_or_else(|| ProjectionError::event(event, "its project has no row"))?;
+                    row.open_tasks += open;
+                    row.done_tasks += done;
+                }
             }
-            if event.stream_version != current + 1 {
-                return Err(ProjectionError::event(
-                    event,
-                    format!(
-                        "stream version {} follows {current}: an event is missing",
-                        event.stream_version
-                    ),
-                ));
-            }
-            let decoded =
-                ProjectEvent::from_recorded(event).map_err(|e| ProjectionError::event(event, e))?;
-            apply(&mut rows, &mut counts, key, event, decoded)?;
-            dirty.insert(key);
+            dirty.insert(change.key);
         }
         let dirty: Vec<&ProjectRow> = dirty.iter().filter_map(|key| rows.get(key)).collect();
         save(tx, generation, &dirty).await?;
@@ -199,6 +239,65 @@ impl Projector for ProjectsProjector {
             }
         });
         Ok(())
+    }
+}
+
+/// One event of a batch, as it changes a project row.
+struct Change<'a> {
+    event: &'a RecordedEvent,
+    key: Key,
+    what: What,
+}
+
+enum What {
+    Project(ProjectEvent),
+    /// A task event: how the project's task counts move.
+    Tasks {
+        open: i64,
+        done: i64,
+    },
+}
+
+impl<'a> Change<'a> {
+    fn of(event: &'a RecordedEvent) -> Result<Change<'a>, ProjectionError> {
+        let fail = |e| ProjectionError::event(event, e);
+        if event.aggregate() == "project" {
+            return Ok(Change {
+                event,
+                key: (
+                    event.tenant_id,
+                    ProjectId::from_uuid(event.stream_id.as_uuid()),
+                ),
+                what: What::Project(ProjectEvent::from_recorded(event).map_err(fail)?),
+            });
+        }
+        let bucket = |status: TaskStatus| match status {
+            status if status.is_open() => (1, 0),
+            TaskStatus::Done => (0, 1),
+            _ => (0, 0),
+        };
+        let (project, (open, done)) = match TaskEvent::from_recorded(event).map_err(fail)? {
+            TaskEvent::Created(created) => (created.project_id, bucket(TaskStatus::Todo)),
+            TaskEvent::StatusChanged(changed) => {
+                let (from, to) = (bucket(changed.from), bucket(changed.to));
+                (changed.project_id, (to.0 - from.0, to.1 - from.1))
+            }
+            TaskEvent::Deleted(deleted) => {
+                let (open, done) = bucket(deleted.status);
+                (deleted.project_id, (-open, -done))
+            }
+            _ => {
+                return Err(ProjectionError::event(
+                    event,
+                    "not an event that moves task counts",
+                ));
+            }
+        };
+        Ok(Change {
+            event,
+            key: (event.tenant_id, project),
+            what: What::Tasks { open, done },
+        })
     }
 }
 
@@ -227,6 +326,9 @@ fn apply(
                 updated_at: at,
                 archived_at: None,
                 version: event.stream_version,
+                revision: 1,
+                open_tasks: 0,
+                done_tasks: 0,
             },
         );
         return Ok(());
@@ -237,8 +339,13 @@ fn apply(
             "no project.created before it",
         ));
     };
+    if let ProjectEvent::TaskAdded(_) = decoded {
+        // A task number handed out: the project itself is unchanged.
+        row.version = event.stream_version;
+        return Ok(());
+    }
     match decoded {
-        ProjectEvent::Created(_) => {}
+        ProjectEvent::Created(_) | ProjectEvent::TaskAdded(_) => {}
         ProjectEvent::Updated(updated) => {
             if let Some(name) = updated.name {
                 row.name = name;
@@ -266,6 +373,7 @@ fn apply(
     }
     row.updated_at = at;
     row.version = event.stream_version;
+    row.revision += 1;
     Ok(())
 }
 
@@ -310,11 +418,13 @@ async fn load(
         .collect())
 }
 
-/// Newer versions only: a row is never moved back.
+/// Never moves a row back to an older version (task counts change at the
+/// same version).
 const UPSERT_SET: &str = "name = EXCLUDED.name, slug = EXCLUDED.slug, description = EXCLUDED.description, \
     status = EXCLUDED.status, search = EXCLUDED.search, updated_at = EXCLUDED.updated_at, \
-    archived_at = EXCLUDED.archived_at, version = EXCLUDED.version \
-    WHERE projects_view.version < EXCLUDED.version";
+    archived_at = EXCLUDED.archived_at, version = EXCLUDED.version, revision = EXCLUDED.revision, \
+    open_tasks = EXCLUDED.open_tasks, done_tasks = EXCLUDED.done_tasks \
+    WHERE projects_view.version <= EXCLUDED.version";
 
 async fn save(
     tx: &mut Tx<'_>,
@@ -332,7 +442,7 @@ async fn save(
                 "INSERT INTO projects_view (generation, {COLUMNS}) \
                  SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
                    $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::timestamptz[], \
-                   $12::timestamptz[], $13::int8[]) \
+                   $12::timestamptz[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
                  ON CONFLICT (generation, tenant_id, id) DO UPDATE SET {UPSERT_SET}"
             )))
             .bind(generation)
@@ -348,6 +458,9 @@ async fn save(
             .bind(rows.iter().map(|r| r.updated_at).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.archived_at).collect::<Vec<_>>())
             .bind(rows.iter().map(|r| r.version).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.revision).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.open_tasks).collect::<Vec<_>>())
+            .bind(rows.iter().map(|r| r.done_tasks).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
         }
@@ -355,7 +468,7 @@ async fn save(
             for row in rows {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO projects_view (generation, {COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
                      ON CONFLICT (generation, tenant_id, id) DO UPDATE SET {UPSERT_SET}"
                 )))
                 .bind(generation)
@@ -371,6 +484,9 @@ async fn save(
                 .bind(row.updated_at)
                 .bind(row.archived_at)
                 .bind(row.version)
+                .bind(row.revision)
+                .bind(row.open_tasks)
+                .bind(row.done_tasks)
                 .execute(&mut **tx)
                 .await?;
             }

@@ -11,6 +11,7 @@ pub mod members;
 pub mod projects;
 pub mod search;
 pub mod state;
+pub mod tasks;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -23,6 +24,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(me::router())
         .merge(workspaces::router())
         .merge(projects::router())
+        .merge(tasks::router())
         .merge(members::router())
         .merge(admin::router())
         .with_state(state)

@@ -2,7 +2,7 @@
 //! (`count(*) OVER ()`), its binds as data, and a plain count for the one
 //! case a page has no row to carry it (an offset past the end).
 
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use sqlx::{FromRow, Row};
@@ -19,6 +19,7 @@ pub enum Bind {
     Int(i64),
     Bool(bool),
     Time(DateTime<Utc>),
+    Date(NaiveDate),
     OptionalUuid(Option<Uuid>),
 }
 
@@ -32,6 +33,7 @@ macro_rules! bound {
                 Bind::Int(value) => query.bind(*value),
                 Bind::Bool(value) => query.bind(*value),
                 Bind::Time(value) => query.bind(*value),
+                Bind::Date(value) => query.bind(*value),
                 Bind::OptionalUuid(value) => query.bind(*value),
             };
         }
@@ -87,6 +89,51 @@ impl Listing {
     pub fn bind(&mut self, bind: Bind) -> String {
         self.binds.push(bind);
         format!("${}", self.binds.len())
+    }
+
+    /// The sum of `column` over the rows of `from` (0 if none).
+    pub async fn sum(self, db: &Db, column: &str) -> Result<i64, sqlx::Error> {
+        let select = format!(
+            "SELECT CAST(coalesce(sum({column}), 0) AS BIGINT) {}",
+            self.from
+        );
+        let binds = &self.binds;
+        Ok(with_pool!(db, pool => {
+            bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(select)), binds)
+                .fetch_one(pool)
+                .await?
+        }))
+    }
+
+    /// Fetches one page whose total is known without counting (a count
+    /// the projector keeps).
+    pub async fn page_of<T>(
+        self,
+        db: &Db,
+        page: PageRequest,
+        total: i64,
+    ) -> Result<Page<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let n = self.binds.len();
+        let select = format!(
+            "SELECT {} {} ORDER BY {} LIMIT ${} OFFSET ${}",
+            self.columns,
+            self.from,
+            self.order,
+            n + 1,
+            n + 2
+        );
+        let binds = &self.binds;
+        let items: Vec<T> = with_pool!(db, pool => {
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds)
+                .bind(page.limit_i64())
+                .bind(page.offset_i64())
+                .fetch_all(pool)
+                .await?
+        });
+        Ok(page.page(items, total.max(0) as u64))
     }
 
     /// Fetches one page and its total.

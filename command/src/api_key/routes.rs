@@ -19,7 +19,8 @@ use utoipa_axum::routes;
 
 use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, decide};
 use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::repository::Target;
+use crate::idempotency::{Idempotency, Reply};
+use crate::repository::{Committed, Target};
 use crate::secret;
 
 pub fn router() -> OpenApiRouter<CommandState> {
@@ -52,8 +53,10 @@ pub struct IssuedApiKey {
     #[serde(flatten)]
     pub key: ApiKeyView,
     /// Send as `Authorization: Bearer <secret>`. Stored only as a digest:
-    /// it cannot be shown again.
-    pub secret: String,
+    /// it cannot be shown again, so a response replayed for an
+    /// `Idempotency-Key` lacks it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -76,7 +79,10 @@ fn rejected(error: ApiKeyError) -> ApiError {
     post,
     path = "/api/v1/workspaces/{workspace_id}/api-keys",
     tag = "api-keys",
-    params(("workspace_id" = uuid::Uuid, Path)),
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h), without the secret"),
+    ),
     request_body = IssueApiKey,
     responses(
         (status = 201, description = "Issued; the secret is in the body, once", body = IssuedApiKey,
@@ -94,6 +100,7 @@ pub async fn issue_api_key(
     State(state): State<CommandState>,
     access: Scoped<ApiKeysWrite>,
     request_id: RequestId,
+    idempotency: Idempotency,
     Json(body): Json<IssueApiKey>,
 ) -> Result<Written<IssuedApiKey>, ApiError> {
     let mut checks = Checks::new();
@@ -130,14 +137,36 @@ pub async fn issue_api_key(
         expires_at: body.expires_at,
         issued_by: access.principal.user_id,
     };
-    let target = Target {
-        tenant: access.tenant(),
-        stream: id.into(),
-        metadata: metadata(Some(&access.principal), &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: true,
+    let (workspace, issuer) = (access.workspace_id, access.principal.user_id);
+    // Without the secret: the stored (replayable) response never holds it.
+    let reply = move |committed: &Committed<ApiKey>| {
+        let key = &committed.state;
+        Reply::created(
+            IssuedApiKey {
+                key: ApiKeyView {
+                    id,
+                    name: key.name.clone(),
+                    prefix: key.prefix.clone(),
+                    scopes: key.scopes.clone(),
+                    issued_by: issuer,
+                    created_at: key.created_at.unwrap_or_else(now),
+                    expires_at: key.expires_at,
+                    last_used_at: None,
+                    revoked_at: None,
+                },
+                secret: None,
+            },
+            Some(committed.version),
+            format!("/api/v1/workspaces/{workspace}/api-keys/{id}"),
+        )
     };
+    let target = Target::new(
+        access.tenant(),
+        id,
+        metadata(Some(&access.principal), &request_id),
+    )
+    .new_stream()
+    .idempotent(idempotency.record(reply));
     let committed = state
         .repository
         .execute::<ApiKey, _>(target, |key| {
@@ -145,30 +174,10 @@ pub async fn issue_api_key(
         })
         .await
         .map_err(|error| failure(error, rejected))?;
-    let key = &committed.state;
-    Ok(Written {
-        status: StatusCode::CREATED,
-        body: IssuedApiKey {
-            key: ApiKeyView {
-                id,
-                name: key.name.clone(),
-                prefix: key.prefix.clone(),
-                scopes: key.scopes.clone(),
-                issued_by: access.principal.user_id,
-                created_at: key.created_at.unwrap_or_else(now),
-                expires_at: key.expires_at,
-                last_used_at: None,
-                revoked_at: None,
-            },
-            secret,
-        },
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: Some(format!(
-            "/api/v1/workspaces/{}/api-keys/{id}",
-            access.workspace_id
-        )),
-    })
+    let position = position_of(&state.repository, committed.position).await?;
+    let mut reply = reply(&committed);
+    reply.body.secret = Some(secret);
+    Ok(reply.written(position))
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/api-keys/{key_id}`: revokes a

@@ -3,9 +3,10 @@
 
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::project::{
-    ProjectArchived, ProjectCreated, ProjectEvent, ProjectRestored, ProjectUpdated, slug_claim,
+    ProjectArchived, ProjectCreated, ProjectEvent, ProjectRestored, ProjectUpdated, TaskAdded,
+    slug_claim,
 };
-use tenet_events::ids::{TenantId, UserId};
+use tenet_events::ids::{TaskId, TenantId, UserId};
 use tenet_events::store::Claim;
 
 use crate::repository::{Aggregate, Applied};
@@ -21,6 +22,10 @@ pub struct Project {
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
     pub archived_at: Option<DateTime<Utc>>,
+    /// Changes to the project itself (its `ETag`), apart from tasks added.
+    pub revision: i64,
+    /// Tasks created in it: the last number handed out.
+    pub tasks: i64,
 }
 
 impl Aggregate for Project {
@@ -56,8 +61,17 @@ impl Aggregate for Project {
                 self.archived = false;
                 self.archived_at = None;
             }
+            ProjectEvent::TaskAdded(added) => {
+                self.tasks = added.number;
+                return;
+            }
         }
+        self.revision += 1;
         self.updated_at = Some(applied.occurred_at);
+    }
+
+    fn revision(&self, _version: i64) -> i64 {
+        self.revision
     }
 
     fn claims(&self, tenant: TenantId, events: &[ProjectEvent]) -> (Vec<Claim>, Vec<Claim>) {
@@ -99,6 +113,10 @@ pub enum ProjectCommand {
     },
     Archive,
     Restore,
+    /// Hands out the next task number to a new task.
+    AddTask {
+        task: TaskId,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -162,6 +180,11 @@ pub fn decide(
         ProjectCommand::Archive => Ok(vec![ProjectEvent::Archived(ProjectArchived {})]),
         ProjectCommand::Restore if !project.archived => Err(ProjectError::NotArchived),
         ProjectCommand::Restore => Ok(vec![ProjectEvent::Restored(ProjectRestored {})]),
+        ProjectCommand::AddTask { .. } if project.archived => Err(ProjectError::Archived),
+        ProjectCommand::AddTask { task } => Ok(vec![ProjectEvent::TaskAdded(TaskAdded {
+            task_id: task,
+            number: project.tasks + 1,
+        })]),
     }
 }
 
@@ -249,6 +272,36 @@ mod tests {
         assert_eq!(
             decide(&given([created(), archived()]), ProjectCommand::Restore),
             Ok(vec![ProjectEvent::Restored(ProjectRestored {})])
+        );
+    }
+
+    #[test]
+    fn tasks_get_consecutive_numbers_without_touching_the_revision() {
+        let first = TaskId::generate();
+        let events = decide(&given([created()]), ProjectCommand::AddTask { task: first }).unwrap();
+        assert_eq!(
+            events,
+            vec![ProjectEvent::TaskAdded(TaskAdded {
+                task_id: first,
+                number: 1
+            })]
+        );
+        let after = given::<Project>([created(), events[0].clone()]);
+        assert_eq!((after.tasks, after.revision), (1, 1));
+        let second = decide(
+            &after,
+            ProjectCommand::AddTask {
+                task: TaskId::generate(),
+            },
+        )
+        .unwrap();
+        assert!(matches!(&second[0], ProjectEvent::TaskAdded(added) if added.number == 2));
+        assert_eq!(
+            decide(
+                &given([created(), archived()]),
+                ProjectCommand::AddTask { task: first }
+            ),
+            Err(ProjectError::Archived)
         );
     }
 

@@ -1,7 +1,6 @@
 //! Creating, updating, archiving and restoring projects.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
 use tenet_events::http::openapi::{
@@ -18,6 +17,7 @@ use utoipa_axum::routes;
 
 use super::aggregate::{Project, ProjectCommand, ProjectError, decide};
 use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
+use crate::idempotency::{Idempotency, Reply};
 use crate::repository::{Committed, ExecuteError, Target};
 
 pub fn router() -> OpenApiRouter<CommandState> {
@@ -69,7 +69,14 @@ fn slug_taken(slug: &str) -> ApiError {
     .with_field("slug", "is taken")
 }
 
-fn view(workspace: WorkspaceId, id: ProjectId, committed: &Committed<Project>) -> ProjectView {
+/// The API's project, from the state a command commits and the task
+/// counts the read model knows.
+fn view(
+    workspace: WorkspaceId,
+    id: ProjectId,
+    (open_tasks, done_tasks): (i64, i64),
+    committed: &Committed<Project>,
+) -> ProjectView {
     let state = &committed.state;
     ProjectView {
         id,
@@ -86,8 +93,18 @@ fn view(workspace: WorkspaceId, id: ProjectId, committed: &Committed<Project>) -
         created_at: state.created_at.unwrap_or_default(),
         updated_at: state.updated_at.unwrap_or_default(),
         archived_at: state.archived_at,
-        version: committed.version,
+        open_tasks,
+        done_tasks,
+        version: committed.revision(),
     }
+}
+
+async fn task_counts(
+    state: &CommandState,
+    access: &Access,
+    project: ProjectId,
+) -> Result<(i64, i64), ApiError> {
+    Ok(tenet_projections::projects::task_counts(&state.db, access.tenant(), project).await?)
 }
 
 fn target(
@@ -111,7 +128,10 @@ fn target(
     post,
     path = "/api/v1/workspaces/{workspace_id}/projects",
     tag = "projects",
-    params(("workspace_id" = uuid::Uuid, Path)),
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)"),
+    ),
     request_body = CreateProject,
     responses(
         (status = 201, description = "Created", body = ProjectView,
@@ -130,6 +150,7 @@ pub async fn create_project(
     State(state): State<CommandState>,
     access: Scoped<ProjectsWrite>,
     request_id: RequestId,
+    idempotency: Idempotency,
     Json(body): Json<CreateProject>,
 ) -> Result<Written<ProjectView>, ApiError> {
     let mut checks = Checks::new();
@@ -145,13 +166,20 @@ pub async fn create_project(
     );
     checks.finish()?;
     let id = ProjectId::generate();
+    let workspace = access.workspace_id;
+    let reply = move |committed: &Committed<Project>| {
+        Reply::created(
+            view(workspace, id, (0, 0), committed),
+            Some(committed.revision()),
+            format!("/api/v1/workspaces/{workspace}/projects/{id}"),
+        )
+    };
     let committed = state
         .repository
         .execute::<Project, _>(
-            Target {
-                new_stream: true,
-                ..target(&access, id, None, &request_id)
-            },
+            target(&access, id, None, &request_id)
+                .new_stream()
+                .idempotent(idempotency.record(reply)),
             |project| {
                 decide(
                     project,
@@ -168,16 +196,8 @@ pub async fn create_project(
             ExecuteError::ClaimTaken(_) => slug_taken(&slug),
             other => failure(other, rejected),
         })?;
-    Ok(Written {
-        status: StatusCode::CREATED,
-        body: view(access.workspace_id, id, &committed),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: Some(format!(
-            "/api/v1/workspaces/{}/projects/{id}",
-            access.workspace_id
-        )),
-    })
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/projects/{project_id}`: changes
@@ -245,13 +265,13 @@ pub async fn update_project(
             ExecuteError::ClaimTaken(_) => slug_taken(slug.as_deref().unwrap_or_default()),
             other => failure(other, rejected),
         })?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: view(access.workspace_id, path.project_id, &committed),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
+    let counts = task_counts(&state, &access, path.project_id).await?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(
+        view(access.workspace_id, path.project_id, counts, &committed),
+        Some(committed.revision()),
+    )
+    .written(position))
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/projects/{project_id}`:
@@ -291,13 +311,8 @@ pub async fn archive_project(
         )
         .await
         .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: Deleted::ok(),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(Deleted::ok(), Some(committed.revision())).written(position))
 }
 
 /// `POST /api/v1/workspaces/{workspace_id}/projects/{project_id}/restore`:
@@ -310,6 +325,7 @@ pub async fn archive_project(
         ("workspace_id" = uuid::Uuid, Path),
         ("project_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)"),
     ),
     responses(
         (status = 200, description = "Restored", body = ProjectView,
@@ -329,20 +345,24 @@ pub async fn restore_project(
     Path(path): Path<ProjectPath>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
+    idempotency: Idempotency,
 ) -> Result<Written<ProjectView>, ApiError> {
+    let counts = task_counts(&state, &access, path.project_id).await?;
+    let (workspace, id) = (access.workspace_id, path.project_id);
+    let reply = move |committed: &Committed<Project>| {
+        Reply::ok(
+            view(workspace, id, counts, committed),
+            Some(committed.revision()),
+        )
+    };
     let committed = state
         .repository
         .execute::<Project, _>(
-            target(&access, path.project_id, if_match, &request_id),
+            target(&access, id, if_match, &request_id).idempotent(idempotency.record(reply)),
             |project| decide(project, ProjectCommand::Restore),
         )
         .await
         .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: view(access.workspace_id, path.project_id, &committed),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
 }

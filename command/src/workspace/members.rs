@@ -13,14 +13,15 @@ use tenet_events::http::openapi::{
 };
 use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_events::ids::{UserId, WorkspaceId};
-use tenet_projections::access::MemberView;
+use tenet_projections::access::{MemberView, RoleName};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
 use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::repository::Target;
+use crate::idempotency::{Idempotency, Reply};
+use crate::repository::{Committed, Target};
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -88,7 +89,11 @@ async fn member_view(
     post,
     path = "/api/v1/workspaces/{workspace_id}/members",
     tag = "members",
-    params(("workspace_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)"),
+    ),
     request_body = AddMember,
     responses(
         (status = 201, description = "Added", body = MemberView, headers(("Location" = String), ("X-Consistency-Token" = String))),
@@ -108,6 +113,7 @@ pub async fn add_member(
     access: Scoped<MembersWrite>,
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
+    idempotency: Idempotency,
     Json(body): Json<AddMember>,
 ) -> Result<Written<MemberView>, ApiError> {
     let mut checks = Checks::new();
@@ -118,24 +124,35 @@ pub async fn add_member(
         .user_by_email(&email)
         .await?
         .ok_or_else(|| ApiError::field("email", "no account has this email"))?;
-    let (role, by) = (body.role, access.principal.user_id);
+    let profile = state
+        .access
+        .user(user)
+        .await?
+        .ok_or_else(|| ApiError::field("email", "no account has this email"))?;
+    let (role, by, workspace) = (body.role, access.principal.user_id, access.workspace_id);
+    let reply = move |committed: &Committed<Workspace>| {
+        Reply::created(
+            MemberView {
+                user_id: user,
+                email: profile.email.clone(),
+                name: profile.name.clone(),
+                role: RoleName(role),
+                joined_at: committed.state.updated_at.unwrap_or_default(),
+            },
+            Some(committed.version),
+            format!("/api/v1/workspaces/{workspace}/members/{user}"),
+        )
+    };
     let committed = state
         .repository
-        .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
-            decide(workspace, WorkspaceCommand::AddMember { user, role, by })
-        })
+        .execute::<Workspace, _>(
+            target(&access, if_match, &request_id).idempotent(idempotency.record(reply.clone())),
+            |workspace| decide(workspace, WorkspaceCommand::AddMember { user, role, by }),
+        )
         .await
         .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::CREATED,
-        body: member_view(&state, access.workspace_id, user).await?,
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: Some(format!(
-            "/api/v1/workspaces/{}/members/{user}",
-            access.workspace_id
-        )),
-    })
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/members/{user_id}`: changes a

@@ -19,6 +19,7 @@ use utoipa_axum::routes;
 
 use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
 use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
+use crate::idempotency::{Idempotency, Reply};
 use crate::repository::{Committed, ExecuteError, Target};
 
 pub fn router() -> OpenApiRouter<CommandState> {
@@ -74,6 +75,7 @@ fn view(id: WorkspaceId, role: Role, committed: &Committed<Workspace>) -> Worksp
     post,
     path = "/api/v1/workspaces",
     tag = "workspaces",
+    params(("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)")),
     request_body = CreateWorkspace,
     responses(
         (status = 201, description = "Created", body = WorkspaceView,
@@ -91,6 +93,7 @@ pub async fn create_workspace(
     State(state): State<CommandState>,
     principal: Principal,
     request_id: RequestId,
+    idempotency: Idempotency,
     Json(body): Json<CreateWorkspace>,
 ) -> Result<Written<WorkspaceView>, ApiError> {
     if matches!(principal.credential, Credential::ApiKey { .. }) {
@@ -104,14 +107,16 @@ pub async fn create_workspace(
     };
     checks.finish()?;
     let id = WorkspaceId::generate();
-    let target = Target {
-        tenant: id.into(),
-        stream: id.into(),
-        metadata: metadata(Some(&principal), &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: true,
+    let reply = move |committed: &Committed<Workspace>| {
+        Reply::created(
+            view(id, Role::Owner, committed),
+            Some(committed.version),
+            format!("/api/v1/workspaces/{id}"),
+        )
     };
+    let target = Target::new(id.into(), id, metadata(Some(&principal), &request_id))
+        .new_stream()
+        .idempotent(idempotency.record(reply));
     let owner = principal.user_id;
     let committed = state
         .repository
@@ -130,13 +135,8 @@ pub async fn create_workspace(
             ExecuteError::ClaimTaken(_) => slug_taken(&slug),
             other => failure(other, rejected),
         })?;
-    Ok(Written {
-        status: StatusCode::CREATED,
-        body: view(id, Role::Owner, &committed),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: Some(format!("/api/v1/workspaces/{id}")),
-    })
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}`: renames a workspace or

@@ -9,13 +9,37 @@
 //! business logic.
 
 pub mod api_key;
+pub mod comment;
 pub mod project;
 pub mod session;
+pub mod task;
 pub mod user;
 pub mod workspace;
 
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::ids::EventId;
+
+/// `Option<Option<T>>` in payloads: absent (unchanged) vs `null` (cleared)
+/// vs a value.
+pub mod double_option {
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    pub fn serialize<T: Serialize, S: Serializer>(
+        value: &Option<Option<T>>,
+        serializer: S,
+    ) -> Result<S::Ok, S::Error> {
+        match value {
+            Some(inner) => inner.serialize(serializer),
+            None => serializer.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, T: Deserialize<'de>, D: Deserializer<'de>>(
+        deserializer: D,
+    ) -> Result<Option<Option<T>>, D::Error> {
+        Option::<T>::deserialize(deserializer).map(Some)
+    }
+}
 
 /// A family of events (one aggregate's), encodable to and decodable from the
 /// log.

@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event_family;
-use crate::ids::WorkspaceId;
+use crate::ids::{TaskId, WorkspaceId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectCreated {
@@ -30,6 +30,15 @@ pub struct ProjectArchived {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectRestored {}
 
+/// A task was created in the project, with the next number of its
+/// counter (the project stream is where numbers are handed out, so two
+/// tasks can never get one number, and none is skipped).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct TaskAdded {
+    pub task_id: TaskId,
+    pub number: i64,
+}
+
 event_family! {
     /// What happens to a project.
     pub enum ProjectEvent {
@@ -37,6 +46,7 @@ event_family! {
         Updated(ProjectUpdated) = "project.updated" v 1;
         Archived(ProjectArchived) = "project.archived" v 1;
         Restored(ProjectRestored) = "project.restored" v 1;
+        TaskAdded(TaskAdded) = "project.task_added" v 1;
     }
 }
 

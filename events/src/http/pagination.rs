@@ -71,6 +71,19 @@ pub struct Page<T> {
     pub limit: u64,
 }
 
+impl<T> Page<T> {
+    /// The same page with each item mapped.
+    pub fn map<U>(self, f: impl FnMut(T) -> U) -> Page<U> {
+        Page {
+            items: self.items.into_iter().map(f).collect(),
+            total: self.total,
+            has_more: self.has_more,
+            offset: self.offset,
+            limit: self.limit,
+        }
+    }
+}
+
 /// A parsed `sort` parameter.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub struct Sort<F> {

@@ -111,6 +111,19 @@ impl AccessModel {
         find_user_by_email(&self.db, email).await
     }
 
+    /// A user's profile.
+    pub async fn user(&self, user: UserId) -> Result<Option<super::UserView>, sqlx::Error> {
+        with_pool!(self.db, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, email, name, created_at FROM access_users \
+                 WHERE generation = {GENERATION} AND id = $1"
+            )))
+            .bind(user)
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
     /// A member of a workspace with their profile.
     pub async fn member(
         &self,

@@ -1,0 +1,4 @@
+//! Comments on tasks.
+
+pub mod aggregate;
+pub mod routes;

@@ -1,0 +1,269 @@
+//! Adding, editing and deleting comments on tasks.
+
+use axum::extract::State;
+use serde::Deserialize;
+use tenet_events::http::auth::{Access, CommentsDelete, CommentsWrite, Scoped};
+use tenet_events::http::openapi::{
+    BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
+    UnsupportedMediaType,
+};
+use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
+use tenet_events::ids::{CommentId, TaskId, WorkspaceId};
+use tenet_projections::tasks::CommentView;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::aggregate::{Comment, CommentCommand, CommentError, add, decide};
+use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
+use crate::idempotency::{Idempotency, Reply};
+use crate::repository::{Committed, Related, Target};
+use crate::task::aggregate::Task;
+use crate::workspace::aggregate::Workspace;
+
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(add_comment))
+        .routes(routes!(edit_comment, delete_comment))
+}
+
+pub const BODY_MAX: usize = 10_000;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct WriteComment {
+    /// 1 to 10,000 characters; line breaks allowed.
+    pub body: String,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TaskPath {
+    pub workspace_id: WorkspaceId,
+    pub task_id: TaskId,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct CommentPath {
+    pub workspace_id: WorkspaceId,
+    pub task_id: TaskId,
+    pub comment_id: CommentId,
+}
+
+fn rejected(error: CommentError) -> ApiError {
+    match error {
+        CommentError::TaskNotFound => ApiError::not_found("No such task"),
+        CommentError::NotFound => ApiError::not_found("No such comment"),
+        CommentError::NotAuthor => ApiError::forbidden(error.to_string()),
+        CommentError::AlreadyExists => ApiError::conflict(error.to_string()),
+    }
+}
+
+fn body_text(checks: &mut Checks, body: &str) -> String {
+    let text = checks.text("body", body, BODY_MAX);
+    if text.trim().is_empty() {
+        checks.add("body", "must not be empty");
+    }
+    text
+}
+
+fn view(id: CommentId, committed: &Committed<Comment>) -> CommentView {
+    let comment = &committed.state;
+    CommentView {
+        id,
+        task_id: comment
+            .task_id
+            .unwrap_or(TaskId::from_uuid(uuid::Uuid::nil())),
+        author_id: comment
+            .author
+            .unwrap_or(tenet_events::ids::UserId::from_uuid(uuid::Uuid::nil())),
+        body: comment.body.clone(),
+        created_at: comment.created_at.unwrap_or_default(),
+        edited_at: comment.edited_at,
+        version: committed.version,
+    }
+}
+
+fn target(
+    access: &Access,
+    comment: CommentId,
+    if_match: Option<i64>,
+    request_id: &RequestId,
+) -> Target<Comment> {
+    Target::new(
+        access.tenant(),
+        comment,
+        metadata(Some(&access.principal), request_id),
+    )
+    .if_match(if_match)
+}
+
+/// `POST /api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments`:
+/// comments on a task, as the caller.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments",
+    tag = "comments",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("task_id" = uuid::Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)"),
+    ),
+    request_body = WriteComment,
+    responses(
+        (status = 201, description = "Added", body = CommentView,
+            headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["comments:write"]))
+)]
+pub async fn add_comment(
+    State(state): State<CommandState>,
+    access: Scoped<CommentsWrite>,
+    Path(path): Path<TaskPath>,
+    request_id: RequestId,
+    idempotency: Idempotency,
+    Json(body): Json<WriteComment>,
+) -> Result<Written<CommentView>, ApiError> {
+    let mut checks = Checks::new();
+    let text = body_text(&mut checks, &body.body);
+    checks.finish()?;
+    let id = CommentId::generate();
+    let (workspace, task) = (access.workspace_id, path.task_id);
+    let reply = move |committed: &Committed<Comment>| {
+        Reply::created(
+            view(id, committed),
+            Some(committed.version),
+            format!("/api/v1/workspaces/{workspace}/tasks/{task}/comments/{id}"),
+        )
+    };
+    let author = access.principal.user_id;
+    // The task is only read: the comment holds if it still exists when
+    // the comment commits.
+    let (committed, _) = state
+        .repository
+        .execute_with::<Comment, Task, _>(
+            target(&access, id, None, &request_id)
+                .new_stream()
+                .idempotent(idempotency.record(reply)),
+            (task.into(), Related::Check),
+            |comment, task_state| {
+                add(comment, task_state, task, author, text.clone()).map(|events| (events, vec![]))
+            },
+        )
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
+}
+
+/// `PATCH /api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments/{comment_id}`:
+/// changes a comment's body (its author, or an admin or owner).
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments/{comment_id}",
+    tag = "comments",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("task_id" = uuid::Uuid, Path),
+        ("comment_id" = uuid::Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
+    ),
+    request_body = WriteComment,
+    responses(
+        (status = 200, description = "Edited", body = CommentView,
+            headers(("ETag" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["comments:write"]))
+)]
+pub async fn edit_comment(
+    State(state): State<CommandState>,
+    access: Scoped<CommentsWrite>,
+    Path(path): Path<CommentPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+    Json(body): Json<WriteComment>,
+) -> Result<Written<CommentView>, ApiError> {
+    let mut checks = Checks::new();
+    let text = body_text(&mut checks, &body.body);
+    checks.finish()?;
+    let committed = change(&state, &access, &path, if_match, &request_id, || {
+        CommentCommand::Edit { body: text.clone() }
+    })
+    .await?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(view(path.comment_id, &committed), Some(committed.version)).written(position))
+}
+
+/// `DELETE /api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments/{comment_id}`:
+/// deletes a comment (its author, or an admin or owner).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments/{comment_id}",
+    tag = "comments",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("task_id" = uuid::Uuid, Path),
+        ("comment_id" = uuid::Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["comments:delete"]))
+)]
+pub async fn delete_comment(
+    State(state): State<CommandState>,
+    access: Scoped<CommentsDelete>,
+    Path(path): Path<CommentPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+) -> Result<Written<Deleted>, ApiError> {
+    let committed = change(&state, &access, &path, if_match, &request_id, || {
+        CommentCommand::Delete
+    })
+    .await?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(Deleted::ok(), None).written(position))
+}
+
+/// Edits or deletes, reading the acting user's role from the workspace
+/// version the decision sees (it must be unchanged when the change commits).
+async fn change(
+    state: &CommandState,
+    access: &Access,
+    path: &CommentPath,
+    if_match: Option<i64>,
+    request_id: &RequestId,
+    command: impl Fn() -> CommentCommand,
+) -> Result<Committed<Comment>, ApiError> {
+    let (task, by) = (path.task_id, access.principal.user_id);
+    let (committed, _) = state
+        .repository
+        .execute_with::<Comment, Workspace, _>(
+            target(access, path.comment_id, if_match, request_id),
+            (access.workspace_id.into(), Related::Check),
+            |comment, workspace| {
+                decide(comment, workspace, task, by, command()).map(|events| (events, vec![]))
+            },
+        )
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    Ok(committed)
+}

@@ -1,0 +1,432 @@
+//! Creating, editing, moving and deleting tasks.
+
+use axum::extract::State;
+use chrono::NaiveDate;
+use serde::Deserialize;
+use tenet_events::catalogue::double_option;
+use tenet_events::catalogue::task::{Priority, TaskStatus};
+use tenet_events::http::auth::{Access, Scoped, TasksDelete, TasksWrite};
+use tenet_events::http::openapi::{
+    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
+    UnsupportedMediaType,
+};
+use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
+use tenet_events::ids::{ProjectId, TaskId, WorkspaceId};
+use tenet_projections::tasks::TaskView;
+use utoipa::ToSchema;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
+
+use super::aggregate::{NewTask, Task, TaskChanges, TaskCommand, TaskError, create, decide};
+use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
+use crate::idempotency::{Idempotency, Reply};
+use crate::project::aggregate::Project;
+use crate::repository::{Committed, Related, Target, Unrelated};
+use crate::workspace::aggregate::Workspace;
+
+pub fn router() -> OpenApiRouter<CommandState> {
+    OpenApiRouter::new()
+        .routes(routes!(create_task))
+        .routes(routes!(update_task, delete_task))
+        .routes(routes!(transition_task))
+}
+
+pub const TITLE_MAX: usize = 200;
+pub const DESCRIPTION_MAX: usize = 20_000;
+pub const LABELS_MAX: usize = 20;
+pub const LABEL_MAX: usize = 50;
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateTask {
+    /// 1 to 200 characters.
+    pub title: String,
+    /// Up to 20,000 characters.
+    pub description: Option<String>,
+    /// `medium` when absent.
+    pub priority: Option<Priority>,
+    /// A member of the workspace.
+    #[schema(value_type = Option<String>, format = Uuid)]
+    pub assignee_id: Option<tenet_events::ids::UserId>,
+    /// Up to 20 labels of up to 50 characters; duplicates are dropped.
+    pub labels: Option<Vec<String>>,
+    /// A calendar date, `YYYY-MM-DD`.
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<NaiveDate>,
+}
+
+/// Fields to change; absent fields stay as they are, `null` clears
+/// `assignee_id` and `due_date`.
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct UpdateTask {
+    pub title: Option<String>,
+    pub description: Option<String>,
+    pub priority: Option<Priority>,
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    #[schema(value_type = Option<String>, format = Uuid, nullable)]
+    pub assignee_id: Option<Option<tenet_events::ids::UserId>>,
+    pub labels: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "double_option::deserialize")]
+    #[schema(value_type = Option<String>, format = Date, nullable)]
+    pub due_date: Option<Option<NaiveDate>>,
+}
+
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Transition {
+    /// The status to move to.
+    pub to: TaskStatus,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ProjectPath {
+    pub workspace_id: WorkspaceId,
+    pub project_id: ProjectId,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct TaskPath {
+    pub workspace_id: WorkspaceId,
+    pub task_id: TaskId,
+}
+
+pub(crate) fn rejected(error: TaskError) -> ApiError {
+    match error {
+        TaskError::NotFound => ApiError::not_found("No such task"),
+        TaskError::ProjectNotFound => ApiError::not_found("No such project"),
+        TaskError::AssigneeNotMember => {
+            ApiError::field("assignee_id", "must be a member of this workspace")
+        }
+        TaskError::InvalidTransition { from, to } => ApiError::conflict(format!(
+            "The task is {}; it cannot move to {}",
+            from.as_str(),
+            to.as_str()
+        ))
+        .with_code("INVALID_TRANSITION"),
+        other => ApiError::conflict(other.to_string()),
+    }
+}
+
+/// Labels as stored: trimmed, each once, in the order given.
+fn labels(checks: &mut Checks, labels: &[String]) -> Vec<String> {
+    if labels.len() > LABELS_MAX {
+        checks.add("labels", format!("must have at most {LABELS_MAX} labels"));
+    }
+    let mut kept: Vec<String> = Vec::with_capacity(labels.len());
+    for (index, label) in labels.iter().enumerate() {
+        let label = checks.line(&format!("labels[{index}]"), label, LABEL_MAX);
+        if !kept.contains(&label) {
+            kept.push(label);
+        }
+    }
+    kept
+}
+
+/// The API's task, from the state a command commits.
+pub(crate) fn view(
+    workspace: WorkspaceId,
+    id: TaskId,
+    comment_count: i64,
+    committed: &Committed<Task>,
+) -> TaskView {
+    let task = &committed.state;
+    TaskView {
+        id,
+        workspace_id: workspace,
+        project_id: task
+            .project_id
+            .unwrap_or(ProjectId::from_uuid(uuid::Uuid::nil())),
+        number: task.number,
+        key: task.key.clone(),
+        title: task.title.clone(),
+        description: task.description.clone(),
+        status: task.status,
+        priority: task.priority,
+        assignee_id: task.assignee,
+        labels: task.labels.clone(),
+        due_date: task.due_date,
+        comment_count,
+        created_by: task.created_by,
+        created_at: task.created_at.unwrap_or_default(),
+        updated_at: task.updated_at.unwrap_or_default(),
+        version: committed.version,
+    }
+}
+
+fn target(
+    access: &Access,
+    task: TaskId,
+    if_match: Option<i64>,
+    request_id: &RequestId,
+) -> Target<Task> {
+    Target::new(
+        access.tenant(),
+        task,
+        metadata(Some(&access.principal), request_id),
+    )
+    .if_match(if_match)
+}
+
+/// The task's comment count for a response: what the read model knows.
+async fn comment_count(
+    state: &CommandState,
+    access: &Access,
+    task: TaskId,
+) -> Result<i64, ApiError> {
+    Ok(tenet_projections::tasks::comment_count(&state.db, access.tenant(), task).await?)
+}
+
+/// `POST /api/v1/workspaces/{workspace_id}/projects/{project_id}/tasks`:
+/// creates a task with the project's next number.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{workspace_id}/projects/{project_id}/tasks",
+    tag = "tasks",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("project_id" = uuid::Uuid, Path),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)"),
+    ),
+    request_body = CreateTask,
+    responses(
+        (status = 201, description = "Created", body = TaskView,
+            headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["tasks:write"]))
+)]
+pub async fn create_task(
+    State(state): State<CommandState>,
+    access: Scoped<TasksWrite>,
+    Path(path): Path<ProjectPath>,
+    request_id: RequestId,
+    idempotency: Idempotency,
+    Json(body): Json<CreateTask>,
+) -> Result<Written<TaskView>, ApiError> {
+    let mut checks = Checks::new();
+    let title = checks.line("title", &body.title, TITLE_MAX);
+    let description = checks.text(
+        "description",
+        body.description.as_deref().unwrap_or_default(),
+        DESCRIPTION_MAX,
+    );
+    let labels = labels(&mut checks, body.labels.as_deref().unwrap_or_default());
+    checks.finish()?;
+    let new = NewTask {
+        project_id: path.project_id,
+        title,
+        description,
+        priority: body.priority.unwrap_or_default(),
+        assignee: body.assignee_id,
+        labels,
+        due_date: body.due_date,
+    };
+    let id = TaskId::generate();
+    let workspace = access.workspace_id;
+    let reply = move |committed: &Committed<Task>| {
+        Reply::created(
+            view(workspace, id, 0, committed),
+            Some(committed.version),
+            format!("/api/v1/workspaces/{workspace}/tasks/{id}"),
+        )
+    };
+    let checked = new.assignee.map(|_| workspace.into());
+    let (committed, _) = state
+        .repository
+        .execute_checked::<Task, Project, Workspace, _>(
+            target(&access, id, None, &request_id)
+                .new_stream()
+                .idempotent(idempotency.record(reply)),
+            Some((path.project_id.into(), Related::Write)),
+            checked,
+            |task, project, workspace| create(task, project, workspace, id, new.clone()),
+        )
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
+}
+
+/// `PATCH /api/v1/workspaces/{workspace_id}/tasks/{task_id}`: changes any
+/// field; `assignee_id: null` unassigns.
+#[utoipa::path(
+    patch,
+    path = "/api/v1/workspaces/{workspace_id}/tasks/{task_id}",
+    tag = "tasks",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("task_id" = uuid::Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
+    ),
+    request_body = UpdateTask,
+    responses(
+        (status = 200, description = "Updated", body = TaskView,
+            headers(("ETag" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["tasks:write"]))
+)]
+pub async fn update_task(
+    State(state): State<CommandState>,
+    access: Scoped<TasksWrite>,
+    Path(path): Path<TaskPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+    Json(body): Json<UpdateTask>,
+) -> Result<Written<TaskView>, ApiError> {
+    let mut checks = Checks::new();
+    let changes = TaskChanges {
+        title: body
+            .title
+            .as_deref()
+            .map(|title| checks.line("title", title, TITLE_MAX)),
+        description: body
+            .description
+            .as_deref()
+            .map(|description| checks.text("description", description, DESCRIPTION_MAX)),
+        priority: body.priority,
+        labels: body
+            .labels
+            .as_deref()
+            .map(|given| labels(&mut checks, given)),
+        due_date: body.due_date,
+        assignee: body.assignee_id,
+    };
+    checks.finish()?;
+    // The workspace is read only to check a new assignee is a member.
+    let checked = matches!(changes.assignee, Some(Some(_))).then(|| access.workspace_id.into());
+    let comments = comment_count(&state, &access, path.task_id).await?;
+    let (committed, _) = state
+        .repository
+        .execute_checked::<Task, Unrelated, Workspace, _>(
+            target(&access, path.task_id, if_match, &request_id),
+            None,
+            checked,
+            |task, _, workspace| decide(task, workspace, TaskCommand::Edit(changes.clone())),
+        )
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(
+        view(access.workspace_id, path.task_id, comments, &committed),
+        Some(committed.version),
+    )
+    .written(position))
+}
+
+/// `POST /api/v1/workspaces/{workspace_id}/tasks/{task_id}/transitions`:
+/// moves a task along its workflow (`todo → in_progress → in_review →
+/// done`, `in_review → in_progress`, any open status → `cancelled`,
+/// `done`/`cancelled` → `todo`); any other move is 409 `INVALID_TRANSITION`.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{workspace_id}/tasks/{task_id}/transitions",
+    tag = "tasks",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("task_id" = uuid::Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
+        ("Idempotency-Key" = Option<String>, Header, description = "Replays the first response of a retried request (24 h)"),
+    ),
+    request_body = Transition,
+    responses(
+        (status = 200, description = "Moved", body = TaskView,
+            headers(("ETag" = String), ("X-Consistency-Token" = String))),
+        (status = 400, response = BadRequest),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 409, response = Conflict),
+        (status = 412, response = PreconditionFailed),
+        (status = 415, response = UnsupportedMediaType),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["tasks:write"]))
+)]
+pub async fn transition_task(
+    State(state): State<CommandState>,
+    access: Scoped<TasksWrite>,
+    Path(path): Path<TaskPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+    idempotency: Idempotency,
+    Json(body): Json<Transition>,
+) -> Result<Written<TaskView>, ApiError> {
+    let comments = comment_count(&state, &access, path.task_id).await?;
+    let (workspace, id) = (access.workspace_id, path.task_id);
+    let reply = move |committed: &Committed<Task>| {
+        Reply::ok(
+            view(workspace, id, comments, committed),
+            Some(committed.version),
+        )
+    };
+    let to = body.to;
+    let (committed, _) = state
+        .repository
+        .execute_checked::<Task, Unrelated, Workspace, _>(
+            target(&access, id, if_match, &request_id).idempotent(idempotency.record(reply)),
+            None,
+            None,
+            |task, _, workspace| decide(task, workspace, TaskCommand::Transition { to }),
+        )
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(reply(&committed).written(position))
+}
+
+/// `DELETE /api/v1/workspaces/{workspace_id}/tasks/{task_id}`: removes a
+/// task from every list (its history stays in the log).
+#[utoipa::path(
+    delete,
+    path = "/api/v1/workspaces/{workspace_id}/tasks/{task_id}",
+    tag = "tasks",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("task_id" = uuid::Uuid, Path),
+        ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
+    ),
+    responses(
+        (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
+        (status = 401, response = Unauthenticated),
+        (status = 403, response = Forbidden),
+        (status = 404, response = NotFound),
+        (status = 412, response = PreconditionFailed),
+        (status = 422, response = Unprocessable),
+    ),
+    security(("bearer" = ["tasks:delete"]))
+)]
+pub async fn delete_task(
+    State(state): State<CommandState>,
+    access: Scoped<TasksDelete>,
+    Path(path): Path<TaskPath>,
+    IfMatch(if_match): IfMatch,
+    request_id: RequestId,
+) -> Result<Written<Deleted>, ApiError> {
+    let (committed, _) = state
+        .repository
+        .execute_checked::<Task, Unrelated, Workspace, _>(
+            target(&access, path.task_id, if_match, &request_id),
+            None,
+            None,
+            |task, _, workspace| decide(task, workspace, TaskCommand::Delete),
+        )
+        .await
+        .map_err(|error| failure(error, rejected))?;
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(Deleted::ok(), None).written(position))
+}

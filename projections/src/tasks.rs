@@ -1,0 +1,849 @@
+//! The tasks read model (`tasks_view`), its list totals (`task_counts`)
+//! and the comments read model (`comments_view`), kept asynchronously from
+//! `task.*` and `comment.*` events.
+//!
+//! One projector owns all three because they move together: a comment
+//! changes its task's `comment_count`, a deleted task takes its comments
+//! with it, and a task's status, priority or assignee moves it between the
+//! buckets of `task_counts`. Like the projects projector, a batch is
+//! applied in memory: the rows it touches are loaded at once, events are
+//! applied in log order with a per-stream version check, and the rows are
+//! written back at the end.
+
+use std::collections::{HashMap, HashSet};
+
+use async_trait::async_trait;
+use chrono::{DateTime, NaiveDate, Utc};
+use serde::Serialize;
+use sqlx::types::Json;
+use tenet_events::catalogue::DomainEvent;
+use tenet_events::catalogue::comment::CommentEvent;
+use tenet_events::catalogue::task::{Priority, TaskEvent, TaskStatus};
+use tenet_events::db::{Db, Tx};
+use tenet_events::envelope::RecordedEvent;
+use tenet_events::ids::{CommentId, ProjectId, TaskId, TenantId, UserId, WorkspaceId};
+use tenet_events::projection::{ProjectionError, Projector};
+use tenet_events::{with_pool, with_tx};
+use utoipa::ToSchema;
+
+pub const NAME: &str = "tasks";
+
+/// The generation queries read, as a subquery.
+pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'tasks')";
+
+/// A task, as the API represents it.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = Task)]
+pub struct TaskView {
+    pub id: TaskId,
+    pub workspace_id: WorkspaceId,
+    pub project_id: ProjectId,
+    /// Per project, from 1, without gaps or duplicates.
+    pub number: i64,
+    /// The project's slug in capitals and the number (`WEB-42`), fixed at creation.
+    pub key: String,
+    pub title: String,
+    pub description: String,
+    pub status: TaskStatus,
+    pub priority: Priority,
+    pub assignee_id: Option<UserId>,
+    pub labels: Vec<String>,
+    /// A calendar date (`YYYY-MM-DD`).
+    #[schema(value_type = Option<String>, format = Date)]
+    pub due_date: Option<NaiveDate>,
+    /// Comments on the task (not deleted).
+    pub comment_count: i64,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The stream version; also the `ETag`.
+    pub version: i64,
+}
+
+/// A comment, as the API represents it.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = Comment)]
+pub struct CommentView {
+    pub id: CommentId,
+    pub task_id: TaskId,
+    pub author_id: UserId,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    /// When the body last changed; absent if never edited.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// The stream version; also the `ETag`.
+    pub version: i64,
+}
+
+/// One row of `tasks_view`.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct TaskRow {
+    pub tenant_id: TenantId,
+    pub id: TaskId,
+    pub project_id: ProjectId,
+    pub number: i64,
+    pub key: String,
+    pub title: String,
+    pub description: String,
+    pub status: String,
+    pub priority: String,
+    pub priority_rank: i32,
+    pub assignee_id: Option<UserId>,
+    pub labels: Json<Vec<String>>,
+    pub due_date: Option<NaiveDate>,
+    pub search: String,
+    pub comment_count: i64,
+    pub created_by: Option<UserId>,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub version: i64,
+}
+
+pub const TASK_COLUMNS: &str = "tenant_id, id, project_id, number, key, title, description, status, \
+    priority, priority_rank, assignee_id, labels, due_date, search, comment_count, created_by, \
+    created_at, updated_at, version";
+
+impl TaskRow {
+    pub fn to_view(&self) -> TaskView {
+        TaskView {
+            id: self.id,
+            workspace_id: self.tenant_id.into(),
+            project_id: self.project_id,
+            number: self.number,
+            key: self.key.clone(),
+            title: self.title.clone(),
+            description: self.description.clone(),
+            status: TaskStatus::parse(&self.status).unwrap_or_default(),
+            priority: Priority::parse(&self.priority).unwrap_or_default(),
+            assignee_id: self.assignee_id,
+            labels: self.labels.0.clone(),
+            due_date: self.due_date,
+            comment_count: self.comment_count,
+            created_by: self.created_by,
+            created_at: self.created_at,
+            updated_at: self.updated_at,
+            version: self.version,
+        }
+    }
+
+    fn bucket(&self) -> Bucket {
+        (
+            self.tenant_id,
+            self.project_id,
+            self.status.clone(),
+            self.priority.clone(),
+            self.assignee_id.unwrap_or(UNASSIGNED),
+        )
+    }
+}
+
+/// One row of `comments_view`.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct CommentRow {
+    pub tenant_id: TenantId,
+    pub id: CommentId,
+    pub task_id: TaskId,
+    pub author_id: UserId,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+pub const COMMENT_COLUMNS: &str =
+    "tenant_id, id, task_id, author_id, body, created_at, edited_at, version";
+
+impl CommentRow {
+    pub fn to_view(&self) -> CommentView {
+        CommentView {
+            id: self.id,
+            task_id: self.task_id,
+            author_id: self.author_id,
+            body: self.body.clone(),
+            created_at: self.created_at,
+            edited_at: self.edited_at,
+            version: self.version,
+        }
+    }
+}
+
+/// The assignee of unassigned tasks in `task_counts`, whose key cannot
+/// hold a NULL.
+pub const UNASSIGNED: UserId = UserId::from_uuid(uuid::Uuid::nil());
+
+/// What free-text search matches: key, title and description, lower-cased
+/// here (Unicode-aware, unlike SQLite's `lower`).
+pub fn search_text(key: &str, title: &str, description: &str) -> String {
+    format!("{key}\n{title}\n{description}").to_lowercase()
+}
+
+/// A task's comment count as the read model knows it (0 if unknown).
+pub async fn comment_count(db: &Db, tenant: TenantId, task: TaskId) -> Result<i64, sqlx::Error> {
+    let count: Option<i64> = with_pool!(db, pool => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT comment_count FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
+        )))
+        .bind(tenant)
+        .bind(task)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(count.unwrap_or(0))
+}
+
+/// The open tasks of `tenant` assigned to `user`, as the read model knows
+/// them.
+pub async fn open_tasks_of(
+    db: &Db,
+    tenant: TenantId,
+    user: UserId,
+) -> Result<Vec<TaskId>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT id FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 \
+             AND assignee_id = $2 AND status IN ('todo', 'in_progress', 'in_review')"
+        )))
+        .bind(tenant)
+        .bind(user)
+        .fetch_all(pool)
+        .await
+    })
+}
+
+pub struct TasksProjector;
+
+type TaskKey = (TenantId, TaskId);
+type CommentKey = (TenantId, CommentId);
+/// A cell of `task_counts`: tenant, project, status, priority, assignee.
+type Bucket = (TenantId, ProjectId, String, String, UserId);
+
+/// What one batch changes.
+#[derive(Default)]
+struct Batch {
+    tasks: HashMap<TaskKey, TaskRow>,
+    comments: HashMap<CommentKey, CommentRow>,
+    dirty_tasks: HashSet<TaskKey>,
+    dirty_comments: HashSet<CommentKey>,
+    deleted_tasks: HashSet<TaskKey>,
+    deleted_comments: HashSet<CommentKey>,
+    counts: HashMap<Bucket, i64>,
+}
+
+impl Batch {
+    fn count(&mut self, bucket: Bucket, delta: i64) {
+        *self.counts.entry(bucket).or_default() += delta;
+    }
+}
+
+enum Decoded {
+    Task(TaskEvent),
+    Comment(CommentEvent),
+}
+
+#[async_trait]
+impl Projector for TasksProjector {
+    fn name(&self) -> &'static str {
+        NAME
+    }
+
+    fn handles(&self, event_type: &str) -> bool {
+        event_type.starts_with("task.") || event_type.starts_with("comment.")
+    }
+
+    async fn apply(
+        &self,
+        tx: &mut Tx<'_>,
+        generation: i32,
+        events: &[RecordedEvent],
+    ) -> Result<(), ProjectionError> {
+        let mut decoded = Vec::new();
+        for event in events.iter().filter(|e| self.handles(&e.event_type)) {
+            let fail = |e| ProjectionError::event(event, e);
+            decoded.push((
+                event,
+                if event.aggregate() == "task" {
+                    Decoded::Task(TaskEvent::from_recorded(event).map_err(fail)?)
+                } else {
+                    Decoded::Comment(CommentEvent::from_recorded(event).map_err(fail)?)
+                },
+            ));
+        }
+        if decoded.is_empty() {
+            return Ok(());
+        }
+        // Rows to load: every task and comment touched, except those whose
+        // first event here creates them.
+        let mut created_tasks = HashSet::new();
+        let mut created_comments = HashSet::new();
+        let mut task_keys = HashSet::new();
+        let mut comment_keys = HashSet::new();
+        for (event, decoded) in &decoded {
+            match decoded {
+                Decoded::Task(task) => {
+                    let key = (
+                        event.tenant_id,
+                        TaskId::from_uuid(event.stream_id.as_uuid()),
+                    );
+                    if matches!(task, TaskEvent::Created(_)) {
+                        created_tasks.insert(key);
+                    } else if !created_tasks.contains(&key) {
+                        task_keys.insert(key);
+                    }
+                }
+                Decoded::Comment(comment) => {
+                    let key = (
+                        event.tenant_id,
+                        CommentId::from_uuid(event.stream_id.as_uuid()),
+                    );
+                    let task = (event.tenant_id, comment_task(comment));
+                    if !created_tasks.contains(&task) {
+                        task_keys.insert(task);
+                    }
+                    if matches!(comment, CommentEvent::Added(_)) {
+                        created_comments.insert(key);
+                    } else if !created_comments.contains(&key) {
+                        comment_keys.insert(key);
+                    }
+                }
+            }
+        }
+        let mut batch = Batch {
+            tasks: load_tasks(tx, generation, &task_keys).await?,
+            comments: load_comments(tx, generation, &comment_keys).await?,
+            ..Batch::default()
+        };
+        for (event, decoded) in decoded {
+            match decoded {
+                Decoded::Task(task) => apply_task(&mut batch, event, task)?,
+                Decoded::Comment(comment) => apply_comment(&mut batch, event, comment)?,
+            }
+        }
+        save(tx, generation, batch).await
+    }
+
+    async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
+        with_tx!(tx, conn => {
+            for table in ["tasks_view", "task_counts", "comments_view"] {
+                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE generation = $1")))
+                    .bind(generation)
+                    .execute(&mut *conn)
+                    .await?;
+            }
+        });
+        Ok(())
+    }
+}
+
+fn comment_task(event: &CommentEvent) -> TaskId {
+    match event {
+        CommentEvent::Added(added) => added.task_id,
+        CommentEvent::Edited(edited) => edited.task_id,
+        CommentEvent::Deleted(deleted) => deleted.task_id,
+    }
+}
+
+/// Refuses an event that does not follow the row's version: applied
+/// already (answers `false`: skip it) or one missing before it (an error).
+fn follows(current: i64, event: &RecordedEvent) -> Result<bool, ProjectionError> {
+    if event.stream_version <= current {
+        return Ok(false);
+    }
+    if event.stream_version != current + 1 {
+        return Err(ProjectionError::event(
+            event,
+            format!(
+                "stream version {} follows {current}: an event is missing",
+                event.stream_version
+            ),
+        ));
+    }
+    Ok(true)
+}
+
+fn apply_task(
+    batch: &mut Batch,
+    event: &RecordedEvent,
+    decoded: TaskEvent,
+) -> Result<(), ProjectionError> {
+    let key = (
+        event.tenant_id,
+        TaskId::from_uuid(event.stream_id.as_uuid()),
+    );
+    let at = event.occurred_at;
+    if let TaskEvent::Created(created) = decoded {
+        if batch.tasks.contains_key(&key) || batch.deleted_tasks.contains(&key) {
+            // Applied already (the row exists at a later version).
+            return Ok(());
+        }
+        let row = TaskRow {
+            tenant_id: key.0,
+            id: key.1,
+            project_id: created.project_id,
+            number: created.number,
+            search: search_text(&created.key, &created.title, &created.description),
+            key: created.key,
+            title: created.title,
+            description: created.description,
+            status: TaskStatus::Todo.as_str().to_owned(),
+            priority: created.priority.as_str().to_owned(),
+            priority_rank: created.priority.rank(),
+            assignee_id: created.assignee_id,
+            labels: Json(created.labels),
+            due_date: created.due_date,
+            comment_count: 0,
+            created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
+            created_at: at,
+            updated_at: at,
+            version: event.stream_version,
+        };
+        batch.count(row.bucket(), 1);
+        batch.tasks.insert(key, row);
+        batch.dirty_tasks.insert(key);
+        return Ok(());
+    }
+    let Some(row) = batch.tasks.get_mut(&key) else {
+        return Err(ProjectionError::event(event, "no task.created before it"));
+    };
+    if !follows(row.version, event)? {
+        return Ok(());
+    }
+    let before = row.bucket();
+    match decoded {
+        TaskEvent::Created(_) => {}
+        TaskEvent::Updated(updated) => {
+            if let Some(title) = updated.title {
+                row.title = title;
+            }
+            if let Some(description) = updated.description {
+                row.description = description;
+            }
+            if let Some(priority) = updated.priority {
+                row.priority = priority.as_str().to_owned();
+                row.priority_rank = priority.rank();
+            }
+            if let Some(labels) = updated.labels {
+                row.labels = Json(labels);
+            }
+            if let Some(due_date) = updated.due_date {
+                row.due_date = due_date;
+            }
+            row.search = search_text(&row.key, &row.title, &row.description);
+        }
+        TaskEvent::Assigned(assigned) => row.assignee_id = Some(assigned.assignee_id),
+        TaskEvent::Unassigned(_) => row.assignee_id = None,
+        TaskEvent::StatusChanged(changed) => row.status = changed.to.as_str().to_owned(),
+        TaskEvent::Deleted(_) => {
+            batch.tasks.remove(&key);
+            batch.dirty_tasks.remove(&key);
+            batch.deleted_tasks.insert(key);
+            batch.count(before, -1);
+            return Ok(());
+        }
+    }
+    row.updated_at = at;
+    row.version = event.stream_version;
+    let after = row.bucket();
+    if after != before {
+        batch.count(before, -1);
+        batch.count(after, 1);
+    }
+    batch.dirty_tasks.insert(key);
+    Ok(())
+}
+
+fn apply_comment(
+    batch: &mut Batch,
+    event: &RecordedEvent,
+    decoded: CommentEvent,
+) -> Result<(), ProjectionError> {
+    let key = (
+        event.tenant_id,
+        CommentId::from_uuid(event.stream_id.as_uuid()),
+    );
+    let task = (event.tenant_id, comment_task(&decoded));
+    if batch.deleted_tasks.contains(&task) {
+        // Its task is gone, and its comments with it.
+        return Ok(());
+    }
+    let mut count_delta = 0;
+    match decoded {
+        CommentEvent::Added(added) => {
+            if batch.comments.contains_key(&key) || batch.deleted_comments.contains(&key) {
+                return Ok(());
+            }
+            batch.comments.insert(
+                key,
+                CommentRow {
+                    tenant_id: key.0,
+                    id: key.1,
+                    task_id: added.task_id,
+                    author_id: added.author_id,
+                    body: added.body,
+                    created_at: event.occurred_at,
+                    edited_at: None,
+                    version: event.stream_version,
+                },
+            );
+            batch.dirty_comments.insert(key);
+            count_delta = 1;
+        }
+        CommentEvent::Edited(edited) => {
+            let Some(row) = batch.comments.get_mut(&key) else {
+                // Gone with its task (deleted in an earlier batch).
+                return Ok(());
+            };
+            if !follows(row.version, event)? {
+                return Ok(());
+            }
+            row.body = edited.body;
+            row.edited_at = Some(event.occurred_at);
+            row.version = event.stream_version;
+            batch.dirty_comments.insert(key);
+        }
+        CommentEvent::Deleted(_) => {
+            let Some(row) = batch.comments.get(&key) else {
+                return Ok(());
+            };
+            if !follows(row.version, event)? {
+                return Ok(());
+            }
+            batch.comments.remove(&key);
+            batch.dirty_comments.remove(&key);
+            batch.deleted_comments.insert(key);
+            count_delta = -1;
+        }
+    }
+    // A comment is added only to a task that exists at that point of the
+    // log, so its row is here; a later change may outlive the task.
+    if count_delta != 0
+        && let Some(row) = batch.tasks.get_mut(&task)
+    {
+        row.comment_count += count_delta;
+        batch.dirty_tasks.insert(task);
+    }
+    Ok(())
+}
+
+async fn load_tasks(
+    tx: &mut Tx<'_>,
+    generation: i32,
+    keys: &HashSet<TaskKey>,
+) -> Result<HashMap<TaskKey, TaskRow>, ProjectionError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found: Vec<TaskRow> = match tx {
+        Tx::Postgres(tx) => {
+            let (tenants, ids): (Vec<TenantId>, Vec<TaskId>) = keys.iter().copied().unzip();
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT t.* FROM unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
+                 CROSS JOIN LATERAL (SELECT {TASK_COLUMNS} FROM tasks_view v \
+                   WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id LIMIT 1) AS t"
+            )))
+            .bind(generation)
+            .bind(&tenants)
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Tx::Sqlite(tx) => {
+            let mut found = Vec::with_capacity(keys.len());
+            for (tenant, id) in keys {
+                let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {TASK_COLUMNS} FROM tasks_view WHERE generation = $1 AND tenant_id = $2 AND id = $3"
+                )))
+                .bind(generation)
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                found.extend(row);
+            }
+            found
+        }
+    };
+    Ok(found
+        .into_iter()
+        .map(|row| ((row.tenant_id, row.id), row))
+        .collect())
+}
+
+async fn load_comments(
+    tx: &mut Tx<'_>,
+    generation: i32,
+    keys: &HashSet<CommentKey>,
+) -> Result<HashMap<CommentKey, CommentRow>, ProjectionError> {
+    if keys.is_empty() {
+        return Ok(HashMap::new());
+    }
+    let found: Vec<CommentRow> = match tx {
+        Tx::Postgres(tx) => {
+            let (tenants, ids): (Vec<TenantId>, Vec<CommentId>) = keys.iter().copied().unzip();
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT c.* FROM unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
+                 CROSS JOIN LATERAL (SELECT {COMMENT_COLUMNS} FROM comments_view v \
+                   WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id LIMIT 1) AS c"
+            )))
+            .bind(generation)
+            .bind(&tenants)
+            .bind(&ids)
+            .fetch_all(&mut **tx)
+            .await?
+        }
+        Tx::Sqlite(tx) => {
+            let mut found = Vec::with_capacity(keys.len());
+            for (tenant, id) in keys {
+                let row: Option<CommentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                    "SELECT {COMMENT_COLUMNS} FROM comments_view WHERE generation = $1 AND tenant_id = $2 AND id = $3"
+                )))
+                .bind(generation)
+                .bind(tenant)
+                .bind(id)
+                .fetch_optional(&mut **tx)
+                .await?;
+                found.extend(row);
+            }
+            found
+        }
+    };
+    Ok(found
+        .into_iter()
+        .map(|row| ((row.tenant_id, row.id), row))
+        .collect())
+}
+
+/// Never moves a row back to an older version (comment counts change at
+/// the same version).
+const TASK_UPSERT: &str = "ON CONFLICT (generation, tenant_id, id) DO UPDATE SET \
+    title = EXCLUDED.title, description = EXCLUDED.description, status = EXCLUDED.status, \
+    priority = EXCLUDED.priority, priority_rank = EXCLUDED.priority_rank, \
+    assignee_id = EXCLUDED.assignee_id, labels = EXCLUDED.labels, due_date = EXCLUDED.due_date, \
+    search = EXCLUDED.search, comment_count = EXCLUDED.comment_count, \
+    updated_at = EXCLUDED.updated_at, version = EXCLUDED.version \
+    WHERE tasks_view.version <= EXCLUDED.version";
+
+const COMMENT_UPSERT: &str = "ON CONFLICT (generation, tenant_id, id) DO UPDATE SET \
+    body = EXCLUDED.body, edited_at = EXCLUDED.edited_at, version = EXCLUDED.version \
+    WHERE comments_view.version <= EXCLUDED.version";
+
+const COUNT_UPSERT: &str = "ON CONFLICT (generation, tenant_id, project_id, status, priority, assignee_id) \
+    DO UPDATE SET count = task_counts.count + EXCLUDED.count";
+
+async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), ProjectionError> {
+    let tasks: Vec<&TaskRow> = batch
+        .dirty_tasks
+        .iter()
+        .filter_map(|key| batch.tasks.get(key))
+        .collect();
+    let comments: Vec<&CommentRow> = batch
+        .dirty_comments
+        .iter()
+        .filter_map(|key| batch.comments.get(key))
+        .collect();
+    let deleted_tasks: Vec<TaskKey> = batch.deleted_tasks.iter().copied().collect();
+    let deleted_comments: Vec<CommentKey> = batch.deleted_comments.iter().copied().collect();
+    let counts: Vec<(&Bucket, i64)> = batch
+        .counts
+        .iter()
+        .filter(|(_, delta)| **delta != 0)
+        .map(|(bucket, delta)| (bucket, *delta))
+        .collect();
+    match tx {
+        Tx::Postgres(tx) => {
+            if !tasks.is_empty() {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO tasks_view (generation, {TASK_COLUMNS}) \
+                     SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::int8[], \
+                       $6::text[], $7::text[], $8::text[], $9::text[], $10::text[], $11::int4[], \
+                       $12::uuid[], $13::jsonb[], $14::date[], $15::text[], $16::int8[], $17::uuid[], \
+                       $18::timestamptz[], $19::timestamptz[], $20::int8[]) {TASK_UPSERT}"
+                )))
+                .bind(generation)
+                .bind(tasks.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.project_id).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.number).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.key.clone()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.title.clone()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.description.clone()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.status.clone()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.priority.clone()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.priority_rank).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.assignee_id).collect::<Vec<_>>())
+                .bind(
+                    tasks
+                        .iter()
+                        .map(|r| serde_json::Value::from(r.labels.0.clone()))
+                        .collect::<Vec<_>>(),
+                )
+                .bind(tasks.iter().map(|r| r.due_date).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.search.clone()).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.comment_count).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.created_by).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.created_at).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.updated_at).collect::<Vec<_>>())
+                .bind(tasks.iter().map(|r| r.version).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await?;
+            }
+            if !comments.is_empty() {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO comments_view (generation, {COMMENT_COLUMNS}) \
+                     SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::uuid[], $5::uuid[], \
+                       $6::text[], $7::timestamptz[], $8::timestamptz[], $9::int8[]) {COMMENT_UPSERT}"
+                )))
+                .bind(generation)
+                .bind(comments.iter().map(|r| r.tenant_id).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.id).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.task_id).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.author_id).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.body.clone()).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.created_at).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.edited_at).collect::<Vec<_>>())
+                .bind(comments.iter().map(|r| r.version).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await?;
+            }
+            if !deleted_tasks.is_empty() {
+                let (tenants, ids): (Vec<TenantId>, Vec<TaskId>) =
+                    deleted_tasks.iter().copied().unzip();
+                sqlx::query(
+                    "DELETE FROM tasks_view v USING unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
+                     WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id",
+                )
+                .bind(generation)
+                .bind(&tenants)
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM comments_view v USING unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, task_id) \
+                     WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.task_id = k.task_id",
+                )
+                .bind(generation)
+                .bind(&tenants)
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if !deleted_comments.is_empty() {
+                let (tenants, ids): (Vec<TenantId>, Vec<CommentId>) =
+                    deleted_comments.iter().copied().unzip();
+                sqlx::query(
+                    "DELETE FROM comments_view v USING unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
+                     WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id",
+                )
+                .bind(generation)
+                .bind(&tenants)
+                .bind(&ids)
+                .execute(&mut **tx)
+                .await?;
+            }
+            if !counts.is_empty() {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO task_counts (generation, tenant_id, project_id, status, priority, assignee_id, count) \
+                     SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::uuid[], $7::int8[]) \
+                     {COUNT_UPSERT}"
+                )))
+                .bind(generation)
+                .bind(counts.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.1).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.2.clone()).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.3.clone()).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.4).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(_, delta)| *delta).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+        Tx::Sqlite(tx) => {
+            for row in tasks {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO tasks_view (generation, {TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
+                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) {TASK_UPSERT}"
+                )))
+                .bind(generation)
+                .bind(row.tenant_id)
+                .bind(row.id)
+                .bind(row.project_id)
+                .bind(row.number)
+                .bind(&row.key)
+                .bind(&row.title)
+                .bind(&row.description)
+                .bind(&row.status)
+                .bind(&row.priority)
+                .bind(row.priority_rank)
+                .bind(row.assignee_id)
+                .bind(&row.labels)
+                .bind(row.due_date)
+                .bind(&row.search)
+                .bind(row.comment_count)
+                .bind(row.created_by)
+                .bind(row.created_at)
+                .bind(row.updated_at)
+                .bind(row.version)
+                .execute(&mut **tx)
+                .await?;
+            }
+            for row in comments {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO comments_view (generation, {COMMENT_COLUMNS}) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) {COMMENT_UPSERT}"
+                )))
+                .bind(generation)
+                .bind(row.tenant_id)
+                .bind(row.id)
+                .bind(row.task_id)
+                .bind(row.author_id)
+                .bind(&row.body)
+                .bind(row.created_at)
+                .bind(row.edited_at)
+                .bind(row.version)
+                .execute(&mut **tx)
+                .await?;
+            }
+            for (tenant, id) in deleted_tasks {
+                sqlx::query(
+                    "DELETE FROM tasks_view WHERE generation = $1 AND tenant_id = $2 AND id = $3",
+                )
+                .bind(generation)
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM comments_view WHERE generation = $1 AND tenant_id = $2 AND task_id = $3",
+                )
+                .bind(generation)
+                .bind(tenant)
+                .bind(id)
+                .execute(&mut **tx)
+                .await?;
+            }
+            for (tenant, id) in deleted_comments {
+                sqlx::query("DELETE FROM comments_view WHERE generation = $1 AND tenant_id = $2 AND id = $3")
+                    .bind(generation)
+                    .bind(tenant)
+                    .bind(id)
+                    .execute(&mut **tx)
+                    .await?;
+            }
+            for (bucket, delta) in counts {
+                sqlx::query(sqlx::AssertSqlSafe(format!(
+                    "INSERT INTO task_counts (generation, tenant_id, project_id, status, priority, assignee_id, count) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7) {COUNT_UPSERT}"
+                )))
+                .bind(generation)
+                .bind(bucket.0)
+                .bind(bucket.1)
+                .bind(&bucket.2)
+                .bind(&bucket.3)
+                .bind(bucket.4)
+                .bind(delta)
+                .execute(&mut **tx)
+                .await?;
+            }
+        }
+    }
+    Ok(())
+}

@@ -189,7 +189,7 @@ async fn projector_rate(
     let shutdown = CancellationToken::new();
     let started = Instant::now();
     let _runners = runtime
-        .start(&[Arc::new(Tally)], shutdown.clone())
+        .start(&[Arc::new(Tally)], &[], shutdown.clone())
         .await
         .expect("start");
     runtime

@@ -77,6 +77,8 @@ pub struct Parts<'a> {
         (name = "projects", description = "Projects inside a workspace"),
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
         (name = "comments", description = "Comments on tasks"),
+        (name = "audit", description = "The event log as an audit trail"),
+        (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
     )
 )]
 struct ApiDoc;

@@ -155,9 +155,11 @@ impl Server {
         if config.runs(Role::Projector) {
             let projectors = projectors();
             let runtime = Runtime {
+                // A runner per projection, another per rebuild, and their
+                // supervisors' occasional reads.
                 db: db.with_session(
                     &[("synchronous_commit", "off")],
-                    projectors.len() as u32 + 2,
+                    2 * (projectors.len() + inline_projectors().len()) as u32 + 2,
                 ),
                 store: store.clone(),
                 feed: bus
@@ -166,7 +168,7 @@ impl Server {
                 checkpoints: checkpoints.clone(),
             };
             let mut runners = runtime
-                .start(&projectors, shutdown.clone())
+                .start(&projectors, &inline_projectors(), shutdown.clone())
                 .await
                 .context("cannot start the projectors")?;
             background.spawn(async move { while runners.join_next().await.is_some() {} });
@@ -348,4 +350,87 @@ pub async fn set_platform_admin(
         .map_err(|error| anyhow::anyhow!("cannot change platform admin: {error:?}"))?;
     db.close().await;
     Ok(committed.position.is_some())
+}
+
+/// Every projection's state (`tenet projections list`).
+pub async fn projection_states(
+    storage: &StorageConfig,
+) -> anyhow::Result<Vec<tenet_projections::replay::ProjectionState>> {
+    let db = open_database(storage).await?;
+    let store = store::open(db.clone(), StoreOptions::default())
+        .await
+        .context("cannot open the event store")?;
+    let head = store.head().await.context("cannot read the log")?;
+    let states = tenet_projections::replay::projections(&db, head)
+        .await
+        .context("cannot read the projections")?;
+    db.close().await;
+    Ok(states)
+}
+
+/// Rebuilds a projection (`tenet projections replay NAME`): requests a
+/// blue/green rebuild, then, unless `detach`, helps carry it out in this
+/// process and reports its progress until it is swapped in. A deployment
+/// that runs projectors works on it too; the rebuild's checkpoint (and, on
+/// Postgres, leader election) keeps each event applied once.
+pub async fn replay_projection(
+    storage: &StorageConfig,
+    name: &str,
+    detach: bool,
+    mut progress: impl FnMut(&tenet_projections::replay::Job),
+) -> anyhow::Result<tenet_projections::replay::Job> {
+    use tenet_projections::replay;
+    use tenet_projections::runtime::Supervisor;
+
+    let db = open_database(storage).await?;
+    let store = store::open(db.clone(), StoreOptions::default())
+        .await
+        .context("cannot open the event store")?;
+    let head = store.head().await.context("cannot read the log")?;
+    let job = replay::request(&db, head, name, "cli")
+        .await
+        .with_context(|| format!("cannot rebuild {name}"))?;
+    if detach {
+        db.close().await;
+        return Ok(job);
+    }
+    let projector = projectors()
+        .into_iter()
+        .chain(inline_projectors())
+        .find(|projector| projector.name() == name)
+        .with_context(|| format!("this build has no projector named {name}"))?;
+    let shutdown = CancellationToken::new();
+    let supervisor = Supervisor {
+        runtime: Runtime {
+            db: db.clone(),
+            store: store.clone(),
+            feed: Feed::Log,
+            checkpoints: Checkpoints::default(),
+        },
+        projector,
+        rebuilds_only: true,
+    };
+    let helping = tokio::spawn(supervisor.run(shutdown.clone()));
+    let outcome = loop {
+        let head = store.head().await.context("cannot read the log")?;
+        let current = replay::job(&db, head, job.id)
+            .await
+            .context("cannot read the job")?
+            .context("the job disappeared")?;
+        progress(&current);
+        if current.state != "running" {
+            break current;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    };
+    shutdown.cancel();
+    let _ = helping.await;
+    db.close().await;
+    if outcome.state == "failed" {
+        bail!(
+            "the rebuild of {name} failed: {}",
+            outcome.error.as_deref().unwrap_or("unknown error")
+        );
+    }
+    Ok(outcome)
 }

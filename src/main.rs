@@ -37,6 +37,29 @@ enum Command {
     /// Platform administration.
     #[command(subcommand)]
     Admin(AdminCommand),
+    /// Read models: their state, and rebuilds from the log.
+    #[command(subcommand)]
+    Projections(ProjectionsCommand),
+}
+
+#[derive(Subcommand)]
+enum ProjectionsCommand {
+    /// Each projection's generation, state, position and lag.
+    List {
+        #[command(flatten)]
+        storage: StorageConfig,
+    },
+    /// Rebuild a projection from the log, blue/green, with a progress bar;
+    /// works against a running deployment (it picks the rebuild up too).
+    Replay {
+        /// The projection's name (see `tenet projections list`).
+        name: String,
+        /// Request the rebuild and exit without waiting for it.
+        #[arg(long)]
+        detach: bool,
+        #[command(flatten)]
+        storage: StorageConfig,
+    },
 }
 
 #[derive(Subcommand)]
@@ -127,6 +150,82 @@ async fn run(command: Command) -> anyhow::Result<()> {
                 "did not have"
             };
             writeln!(std::io::stdout(), "{email} {verb} platform admin")?;
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::List { storage }) => {
+            let states = tenet::projection_states(&storage).await?;
+            let mut out = std::io::stdout();
+            writeln!(
+                out,
+                "{:<28} {:>4} {:<11} {:>10} {:>10} {:>9}  rebuild",
+                "name", "gen", "state", "position", "lag", "lag (s)"
+            )?;
+            for state in states {
+                let rebuild = state.rebuild.map_or_else(String::new, |job| {
+                    format!(
+                        "generation {} at {:.0}% ({:.0} events/s), job {}",
+                        job.generation,
+                        job.progress * 100.0,
+                        job.events_per_second,
+                        job.id
+                    )
+                });
+                writeln!(
+                    out,
+                    "{:<28} {:>4} {:<11} {:>10} {:>10} {:>9.1}  {rebuild}",
+                    state.name,
+                    state.generation,
+                    state.state,
+                    state.position,
+                    state.lag_events,
+                    state.lag_seconds
+                )?;
+                if let Some(error) = state.last_error {
+                    writeln!(
+                        out,
+                        "{:<28} failed at position {}: {error}",
+                        "",
+                        state.error_position.unwrap_or_default()
+                    )?;
+                }
+            }
+            Ok(())
+        }
+        Command::Projections(ProjectionsCommand::Replay {
+            name,
+            detach,
+            storage,
+        }) => {
+            let bar = indicatif::ProgressBar::new(0);
+            bar.set_style(
+                indicatif::ProgressStyle::with_template(
+                    "{prefix} [{bar:40}] {pos}/{len} events {msg}",
+                )
+                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+                .progress_chars("=> "),
+            );
+            bar.set_prefix(name.clone());
+            let job = tenet::replay_projection(&storage, &name, detach, |job| {
+                bar.set_length(job.head.max(0) as u64);
+                bar.set_position(job.position.max(0) as u64);
+                let eta = job
+                    .eta_seconds
+                    .map_or_else(String::new, |eta| format!(", ETA {eta:.0} s"));
+                bar.set_message(format!("{:.0} events/s{eta}", job.events_per_second));
+            })
+            .await;
+            bar.finish_and_clear();
+            let job = job?;
+            let mut out = std::io::stdout();
+            if detach {
+                writeln!(out, "rebuild of {name} requested: job {}", job.id)?;
+            } else {
+                writeln!(
+                    out,
+                    "{name} rebuilt: generation {} live at position {} ({:.0} events/s)",
+                    job.generation, job.position, job.events_per_second
+                )?;
+            }
             Ok(())
         }
         Command::Migrate(storage) => {

@@ -12,8 +12,9 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use serde::Serialize;
 use tenet_events::bus::Bus;
 use tenet_events::db::Db;
+use tenet_events::ids::Position;
 use tenet_events::store::EventStore;
-use tenet_projections::checkpoints;
+use tenet_projections::replay;
 
 #[derive(Clone)]
 pub struct Ops {
@@ -66,6 +67,8 @@ struct ProjectionReadiness {
     position: i64,
     lag: i64,
     status: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    last_error: Option<String>,
     ok: bool,
 }
 
@@ -100,16 +103,17 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     let mut projections = Vec::new();
     if database.ok {
         head = ops.store.head().await.map_or(0, |p| p.0);
-        if let Ok(rows) = checkpoints::list(&ops.db).await {
-            for (checkpoint, _) in rows.into_iter().filter(|(_, active)| *active) {
-                let lag = (head - checkpoint.position).max(0);
-                let ok = checkpoint.status == "live" && lag <= ops.ready_max_lag;
+        if let Ok(states) = replay::projections(&ops.db, Position(head)).await {
+            for state in states {
+                // A rebuild beside a live generation does not hurt reads.
+                let ok = state.state != "failed" && state.lag_events <= ops.ready_max_lag;
                 projections.push(ProjectionReadiness {
-                    name: checkpoint.name,
-                    generation: checkpoint.generation,
-                    position: checkpoint.position,
-                    lag,
-                    status: checkpoint.status,
+                    name: state.name,
+                    generation: state.generation,
+                    position: state.position,
+                    lag: state.lag_events,
+                    status: state.state,
+                    last_error: state.last_error,
                     ok,
                 });
             }

@@ -67,14 +67,25 @@ impl ProjectionError {
 /// Makes a projection known (generation 1, at the start of the log, on
 /// first sight) and answers its active generation.
 pub async fn register(db: &crate::db::Db, name: &str) -> Result<i32, sqlx::Error> {
+    register_as(db, name, false).await
+}
+
+/// As [`register`], for a projection the store applies inside the append
+/// transaction: it is always as far as the log, whatever its checkpoint.
+pub async fn register_inline(db: &crate::db::Db, name: &str) -> Result<i32, sqlx::Error> {
+    register_as(db, name, true).await
+}
+
+async fn register_as(db: &crate::db::Db, name: &str, inline: bool) -> Result<i32, sqlx::Error> {
     let mut tx = db.begin().await?;
     let now = crate::envelope::now();
     let generation = crate::with_tx!(&mut tx, conn => {
         sqlx::query(
-            "INSERT INTO projections (name, active_generation) VALUES ($1, 1) \
-             ON CONFLICT (name) DO NOTHING",
+            "INSERT INTO projections (name, active_generation, inline) VALUES ($1, 1, $2) \
+             ON CONFLICT (name) DO UPDATE SET inline = EXCLUDED.inline",
         )
         .bind(name)
+        .bind(inline)
         .execute(&mut *conn)
         .await?;
         sqlx::query(

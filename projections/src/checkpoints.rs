@@ -79,6 +79,22 @@ pub async fn load(db: &Db, name: &str, generation: i32) -> Result<Option<Checkpo
     })
 }
 
+/// The generations of one projection and their states.
+pub async fn generations(db: &Db, name: &str) -> Result<Vec<(i32, Status)>, sqlx::Error> {
+    let rows: Vec<(i32, String)> = with_pool!(db, pool => {
+        sqlx::query_as(
+            "SELECT generation, status FROM projection_checkpoints WHERE name = $1 ORDER BY generation",
+        )
+        .bind(name)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(rows
+        .into_iter()
+        .filter_map(|(generation, status)| Some((generation, Status::parse(&status)?)))
+        .collect())
+}
+
 /// Every generation of every projection, with which one is active.
 pub async fn list(db: &Db) -> Result<Vec<(Checkpoint, bool)>, sqlx::Error> {
     let rows: Vec<(Checkpoint, i32)> = with_pool!(db, pool => {
@@ -128,6 +144,17 @@ pub async fn mark_failed(
         .bind(generation)
         .bind(error)
         .bind(position.0)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        // A rebuild that stops at such an event has failed too.
+        sqlx::query(
+            "UPDATE projection_jobs SET state = 'failed', error = $3, finished_at = $4 \
+             WHERE name = $1 AND generation = $2 AND state = 'running'",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(format!("position {position}: {error}"))
         .bind(now)
         .execute(&mut *conn)
         .await?;

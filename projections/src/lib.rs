@@ -8,6 +8,7 @@
 pub mod access;
 pub mod checkpoints;
 pub mod projects;
+pub mod replay;
 pub mod runtime;
 pub mod source;
 pub mod tasks;

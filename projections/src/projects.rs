@@ -62,6 +62,8 @@ pub struct ProjectView {
     /// Unique within the workspace.
     pub slug: String,
     pub description: String,
+    /// The prefix of its tasks' keys (`WEB` in `WEB-42`), fixed at creation.
+    pub key: String,
     pub status: ProjectStatus,
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
@@ -84,6 +86,7 @@ pub struct ProjectRow {
     pub name: String,
     pub slug: String,
     pub description: String,
+    pub key: String,
     pub status: String,
     pub search: String,
     pub created_by: Option<UserId>,
@@ -98,8 +101,8 @@ pub struct ProjectRow {
     pub done_tasks: i64,
 }
 
-pub const COLUMNS: &str = "tenant_id, id, name, slug, description, status, search, created_by, \
-    created_at, updated_at, archived_at, version, revision, open_tasks, done_tasks";
+pub const COLUMNS: &str = "tenant_id, id, name, slug, description, key, status, search, \
+    created_by, created_at, updated_at, archived_at, version, revision, open_tasks, done_tasks";
 
 impl ProjectRow {
     pub fn to_view(&self) -> ProjectView {
@@ -109,6 +112,7 @@ impl ProjectRow {
             name: self.name.clone(),
             slug: self.slug.clone(),
             description: self.description.clone(),
+            key: self.key.clone(),
             status: ProjectStatus::parse(&self.status).unwrap_or(ProjectStatus::Active),
             created_by: self.created_by,
             created_at: self.created_at,
@@ -242,6 +246,39 @@ impl Projector for ProjectsProjector {
     }
 }
 
+/// A project folded from its events and its tasks' (in log order) by the
+/// projector's own rules, for time travel.
+#[derive(Default)]
+pub struct ProjectFold {
+    rows: HashMap<Key, ProjectRow>,
+    counts: HashMap<(TenantId, ProjectStatus), i64>,
+}
+
+impl ProjectFold {
+    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        if !ProjectsProjector.handles(&event.event_type) {
+            return Ok(());
+        }
+        let change = Change::of(event)?;
+        match change.what {
+            What::Project(decoded) => {
+                apply(&mut self.rows, &mut self.counts, change.key, event, decoded)
+            }
+            What::Tasks { open, done } => {
+                if let Some(row) = self.rows.get_mut(&change.key) {
+                    row.open_tasks += open;
+                    row.done_tasks += done;
+                }
+                Ok(())
+            }
+        }
+    }
+
+    pub fn row(&self, tenant: TenantId, project: ProjectId) -> Option<&ProjectRow> {
+        self.rows.get(&(tenant, project))
+    }
+}
+
 /// One event of a batch, as it changes a project row.
 struct Change<'a> {
     event: &'a RecordedEvent,
@@ -320,6 +357,7 @@ fn apply(
                 name: created.name,
                 slug: created.slug,
                 description: created.description,
+                key: created.key,
                 status: ProjectStatus::Active.as_str().to_owned(),
                 created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
                 created_at: at,
@@ -441,8 +479,9 @@ async fn save(
             sqlx::query(sqlx::AssertSqlSafe(format!(
                 "INSERT INTO projects_view (generation, {COLUMNS}) \
                  SELECT $1, * FROM unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::text[], \
-                   $7::text[], $8::text[], $9::uuid[], $10::timestamptz[], $11::timestamptz[], \
-                   $12::timestamptz[], $13::int8[], $14::int8[], $15::int8[], $16::int8[]) \
+                   $7::text[], $8::text[], $9::text[], $10::uuid[], $11::timestamptz[], \
+                   $12::timestamptz[], $13::timestamptz[], $14::int8[], $15::int8[], $16::int8[], \
+                   $17::int8[]) \
                  ON CONFLICT (generation, tenant_id, id) DO UPDATE SET {UPSERT_SET}"
             )))
             .bind(generation)
@@ -451,6 +490,7 @@ async fn save(
             .bind(column(|r| r.name.clone()))
             .bind(column(|r| r.slug.clone()))
             .bind(column(|r| r.description.clone()))
+            .bind(column(|r| r.key.clone()))
             .bind(column(|r| r.status.clone()))
             .bind(column(|r| r.search.clone()))
             .bind(rows.iter().map(|r| r.created_by).collect::<Vec<_>>())
@@ -468,7 +508,7 @@ async fn save(
             for row in rows {
                 sqlx::query(sqlx::AssertSqlSafe(format!(
                     "INSERT INTO projects_view (generation, {COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17) \
                      ON CONFLICT (generation, tenant_id, id) DO UPDATE SET {UPSERT_SET}"
                 )))
                 .bind(generation)
@@ -477,6 +517,7 @@ async fn save(
                 .bind(&row.name)
                 .bind(&row.slug)
                 .bind(&row.description)
+                .bind(&row.key)
                 .bind(&row.status)
                 .bind(&row.search)
                 .bind(row.created_by)

@@ -14,6 +14,15 @@
 //!   same batch. An event the projector cannot apply marks this projection
 //!   `failed` with the error and position; other projections go on.
 //! - **Shutdown** waits for the batch in hand to commit.
+//! - **Blue/green rebuilds.** A [`Supervisor`] per projection runs a runner
+//!   for each generation that needs one: the active one, and a generation
+//!   being rebuilt beside it (see [`crate::replay`]). A rebuilding runner
+//!   reads the log from the start into its own generation's rows, which no
+//!   query reads, and once it has caught up with the active generation it
+//!   swaps them in one transaction ([`Runner::try_swap`]): queries answer
+//!   from the old generation until that commit and from the new one after,
+//!   never from a half-built model. The old generation is retired, its
+//!   runner stops, and the supervisor deletes its rows.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -50,29 +59,122 @@ pub struct Runtime {
 }
 
 impl Runtime {
-    /// Starts a runner for the active generation of each projector.
+    /// Starts a supervisor for each projector (running its active
+    /// generation and any rebuild) and for each inline projector (running
+    /// its rebuilds only: the store applies its active generation).
     pub async fn start(
         &self,
         projectors: &[Arc<dyn Projector>],
+        inline: &[Arc<dyn Projector>],
         shutdown: CancellationToken,
     ) -> Result<JoinSet<()>, sqlx::Error> {
-        let mut runners = JoinSet::new();
-        for projector in projectors {
-            let generation = projection::register(&self.db, projector.name()).await?;
+        let mut supervisors = JoinSet::new();
+        for (projector, is_inline) in projectors
+            .iter()
+            .map(|p| (p, false))
+            .chain(inline.iter().map(|p| (p, true)))
+        {
+            let generation = if is_inline {
+                projection::register_inline(&self.db, projector.name()).await?
+            } else {
+                projection::register(&self.db, projector.name()).await?
+            };
             if let Some(checkpoint) =
                 checkpoints::load(&self.db, projector.name(), generation).await?
+                && !is_inline
             {
                 self.checkpoints
                     .advance(projector.name(), Position(checkpoint.position));
             }
-            let runner = Runner {
+            let supervisor = Supervisor {
                 runtime: self.clone(),
                 projector: projector.clone(),
-                generation,
+                rebuilds_only: is_inline,
             };
-            runners.spawn(runner.run(shutdown.clone()));
+            supervisors.spawn(supervisor.run(shutdown.clone()));
         }
-        Ok(runners)
+        Ok(supervisors)
+    }
+}
+
+/// Keeps a runner going for each generation of one projection that needs
+/// one, and removes the rows of retired generations.
+pub struct Supervisor {
+    pub runtime: Runtime,
+    pub projector: Arc<dyn Projector>,
+    /// Run only rebuilds: the active generation is applied elsewhere (by
+    /// the store, for an inline projection; by the deployment, for the CLI).
+    pub rebuilds_only: bool,
+}
+
+/// How often a supervisor looks for generations to run or retire.
+const SUPERVISE_EVERY: Duration = Duration::from_millis(500);
+
+impl Supervisor {
+    pub async fn run(self, shutdown: CancellationToken) {
+        let name = self.projector.name();
+        let mut running: std::collections::HashMap<i32, tokio::task::JoinHandle<()>> =
+            std::collections::HashMap::new();
+        while !shutdown.is_cancelled() {
+            running.retain(|_, runner| !runner.is_finished());
+            match checkpoints::generations(&self.runtime.db, name).await {
+                Ok(generations) => {
+                    for (generation, status) in generations {
+                        let wanted = match status {
+                            Status::Rebuilding => true,
+                            Status::Live | Status::Failed => !self.rebuilds_only,
+                            Status::Retired => {
+                                if let Err(error) = self.retire(generation).await {
+                                    tracing::warn!(projection = name, generation, %error, "cannot remove a retired generation");
+                                }
+                                false
+                            }
+                        };
+                        if wanted && !running.contains_key(&generation) {
+                            let runner = Runner {
+                                runtime: self.runtime.clone(),
+                                projector: self.projector.clone(),
+                                generation,
+                            };
+                            running.insert(generation, tokio::spawn(runner.run(shutdown.clone())));
+                        }
+                    }
+                }
+                Err(error) => {
+                    tracing::warn!(projection = name, %error, "cannot read projection generations")
+                }
+            }
+            pause(&shutdown, SUPERVISE_EVERY).await;
+        }
+        for (_, runner) in running {
+            let _ = runner.await;
+        }
+    }
+
+    /// Deletes a retired generation's rows, then its checkpoint.
+    async fn retire(&self, generation: i32) -> Result<(), String> {
+        let mut tx = self.runtime.db.begin().await.map_err(|e| e.to_string())?;
+        self.projector
+            .clear(&mut tx, generation)
+            .await
+            .map_err(|e| e.to_string())?;
+        tenet_events::with_tx!(&mut tx, conn => {
+            sqlx::query(
+                "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND status = 'retired'",
+            )
+            .bind(self.projector.name())
+            .bind(generation)
+            .execute(&mut *conn)
+            .await
+            .map_err(|e| e.to_string())?;
+        });
+        tx.commit().await.map_err(|e| e.to_string())?;
+        tracing::info!(
+            projection = self.projector.name(),
+            generation,
+            "retired generation removed"
+        );
+        Ok(())
     }
 }
 
@@ -99,10 +201,10 @@ impl Runner {
         self.projector.name()
     }
 
-    /// Runs until shutdown. On Postgres, only the elected instance applies;
-    /// the others stand by.
+    /// Runs until shutdown or until its generation is retired. On
+    /// Postgres, only the elected instance applies; the others stand by.
     pub async fn run(self, shutdown: CancellationToken) {
-        while !shutdown.is_cancelled() {
+        while !shutdown.is_cancelled() && !self.is_over().await {
             let leadership = match &self.runtime.db {
                 Db::Postgres(pool) => {
                     let key = format!("tenet.projection.{}.{}", self.name(), self.generation);
@@ -131,10 +233,28 @@ impl Runner {
         }
     }
 
-    async fn open_source(&self) -> Result<Box<dyn EventSource>, crate::source::SourceError> {
+    /// Whether this generation was retired (or its checkpoint removed).
+    async fn is_over(&self) -> bool {
+        match checkpoints::load(&self.runtime.db, self.name(), self.generation).await {
+            Ok(Some(row)) => row.status == Status::Retired.as_str(),
+            Ok(None) => true,
+            Err(_) => false,
+        }
+    }
+
+    /// Where this generation's events come from. A rebuild reads the log
+    /// itself (the fastest way through history, and JetStream's durable
+    /// consumer belongs to the live generation); so does a rebuilt
+    /// generation after its swap, until the process restarts.
+    async fn open_source(
+        &self,
+        status: Status,
+    ) -> Result<Box<dyn EventSource>, crate::source::SourceError> {
         Ok(match &self.runtime.feed {
-            Feed::Log => Box::new(LogTail::new(self.runtime.store.clone())),
-            Feed::JetStream(bus) => Box::new(JetStreamSource::open(bus, self.name()).await?),
+            Feed::JetStream(bus) if status != Status::Rebuilding => {
+                Box::new(JetStreamSource::open(bus, self.name()).await?)
+            }
+            _ => Box::new(LogTail::new(self.runtime.store.clone())),
         })
     }
 
@@ -156,8 +276,23 @@ impl Runner {
     }
 
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), String> {
-        let source = self.open_source().await.map_err(|e| e.to_string())?;
+        let (checkpoint, status) = self.checkpoint().await?;
+        if status == Status::Rebuilding && checkpoint == Position::START {
+            // A rebuild starts from empty rows (a crashed earlier attempt
+            // at this generation may have left some).
+            self.clear().await?;
+        }
+        let source = self.open_source(status).await.map_err(|e| e.to_string())?;
         self.drive(source, shutdown).await
+    }
+
+    async fn clear(&self) -> Result<(), String> {
+        let mut tx = self.runtime.db.begin().await.map_err(|e| e.to_string())?;
+        self.projector
+            .clear(&mut tx, self.generation)
+            .await
+            .map_err(|e| e.to_string())?;
+        tx.commit().await.map_err(|e| e.to_string())
     }
 
     /// Applies what `source` delivers until shutdown (or an error of the
@@ -171,6 +306,9 @@ impl Runner {
         let mut pending: Option<(Vec<RecordedEvent>, Delivery)> = None;
         let mut backoff = Duration::from_millis(50);
         while !shutdown.is_cancelled() {
+            if status == Status::Retired {
+                return Ok(());
+            }
             if status == Status::Failed {
                 // Parked until an operator repairs it (a replay resets the
                 // status); checked now and then.
@@ -208,7 +346,7 @@ impl Runner {
                 }
             };
             let started = std::time::Instant::now();
-            let applied = self.apply_isolating(checkpoint, &batch).await;
+            let applied = self.apply_isolating(checkpoint, status, &batch).await;
             metrics::histogram!("tenet_projection_batch_seconds", "projection" => self.name())
                 .record(started.elapsed().as_secs_f64());
             if let Some(first) = batch.first() {
@@ -223,7 +361,23 @@ impl Runner {
                 Ok(reached) => {
                     checkpoint = reached;
                     backoff = Duration::from_millis(50);
-                    self.runtime.checkpoints.advance(self.name(), checkpoint);
+                    if status == Status::Rebuilding {
+                        match self.try_swap(checkpoint).await {
+                            Ok(Some(swapped)) => {
+                                checkpoint = swapped;
+                                status = Status::Live;
+                            }
+                            Ok(None) => {}
+                            Err(error) => {
+                                tracing::warn!(projection = self.name(), %error, "cannot swap the rebuilt generation in yet")
+                            }
+                        }
+                    }
+                    // Reads wait on the active generation only: a rebuild's
+                    // progress says nothing about what queries see.
+                    if status == Status::Live {
+                        self.runtime.checkpoints.advance(self.name(), checkpoint);
+                    }
                     metrics::counter!("tenet_projection_events_total", "projection" => self.name())
                         .increment(batch.len() as u64);
                     metrics::gauge!("tenet_projection_position", "projection" => self.name())
@@ -330,13 +484,17 @@ impl Runner {
     async fn apply_isolating(
         &self,
         checkpoint: Position,
+        status: Status,
         batch: &[RecordedEvent],
     ) -> Result<Position, ApplyError> {
-        match self.apply(checkpoint, batch).await {
+        match self.apply(checkpoint, status, batch).await {
             Err(ApplyError::Poison { .. }) if batch.len() > 1 => {
                 let mut reached = checkpoint;
                 for event in batch {
-                    match self.apply(reached, std::slice::from_ref(event)).await {
+                    match self
+                        .apply(reached, status, std::slice::from_ref(event))
+                        .await
+                    {
                         Ok(()) => reached = event.position,
                         // Keep what was applied; the caller retries the rest
                         // and meets the failing event again, alone.
@@ -351,7 +509,12 @@ impl Runner {
         }
     }
 
-    async fn apply(&self, from: Position, batch: &[RecordedEvent]) -> Result<(), ApplyError> {
+    async fn apply(
+        &self,
+        from: Position,
+        status: Status,
+        batch: &[RecordedEvent],
+    ) -> Result<(), ApplyError> {
         let Some(to) = batch.last().map(|e| e.position) else {
             return Ok(());
         };
@@ -371,16 +534,24 @@ impl Runner {
         let mut tx = self.runtime.db.begin().await.map_err(database)?;
         let now = tenet_events::envelope::now();
         // Claim the checkpoint (compare-and-set) first: it serialises rival
-        // instances before any read-model write. On Postgres the same round
-        // trip queues the checkpoint notification, which is delivered only
-        // if the transaction commits.
+        // instances before any read-model write, and a generation retired
+        // (or failed) meanwhile claims nothing. On Postgres the same round
+        // trip queues the checkpoint notification of a live generation,
+        // delivered only if the transaction commits.
+        let notify = if status == Status::Live {
+            checkpoints::notification(self.name(), to)
+        } else {
+            String::new()
+        };
         let claimed: u64 = match &mut tx {
             Tx::Postgres(conn) => sqlx::query_scalar::<_, i64>(
                 "WITH claimed AS ( \
                    UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
-                   WHERE name = $1 AND generation = $2 AND position = $5 AND status <> 'failed' \
+                   WHERE name = $1 AND generation = $2 AND position = $5 \
+                     AND status IN ('live', 'rebuilding') \
                    RETURNING 1 \
-                 ) SELECT (SELECT count(*) FROM claimed) FROM (SELECT pg_notify($6, $7)) AS notified",
+                 ) SELECT (SELECT count(*) FROM claimed) \
+                   FROM (SELECT CASE WHEN $7 <> '' THEN pg_notify($6, $7) END) AS notified",
             )
             .bind(self.name())
             .bind(self.generation)
@@ -388,13 +559,14 @@ impl Runner {
             .bind(now)
             .bind(from.0)
             .bind(CHECKPOINT_CHANNEL)
-            .bind(checkpoints::notification(self.name(), to))
+            .bind(notify)
             .fetch_one(&mut **conn)
             .await
             .map_err(database)? as u64,
             Tx::Sqlite(conn) => sqlx::query(
                 "UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
-                 WHERE name = $1 AND generation = $2 AND position = $5 AND status <> 'failed'",
+                 WHERE name = $1 AND generation = $2 AND position = $5 \
+                   AND status IN ('live', 'rebuilding')",
             )
             .bind(self.name())
             .bind(self.generation)
@@ -423,6 +595,160 @@ impl Runner {
             });
         }
         tx.commit().await.map_err(database)
+    }
+}
+
+impl Runner {
+    /// Swaps this rebuilt generation in for the active one if it has caught
+    /// up with it, in one transaction: the active generation's checkpoint
+    /// row is locked first, so its runner cannot commit a batch meanwhile
+    /// (and finds its generation retired when it tries). Answers the
+    /// position the swapped-in generation is live at, or `None` if it is
+    /// still behind.
+    ///
+    /// An inline projection has no runner of its own to catch up with: the
+    /// store applies each append to it. Its swap takes the log lock, so no
+    /// append commits in between, applies what the rebuild has not yet
+    /// read, and flips; the appends that follow apply to the new generation.
+    pub async fn try_swap(&self, reached: Position) -> Result<Option<Position>, String> {
+        let name = self.name();
+        let fail = |e: sqlx::Error| e.to_string();
+        let mut tx = self.runtime.db.begin().await.map_err(fail)?;
+        let inline: bool = tenet_events::with_tx!(&mut tx, conn => {
+            sqlx::query_scalar("SELECT inline FROM projections WHERE name = $1")
+                .bind(name)
+                .fetch_one(&mut *conn)
+                .await
+                .map_err(fail)?
+        });
+        if inline && let Tx::Postgres(conn) = &mut tx {
+            sqlx::query(tenet_events::store::postgres::LOG_LOCK)
+                .execute(&mut **conn)
+                .await
+                .map_err(fail)?;
+        }
+        let lock = match &tx {
+            Tx::Postgres(_) => " FOR UPDATE",
+            // One writer at a time: the transaction holds the database.
+            Tx::Sqlite(_) => "",
+        };
+        let rows: Vec<(i32, i64, String)> = tenet_events::with_tx!(&mut tx, conn => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT generation, position, status FROM projection_checkpoints \
+                 WHERE name = $1 ORDER BY generation{lock}"
+            )))
+            .bind(name)
+            .fetch_all(&mut *conn)
+            .await
+            .map_err(fail)?
+        });
+        let active: i32 = tenet_events::with_tx!(&mut tx, conn => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+                "SELECT active_generation FROM projections WHERE name = $1{lock}"
+            )))
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+            .map_err(fail)?
+        });
+        let mine = rows
+            .iter()
+            .find(|(generation, ..)| *generation == self.generation);
+        if mine.is_none_or(|(_, position, status)| {
+            *position != reached.0 || status != Status::Rebuilding.as_str()
+        }) {
+            // Moved on by someone else; this runner will notice.
+            let _ = tx.rollback().await;
+            return Ok(None);
+        }
+        let head = self.runtime.store.head().await.map_err(|e| e.to_string())?;
+        let mut live_at = reached;
+        if inline {
+            // The log stands still: close the last gap inside this swap.
+            while live_at < head {
+                let events = self
+                    .runtime
+                    .store
+                    .read_log(LogQuery::all_after(live_at, crate::source::BATCH))
+                    .await
+                    .map_err(|e| e.to_string())?;
+                let Some(last) = events.last().map(|e| e.position) else {
+                    break;
+                };
+                self.projector
+                    .apply(&mut tx, self.generation, &events)
+                    .await
+                    .map_err(|e| e.to_string())?;
+                live_at = last;
+            }
+        } else {
+            let old = rows.iter().find(|(generation, ..)| *generation == active);
+            let caught_up = match old {
+                // A failed generation is stuck: catch up with the log.
+                Some((_, _, status)) if status == Status::Failed.as_str() => live_at >= head,
+                Some((_, position, _)) => live_at.0 >= *position,
+                None => true,
+            };
+            if !caught_up {
+                let _ = tx.rollback().await;
+                return Ok(None);
+            }
+        }
+        let now = tenet_events::envelope::now();
+        tenet_events::with_tx!(&mut tx, conn => {
+            sqlx::query("UPDATE projections SET active_generation = $2 WHERE name = $1")
+                .bind(name)
+                .bind(self.generation)
+                .execute(&mut *conn)
+                .await
+                .map_err(fail)?;
+            sqlx::query(
+                "UPDATE projection_checkpoints SET status = 'retired', updated_at = $3 \
+                 WHERE name = $1 AND generation <> $2 AND status <> 'retired'",
+            )
+            .bind(name)
+            .bind(self.generation)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(fail)?;
+            sqlx::query(
+                "UPDATE projection_checkpoints SET status = 'live', position = $3, updated_at = $4 \
+                 WHERE name = $1 AND generation = $2",
+            )
+            .bind(name)
+            .bind(self.generation)
+            .bind(live_at.0)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(fail)?;
+            sqlx::query(
+                "UPDATE projection_jobs SET state = 'completed', finished_at = $3 \
+                 WHERE name = $1 AND generation = $2 AND state = 'running'",
+            )
+            .bind(name)
+            .bind(self.generation)
+            .bind(now)
+            .execute(&mut *conn)
+            .await
+            .map_err(fail)?;
+        });
+        if let Tx::Postgres(conn) = &mut tx {
+            sqlx::query("SELECT pg_notify($1, $2)")
+                .bind(CHECKPOINT_CHANNEL)
+                .bind(checkpoints::notification(name, live_at))
+                .execute(&mut **conn)
+                .await
+                .map_err(fail)?;
+        }
+        tx.commit().await.map_err(fail)?;
+        if !inline {
+            self.runtime.checkpoints.advance(name, live_at);
+        }
+        metrics::counter!("tenet_projection_swaps_total", "projection" => name).increment(1);
+        tracing::info!(projection = name, generation = self.generation, position = %live_at, "rebuilt generation swapped in");
+        Ok(Some(live_at))
     }
 }
 

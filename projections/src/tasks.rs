@@ -334,6 +334,39 @@ impl Projector for TasksProjector {
     }
 }
 
+/// A task folded from its events (its own and its comments', in log
+/// order) by the projector's own rules: what the read model held after
+/// each of them. Time travel and history use it, so a past version has
+/// exactly the shape and values the read model had then.
+#[derive(Default)]
+pub struct TaskFold {
+    batch: Batch,
+}
+
+impl TaskFold {
+    pub fn apply(&mut self, event: &RecordedEvent) -> Result<(), ProjectionError> {
+        let fail = |e| ProjectionError::event(event, e);
+        match event.aggregate() {
+            "task" => apply_task(
+                &mut self.batch,
+                event,
+                TaskEvent::from_recorded(event).map_err(fail)?,
+            ),
+            "comment" => apply_comment(
+                &mut self.batch,
+                event,
+                CommentEvent::from_recorded(event).map_err(fail)?,
+            ),
+            _ => Ok(()),
+        }
+    }
+
+    /// The task's row now (none before its creation or after its deletion).
+    pub fn row(&self, tenant: TenantId, task: TaskId) -> Option<&TaskRow> {
+        self.batch.tasks.get(&(tenant, task))
+    }
+}
+
 fn comment_task(event: &CommentEvent) -> TaskId {
     match event {
         CommentEvent::Added(added) => added.task_id,

@@ -190,7 +190,7 @@ async fn a_runner_applies_every_event_once_and_checkpoints(database: TestDatabas
         strict: false,
     });
     let shutdown = CancellationToken::new();
-    let mut runners = runtime.start(&[projector], shutdown.clone()).await.unwrap();
+    let mut runners = runtime.start(&[projector], &[], shutdown.clone()).await.unwrap();
 
     let head = append_many(&store, 600).await;
     runtime
@@ -351,7 +351,7 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
     });
     let shutdown = CancellationToken::new();
     let _runners = runtime
-        .start(&[strict, lenient], shutdown.clone())
+        .start(&[strict, lenient], &[], shutdown.clone())
         .await
         .unwrap();
 

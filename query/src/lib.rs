@@ -5,10 +5,13 @@
 //! of its read model; nothing here writes.
 
 pub mod admin;
+pub mod audit;
+pub mod history;
 pub mod listing;
 pub mod me;
 pub mod members;
 pub mod projects;
+pub mod rebuilds;
 pub mod search;
 pub mod state;
 pub mod tasks;
@@ -27,5 +30,8 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(tasks::router())
         .merge(members::router())
         .merge(admin::router())
+        .merge(audit::router())
+        .merge(history::router())
+        .merge(rebuilds::router())
         .with_state(state)
 }

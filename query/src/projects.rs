@@ -169,6 +169,7 @@ pub async fn list_projects(
         ("workspace_id" = uuid::Uuid, Path),
         ("project_id" = uuid::Uuid, Path),
         ("X-Consistency-Token" = Option<String>, Header, description = "Wait until this write is visible"),
+        crate::tasks::AsOf,
     ),
     responses(
         (status = 200, description = "The project", body = ProjectView, headers(("ETag" = String))),
@@ -186,7 +187,14 @@ pub async fn get_project(
     access: Scoped<ProjectsRead>,
     Path(path): Path<ProjectPath>,
     token: ConsistencyToken,
+    Query(as_of): Query<crate::tasks::AsOf>,
 ) -> Result<Response, ApiError> {
+    if let Some(at) = as_of.as_of {
+        let project = crate::history::project_as_of(&state, access.tenant(), path.project_id, at)
+            .await?
+            .ok_or_else(|| ApiError::not_found("No such project at that time"))?;
+        return Ok(([(header::ETAG, etag(project.version))], axum::Json(project)).into_response());
+    }
     state.caught_up(token, projects::NAME).await?;
     let row: Option<ProjectRow> = with_pool!(state.db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(

@@ -418,6 +418,7 @@ async fn task_row(state: &QueryState, access: &Access, task: TaskId) -> Result<T
         ("workspace_id" = uuid::Uuid, Path),
         ("task_id" = uuid::Uuid, Path),
         ("X-Consistency-Token" = Option<String>, Header, description = "Wait until this write is visible"),
+        AsOf,
     ),
     responses(
         (status = 200, description = "The task", body = TaskView, headers(("ETag" = String))),
@@ -435,10 +436,28 @@ pub async fn get_task(
     access: Scoped<TasksRead>,
     Path(path): Path<TaskPath>,
     token: ConsistencyToken,
+    Query(as_of): Query<AsOf>,
 ) -> Result<Response, ApiError> {
-    state.caught_up(token, tasks::NAME).await?;
-    let task = task_row(&state, &access, path.task_id).await?.to_view();
+    let task = match as_of.as_of {
+        Some(at) => crate::history::task_as_of(&state, access.tenant(), path.task_id, at)
+            .await?
+            .ok_or_else(|| ApiError::not_found("No such task at that time"))?,
+        None => {
+            state.caught_up(token, tasks::NAME).await?;
+            task_row(&state, &access, path.task_id).await?.to_view()
+        }
+    };
     Ok(([(header::ETAG, etag(task.version))], axum::Json(task)).into_response())
+}
+
+/// A single resource as it was at an instant, folded from the log.
+#[derive(Debug, Default, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+#[serde(deny_unknown_fields)]
+pub struct AsOf {
+    /// An instant (RFC 3339): the resource as it was then (404 if it did
+    /// not exist then).
+    pub as_of: Option<chrono::DateTime<chrono::Utc>>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]

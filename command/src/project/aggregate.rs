@@ -18,6 +18,8 @@ pub struct Project {
     pub name: String,
     pub slug: String,
     pub description: String,
+    /// The prefix of its tasks' keys.
+    pub key: String,
     pub created_by: Option<UserId>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
@@ -39,6 +41,7 @@ impl Aggregate for Project {
                 self.name = created.name.clone();
                 self.slug = created.slug.clone();
                 self.description = created.description.clone();
+                self.key = created.key.clone();
                 self.created_by = applied.by;
                 self.created_at = Some(applied.occurred_at);
             }
@@ -146,10 +149,13 @@ pub fn decide(
         if project.created {
             return Err(ProjectError::AlreadyExists);
         }
+        // The key is the slug in capitals, fixed from now on.
+        let key = slug.to_uppercase();
         return Ok(vec![ProjectEvent::Created(ProjectCreated {
             name,
             slug,
             description,
+            key,
         })]);
     }
     if !project.created {
@@ -199,6 +205,7 @@ mod tests {
             name: "Web".into(),
             slug: "web".into(),
             description: String::new(),
+            key: "WEB".into(),
         })
     }
 

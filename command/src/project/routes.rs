@@ -84,6 +84,7 @@ fn view(
         name: state.name.clone(),
         slug: state.slug.clone(),
         description: state.description.clone(),
+        key: state.key.clone(),
         status: if state.archived {
             ProjectStatus::Archived
         } else {

@@ -139,10 +139,10 @@ pub enum TaskError {
     InvalidTransition { from: TaskStatus, to: TaskStatus },
 }
 
-/// The key of a task: its project's slug in capitals and its number
-/// (`web-app` and 42 → `WEB-APP-42`).
-pub fn task_key(project_slug: &str, number: i64) -> String {
-    format!("{}-{number}", project_slug.to_uppercase())
+/// The key of a task: its project's key and its number (`WEB-APP` and 42
+/// → `WEB-APP-42`).
+pub fn task_key(project_key: &str, number: i64) -> String {
+    format!("{project_key}-{number}")
 }
 
 /// Creates a task in `project` (whose stream hands out its number),
@@ -172,7 +172,7 @@ pub fn create(
     let created = TaskEvent::Created(TaskCreated {
         project_id: new.project_id,
         number,
-        key: task_key(&project.slug, number),
+        key: task_key(&project.key, number),
         title: new.title,
         description: new.description,
         priority: new.priority,
@@ -313,6 +313,7 @@ mod tests {
             name: "Web".into(),
             slug: "web-app".into(),
             description: String::new(),
+            key: "WEB-APP".into(),
         })
     }
 
@@ -347,7 +348,7 @@ mod tests {
         TaskEvent::Created(TaskCreated {
             project_id: project_id(),
             number,
-            key: task_key("web-app", number),
+            key: task_key("WEB-APP", number),
             title: "Ship it".into(),
             description: String::new(),
             priority: Priority::High,

@@ -41,6 +41,34 @@ pub mod double_option {
     }
 }
 
+/// Payload fields that hold secrets (password hashes, key and refresh-token
+/// digests), by event type: the log keeps them (the access model is folded
+/// from it), the audit log never shows them.
+pub const SECRET_FIELDS: &[(&str, &[&str])] = &[
+    ("user.registered", &["password_hash"]),
+    ("session.started", &["refresh_hash"]),
+    ("session.refreshed", &["refresh_hash"]),
+    ("api_key.issued", &["key_hash"]),
+];
+
+/// What may be shown of an event's payload: its secret fields replaced by
+/// `"[redacted]"`.
+pub fn redacted(event_type: &str, data: &serde_json::Value) -> serde_json::Value {
+    let mut shown = data.clone();
+    let secrets = SECRET_FIELDS
+        .iter()
+        .find(|(kind, _)| *kind == event_type)
+        .map_or(&[][..], |(_, fields)| *fields);
+    if let Some(object) = shown.as_object_mut() {
+        for field in secrets {
+            if let Some(value) = object.get_mut(*field) {
+                *value = serde_json::Value::String("[redacted]".to_owned());
+            }
+        }
+    }
+    shown
+}
+
 /// A family of events (one aggregate's), encodable to and decodable from the
 /// log.
 pub trait DomainEvent: Sized + Clone + Send + Sync + 'static {
@@ -163,4 +191,19 @@ macro_rules! event_family {
             }
         }
     };
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn secret_fields_are_redacted_and_the_rest_kept() {
+        let data = serde_json::json!({ "email": "a@b.c", "password_hash": "$argon2id$..." });
+        assert_eq!(
+            redacted("user.registered", &data),
+            serde_json::json!({ "email": "a@b.c", "password_hash": "[redacted]" })
+        );
+        assert_eq!(redacted("user.platform_admin_granted", &data), data);
+    }
 }

@@ -11,6 +11,30 @@ pub struct ProjectCreated {
     /// Unique within the workspace (claimed under [`slug_claim`]).
     pub slug: String,
     pub description: String,
+    /// The prefix of its tasks' keys (`WEB` in `WEB-42`), fixed at
+    /// creation so keys stay stable when the slug changes. Since v2; a v1
+    /// event (which has none) is read with its slug in capitals, the keys
+    /// its tasks were given.
+    pub key: String,
+}
+
+/// Reads `project.created` v1 (no `key`) as v2.
+fn upcast_created(
+    mut data: serde_json::Value,
+    version: i32,
+) -> Result<serde_json::Value, crate::catalogue::DecodeError> {
+    if version == 1
+        && let Some(fields) = data.as_object_mut()
+        && !fields.contains_key("key")
+    {
+        let key = fields
+            .get("slug")
+            .and_then(serde_json::Value::as_str)
+            .unwrap_or_default()
+            .to_uppercase();
+        fields.insert("key".to_owned(), serde_json::Value::String(key));
+    }
+    Ok(data)
 }
 
 /// The fields a PATCH changed, with their new values (absent: unchanged).
@@ -42,7 +66,7 @@ pub struct TaskAdded {
 event_family! {
     /// What happens to a project.
     pub enum ProjectEvent {
-        Created(ProjectCreated) = "project.created" v 1;
+        Created(ProjectCreated) = "project.created" v 2, upcast upcast_created;
         Updated(ProjectUpdated) = "project.updated" v 1;
         Archived(ProjectArchived) = "project.archived" v 1;
         Restored(ProjectRestored) = "project.restored" v 1;
@@ -71,6 +95,22 @@ mod tests {
         assert_eq!(new.data, serde_json::json!({ "name": "Web" }));
         let back = ProjectEvent::decode(&new.event_type, new.schema_version, &new.data).unwrap();
         assert_eq!(back, event);
+    }
+
+    #[test]
+    fn a_v1_creation_is_read_with_its_slug_in_capitals_as_key() {
+        let v1 = serde_json::json!({ "name": "Web app", "slug": "web-app", "description": "" });
+        let ProjectEvent::Created(created) =
+            ProjectEvent::decode("project.created", 1, &v1).unwrap()
+        else {
+            panic!("not a creation");
+        };
+        assert_eq!(created.key, "WEB-APP");
+        let v2 = serde_json::json!({ "name": "Web", "slug": "web-app", "description": "", "key": "WEB" });
+        assert!(matches!(
+            ProjectEvent::decode("project.created", 2, &v2).unwrap(),
+            ProjectEvent::Created(ProjectCreated { key, .. }) if key == "WEB"
+        ));
     }
 
     #[test]

@@ -323,9 +323,10 @@ impl Default for StoreOptions {
     }
 }
 
-/// One row of the `events` table, as both backends return it.
+/// One row of the `events` table, as both backends return it (for readers
+/// that select events their own way, such as time travel).
 #[derive(sqlx::FromRow)]
-pub(crate) struct EventRow {
+pub struct EventRow {
     position: i64,
     event_id: uuid::Uuid,
     tenant_id: uuid::Uuid,
@@ -346,12 +347,12 @@ pub(crate) struct EventRow {
 }
 
 /// The column list that [`EventRow`] decodes.
-pub(crate) const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
+pub const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
     stream_version, event_type, schema_version, data, actor_type, actor_id, actor_name, \
     actor_user_id, request_id, correlation_id, causation_id, occurred_at";
 
 impl EventRow {
-    pub(crate) fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
+    pub fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
         let actor = Actor::from_columns(
             &self.actor_type,
             self.actor_id,

@@ -43,6 +43,11 @@ pub const LOG_CHANNEL: &str = "tenet_log";
 const BEGIN_APPEND: &str =
     "BEGIN ISOLATION LEVEL READ COMMITTED; SELECT pg_advisory_xact_lock(1415927365, 1)";
 
+/// Takes the log lock for the rest of a transaction: no append commits
+/// until it ends (an inline projection's blue/green swap needs the log to
+/// stand still while it catches up and flips).
+pub const LOG_LOCK: &str = "SELECT pg_advisory_xact_lock(1415927365, 1)";
+
 /// Longest a batch may take before the writer gives up on its connection.
 const BATCH_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(30);
 
@@ -73,7 +78,7 @@ impl PostgresStore {
     pub async fn open(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
         let db = crate::db::Db::Postgres(pool.clone());
         for inline in &options.inline {
-            projection::register(&db, inline.name()).await?;
+            projection::register_inline(&db, inline.name()).await?;
         }
         let current = read_head(&pool).await?;
         let (head, _) = watch::channel(current);

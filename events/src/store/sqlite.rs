@@ -32,7 +32,7 @@ pub struct SqliteStore {
 impl SqliteStore {
     pub async fn open(db: SqliteDb, options: StoreOptions) -> Result<Self, StoreError> {
         for inline in &options.inline {
-            projection::register(&Db::Sqlite(db.clone()), inline.name()).await?;
+            projection::register_inline(&Db::Sqlite(db.clone()), inline.name()).await?;
         }
         let current: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
             .fetch_one(&db.writer)

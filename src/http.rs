@@ -232,11 +232,16 @@ async fn method_not_allowed() -> ApiError {
 async fn problem_for_bare_errors(request: Request, next: Next) -> Response {
     let response = next.run(request).await;
     let status = response.status();
-    let is_problem = response
+    // JSON already (problem+json, or a report such as readiness's 503)
+    // says what went wrong better than a generic problem would.
+    let is_json = response
         .headers()
         .get(axum::http::header::CONTENT_TYPE)
-        .is_some_and(|value| value.as_bytes().starts_with(b"application/problem+json"));
-    let bare = (status.is_client_error() || status.is_server_error()) && !is_problem;
+        .is_some_and(|value| {
+            value.as_bytes().starts_with(b"application/problem+json")
+                || value.as_bytes().starts_with(b"application/json")
+        });
+    let bare = (status.is_client_error() || status.is_server_error()) && !is_json;
     if !bare {
         return response;
     }

@@ -563,6 +563,16 @@ async fn save_counts(
             .bind(changed.iter().map(|c| c.2).collect::<Vec<_>>())
             .execute(&mut **tx)
             .await?;
+            // An emptied bucket goes, however the log was batched.
+            sqlx::query(
+                "DELETE FROM project_counts c USING unnest($2::uuid[], $3::text[]) AS k(tenant_id, status) \
+                 WHERE c.generation = $1 AND c.tenant_id = k.tenant_id AND c.status = k.status AND c.count = 0",
+            )
+            .bind(generation)
+            .bind(changed.iter().map(|c| c.0).collect::<Vec<_>>())
+            .bind(changed.iter().map(|c| c.1).collect::<Vec<_>>())
+            .execute(&mut **tx)
+            .await?;
         }
         Tx::Sqlite(tx) => {
             for (tenant, status, delta) in changed {
@@ -574,6 +584,15 @@ async fn save_counts(
                 .bind(tenant)
                 .bind(status)
                 .bind(delta)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM project_counts WHERE generation = $1 AND tenant_id = $2 \
+                     AND status = $3 AND count = 0",
+                )
+                .bind(generation)
+                .bind(tenant)
+                .bind(status)
                 .execute(&mut **tx)
                 .await?;
             }

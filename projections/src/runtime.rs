@@ -261,18 +261,14 @@ impl Runner {
     async fn checkpoint(&self) -> Result<(Position, Status), String> {
         let row = checkpoints::load(&self.runtime.db, self.name(), self.generation)
             .await
-            .map_err(|e| e.to_string())?
-            .ok_or_else(|| {
-                format!(
-                    "projection {} has no checkpoint for generation {}",
-                    self.name(),
-                    self.generation
-                )
-            })?;
-        Ok((
-            Position(row.position),
-            Status::parse(&row.status).unwrap_or(Status::Failed),
-        ))
+            .map_err(|e| e.to_string())?;
+        // A retired generation's checkpoint is removed with its rows.
+        Ok(row.map_or((Position::START, Status::Retired), |row| {
+            (
+                Position(row.position),
+                Status::parse(&row.status).unwrap_or(Status::Failed),
+            )
+        }))
     }
 
     async fn lead(&self, shutdown: &CancellationToken) -> Result<(), String> {

@@ -787,6 +787,24 @@ async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), Proj
                 .bind(counts.iter().map(|(_, delta)| *delta).collect::<Vec<_>>())
                 .execute(&mut **tx)
                 .await?;
+                // An emptied bucket goes: whether a bucket that emptied
+                // exists must not depend on how the log was batched (a
+                // rebuild equals the live model row for row).
+                sqlx::query(
+                    "DELETE FROM task_counts c USING unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
+                       AS k(tenant_id, project_id, status, priority, assignee_id) \
+                     WHERE c.generation = $1 AND c.tenant_id = k.tenant_id AND c.project_id = k.project_id \
+                       AND c.status = k.status AND c.priority = k.priority AND c.assignee_id = k.assignee_id \
+                       AND c.count = 0",
+                )
+                .bind(generation)
+                .bind(counts.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.1).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.2.clone()).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.3.clone()).collect::<Vec<_>>())
+                .bind(counts.iter().map(|(b, _)| b.4).collect::<Vec<_>>())
+                .execute(&mut **tx)
+                .await?;
             }
         }
         Tx::Sqlite(tx) => {
@@ -873,6 +891,18 @@ async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), Proj
                 .bind(&bucket.3)
                 .bind(bucket.4)
                 .bind(delta)
+                .execute(&mut **tx)
+                .await?;
+                sqlx::query(
+                    "DELETE FROM task_counts WHERE generation = $1 AND tenant_id = $2 AND project_id = $3 \
+                     AND status = $4 AND priority = $5 AND assignee_id = $6 AND count = 0",
+                )
+                .bind(generation)
+                .bind(bucket.0)
+                .bind(bucket.1)
+                .bind(&bucket.2)
+                .bind(&bucket.3)
+                .bind(bucket.4)
                 .execute(&mut **tx)
                 .await?;
             }

@@ -128,7 +128,10 @@ async fn relayed_events_reach_a_durable_consumer_in_order_exactly_once() {
         checkpoints: Checkpoints::default(),
     };
     let projector: Arc<dyn Projector> = Arc::new(Positions);
-    let _runners = runtime.start(&[projector], &[], shutdown.clone()).await.unwrap();
+    let _runners = runtime
+        .start(&[projector], &[], shutdown.clone())
+        .await
+        .unwrap();
 
     let head = append(&store, 1_500).await;
     runtime

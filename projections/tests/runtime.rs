@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use serde_json::json;
+use std::sync::atomic::{AtomicBool, Ordering};
 use tenet_events::db::{Db, Tx};
 use tenet_events::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
 use tenet_events::ids::{EventId, Position, StreamId, TenantId};
@@ -24,8 +25,9 @@ use tokio_util::sync::CancellationToken;
 /// position: applying one twice would fail the transaction.
 struct Seen {
     name: &'static str,
-    /// Refuses events whose data says `{"poison": true}`.
-    strict: bool,
+    /// While set, refuses events whose data says `{"poison": true}`
+    /// (clearing it is the "fix" a new release would bring).
+    strict: Arc<AtomicBool>,
 }
 
 #[async_trait]
@@ -45,7 +47,7 @@ impl Projector for Seen {
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
         for event in events {
-            if self.strict && event.data["poison"] == json!(true) {
+            if self.strict.load(Ordering::SeqCst) && event.data["poison"] == json!(true) {
                 return Err(ProjectionError::event(event, "poisoned"));
             }
             with_tx!(&mut *tx, conn => {
@@ -187,10 +189,13 @@ async fn a_runner_applies_every_event_once_and_checkpoints(database: TestDatabas
     let runtime = runtime(&database, store.clone());
     let projector: Arc<dyn Projector> = Arc::new(Seen {
         name: "seen",
-        strict: false,
+        strict: Arc::new(AtomicBool::new(false)),
     });
     let shutdown = CancellationToken::new();
-    let mut runners = runtime.start(&[projector], &[], shutdown.clone()).await.unwrap();
+    let mut runners = runtime
+        .start(&[projector], &[], shutdown.clone())
+        .await
+        .unwrap();
 
     let head = append_many(&store, 600).await;
     runtime
@@ -261,7 +266,7 @@ async fn duplicates_and_gaps_from_the_source_change_nothing(database: TestDataba
         runtime: runtime(&database, store.clone()),
         projector: Arc::new(Seen {
             name: "seen",
-            strict: false,
+            strict: Arc::new(AtomicBool::new(false)),
         }),
         generation: tenet_events::projection::register(&database.db, "seen")
             .await
@@ -290,7 +295,7 @@ async fn a_large_gap_is_closed_in_bounded_steps(database: TestDatabase) {
         runtime: runtime(&database, store.clone()),
         projector: Arc::new(Seen {
             name: "seen",
-            strict: false,
+            strict: Arc::new(AtomicBool::new(false)),
         }),
         generation: tenet_events::projection::register(&database.db, "seen")
             .await
@@ -312,7 +317,7 @@ async fn two_runners_of_one_projection_apply_each_event_once(database: TestDatab
                 runtime: runtime(&database, store.clone()),
                 projector: Arc::new(Seen {
                     name: "seen",
-                    strict: false,
+                    strict: Arc::new(AtomicBool::new(false)),
                 }),
                 generation,
             };
@@ -343,11 +348,11 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
     let runtime = runtime(&database, store.clone());
     let strict: Arc<dyn Projector> = Arc::new(Seen {
         name: "strict",
-        strict: true,
+        strict: Arc::new(AtomicBool::new(true)),
     });
     let lenient: Arc<dyn Projector> = Arc::new(Seen {
         name: "lenient",
-        strict: false,
+        strict: Arc::new(AtomicBool::new(false)),
     });
     let shutdown = CancellationToken::new();
     let _runners = runtime
@@ -410,6 +415,102 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
     shutdown.cancel();
 }
 
+async fn a_failed_projection_resumes_after_a_fix_and_a_replay(database: TestDatabase) {
+    let store = open_store(&database).await;
+    let runtime = runtime(&database, store.clone());
+    let strict = Arc::new(AtomicBool::new(true));
+    let projector: Arc<dyn Projector> = Arc::new(Seen {
+        name: "fixable",
+        strict: strict.clone(),
+    });
+    let shutdown = CancellationToken::new();
+    let _supervisors = runtime
+        .start(&[projector], &[], shutdown.clone())
+        .await
+        .unwrap();
+    let tenant = TenantId::generate();
+    let append = |poison: bool| {
+        store.append(AppendRequest::new(
+            tenant,
+            StreamId::generate(),
+            "test",
+            ExpectedVersion::NO_STREAM,
+            vec![test_event(poison)],
+            Metadata::new(Actor::System {
+                name: "test".into(),
+            }),
+        ))
+    };
+    for n in 0..10 {
+        append(n == 4).await.unwrap();
+    }
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while checkpoints::load(&database.db, "fixable", 1)
+            .await
+            .unwrap()
+            .is_none_or(|c| c.status != "failed")
+        {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the projection fails at the poison");
+
+    // The fix ships; a replay rebuilds past the event and swaps in.
+    strict.store(false, Ordering::SeqCst);
+    let head = store.head().await.unwrap();
+    let job = tenet_projections::replay::request(&database.db, head, "fixable", "test")
+        .await
+        .unwrap();
+    assert_eq!(job.generation, 2);
+    let again = tenet_projections::replay::request(&database.db, head, "fixable", "test").await;
+    assert!(matches!(
+        again,
+        Err(tenet_projections::replay::ReplayError::AlreadyRunning { .. })
+    ));
+    let done = tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let job = tenet_projections::replay::job(&database.db, head, job.id)
+                .await
+                .unwrap()
+                .unwrap();
+            if job.state != "running" {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the rebuild finishes");
+    assert_eq!(done.state, "completed");
+    assert_eq!(
+        tenet_events::projection::register(&database.db, "fixable")
+            .await
+            .unwrap(),
+        2,
+        "the rebuilt generation is active"
+    );
+    // It goes on live, and the failed generation's rows are gone.
+    for _ in 0..5 {
+        append(false).await.unwrap();
+    }
+    let head = store.head().await.unwrap();
+    runtime
+        .checkpoints
+        .wait_for(&database.db, "fixable", head, Duration::from_secs(30))
+        .await
+        .unwrap();
+    tokio::time::timeout(Duration::from_secs(30), async {
+        while seen(&database.db, "fixable").await.len() as i64 != head.0 {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+    .expect("the old generation's rows are removed");
+    assert_dense_and_ordered(&seen(&database.db, "fixable").await, head);
+    shutdown.cancel();
+}
+
 macro_rules! both_backends {
     ($($test:ident),* $(,)?) => {
         mod sqlite {
@@ -438,4 +539,5 @@ both_backends!(
     two_runners_of_one_projection_apply_each_event_once,
     a_poison_event_fails_its_projection_alone,
     a_large_gap_is_closed_in_bounded_steps,
+    a_failed_projection_resumes_after_a_fix_and_a_replay,
 );

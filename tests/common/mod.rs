@@ -89,6 +89,45 @@ impl Backing {
     }
 }
 
+impl Backing {
+    /// A connection to the database a service on this backing uses, for
+    /// tests that look underneath the API (row-for-row comparisons,
+    /// events written the way an older binary wrote them).
+    pub async fn open_db(&self) -> tenet_events::db::Db {
+        use tenet_events::db::{Db, DbOptions};
+        match &self.database {
+            Some(database) => Db::connect_postgres(
+                database.url.as_deref().expect("a Postgres URL"),
+                &DbOptions::default(),
+            )
+            .await
+            .expect("connect to the test database"),
+            None => {
+                let dir = self.dir.path().join("data");
+                std::fs::create_dir_all(&dir).expect("data directory");
+                Db::open_sqlite(&dir.join("tenet.db"), &DbOptions::default())
+                    .await
+                    .expect("open the embedded database")
+            }
+        }
+    }
+
+    /// Makes the user with `email` a platform admin (`tenet admin grant`).
+    pub async fn grant_platform_admin(&self, email: &str) {
+        let granted = command()
+            .args(["admin", "grant", email])
+            .envs(self.env())
+            .output()
+            .await
+            .expect("run tenet admin grant");
+        assert!(
+            granted.status.success(),
+            "{}",
+            String::from_utf8_lossy(&granted.stderr)
+        );
+    }
+}
+
 /// A running `tenet serve`.
 pub struct Tenet {
     pub child: Child,

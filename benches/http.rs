@@ -1,13 +1,18 @@
-//! Commands over HTTP against the real binary: create-project throughput
-//! and latency at 64 connections beside the durable-append ceiling of the
-//! same run, and how soon an acknowledged command is visible to reads
-//! (command ack → a GET carrying its consistency token answers) at steady
-//! 200 and 1,000 commands/s. Both backends.
+//! Commands and lists over HTTP against the real binary, both backends:
+//! create-project throughput at 64 connections and create-task throughput
+//! at 16 and 64 connections (all into one project, whose stream hands out
+//! the numbers) beside the durable-append ceiling of the same run; how soon
+//! an acknowledged command is visible to reads (command ack → a GET
+//! carrying its consistency token answers) at steady 200 and 1,000
+//! commands/s; and filtered task lists over a workspace of 100,000 tasks
+//! beside the naive `OFFSET` + `count(*)` of the same page on the same
+//! data.
 //!
 //! `cargo bench --bench http` (`TENET_BENCH_SECONDS` sets run length).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
+mod lists;
 mod support;
 
 use std::sync::Arc;
@@ -32,19 +37,46 @@ async fn create_projects(
     workspace: &str,
     connections: usize,
 ) -> (f64, Histogram<u64>) {
+    let path = format!("/api/v1/workspaces/{workspace}/projects");
+    closed_loop(user, &path, connections, |client, n| {
+        json!({ "name": format!("Bench {client}-{n}-{}", uuid::Uuid::new_v4().simple()) })
+    })
+    .await
+}
+
+/// Closed loop: `connections` clients each creating tasks in one project.
+async fn create_tasks(
+    user: &User,
+    workspace: &str,
+    project: &str,
+    connections: usize,
+) -> (f64, Histogram<u64>) {
+    let path = format!("/api/v1/workspaces/{workspace}/projects/{project}/tasks");
+    closed_loop(user, &path, connections, |client, n| {
+        json!({ "title": format!("Task {client}-{n}"), "priority": "high", "labels": ["bench"] })
+    })
+    .await
+}
+
+/// `connections` clients each POSTing `body(client, n)` to `path` back to
+/// back for the run; answers requests/s and their latencies.
+async fn closed_loop(
+    user: &User,
+    path: &str,
+    connections: usize,
+    body: fn(usize, u64) -> serde_json::Value,
+) -> (f64, Histogram<u64>) {
     let until = Instant::now() + run_for();
     let started = Instant::now();
     let tasks = (0..connections).map(|client| {
         let http = user.client.clone();
-        let path = format!("/api/v1/workspaces/{workspace}/projects");
+        let path = path.to_owned();
         tokio::spawn(async move {
             let mut latencies = histogram();
             let mut n = 0u64;
             while Instant::now() < until {
                 let sent = Instant::now();
-                let reply = http
-                    .post(&path, json!({ "name": format!("Bench {client}-{n}-{}", uuid::Uuid::new_v4().simple()) }))
-                    .await;
+                let reply = http.post(&path, body(client, n)).await;
                 assert_eq!(reply.status, 201, "{:#}", reply.body);
                 latencies.record(sent.elapsed().as_micros() as u64).ok();
                 n += 1;
@@ -143,6 +175,30 @@ async fn bench(mode: Mode, rows: &mut Vec<Row>) {
         row = row.against(ceiling, "pgbench append, best of 16/64 clients");
     }
     rows.push(row);
+
+    let project = user
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{workspace}/projects"),
+            json!({ "name": "Task bench" }),
+        )
+        .await;
+    let project = project.body["id"].as_str().expect("project id").to_owned();
+    for connections in [16, 64] {
+        let (rate, latencies) = create_tasks(&user, &workspace, &project, connections).await;
+        let what = format!(
+            "create task over HTTP (one project), {connections} connections (p50 {:.1} ms, p99 {:.1} ms)",
+            ms(&latencies, 0.5),
+            ms(&latencies, 0.99)
+        );
+        let mut row = Row::new(what, backend, rate, "req/s");
+        if let Some(ceiling) = ceiling {
+            row = row.against(ceiling, "pgbench append, best of 16/64 clients");
+        }
+        rows.push(row);
+    }
+
+    lists::bench(&backing, &user, backend, rows).await;
 
     for rate in [200, 1_000] {
         let lag = visibility(&user, &workspace, rate).await;

@@ -61,7 +61,12 @@ pub struct Parts<'a> {
         description = "Multi-tenant, event-sourced work management. Errors are RFC 9457 problem+json. \
             Lists take offset/limit (1-100) and answer items/total/has_more. Commands answer \
             X-Consistency-Token; send it back on a read to read your own write. Single resources \
-            carry ETag; PATCH and DELETE accept If-Match."
+            carry ETag; PATCH and DELETE accept If-Match. POSTs accept Idempotency-Key (up to 255 \
+            printable characters): a retry with the same key and body replays the first response \
+            for 24 hours, the same key with another body is 422. Rate limits are per principal (a \
+            user, or an API key once accepted) and per client IP on login and registration; each \
+            instance counts on its own, so N instances behind a balancer allow up to N times the \
+            limit."
     ),
     modifiers(&SecuritySchemes),
     components(
@@ -73,6 +78,7 @@ pub struct Parts<'a> {
     ),
     tags(
         (name = "auth", description = "Accounts and access tokens"),
+        (name = "operations", description = "Liveness, readiness and metrics"),
         (name = "workspaces", description = "Workspaces: the tenants"),
         (name = "projects", description = "Projects inside a workspace"),
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
@@ -117,6 +123,8 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     let mut doc = ApiDoc::openapi();
     doc.merge(command_doc);
     doc.merge(query_doc);
+    doc.merge(ops::ApiDoc::openapi());
+    tenet_events::http::openapi::complete(&mut doc);
     let mut api = axum::Router::new();
     if parts.config.runs(Role::Command) {
         api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(
@@ -134,18 +142,22 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn(problem_for_bare_errors));
+    // CORS answers preflights itself: inside the layers below, so those
+    // answers carry the rate-limit and security headers and a request id
+    // like every other response.
+    let router = match cors(&parts.config.cors_origins) {
+        Some(cors) => router.layer(cors),
+        None => router,
+    };
+    router
         .layer(middleware::from_fn_with_state(
             parts.limits,
             ratelimit::layer,
         ))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(record_metrics))
-        .layer(middleware::from_fn(request_id::layer));
-    match cors(&parts.config.cors_origins) {
-        Some(cors) => router.layer(cors),
-        None => router,
-    }
+        .layer(middleware::from_fn(request_id::layer))
 }
 
 /// Headers every response carries: no MIME sniffing, no framing, no

@@ -253,14 +253,25 @@ impl Server {
             .router
             .into_make_service_with_connect_info::<SocketAddr>();
         let stop = shutdown.clone();
+        let draining = CancellationToken::new();
+        let drain = draining.clone();
         let served = axum::serve(self.listener, app).with_graceful_shutdown(async move {
             tokio::select! {
                 () = signal => {}
                 () = stop.cancelled() => {}
             }
             tracing::info!("shutting down: finishing in-flight requests");
+            drain.cancel();
         });
-        let result = served.await.context("server error");
+        // Draining is bounded too: a client that never finishes its
+        // request must not hold the process forever.
+        let result = tokio::select! {
+            result = served => result.context("server error"),
+            () = stop_draining(&draining, self.shutdown_timeout) => {
+                tracing::warn!("in-flight requests did not finish in time; closing them");
+                Ok(())
+            }
+        };
         shutdown.cancel();
         let drained = tokio::time::timeout(self.shutdown_timeout, async {
             while self.background.join_next().await.is_some() {}
@@ -274,6 +285,12 @@ impl Server {
         tracing::info!("stopped");
         result
     }
+}
+
+/// Resolves `timeout` after draining begins.
+async fn stop_draining(draining: &CancellationToken, timeout: Duration) {
+    draining.cancelled().await;
+    tokio::time::sleep(timeout).await;
 }
 
 /// Installs SIGINT and SIGTERM handlers now (so a signal sent right after

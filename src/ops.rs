@@ -33,17 +33,29 @@ pub fn router(ops: Ops) -> axum::Router {
         .with_state(ops)
 }
 
-#[derive(Serialize)]
+/// The operations routes in the OpenAPI document.
+#[derive(utoipa::OpenApi)]
+#[openapi(paths(health, ready, metrics))]
+pub struct ApiDoc;
+
+#[derive(Serialize, utoipa::ToSchema)]
 struct Health {
+    /// Always `ok`.
     status: &'static str,
 }
 
 /// `GET /api/v1/health`: the process is up and serving HTTP.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health",
+    tag = "operations",
+    responses((status = 200, description = "The process is up", body = Health))
+)]
 async fn health() -> Json<Health> {
     Json(Health { status: "ok" })
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Readiness {
     status: &'static str,
     database: Check,
@@ -53,14 +65,14 @@ struct Readiness {
     projections: Vec<ProjectionReadiness>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct Check {
     ok: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     error: Option<String>,
 }
 
-#[derive(Serialize)]
+#[derive(Serialize, utoipa::ToSchema)]
 struct ProjectionReadiness {
     name: String,
     generation: i32,
@@ -75,6 +87,15 @@ struct ProjectionReadiness {
 /// `GET /api/v1/health/ready`: 200 when the database answers, NATS (if
 /// configured) is connected and every active projection is live and within
 /// the lag bound; 503 with the failing checks otherwise.
+#[utoipa::path(
+    get,
+    path = "/api/v1/health/ready",
+    tag = "operations",
+    responses(
+        (status = 200, description = "Ready: database, NATS and every projection are fine", body = Readiness),
+        (status = 503, description = "Not ready; the body says which check failed", body = Readiness),
+    )
+)]
 async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
     let database = match ops.db.ping().await {
         Ok(()) => Check {
@@ -140,6 +161,12 @@ async fn ready(State(ops): State<Ops>) -> impl IntoResponse {
 }
 
 /// `GET /metrics`: Prometheus text format.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "operations",
+    responses((status = 200, description = "Prometheus text format", content_type = "text/plain"))
+)]
 async fn metrics(State(ops): State<Ops>) -> impl IntoResponse {
     match &ops.metrics {
         Some(handle) => (

@@ -25,6 +25,7 @@ use super::user::{User, UserCommand, UserError, decide};
 use crate::http::{
     CommandState, Deleted, Written, failure, metadata, metadata_of_user, position_of,
 };
+use crate::idempotency::Reply;
 use crate::repository::{ExecuteError, Target};
 use crate::secret;
 
@@ -190,7 +191,7 @@ fn refresh_expiry(state: &CommandState) -> DateTime<Utc> {
     tag = "auth",
     request_body = Login,
     responses(
-        (status = 200, description = "Logged in", body = TokenPair),
+        (status = 200, description = "Logged in", body = TokenPair, headers(("X-Consistency-Token" = String))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthenticated),
         (status = 415, response = UnsupportedMediaType),
@@ -202,9 +203,12 @@ pub async fn login(
     State(state): State<CommandState>,
     request_id: RequestId,
     Json(body): Json<Login>,
-) -> Result<axum::Json<TokenPair>, ApiError> {
+) -> Result<Written<TokenPair>, ApiError> {
     let email = body.email.trim().to_lowercase();
-    if body.password.chars().count() > PASSWORD_MAX {
+    // What no account can have is refused before the database is asked
+    // (which would refuse a NUL byte itself, as an error).
+    let impossible = email.len() > 254 || email.chars().any(char::is_control);
+    if impossible || body.password.chars().count() > PASSWORD_MAX {
         return Err(ApiError::unauthenticated("Invalid email or password"));
     }
     let credentials = state.access.credentials(&email).await?;
@@ -232,7 +236,7 @@ pub async fn login(
         new_stream: true,
     };
     let refresh_hash = digest(&refresh_token);
-    state
+    let committed = state
         .repository
         .execute::<Session, _>(target, |session| {
             session::decide(
@@ -246,13 +250,8 @@ pub async fn login(
         })
         .await
         .map_err(|error| failure(error, |e: SessionError| ApiError::conflict(e.to_string())))?;
-    Ok(axum::Json(pair(
-        &state,
-        user,
-        session,
-        refresh_token,
-        expires_at,
-    )))
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(pair(&state, user, session, refresh_token, expires_at), None).written(position))
 }
 
 /// Refresh tokens start with this, to tell them from other secrets.
@@ -278,7 +277,7 @@ fn invalid_refresh() -> ApiError {
     tag = "auth",
     request_body = Refresh,
     responses(
-        (status = 200, description = "A new token pair", body = TokenPair),
+        (status = 200, description = "A new token pair", body = TokenPair, headers(("X-Consistency-Token" = String))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthenticated),
         (status = 415, response = UnsupportedMediaType),
@@ -290,7 +289,7 @@ pub async fn refresh(
     State(state): State<CommandState>,
     request_id: RequestId,
     Json(body): Json<Refresh>,
-) -> Result<axum::Json<TokenPair>, ApiError> {
+) -> Result<Written<TokenPair>, ApiError> {
     if !body.refresh_token.starts_with(REFRESH_PREFIX) || body.refresh_token.len() > 128 {
         return Err(invalid_refresh());
     }
@@ -332,13 +331,12 @@ pub async fn refresh(
             "This refresh token was already used; the session is revoked. Log in again",
         ));
     }
-    Ok(axum::Json(pair(
-        &state,
-        record.user_id,
-        record.id,
-        refresh_token,
-        expires_at,
-    )))
+    let position = position_of(&state.repository, committed.position).await?;
+    Ok(Reply::ok(
+        pair(&state, record.user_id, record.id, refresh_token, expires_at),
+        None,
+    )
+    .written(position))
 }
 
 /// `POST /api/v1/auth/logout`: revokes the caller's session (its refresh

@@ -154,11 +154,12 @@ pub async fn create_project(
     idempotency: Idempotency,
     Json(body): Json<CreateProject>,
 ) -> Result<Written<ProjectView>, ApiError> {
+    let id = ProjectId::generate();
     let mut checks = Checks::new();
     let name = checks.line("name", &body.name, 100);
     let slug = match &body.slug {
         Some(slug) => checks.slug("slug", slug),
-        None => slugify(&name),
+        None => slugify(&name, "project", id.as_uuid()),
     };
     let description = checks.text(
         "description",
@@ -166,7 +167,6 @@ pub async fn create_project(
         DESCRIPTION_MAX,
     );
     checks.finish()?;
-    let id = ProjectId::generate();
     let workspace = access.workspace_id;
     let reply = move |committed: &Committed<Project>| {
         Reply::created(

@@ -99,14 +99,14 @@ pub async fn create_workspace(
     if matches!(principal.credential, Credential::ApiKey { .. }) {
         return Err(ApiError::forbidden("API keys cannot create workspaces"));
     }
+    let id = WorkspaceId::generate();
     let mut checks = Checks::new();
     let name = checks.line("name", &body.name, 100);
     let slug = match &body.slug {
         Some(slug) => checks.slug("slug", slug),
-        None => slugify(&name),
+        None => slugify(&name, "workspace", id.as_uuid()),
     };
     checks.finish()?;
-    let id = WorkspaceId::generate();
     let reply = move |committed: &Committed<Workspace>| {
         Reply::created(
             view(id, Role::Owner, committed),

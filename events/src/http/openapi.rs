@@ -54,3 +54,76 @@ impl Modify for SecuritySchemes {
         );
     }
 }
+
+/// What every operation shares, added to the merged document: every
+/// response carries `X-Request-ID` and the `X-RateLimit-*` headers, any
+/// operation can answer 429 (rate limited) and 503 (a dependency down),
+/// and an operation with a body can answer 413 (over the body limit).
+pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
+    use utoipa::openapi::header::HeaderBuilder;
+    use utoipa::openapi::schema::{ObjectBuilder, Type};
+    use utoipa::openapi::{Ref, RefOr};
+
+    let header = |description: &str, kind: Type| {
+        RefOr::T(
+            HeaderBuilder::new()
+                .schema(Some(ObjectBuilder::new().schema_type(kind)))
+                .description(Some(description))
+                .build(),
+        )
+    };
+    let shared = [
+        (
+            "X-Request-ID",
+            header(
+                "The request's id (echoed when the client sent one); also in problem bodies and in the audit log",
+                Type::String,
+            ),
+        ),
+        (
+            "X-RateLimit-Limit",
+            header("Requests allowed per minute for this caller", Type::Integer),
+        ),
+        (
+            "X-RateLimit-Remaining",
+            header("Requests left in the current window", Type::Integer),
+        ),
+        (
+            "X-RateLimit-Reset",
+            header("Seconds until the allowance is full again", Type::Integer),
+        ),
+    ];
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            let responses = &mut operation.responses.responses;
+            responses
+                .entry("429".to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name("TooManyRequests")));
+            responses
+                .entry("503".to_owned())
+                .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Unavailable")));
+            if operation.request_body.is_some() {
+                responses
+                    .entry("413".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("PayloadTooLarge")));
+            }
+            for response in responses.values_mut() {
+                if let RefOr::T(response) = response {
+                    for (name, value) in &shared {
+                        response
+                            .headers
+                            .entry((*name).to_owned())
+                            .or_insert_with(|| value.clone());
+                    }
+                }
+            }
+        }
+    }
+}

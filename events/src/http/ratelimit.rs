@@ -11,6 +11,10 @@
 //! times the configured one. That is the trade for zero coordination on
 //! every request; a shared limiter would need a shared store (Redis),
 //! which Tenet does not run.
+//!
+//! An API key gets its own bucket only once this process has seen it
+//! accepted: until then (and for keys that are refused) requests count
+//! against the client address, so inventing keys buys no fresh buckets.
 
 use std::net::{IpAddr, SocketAddr};
 use std::num::NonZeroU32;
@@ -43,7 +47,13 @@ pub struct RateLimits {
     /// behind a proxy that sets it; otherwise clients could pick their own).
     trust_forwarded_for: bool,
     clock: DefaultClock,
+    /// Digests of API keys this process saw accepted. Held only to look up
+    /// or change, never across an await; cleared when it grows past
+    /// [`KNOWN_KEYS_MAX`] (keys then count against their address once).
+    known_keys: std::sync::Mutex<std::collections::HashSet<String>>,
 }
+
+const KNOWN_KEYS_MAX: usize = 100_000;
 
 /// Paths limited per IP with the (stricter) authentication quota.
 const AUTH_PATHS: [&str; 2] = ["/api/v1/auth/login", "/api/v1/auth/register"];
@@ -70,6 +80,27 @@ impl RateLimits {
             jwt,
             trust_forwarded_for,
             clock: DefaultClock::default(),
+            known_keys: std::sync::Mutex::default(),
+        }
+    }
+
+    fn known_keys(&self) -> std::sync::MutexGuard<'_, std::collections::HashSet<String>> {
+        self.known_keys
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+    }
+
+    /// Records whether an API key was accepted (it then has a bucket of its
+    /// own) or refused (it counts against its address again).
+    fn learn(&self, key: &str, accepted: bool) {
+        let mut known = self.known_keys();
+        if accepted {
+            if known.len() >= KNOWN_KEYS_MAX {
+                known.clear();
+            }
+            known.insert(key.to_owned());
+        } else {
+            known.remove(key);
         }
     }
 
@@ -82,6 +113,9 @@ impl RateLimits {
         self.auth.shrink_to_fit();
     }
 
+    /// The client's address: the peer's, or behind a trusted proxy the
+    /// last (rightmost) `X-Forwarded-For` entry, the one that proxy added
+    /// (entries to its left are whatever the client sent).
     fn client_ip(&self, headers: &HeaderMap, peer: Option<SocketAddr>) -> IpAddr {
         let forwarded = self
             .trust_forwarded_for
@@ -90,7 +124,7 @@ impl RateLimits {
                     .get("x-forwarded-for")?
                     .to_str()
                     .ok()?
-                    .split(',')
+                    .rsplit(',')
                     .next()?
                     .trim()
                     .parse()
@@ -104,25 +138,33 @@ impl RateLimits {
 
     /// The bucket of an API request: the verified principal if any, else
     /// the client address. An unverifiable token counts against its
-    /// address, so forged tokens cannot drain someone else's bucket.
-    fn api_key(&self, headers: &HeaderMap, ip: IpAddr) -> String {
+    /// address, so forged tokens cannot drain someone else's bucket, nor
+    /// invented API keys buy fresh ones. Also answers the API key's own
+    /// bucket name, to learn from the response whether it was accepted.
+    fn api_key(&self, headers: &HeaderMap, ip: IpAddr) -> (String, Option<String>) {
         match bearer_of(headers) {
             Some(token) if token.starts_with("tnt_") => {
                 let digest = Sha256::digest(token.as_bytes());
-                format!(
+                let key = format!(
                     "key:{}",
                     digest
                         .iter()
                         .take(16)
                         .map(|b| format!("{b:02x}"))
                         .collect::<String>()
-                )
+                );
+                let bucket = if self.known_keys().contains(&key) {
+                    key.clone()
+                } else {
+                    format!("ip:{ip}")
+                };
+                (bucket, Some(key))
             }
             Some(token) => match self.jwt.verify(token) {
-                Ok(claims) => format!("user:{}", claims.sub),
-                Err(_) => format!("ip:{ip}"),
+                Ok(claims) => (format!("user:{}", claims.sub), None),
+                Err(_) => (format!("ip:{ip}"), None),
             },
-            None => format!("ip:{ip}"),
+            None => (format!("ip:{ip}"), None),
         }
     }
 }
@@ -174,24 +216,31 @@ pub async fn layer(
     next: Next,
 ) -> Response {
     let path = request.uri().path();
-    if !path.starts_with("/api/") || path.starts_with("/api/v1/health") {
-        return next.run(request).await;
-    }
     let peer = request
         .extensions()
         .get::<ConnectInfo<SocketAddr>>()
         .map(|info| info.0);
     let ip = limits.client_ip(request.headers(), peer);
+    let mut api_key = None;
     let verdict = if AUTH_PATHS.contains(&path) {
         verdict(&limits.auth, &ip, limits.auth_quota, &limits.clock)
     } else {
-        let key = limits.api_key(request.headers(), ip);
-        verdict(&limits.api, &key, limits.api_quota, &limits.clock)
+        let (bucket, key) = limits.api_key(request.headers(), ip);
+        api_key = key;
+        verdict(&limits.api, &bucket, limits.api_quota, &limits.clock)
     };
     let mut response = match verdict.retry_after {
         Some(wait) => ApiError::rate_limited(seconds(wait)).into_response(),
         None => next.run(request).await,
     };
+    if let Some(key) = api_key
+        && verdict.retry_after.is_none()
+    {
+        limits.learn(
+            &key,
+            response.status() != axum::http::StatusCode::UNAUTHORIZED,
+        );
+    }
     let headers = response.headers_mut();
     headers.insert("x-ratelimit-limit", HeaderValue::from(verdict.limit));
     headers.insert(
@@ -252,7 +301,27 @@ mod tests {
         let proxied = RateLimits::new(600, 10, jwt, true);
         assert_eq!(
             proxied.client_ip(&headers, peer),
-            IpAddr::from([203, 0, 113, 9])
+            IpAddr::from([10, 0, 0, 1]),
+            "the entry the trusted proxy added, not what the client claimed"
         );
+    }
+
+    #[test]
+    fn an_api_key_gets_its_own_bucket_only_once_accepted() {
+        let jwt = Arc::new(Jwt::hs256(&[1; 32], None, None, Duration::from_secs(60)));
+        let limits = RateLimits::new(600, 10, jwt, false);
+        let ip = IpAddr::from([10, 0, 0, 7]);
+        let mut headers = HeaderMap::new();
+        headers.insert(
+            axum::http::header::AUTHORIZATION,
+            HeaderValue::from_static("Bearer tnt_invented"),
+        );
+        let (bucket, key) = limits.api_key(&headers, ip);
+        assert_eq!(bucket, "ip:10.0.0.7");
+        let key = key.expect("an API key");
+        limits.learn(&key, true);
+        assert_eq!(limits.api_key(&headers, ip).0, key);
+        limits.learn(&key, false);
+        assert_eq!(limits.api_key(&headers, ip).0, "ip:10.0.0.7");
     }
 }

@@ -108,8 +108,11 @@ fn check_email(email: &str) -> Result<(), &'static str> {
     }
 }
 
-/// A slug derived from a name ("Web Platform!" → "web-platform").
-pub fn slugify(name: &str) -> String {
+/// A slug derived from a name ("Web Platform!" → "web-platform"). A name
+/// with too few ASCII letters or digits to make one ("開発") gets
+/// `fallback` and the start of `id`, so such names do not all collide on
+/// one slug.
+pub fn slugify(name: &str, fallback: &str, id: uuid::Uuid) -> String {
     let mut slug = String::new();
     for c in name.chars().flat_map(char::to_lowercase) {
         if c.is_ascii_alphanumeric() {
@@ -123,7 +126,9 @@ pub fn slugify(name: &str) -> String {
     }
     let slug = slug.trim_end_matches('-').to_owned();
     if slug.len() < 2 {
-        format!("{slug}{}", "x".repeat(2 - slug.len()))
+        let id = id.simple().to_string();
+        // The random tail of a v7 id: its head is a timestamp.
+        format!("{fallback}-{}", &id[id.len() - 8..])
     } else {
         slug
     }
@@ -176,10 +181,18 @@ mod tests {
 
     #[test]
     fn slugify_makes_valid_slugs() {
-        assert_eq!(slugify("Web Platform!"), "web-platform");
-        assert_eq!(slugify("  Ünïcode  name "), "n-code-name");
-        assert!(check_slug(&slugify("!")).is_ok());
-        assert!(check_slug(&slugify(&"long name ".repeat(20))).is_ok());
+        let id = uuid::Uuid::now_v7();
+        assert_eq!(slugify("Web Platform!", "project", id), "web-platform");
+        assert_eq!(slugify("  Ünïcode  name ", "project", id), "n-code-name");
+        assert!(check_slug(&slugify("!", "project", id)).is_ok());
+        assert!(check_slug(&slugify(&"long name ".repeat(20), "project", id)).is_ok());
+        let other = uuid::Uuid::now_v7();
+        assert_ne!(
+            slugify("開発", "workspace", id),
+            slugify("開発", "workspace", other),
+            "names without ASCII do not collide"
+        );
+        assert!(check_slug(&slugify("開発", "workspace", id)).is_ok());
     }
 
     #[test]

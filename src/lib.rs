@@ -194,6 +194,27 @@ impl Server {
             });
         }
 
+        if config.runs(Role::Command) {
+            // Idempotency records are replayed for 24 hours; afterwards
+            // they only take room.
+            let db = db.clone();
+            let stop = shutdown.clone();
+            background.spawn(async move {
+                let mut every = tokio::time::interval(Duration::from_secs(3600));
+                loop {
+                    tokio::select! {
+                        () = stop.cancelled() => return,
+                        _ = every.tick() => {
+                            match store::purge_expired_responses(&db).await {
+                                Ok(0) => {}
+                                Ok(purged) => tracing::info!(purged, "expired idempotency records removed"),
+                                Err(error) => tracing::warn!(%error, "cannot remove expired idempotency records"),
+                            }
+                        }
+                    }
+                }
+            });
+        }
         let limits = Arc::new(RateLimits::new(
             config.rate_limit,
             config.auth_rate_limit,

@@ -754,3 +754,48 @@ contract!(
     a_stream_believed_new_that_exists_is_a_version_conflict,
     several_streams_append_atomically_or_not_at_all,
 );
+
+/// Expired idempotency records are purged; live ones stay.
+async fn expired_idempotency_records_are_purged(database: &tenet_events::testing::TestDatabase) {
+    let store = open(database).await;
+    let scope = format!("user:{}", uuid::Uuid::now_v7());
+    for (key, expires_in) in [("old", -1), ("live", 3600)] {
+        let mut request = append_to(
+            TenantId::generate(),
+            StreamId::generate(),
+            ExpectedVersion::NO_STREAM,
+            vec![event(1)],
+        );
+        request.idempotency = Some(IdempotencyRecord {
+            scope: scope.clone(),
+            key: key.into(),
+            fingerprint: "f".into(),
+            response: json!({}),
+            expires_at: tenet_events::envelope::now() + chrono::Duration::seconds(expires_in),
+        });
+        store.append(request).await.unwrap();
+    }
+    let purged = store::purge_expired_responses(&database.db).await.unwrap();
+    assert_eq!(purged, 1);
+    assert!(store.find_response(&scope, "live").await.unwrap().is_some());
+    assert_eq!(
+        store::purge_expired_responses(&database.db).await.unwrap(),
+        0
+    );
+}
+
+mod purge {
+    #[tokio::test]
+    async fn on_sqlite() {
+        let database = tenet_events::testing::TestDatabase::sqlite().await;
+        super::expired_idempotency_records_are_purged(&database).await;
+    }
+
+    #[tokio::test]
+    async fn on_postgres() {
+        let Some(database) = tenet_events::testing::TestDatabase::postgres().await else {
+            return;
+        };
+        super::expired_idempotency_records_are_purged(&database).await;
+    }
+}

@@ -423,6 +423,21 @@ pub(crate) fn as_conflict(
     }
 }
 
+/// Deletes idempotency records past their expiry (they are no longer
+/// replayed, whatever is kept); answers how many went.
+pub async fn purge_expired_responses(db: &Db) -> Result<u64, sqlx::Error> {
+    let mut tx = db.begin().await?;
+    let deleted = crate::with_tx!(&mut tx, conn => {
+        sqlx::query("DELETE FROM idempotency_keys WHERE expires_at <= $1")
+            .bind(crate::envelope::now())
+            .execute(&mut *conn)
+            .await?
+            .rows_affected()
+    });
+    tx.commit().await?;
+    Ok(deleted)
+}
+
 /// Opens the event store of a database.
 pub async fn open(db: Db, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match db {

@@ -335,6 +335,86 @@ async fn api_keys_carry_a_subset_of_their_issuers_scopes(backing: Backing) {
     assert!(listed.body["items"][0].get("secret").is_none());
 }
 
+async fn a_key_cannot_carry_more_than_its_issuer_holds_and_shows_when_last_used(backing: Backing) {
+    let tenet = start(&backing).await;
+    let owner = User::register(&tenet, "owner").await;
+    let admin = User::register(&tenet, "admin").await;
+    let workspace = owner.workspace("Team").await;
+    add_member(&owner, &workspace, &admin, "admin")
+        .await
+        .assert_status(201);
+    // An admin holds everything but deleting the workspace: not `*`.
+    let refused = admin
+        .client
+        .post(&keys(&workspace), json!({ "name": "all", "scopes": ["*"] }))
+        .await;
+    refused.assert_problem(403, "AUTHORIZATION_ERROR");
+    admin
+        .client
+        .post(
+            &keys(&workspace),
+            json!({ "name": "ws", "scopes": ["workspace:delete"] }),
+        )
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+    let (key, issued) = issue_key(&admin, &workspace, &["projects:*", "tasks:read"]).await;
+    let listed = owner.client.get(&keys(&workspace)).await;
+    let before = &listed.assert_status(200)["items"][0];
+    assert_eq!(before["last_used_at"], Value::Null);
+    key.get(&projects(&workspace)).await.assert_status(200);
+    // Use is recorded off the request's path: soon, not at once.
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        let listed = owner.client.get(&keys(&workspace)).await;
+        let used = listed.body["items"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|k| k["id"] == issued["id"])
+            .unwrap()
+            .clone();
+        if used["last_used_at"].is_string() {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "{used:#}");
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+    }
+}
+
+async fn the_per_principal_limit_answers_429_with_retry_after(backing: Backing) {
+    let tenet = Tenet::start(&backing, &[("TENET_RATE_LIMIT", "5")]).await;
+    let user = User::register(&tenet, "busy").await;
+    let mut statuses = Vec::new();
+    for _ in 0..10 {
+        let reply = user.client.get("/api/v1/auth/me").await;
+        statuses.push(reply.status);
+        if reply.status == 429 {
+            reply.assert_problem(429, "RATE_LIMITED");
+            let wait: u64 = reply.header("retry-after").unwrap().parse().unwrap();
+            assert!((1..=60).contains(&wait));
+            assert_eq!(reply.header("x-ratelimit-remaining").as_deref(), Some("0"));
+            break;
+        }
+    }
+    // Login and registration count per address, apart.
+    assert_eq!(statuses, vec![200, 200, 200, 200, 200, 429]);
+    // Invented API keys get no fresh bucket: they count against the address.
+    let anonymous = Client::anonymous(&tenet);
+    let mut limited = false;
+    for n in 0..8 {
+        let reply = anonymous
+            .with_token(&format!("tnt_invented{n}"))
+            .get("/api/v1/auth/me")
+            .await;
+        if reply.status == 429 {
+            limited = true;
+            break;
+        }
+        reply.assert_problem(401, "AUTHENTICATION_ERROR");
+    }
+    assert!(limited, "rotating invented keys is rate limited");
+}
+
 async fn a_key_is_bound_to_its_workspace(backing: Backing) {
     let tenet = start(&backing).await;
     let owner = User::register(&tenet, "owner").await;
@@ -592,6 +672,46 @@ async fn forged_and_stale_tokens_are_refused(backing: Backing) {
     }
 }
 
+async fn a_configured_issuer_and_audience_are_required(backing: Backing) {
+    let mut env = GENEROUS.to_vec();
+    env.push(("TENET_JWT_ISSUER", "https://tenet.example"));
+    env.push(("TENET_JWT_AUDIENCE", "tenet-api"));
+    let tenet = Tenet::start(&backing, &env).await;
+    let user = User::register(&tenet, "ada").await;
+    user.client.get("/api/v1/auth/me").await.assert_status(200);
+    let now = chrono::Utc::now().timestamp();
+    let token = |iss: &str, aud: &str| {
+        sign(
+            &json!({ "sub": user.id, "iat": now, "exp": now + 600, "iss": iss, "aud": aud }),
+            SECRET.as_bytes(),
+        )
+    };
+    let anonymous = Client::anonymous(&tenet);
+    anonymous
+        .with_token(&token("https://tenet.example", "tenet-api"))
+        .get("/api/v1/auth/me")
+        .await
+        .assert_status(200);
+    for (what, forged) in [
+        ("a wrong issuer", token("https://evil.example", "tenet-api")),
+        (
+            "a wrong audience",
+            token("https://tenet.example", "another-api"),
+        ),
+        (
+            "no issuer or audience",
+            sign(
+                &json!({ "sub": user.id, "iat": now, "exp": now + 600 }),
+                SECRET.as_bytes(),
+            ),
+        ),
+    ] {
+        let reply = anonymous.with_token(&forged).get("/api/v1/auth/me").await;
+        assert_eq!(reply.status, 401, "{what}");
+        reply.assert_problem(401, "AUTHENTICATION_ERROR");
+    }
+}
+
 async fn the_eleventh_login_in_a_minute_is_rate_limited(backing: Backing) {
     let tenet = Tenet::start(&backing, &[("TENET_AUTH_RATE_LIMIT", "10")]).await;
     let anonymous = Client::anonymous(&tenet);
@@ -763,6 +883,8 @@ async fn platform_admins_are_granted_from_the_cli_and_see_every_tenant(backing: 
 }
 
 in_both_modes!(
+    a_key_cannot_carry_more_than_its_issuer_holds_and_shows_when_last_used,
+    the_per_principal_limit_answers_429_with_retry_after,
     members_can_be_added_listed_changed_and_removed,
     adding_an_unknown_email_names_the_field,
     the_last_owner_stays_even_when_two_owners_step_down_at_once,
@@ -773,6 +895,7 @@ in_both_modes!(
     refresh_tokens_rotate_and_a_reused_one_revokes_the_session,
     logging_out_ends_the_session,
     forged_and_stale_tokens_are_refused,
+    a_configured_issuer_and_audience_are_required,
     the_eleventh_login_in_a_minute_is_rate_limited,
     every_response_carries_rate_limit_and_security_headers,
     configured_origins_are_allowed_by_cors,
@@ -809,6 +932,32 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_at_once() {
         .get(&projects(&workspace))
         .await
         .assert_problem(401, "AUTHENTICATION_ERROR");
+    // A key that expires is refused by every instance once it has.
+    let soon = (chrono::Utc::now() + chrono::Duration::seconds(2)).to_rfc3339();
+    let issued = owner
+        .client
+        .post(
+            &keys(&workspace),
+            json!({ "name": "short", "scopes": ["projects:read"], "expires_at": soon }),
+        )
+        .await;
+    let secret = issued.assert_status(201)["secret"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    let short_on_second = Client::anonymous(&second).with_token(&secret);
+    short_on_second
+        .get(&projects(&workspace))
+        .await
+        .assert_status(200);
+    tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
+    for instance in [&first, &second] {
+        Client::anonymous(instance)
+            .with_token(&secret)
+            .get(&projects(&workspace))
+            .await
+            .assert_problem(401, "AUTHENTICATION_ERROR");
+    }
     // And a session logged out through one instance is dead on the other.
     let pair = login(&first, &owner).await;
     let token = pair["access_token"].as_str().unwrap();

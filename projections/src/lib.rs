@@ -9,6 +9,7 @@ pub mod access;
 pub mod checkpoints;
 pub mod projects;
 pub mod replay;
+mod rows;
 pub mod runtime;
 pub mod source;
 pub mod tasks;

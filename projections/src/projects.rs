@@ -420,37 +420,10 @@ async fn load(
     generation: i32,
     keys: &HashSet<Key>,
 ) -> Result<HashMap<Key, ProjectRow>, ProjectionError> {
-    let found: Vec<ProjectRow> = match tx {
-        Tx::Postgres(tx) => {
-            let (tenants, ids): (Vec<TenantId>, Vec<ProjectId>) = keys.iter().copied().unzip();
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT p.* FROM unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
-                 CROSS JOIN LATERAL (SELECT {COLUMNS} FROM projects_view v \
-                   WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id LIMIT 1) AS p"
-            )))
-            .bind(generation)
-            .bind(&tenants)
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        Tx::Sqlite(tx) => {
-            let mut found = Vec::with_capacity(keys.len());
-            for (tenant, id) in keys {
-                let row: Option<ProjectRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COLUMNS} FROM projects_view WHERE generation = $1 AND tenant_id = $2 AND id = $3"
-                )))
-                .bind(generation)
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                found.extend(row);
-            }
-            found
-        }
-    };
-    Ok(found
+    let keys = keys.iter().map(|(tenant, id)| (*tenant, id.as_uuid()));
+    let rows: Vec<ProjectRow> =
+        crate::rows::load(tx, "projects_view", COLUMNS, generation, keys).await?;
+    Ok(rows
         .into_iter()
         .map(|row| ((row.tenant_id, row.id), row))
         .collect())

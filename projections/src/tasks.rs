@@ -562,40 +562,10 @@ async fn load_tasks(
     generation: i32,
     keys: &HashSet<TaskKey>,
 ) -> Result<HashMap<TaskKey, TaskRow>, ProjectionError> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let found: Vec<TaskRow> = match tx {
-        Tx::Postgres(tx) => {
-            let (tenants, ids): (Vec<TenantId>, Vec<TaskId>) = keys.iter().copied().unzip();
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT t.* FROM unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
-                 CROSS JOIN LATERAL (SELECT {TASK_COLUMNS} FROM tasks_view v \
-                   WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id LIMIT 1) AS t"
-            )))
-            .bind(generation)
-            .bind(&tenants)
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        Tx::Sqlite(tx) => {
-            let mut found = Vec::with_capacity(keys.len());
-            for (tenant, id) in keys {
-                let row: Option<TaskRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {TASK_COLUMNS} FROM tasks_view WHERE generation = $1 AND tenant_id = $2 AND id = $3"
-                )))
-                .bind(generation)
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                found.extend(row);
-            }
-            found
-        }
-    };
-    Ok(found
+    let keys = keys.iter().map(|(tenant, id)| (*tenant, id.as_uuid()));
+    let rows: Vec<TaskRow> =
+        crate::rows::load(tx, "tasks_view", TASK_COLUMNS, generation, keys).await?;
+    Ok(rows
         .into_iter()
         .map(|row| ((row.tenant_id, row.id), row))
         .collect())
@@ -606,40 +576,10 @@ async fn load_comments(
     generation: i32,
     keys: &HashSet<CommentKey>,
 ) -> Result<HashMap<CommentKey, CommentRow>, ProjectionError> {
-    if keys.is_empty() {
-        return Ok(HashMap::new());
-    }
-    let found: Vec<CommentRow> = match tx {
-        Tx::Postgres(tx) => {
-            let (tenants, ids): (Vec<TenantId>, Vec<CommentId>) = keys.iter().copied().unzip();
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT c.* FROM unnest($2::uuid[], $3::uuid[]) AS k(tenant_id, id) \
-                 CROSS JOIN LATERAL (SELECT {COMMENT_COLUMNS} FROM comments_view v \
-                   WHERE v.generation = $1 AND v.tenant_id = k.tenant_id AND v.id = k.id LIMIT 1) AS c"
-            )))
-            .bind(generation)
-            .bind(&tenants)
-            .bind(&ids)
-            .fetch_all(&mut **tx)
-            .await?
-        }
-        Tx::Sqlite(tx) => {
-            let mut found = Vec::with_capacity(keys.len());
-            for (tenant, id) in keys {
-                let row: Option<CommentRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                    "SELECT {COMMENT_COLUMNS} FROM comments_view WHERE generation = $1 AND tenant_id = $2 AND id = $3"
-                )))
-                .bind(generation)
-                .bind(tenant)
-                .bind(id)
-                .fetch_optional(&mut **tx)
-                .await?;
-                found.extend(row);
-            }
-            found
-        }
-    };
-    Ok(found
+    let keys = keys.iter().map(|(tenant, id)| (*tenant, id.as_uuid()));
+    let rows: Vec<CommentRow> =
+        crate::rows::load(tx, "comments_view", COMMENT_COLUMNS, generation, keys).await?;
+    Ok(rows
         .into_iter()
         .map(|row| ((row.tenant_id, row.id), row))
         .collect())

@@ -976,7 +976,81 @@ async fn comments_are_added_listed_edited_and_deleted(backing: Backing) {
         .assert_problem(404, "NOT_FOUND");
 }
 
+async fn ids_of_other_kinds_of_resources_are_404_and_task_keys_never_repeat(backing: Backing) {
+    let tenet = start(&backing).await;
+    let board = Board::new(&tenet).await;
+    let task = id(&board.create(json!({ "title": "Real" })).await, 201);
+    // A project's or the workspace's id where a task's is expected.
+    for wrong in [board.project.clone(), board.workspace.clone()] {
+        board
+            .client()
+            .patch(&board.task(&wrong), json!({ "title": "x" }))
+            .await
+            .assert_problem(404, "NOT_FOUND");
+        board
+            .move_to(&wrong, "in_progress")
+            .await
+            .assert_problem(404, "NOT_FOUND");
+        board
+            .client()
+            .get(&format!("{}/history", board.task(&wrong)))
+            .await
+            .assert_problem(404, "NOT_FOUND");
+        board
+            .client()
+            .post(
+                &format!("{}/comments", board.task(&wrong)),
+                json!({ "body": "x" }),
+            )
+            .await
+            .assert_problem(404, "NOT_FOUND");
+    }
+    // A task's id where a project's is expected.
+    board
+        .client()
+        .post(
+            &format!(
+                "/api/v1/workspaces/{}/projects/{task}/tasks",
+                board.workspace
+            ),
+            json!({ "title": "x" }),
+        )
+        .await
+        .assert_problem(404, "NOT_FOUND");
+
+    // The slug `web` is renamed away and taken again: the new project
+    // gets another key, so WEB-1 is never handed out twice.
+    board
+        .client()
+        .patch(&board.project_url(), json!({ "slug": "site" }))
+        .await
+        .assert_status(200);
+    let again = board
+        .client()
+        .post(
+            &format!("/api/v1/workspaces/{}/projects", board.workspace),
+            json!({ "name": "Web again", "slug": "web" }),
+        )
+        .await;
+    let again_id = id(&again, 201);
+    assert_eq!(again.body["key"], "WEB2");
+    let first = board
+        .client()
+        .post(
+            &format!(
+                "/api/v1/workspaces/{}/projects/{again_id}/tasks",
+                board.workspace
+            ),
+            json!({ "title": "New project's first" }),
+        )
+        .await;
+    assert_eq!(first.assert_status(201)["key"], "WEB2-1");
+    let next = board.create(json!({ "title": "Still WEB" })).await;
+    assert_eq!(next.assert_status(201)["key"], "WEB-2");
+}
+
 in_both_modes!(
+    ids_of_other_kinds_of_resources_are_404_and_task_keys_never_repeat,
     a_task_is_created_with_a_number_a_key_and_every_field,
     fifty_concurrent_creates_in_one_project_number_one_to_fifty_exactly_once,
     twenty_concurrent_patches_without_if_match_are_all_applied,

@@ -30,8 +30,8 @@ use tenet_events::catalogue::{DecodeError, DomainEvent};
 use tenet_events::envelope::{Metadata, RecordedEvent};
 use tenet_events::ids::{Position, StreamId, TenantId, UserId};
 use tenet_events::store::{
-    AppendError, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord, StoreError,
-    StreamAppend,
+    AppendError, AppendId, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord,
+    StoreError, StreamAppend,
 };
 
 /// What an aggregate's state learns from each event besides its payload.
@@ -302,8 +302,14 @@ impl Repository {
             let primary_slot = self.cache.slot(tenant, stream);
             let mut primary = primary_slot.lock().await;
 
+            // The appends still pending whose promised state this decision
+            // reads: it may commit only if they do.
+            let mut after: Vec<AppendId> = Vec::new();
             let a: Loaded<A> = match cached_state(&primary) {
-                Some(loaded) => loaded,
+                Some((loaded, pending)) => {
+                    after.extend(pending);
+                    loaded
+                }
                 None if new_stream && attempt == 0 => Loaded {
                     state: A::default(),
                     version: 0,
@@ -317,18 +323,29 @@ impl Repository {
                 },
                 Some((id, Related::Write)) => {
                     match related_guard.as_deref().and_then(cached_state) {
-                        Some(loaded) => loaded,
+                        Some((loaded, pending)) => {
+                            after.extend(pending);
+                            loaded
+                        }
                         None => self.catch_up(tenant, id, None).await?,
                     }
                 }
-                Some((id, Related::Check)) => self.read_checked(tenant, id, attempt).await?,
+                Some((id, Related::Check)) => {
+                    let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
+                    after.extend(pending);
+                    loaded
+                }
             };
             let c: Loaded<C> = match checked {
                 None => Loaded {
                     state: C::default(),
                     version: 0,
                 },
-                Some(id) => self.read_checked(tenant, id, attempt).await?,
+                Some(id) => {
+                    let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
+                    after.extend(pending);
+                    loaded
+                }
             };
             let mut a = a;
             if let Some(expected) = if_match
@@ -389,23 +406,30 @@ impl Repository {
                 response: (i.render)(&committed_a),
                 expires_at: i.expires_at,
             });
+            request.after = after;
             let pending = match self.store.submit(request).await {
                 Ok(pending) => pending,
                 Err(error) => return Err(self.failed(error)),
             };
             // Promise the decided state to the next command on these
             // streams, and let it decide while this append commits.
-            *primary = Some(Cached::of(&Loaded {
-                state: committed_a.state.clone(),
-                version: committed_a.version,
-            }));
+            *primary = Some(Cached::promised(
+                &Loaded {
+                    state: committed_a.state.clone(),
+                    version: committed_a.version,
+                },
+                pending.id(),
+            ));
             if let Some(guard) = related_guard.as_mut()
                 && !b_events.is_empty()
             {
-                **guard = Some(Cached::of(&Loaded {
-                    state: committed_b.state.clone(),
-                    version: committed_b.version,
-                }));
+                **guard = Some(Cached::promised(
+                    &Loaded {
+                        state: committed_b.state.clone(),
+                        version: committed_b.version,
+                    },
+                    pending.id(),
+                ));
             }
             drop(primary);
             drop(related_guard);
@@ -476,12 +500,12 @@ impl Repository {
         tenant: TenantId,
         stream: StreamId,
         attempt: u32,
-    ) -> Result<Loaded<X>, StoreError> {
+    ) -> Result<(Loaded<X>, Option<AppendId>), StoreError> {
         let slot = self.cache.slot(tenant, stream);
         if attempt == 0
-            && let Some(loaded) = cached_state(&*slot.lock().await)
+            && let Some(cached) = cached_state(&*slot.lock().await)
         {
-            return Ok(loaded);
+            return Ok(cached);
         }
         let loaded = self.catch_up(tenant, stream, None).await?;
         let mut cached = slot.lock().await;
@@ -489,7 +513,7 @@ impl Repository {
         if cached.as_ref().is_none_or(|c| c.version < loaded.version) {
             *cached = Some(Cached::of(&loaded));
         }
-        Ok(loaded)
+        Ok((loaded, None))
     }
 
     fn failed<E>(&self, error: AppendError) -> ExecuteError<E> {
@@ -525,6 +549,18 @@ impl Repository {
                 .read_stream(tenant, stream, loaded.version, 1_000)
                 .await?;
             let done = events.len() < 1_000;
+            // An id of another kind of resource (a task id where a project
+            // is expected) names no such aggregate: absent, so the decision
+            // answers "not found" rather than failing to read the stream.
+            if events
+                .first()
+                .is_some_and(|event| event.stream_type != A::KIND)
+            {
+                return Ok(Loaded {
+                    state: A::default(),
+                    version: 0,
+                });
+            }
             for event in &events {
                 fold(&mut loaded, event)?;
             }
@@ -638,22 +674,40 @@ pub fn fold_until<A: Aggregate>(
 struct Cached {
     version: i64,
     state: Arc<dyn Any + Send + Sync>,
+    /// The append that promised this state, if it was still pending when
+    /// cached: decisions on the state depend on it committing.
+    pending: Option<AppendId>,
 }
 
 impl Cached {
+    /// A state read from the store.
     fn of<A: Aggregate>(loaded: &Loaded<A>) -> Cached {
         Cached {
             version: loaded.version,
             state: Arc::new(loaded.state.clone()),
+            pending: None,
+        }
+    }
+
+    /// The state a queued append will leave, if it commits.
+    fn promised<A: Aggregate>(loaded: &Loaded<A>, by: AppendId) -> Cached {
+        Cached {
+            pending: Some(by),
+            ..Cached::of(loaded)
         }
     }
 }
 
-fn cached_state<A: Aggregate>(cached: &Option<Cached>) -> Option<Loaded<A>> {
+fn cached_state<A: Aggregate>(cached: &Option<Cached>) -> Option<(Loaded<A>, Option<AppendId>)> {
     let cached = cached.as_ref()?;
-    cached.state.downcast_ref::<A>().map(|state| Loaded {
-        state: state.clone(),
-        version: cached.version,
+    cached.state.downcast_ref::<A>().map(|state| {
+        (
+            Loaded {
+                state: state.clone(),
+                version: cached.version,
+            },
+            cached.pending,
+        )
     })
 }
 

@@ -4,6 +4,8 @@
 ALTER TABLE projects_view ADD COLUMN revision bigint NOT NULL DEFAULT 0;
 ALTER TABLE projects_view ADD COLUMN open_tasks bigint NOT NULL DEFAULT 0;
 ALTER TABLE projects_view ADD COLUMN done_tasks bigint NOT NULL DEFAULT 0;
+-- Before this, a project's stream held only changes to the project.
+UPDATE projects_view SET revision = version;
 
 -- Tasks, as lists and detail pages read them. Deleted tasks leave the view.
 -- `labels` is a JSON array (jsonb here, text on SQLite); `search` the

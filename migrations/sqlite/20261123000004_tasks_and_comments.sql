@@ -2,6 +2,8 @@
 ALTER TABLE projects_view ADD COLUMN revision INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE projects_view ADD COLUMN open_tasks INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE projects_view ADD COLUMN done_tasks INTEGER NOT NULL DEFAULT 0;
+-- Before this, a project's stream held only changes to the project.
+UPDATE projects_view SET revision = version;
 
 CREATE TABLE tasks_view (
     generation    INTEGER NOT NULL,

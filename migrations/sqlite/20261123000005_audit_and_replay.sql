@@ -31,3 +31,10 @@ CREATE INDEX events_stream ON events (stream_id, stream_version);
 
 -- project.created v2 records the prefix of the project's task keys.
 ALTER TABLE projects_view ADD COLUMN key TEXT NOT NULL DEFAULT '';
+-- What project.created v1 upcasts to: the slug in capitals (slugs are ASCII).
+UPDATE projects_view SET key = upper(slug);
+
+-- Time travel folds a task with its comments, and a project with its tasks:
+-- the related events are found by the id their payload names.
+CREATE INDEX events_comment_task ON events (tenant_id, (data->>'task_id')) WHERE stream_type = 'comment';
+CREATE INDEX events_task_project ON events (tenant_id, (data->>'project_id')) WHERE stream_type = 'task';

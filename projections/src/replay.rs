@@ -160,7 +160,9 @@ pub async fn request(
                     .bind(now)
                     .execute(&mut *conn)
                     .await?;
-                    sqlx::query(
+                    // A rebuild racing this one takes the same generation:
+                    // the key on the checkpoint refuses the second.
+                    let checkpoint = sqlx::query(
                         "INSERT INTO projection_checkpoints \
                            (name, generation, position, status, started_at, updated_at) \
                          VALUES ($1, $2, 0, 'rebuilding', $3, $3)",
@@ -169,28 +171,36 @@ pub async fn request(
                     .bind(generation)
                     .bind(now)
                     .execute(&mut *conn)
-                    .await?;
-                    // The partial unique index on running jobs refuses a
-                    // second rebuild that raced this one here.
-                    let inserted = sqlx::query(
-                        "INSERT INTO projection_jobs \
-                           (id, name, generation, state, requested_by, start_head, created_at) \
-                         VALUES ($1, $2, $3, 'running', $4, $5, $6)",
-                    )
-                    .bind(id)
-                    .bind(name)
-                    .bind(generation)
-                    .bind(requested_by)
-                    .bind(head.0)
-                    .bind(now)
-                    .execute(&mut *conn)
                     .await;
-                    match inserted {
-                        Ok(_) => Ok(generation),
+                    match checkpoint {
                         Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
                             Err(ReplayError::AlreadyRunning { name: name.to_owned(), job: Uuid::nil() })
                         }
                         Err(error) => Err(error.into()),
+                        Ok(_) => {
+                            // The partial unique index on running jobs
+                            // refuses a second rebuild that raced this one.
+                            let inserted = sqlx::query(
+                                "INSERT INTO projection_jobs \
+                                   (id, name, generation, state, requested_by, start_head, created_at) \
+                                 VALUES ($1, $2, $3, 'running', $4, $5, $6)",
+                            )
+                            .bind(id)
+                            .bind(name)
+                            .bind(generation)
+                            .bind(requested_by)
+                            .bind(head.0)
+                            .bind(now)
+                            .execute(&mut *conn)
+                            .await;
+                            match inserted {
+                                Ok(_) => Ok(generation),
+                                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
+                                    Err(ReplayError::AlreadyRunning { name: name.to_owned(), job: Uuid::nil() })
+                                }
+                                Err(error) => Err(error.into()),
+                            }
+                        }
                     }
                 }
             }

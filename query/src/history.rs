@@ -33,33 +33,47 @@ pub fn router() -> OpenApiRouter<QueryState> {
     OpenApiRouter::new().routes(routes!(task_history))
 }
 
-/// The events of a stream of `tenant` and, optionally, those of another
-/// aggregate type whose payload names it (`field`), up to `until`, in log
-/// order.
+/// The events of one stream of `tenant` (of `stream_type`: an id of
+/// another kind of resource finds nothing) and, optionally, those of
+/// another aggregate type whose payload names it (`field`), up to `until`,
+/// in log order.
 async fn events_of(
     state: &QueryState,
     tenant: TenantId,
     stream: uuid::Uuid,
+    stream_type: &str,
     related: Option<(&str, &str)>,
     until: Option<DateTime<Utc>>,
 ) -> Result<Vec<RecordedEvent>, ApiError> {
-    // `->>` reads a JSON field as text on both backends (SQLite 3.38+);
-    // the field name is the caller's constant, never input.
-    let (related_type, field) = related.unwrap_or(("", "id"));
-    let sql = format!(
-        "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 \
-         AND (stream_id = $2 OR (stream_type = $4 AND data->>'{field}' = $3)) \
-         AND ($5 IS NULL OR occurred_at <= $5) ORDER BY position"
+    let own = format!(
+        "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 \
+         AND stream_type = $3 AND ($4 IS NULL OR occurred_at <= $4)"
     );
+    // `->>` reads a JSON field as text on both backends (SQLite 3.38+), as
+    // the partial indexes on it do; the field name is the caller's
+    // constant, never input.
+    let (related_type, field) = related.unwrap_or(("", "id"));
+    let sql = if related.is_some() {
+        format!(
+            "{own} UNION ALL SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 \
+             AND stream_type = $5 AND data->>'{field}' = $6 AND ($4 IS NULL OR occurred_at <= $4) \
+             ORDER BY position"
+        )
+    } else {
+        format!("{own} ORDER BY position")
+    };
     let rows: Vec<EventRow> = with_pool!(state.db, pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(sql))
+        let query = sqlx::query_as(sqlx::AssertSqlSafe(sql))
             .bind(tenant)
             .bind(stream)
-            .bind(stream.hyphenated().to_string())
-            .bind(related_type)
-            .bind(until)
-            .fetch_all(pool)
-            .await?
+            .bind(stream_type)
+            .bind(until);
+        let query = if related.is_some() {
+            query.bind(related_type).bind(stream.hyphenated().to_string())
+        } else {
+            query
+        };
+        query.fetch_all(pool).await?
     });
     rows.into_iter()
         .map(|row| row.into_recorded().map_err(ApiError::from))
@@ -77,6 +91,7 @@ pub async fn task_as_of(
         state,
         tenant,
         task.as_uuid(),
+        "task",
         Some(("comment", "task_id")),
         Some(at),
     )
@@ -99,6 +114,7 @@ pub async fn project_as_of(
         state,
         tenant,
         project.as_uuid(),
+        "project",
         Some(("task", "project_id")),
         Some(at),
     )
@@ -205,7 +221,7 @@ pub async fn task_history(
 ) -> Result<axum::Json<Page<TaskVersion>>, ApiError> {
     let page = PageRequest::new(query.offset, query.limit)?;
     let tenant = access.tenant();
-    let events = events_of(&state, tenant, path.task_id.as_uuid(), None, None).await?;
+    let events = events_of(&state, tenant, path.task_id.as_uuid(), "task", None, None).await?;
     if events.is_empty() {
         return Err(ApiError::not_found("No such task"));
     }

@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::project::{
     ProjectArchived, ProjectCreated, ProjectEvent, ProjectRestored, ProjectUpdated, TaskAdded,
-    slug_claim,
+    key_claim, slug_claim,
 };
 use tenet_events::ids::{TaskId, TenantId, UserId};
 use tenet_events::store::Claim;
@@ -86,6 +86,7 @@ impl Aggregate for Project {
             match event {
                 ProjectEvent::Created(created) => {
                     claims.push(Claim::new(&scope, &created.slug));
+                    claims.push(Claim::new(key_claim(tenant.into()), &created.key));
                     slug = created.slug.clone();
                 }
                 ProjectEvent::Updated(ProjectUpdated {
@@ -108,6 +109,9 @@ pub enum ProjectCommand {
         name: String,
         slug: String,
         description: String,
+        /// The prefix of its tasks' keys: one no project of the workspace
+        /// has used (claimed, never released).
+        key: String,
     },
     Update {
         name: Option<String>,
@@ -144,13 +148,12 @@ pub fn decide(
         name,
         slug,
         description,
+        key,
     } = command
     {
         if project.created {
             return Err(ProjectError::AlreadyExists);
         }
-        // The key is the slug in capitals, fixed from now on.
-        let key = slug.to_uppercase();
         return Ok(vec![ProjectEvent::Created(ProjectCreated {
             name,
             slug,
@@ -219,12 +222,19 @@ mod tests {
             name: "Web".into(),
             slug: "web".into(),
             description: String::new(),
+            key: "WEB".into(),
         };
         let events = decide(&given([]), create).unwrap();
         assert_eq!(events, vec![created()]);
         let workspace = WorkspaceId::generate();
         let (claims, _) = Project::default().claims(workspace.into(), &events);
-        assert_eq!(claims, vec![Claim::new(slug_claim(workspace), "web")]);
+        assert_eq!(
+            claims,
+            vec![
+                Claim::new(slug_claim(workspace), "web"),
+                Claim::new(key_claim(workspace), "WEB")
+            ]
+        );
     }
 
     #[test]

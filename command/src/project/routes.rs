@@ -2,6 +2,7 @@
 
 use axum::extract::State;
 use serde::Deserialize;
+use tenet_events::catalogue::project::key_claim;
 use tenet_events::http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
 use tenet_events::http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
@@ -124,6 +125,35 @@ fn target(
     }
 }
 
+/// The prefix for a new project's task keys: its slug in capitals, or, if
+/// an earlier project of the workspace used that (a slug can be renamed
+/// and reused; task keys must never repeat), the first of `SLUG2`,
+/// `SLUG3`, ... none used. Claimed with the project, so a race for one is
+/// refused at commit.
+async fn free_key(
+    state: &CommandState,
+    workspace: WorkspaceId,
+    slug: &str,
+) -> Result<String, ApiError> {
+    let base = slug.to_uppercase();
+    let scope = key_claim(workspace);
+    for n in 1..=100 {
+        let key = if n == 1 {
+            base.clone()
+        } else {
+            format!("{base}{n}")
+        };
+        let claim = tenet_events::store::Claim::new(&scope, &key);
+        if state.repository.store().find_claim(&claim).await?.is_none() {
+            return Ok(key);
+        }
+    }
+    Err(ApiError::conflict(format!(
+        "Every task key from {base} to {base}100 is used in this workspace; choose another slug"
+    ))
+    .with_field("slug", "has no free task key"))
+}
+
 /// `POST /api/v1/workspaces/{workspace_id}/projects`: creates a project.
 #[utoipa::path(
     post,
@@ -168,6 +198,7 @@ pub async fn create_project(
     );
     checks.finish()?;
     let workspace = access.workspace_id;
+    let key = free_key(&state, workspace, &slug).await?;
     let reply = move |committed: &Committed<Project>| {
         Reply::created(
             view(workspace, id, (0, 0), committed),
@@ -188,12 +219,19 @@ pub async fn create_project(
                         name: name.clone(),
                         slug: slug.clone(),
                         description: description.clone(),
+                        key: key.clone(),
                     },
                 )
             },
         )
         .await
         .map_err(|error| match error {
+            ExecuteError::ClaimTaken(claim) if claim.scope.starts_with("project.key/") => {
+                ApiError::conflict(format!(
+                    "Another project took the task key {} meanwhile; retry",
+                    claim.value
+                ))
+            }
             ExecuteError::ClaimTaken(_) => slug_taken(&slug),
             other => failure(other, rejected),
         })?;

@@ -89,12 +89,12 @@ impl Projector for DepartedMembers {
         Ok(())
     }
 
-    async fn clear(&self, tx: &mut Tx<'_>, _generation: i32) -> Result<(), ProjectionError> {
-        // The work is not a read model: a replay records the removals
-        // again, and running them again is harmless.
-        with_tx!(tx, conn => {
-            sqlx::query("DELETE FROM unassign_work").execute(&mut *conn).await?;
-        });
+    async fn clear(&self, _tx: &mut Tx<'_>, _generation: i32) -> Result<(), ProjectionError> {
+        // The work is not a read model of one generation: a rebuild (or the
+        // retirement of the generation it replaces) must not drop removals
+        // still to be worked off. A rebuild records the old ones again
+        // (`ON CONFLICT DO NOTHING` on the event id), and working a removal
+        // twice changes nothing.
         Ok(())
     }
 }
@@ -190,10 +190,17 @@ impl Worker {
         })
         .map_err(|e| e.to_string())?;
         let full = rows.len() as i64 == ROUND;
+        let mut stuck = 0;
         for work in rows {
-            self.work(&work).await?;
+            // One removal that cannot be worked off yet (its tenant's task
+            // stream contended, the tasks read model failed) must not hold
+            // up the others: it stays and is tried again next round.
+            if let Err(error) = self.work(&work).await {
+                stuck += 1;
+                tracing::warn!(policy = NAME, event = %work.event_id, %error, "removal not worked off yet");
+            }
         }
-        Ok(full)
+        Ok(full && stuck < ROUND)
     }
 
     async fn work(&self, work: &Work) -> Result<(), String> {

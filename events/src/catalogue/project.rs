@@ -79,6 +79,12 @@ pub fn slug_claim(workspace: WorkspaceId) -> String {
     format!("project.slug/{workspace}")
 }
 
+/// The claim scope of project keys: unique per workspace, and never given
+/// up (a slug can be renamed and reused; task keys must never repeat).
+pub fn key_claim(workspace: WorkspaceId) -> String {
+    format!("project.key/{workspace}")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -22,7 +22,7 @@ use std::sync::Arc;
 use async_trait::async_trait;
 use tokio::sync::{mpsc, oneshot, watch};
 
-use super::{AppendError, AppendRequest, Appended, ExpectedVersion, StoreError};
+use super::{AppendError, AppendId, AppendRequest, Appended, ExpectedVersion, StoreError};
 use crate::envelope::{NewEvent, RecordedEvent};
 use crate::ids::{Position, StreamId, TenantId};
 
@@ -45,6 +45,48 @@ struct Pending {
 /// Handle to the group-commit loop.
 pub(crate) struct GroupCommit {
     queue: mpsc::Sender<Pending>,
+    next_id: std::sync::atomic::AtomicU64,
+}
+
+/// Appends remembered as refused, so those chained on them are refused
+/// too. A chained append is submitted right behind its predecessor, so a
+/// short memory suffices.
+const FAILED_REMEMBERED: usize = 65_536;
+
+#[derive(Default)]
+struct Refused {
+    ids: HashSet<AppendId>,
+    order: std::collections::VecDeque<AppendId>,
+}
+
+impl Refused {
+    fn insert(&mut self, id: AppendId) {
+        if self.ids.insert(id) {
+            self.order.push_back(id);
+            if self.order.len() > FAILED_REMEMBERED
+                && let Some(oldest) = self.order.pop_front()
+            {
+                self.ids.remove(&oldest);
+            }
+        }
+    }
+
+    fn any(&self, ids: &[AppendId]) -> bool {
+        ids.iter().any(|id| self.ids.contains(id))
+    }
+}
+
+/// The refusal of an append whose predecessor failed.
+fn predecessor_failed(request: &AppendRequest) -> AppendError {
+    let expected = match request.expected {
+        ExpectedVersion::Exact(version) => version,
+        ExpectedVersion::Any => 0,
+    };
+    AppendError::WrongExpectedVersion {
+        stream_id: request.stream_id,
+        expected,
+        actual: -1,
+    }
 }
 
 /// Appends waiting beyond this make callers wait to enqueue (back-pressure).
@@ -58,22 +100,30 @@ impl GroupCommit {
     ) -> Self {
         let (queue, receiver) = mpsc::channel(QUEUE_DEPTH);
         tokio::spawn(run(writer, receiver, max_batch_events.max(1), head));
-        GroupCommit { queue }
+        GroupCommit {
+            queue,
+            next_id: std::sync::atomic::AtomicU64::new(1),
+        }
     }
 
     pub async fn submit(
         &self,
-        request: AppendRequest,
+        mut request: AppendRequest,
     ) -> Result<super::PendingAppend, AppendError> {
         if request.event_count() == 0 {
             return Err(AppendError::Empty);
         }
+        let id = AppendId(
+            self.next_id
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        );
+        request.id = id;
         let (reply, answer) = oneshot::channel();
         self.queue
             .send(Pending { request, reply })
             .await
             .map_err(|_| StoreError::Closed)?;
-        Ok(super::PendingAppend(answer))
+        Ok(super::PendingAppend(answer, id))
     }
 }
 
@@ -84,6 +134,7 @@ async fn run(
     head: watch::Sender<Position>,
 ) {
     let mut carried: Option<Pending> = None;
+    let mut refused = Refused::default();
     loop {
         let first = match carried.take() {
             Some(pending) => pending,
@@ -111,11 +162,30 @@ async fn run(
                 Err(_) => break,
             }
         }
+        // Appends chained on one refused in an earlier batch are refused
+        // without a round trip; the rest go to the database.
+        let (doomed, batch): (Vec<Pending>, Vec<Pending>) = batch
+            .into_iter()
+            .partition(|pending| refused.any(&pending.request.after));
+        for pending in doomed {
+            refused.insert(pending.request.id);
+            let _ = pending
+                .reply
+                .send(Err(predecessor_failed(&pending.request)));
+        }
+        if batch.is_empty() {
+            continue;
+        }
         metrics::histogram!("tenet_append_batch_size").record(batch.len() as f64);
         let (requests, replies): (Vec<AppendRequest>, Vec<_>) =
             batch.into_iter().map(|p| (p.request, p.reply)).unzip();
         let started = std::time::Instant::now();
         let outcomes = commit_isolating_failures(writer.as_ref(), &requests).await;
+        for (request, outcome) in requests.iter().zip(&outcomes) {
+            if outcome.is_err() {
+                refused.insert(request.id);
+            }
+        }
         metrics::histogram!("tenet_append_batch_seconds").record(started.elapsed().as_secs_f64());
         let committed = outcomes
             .iter()
@@ -154,11 +224,13 @@ async fn commit_isolating_failures(
             tracing::warn!(%error, size = requests.len(), "batch append failed; retrying its requests one by one");
             let mut outcomes = Vec::with_capacity(requests.len());
             let mut down: Option<StoreError> = None;
+            let mut refused = Refused::default();
             for request in requests {
                 // Once the database proves unreachable, the rest would only
                 // queue up behind connection attempts: fail them at once.
                 let outcome = match &down {
                     Some(error) => Err(AppendError::Store(error.clone())),
+                    None if refused.any(&request.after) => Err(predecessor_failed(request)),
                     None => match guarded_write(writer, std::slice::from_ref(request)).await {
                         Ok(mut single) => single.pop().unwrap_or(Err(AppendError::Empty)),
                         Err(error) => {
@@ -170,6 +242,9 @@ async fn commit_isolating_failures(
                         }
                     },
                 };
+                if outcome.is_err() {
+                    refused.insert(request.id);
+                }
                 outcomes.push(outcome);
             }
             outcomes
@@ -296,8 +371,16 @@ pub(crate) fn plan(batch: &[AppendRequest], mut state: BatchState) -> Plan {
         head: state.head,
         ..Plan::default()
     };
+    let mut refused = Refused::default();
     for (request_index, request) in batch.iter().enumerate() {
-        let outcome = accept(request, &state);
+        let outcome = if refused.any(&request.after) {
+            Err(predecessor_failed(request))
+        } else {
+            accept(request, &state)
+        };
+        if outcome.is_err() {
+            refused.insert(request.id);
+        }
         let outcome = outcome.map(|currents| {
             let mut versions = Vec::with_capacity(currents.len());
             for (segment_index, (segment, current)) in request.segments().zip(currents).enumerate()
@@ -470,6 +553,34 @@ mod tests {
         let plan = plan(&[first, second], BatchState::default());
         assert_eq!(plan.outcomes[0].as_ref().unwrap().stream_version, 1);
         assert_eq!(plan.outcomes[1].as_ref().unwrap().stream_version, 2);
+    }
+
+    #[test]
+    fn an_append_chained_on_a_refused_one_is_refused_even_if_its_version_matches() {
+        // This process promised version 5 (C1 expecting 4); another process
+        // wrote version 5 meanwhile, so C1 is stale, and C2, decided on
+        // C1's promise and expecting 5, must not slip in behind it.
+        let mut first = request(StreamId::generate(), ExpectedVersion::Exact(4), 1);
+        first.id = AppendId(1);
+        let mut second = same_stream(&first, ExpectedVersion::Exact(5));
+        second.id = AppendId(2);
+        second.after = vec![AppendId(1)];
+        let mut unrelated = same_stream(&first, ExpectedVersion::Exact(5));
+        unrelated.id = AppendId(3);
+        let state = BatchState {
+            versions: HashMap::from([((first.tenant_id, first.stream_id), 5)]),
+            ..BatchState::default()
+        };
+        let plan = plan(&[first, second, unrelated], state);
+        assert!(matches!(
+            plan.outcomes[0],
+            Err(AppendError::WrongExpectedVersion { .. })
+        ));
+        assert!(matches!(
+            plan.outcomes[1],
+            Err(AppendError::WrongExpectedVersion { .. })
+        ));
+        assert_eq!(plan.outcomes[2].as_ref().unwrap().stream_version, 6);
     }
 
     fn also(

@@ -97,7 +97,18 @@ pub struct AppendRequest {
     pub new_stream: bool,
     /// Other streams written, or only checked, in the same transaction.
     pub also: Vec<StreamAppend>,
+    /// Appends of this process, still pending, whose outcome this one was
+    /// decided on (it chained on the state they promised): it commits only
+    /// if they did. A version check alone cannot tell: another process
+    /// may have filled the version a failed predecessor promised.
+    pub after: Vec<AppendId>,
+    /// Given by the store on submit.
+    pub(crate) id: AppendId,
 }
+
+/// Identifies a submitted append within its process.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct AppendId(pub(crate) u64);
 
 /// Another stream of the request's tenant, appended to atomically with the
 /// primary one (creating a task advances its project's task counter), or,
@@ -168,6 +179,8 @@ impl AppendRequest {
             idempotency: None,
             new_stream: false,
             also: Vec::new(),
+            after: Vec::new(),
+            id: AppendId::default(),
         }
     }
 }
@@ -184,9 +197,17 @@ pub struct Appended {
 }
 
 /// An append that is queued or committing.
-pub struct PendingAppend(pub(crate) tokio::sync::oneshot::Receiver<Result<Appended, AppendError>>);
+pub struct PendingAppend(
+    pub(crate) tokio::sync::oneshot::Receiver<Result<Appended, AppendError>>,
+    pub(crate) AppendId,
+);
 
 impl PendingAppend {
+    /// What later appends that chain on this one name in `after`.
+    pub fn id(&self) -> AppendId {
+        self.1
+    }
+
     pub async fn outcome(self) -> Result<Appended, AppendError> {
         self.0.await.map_err(|_| StoreError::Closed)?
     }

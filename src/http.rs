@@ -110,6 +110,7 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         db: parts.db.clone(),
         store: parts.store.clone(),
         auth: auth.clone(),
+        checkpoints: parts.checkpoints.clone(),
         settings: parts.config.realtime.settings(),
         shutdown: parts.shutdown,
     });

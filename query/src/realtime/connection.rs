@@ -522,24 +522,22 @@ async fn access_to(
     let workspace = match channel {
         Channel::Workspace(workspace) => Some(workspace),
         Channel::Project(project) => {
-            tenant_of(
-                realtime,
-                principal,
-                tenet_projections::projects::GENERATION,
-                "projects_view",
-                project.as_uuid(),
-            )
-            .await?
+            let lookup = Lookup {
+                projection: tenet_projections::projects::NAME,
+                generation: tenet_projections::projects::GENERATION,
+                table: "projects_view",
+                id: project.as_uuid(),
+            };
+            lookup.tenant(realtime, principal).await?
         }
         Channel::Task(task) => {
-            tenant_of(
-                realtime,
-                principal,
-                tenet_projections::tasks::GENERATION,
-                "tasks_view",
-                task.as_uuid(),
-            )
-            .await?
+            let lookup = Lookup {
+                projection: tenet_projections::tasks::NAME,
+                generation: tenet_projections::tasks::GENERATION,
+                table: "tasks_view",
+                id: task.as_uuid(),
+            };
+            lookup.tenant(realtime, principal).await?
         }
     };
     let Some(workspace) = workspace else {
@@ -552,28 +550,69 @@ async fn access_to(
         .map_err(|error| error.detail)
 }
 
-/// The workspace of a project or task, looked up only among the
-/// caller's workspaces (so the lookup itself reveals nothing).
-async fn tenant_of(
-    realtime: &Realtime,
-    principal: &Principal,
-    generation: &str,
-    table: &str,
+/// Where a project or task is looked up.
+struct Lookup {
+    projection: &'static str,
+    generation: &'static str,
+    table: &'static str,
     id: uuid::Uuid,
-) -> Result<Option<WorkspaceId>, String> {
-    let sql = format!(
-        "SELECT tenant_id FROM {table} WHERE generation = {generation} AND id = $1 \
-         AND tenant_id IN (SELECT workspace_id FROM access_members \
-           WHERE generation = {} AND user_id = $2) LIMIT 1",
-        tenet_projections::access::GENERATION
-    );
-    let found: Option<WorkspaceId> = with_pool!(realtime.db, pool => {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-            .bind(id)
-            .bind(principal.user_id)
-            .fetch_optional(pool)
-            .await
-            .map_err(|e| e.to_string())?
-    });
-    Ok(found)
+}
+
+impl Lookup {
+    /// The workspace of the row, looked up only among the caller's
+    /// workspaces (so the lookup itself reveals nothing). A row not there
+    /// may be one created a moment ago: it is asked for again once the read
+    /// model has caught up with the log (briefly bounded).
+    async fn tenant(
+        &self,
+        realtime: &Realtime,
+        principal: &Principal,
+    ) -> Result<Option<WorkspaceId>, String> {
+        // Read before the lookup: what was applied by then, the lookup saw.
+        let applied = realtime.checkpoints.current(self.projection);
+        if let Some(found) = self.find(realtime, principal).await? {
+            return Ok(Some(found));
+        }
+        let head = realtime.store.head().await.map_err(|e| e.to_string())?;
+        if applied >= head {
+            return Ok(None);
+        }
+        let caught_up = realtime
+            .checkpoints
+            .wait_for(
+                &realtime.db,
+                self.projection,
+                head,
+                realtime.settings.lookup_timeout,
+            )
+            .await;
+        match caught_up {
+            Ok(()) => self.find(realtime, principal).await,
+            Err(_) => Ok(None),
+        }
+    }
+
+    async fn find(
+        &self,
+        realtime: &Realtime,
+        principal: &Principal,
+    ) -> Result<Option<WorkspaceId>, String> {
+        let sql = format!(
+            "SELECT tenant_id FROM {} WHERE generation = {} AND id = $1 \
+             AND tenant_id IN (SELECT workspace_id FROM access_members \
+               WHERE generation = {} AND user_id = $2) LIMIT 1",
+            self.table,
+            self.generation,
+            tenet_projections::access::GENERATION
+        );
+        let found: Option<WorkspaceId> = with_pool!(realtime.db, pool => {
+            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
+                .bind(self.id)
+                .bind(principal.user_id)
+                .fetch_optional(pool)
+                .await
+                .map_err(|e| e.to_string())?
+        });
+        Ok(found)
+    }
 }

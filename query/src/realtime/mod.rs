@@ -54,6 +54,9 @@ pub struct Settings {
     pub recheck_every: Duration,
     /// Largest message a client may send.
     pub max_message_bytes: usize,
+    /// How long a subscription waits for the read model to show a project
+    /// or task that is not there yet.
+    pub lookup_timeout: Duration,
 }
 
 impl Default for Settings {
@@ -65,6 +68,7 @@ impl Default for Settings {
             max_subscriptions: 100,
             recheck_every: Duration::from_secs(60),
             max_message_bytes: 16 * 1024,
+            lookup_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -76,6 +80,9 @@ pub struct Realtime {
     pub db: Db,
     pub store: Arc<dyn EventStore>,
     pub auth: Auth,
+    /// Lets a subscription to a project or task created a moment ago wait
+    /// for its read model instead of answering `NOT_FOUND`.
+    pub checkpoints: tenet_projections::Checkpoints,
     pub settings: Settings,
     /// Connections close (going away) when it is cancelled.
     pub shutdown: CancellationToken,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
+use futures::SinkExt;
 use tenet_events::http::{Access, Principal};
 use tenet_events::ids::{Position, TenantId, WorkspaceId};
 use tenet_events::with_pool;
@@ -177,11 +178,41 @@ impl Session {
             .get(&subscription)
             .and_then(|channel| self.subscriptions.get(channel))
             .is_some_and(|subscription| position > subscription.after);
+        // Under a burst, frames are buffered and written together once the
+        // queue is drained: one write for many updates.
+        let more = !self.registration.deliveries.is_empty();
         if !fresh {
             // Unsubscribed since, or replayed already.
-            return Ok(());
+            return if more { Ok(()) } else { self.flush().await };
         }
-        self.send(Message::Text(text)).await
+        if more {
+            self.feed(Message::Text(text)).await
+        } else {
+            self.send(Message::Text(text)).await
+        }
+    }
+
+    /// Buffers a frame without writing it out (unless the buffer is full).
+    async fn feed(&mut self, message: Message) -> Result<(), Gone> {
+        let slow = self.registration.slow.clone();
+        tokio::select! {
+            fed = tokio::time::timeout(self.realtime.settings.idle_timeout, self.socket.feed(message)) => match fed {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Gone),
+            },
+            () = slow.cancelled() => Err(Gone),
+        }
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        let slow = self.registration.slow.clone();
+        tokio::select! {
+            flushed = tokio::time::timeout(self.realtime.settings.idle_timeout, self.socket.flush()) => match flushed {
+                Ok(Ok(())) => Ok(()),
+                _ => Err(Gone),
+            },
+            () = slow.cancelled() => Err(Gone),
+        }
     }
 
     async fn on_frame(&mut self, frame: Message) -> Result<(), Gone> {

@@ -37,6 +37,9 @@ use utoipa_axum::routes;
 
 pub use hub::Hub;
 
+/// Bytes of each connection's read buffer.
+const READ_BUFFER: usize = 4 * 1024;
+
 /// Limits and timings of WebSocket connections.
 #[derive(Clone, Debug)]
 pub struct Settings {
@@ -178,6 +181,9 @@ pub async fn connect(
         ))
     })?;
     Ok(upgrade
+        // Clients send a few small messages: a read buffer of the default
+        // 128 KiB per connection would be most of its memory.
+        .read_buffer_size(READ_BUFFER)
         .max_message_size(realtime.settings.max_message_bytes)
         .max_frame_size(realtime.settings.max_message_bytes)
         .on_upgrade(move |socket| connection::serve(socket, realtime, principal, bearer)))

@@ -100,7 +100,10 @@ async fn receive(mut client: Client, until: Instant) -> Vec<(String, Instant)> {
 
 struct Measured {
     latency: Histogram<u64>,
-    per_connection_kib: f64,
+    /// RSS growth per connection: subscribed and idle, then after the run
+    /// (socket and queue buffers having carried traffic).
+    idle_kib: f64,
+    busy_kib: f64,
     delivered: u64,
     expected: u64,
 }
@@ -118,6 +121,23 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
     .await;
     let pid = tenet.child.id().expect("running");
     let user = User::register(&tenet, "bench").await;
+    // Warm the process up (pools, allocator, one connection's code paths)
+    // so the memory measured is the connections'.
+    let warm = User::register(&tenet, "warm").await;
+    let warm_workspace = warm.workspace("Warm").await;
+    let mut warm_client = connect(
+        &format!("{}/api/v1/ws", tenet.base.replacen("http://", "ws://", 1)),
+        warm.client.token.as_deref().expect("token"),
+    )
+    .await;
+    warm_client
+        .send(Message::text(
+            json!({ "type": "subscribe", "channel": format!("workspace:{warm_workspace}") })
+                .to_string(),
+        ))
+        .await
+        .expect("subscribe");
+    warm_client.next().await;
     let workspace = user.workspace("Bench").await;
     let project = user
         .client
@@ -173,6 +193,7 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
         assert_eq!(created.status, 201, "{:#}", created.body);
         acks.insert(created.body["id"].as_str().expect("id").to_owned(), acked);
     }
+    let busy = rss_kib(pid)?;
     let mut latency = histogram();
     let mut delivered = 0;
     for receiver in receivers {
@@ -187,7 +208,8 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
     }
     Some(Measured {
         latency,
-        per_connection_kib: after.saturating_sub(before) as f64 / n as f64,
+        idle_kib: after.saturating_sub(before) as f64 / n as f64,
+        busy_kib: busy.saturating_sub(before) as f64 / n as f64,
         delivered,
         expected: commands * n as u64,
     })
@@ -329,9 +351,15 @@ fn main() {
                 .against(ms(&ceiling, 0.99), "bare fan-out p99"),
             );
             rows.push(Row::new(
-                "server memory per subscribed connection (RSS delta / clients)",
+                "server memory per connection, subscribed and idle (RSS delta / clients)",
                 backend,
-                measured.per_connection_kib,
+                measured.idle_kib,
+                "KiB",
+            ));
+            rows.push(Row::new(
+                "server memory per connection, after the run (RSS delta / clients)",
+                backend,
+                measured.busy_kib,
                 "KiB",
             ));
         }

@@ -24,6 +24,8 @@ CREATE TABLE feed_updates (
 -- Live fan-out reads every tenant by position; resume reads one tenant.
 CREATE INDEX feed_updates_position ON feed_updates (position);
 CREATE INDEX feed_updates_tenant ON feed_updates (tenant_id, position);
+-- Pruning finds what is past the retention without reading the rest.
+CREATE INDEX feed_updates_recorded ON feed_updates (recorded_at);
 
 -- How far the outbox has been pruned: a resume from at or before this
 -- position cannot be answered in full.

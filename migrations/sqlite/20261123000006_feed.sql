@@ -16,6 +16,7 @@ CREATE TABLE feed_updates (
 );
 CREATE INDEX feed_updates_position ON feed_updates (position);
 CREATE INDEX feed_updates_tenant ON feed_updates (tenant_id, position);
+CREATE INDEX feed_updates_recorded ON feed_updates (recorded_at);
 
 CREATE TABLE feed_horizon (
     id       INTEGER PRIMARY KEY CHECK (id = 1),

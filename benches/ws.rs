@@ -59,6 +59,22 @@ fn rss_kib(pid: u32) -> Option<u64> {
         .ok()
 }
 
+/// Resident memory once it stops moving (the allocator gives freed pages
+/// back with a delay; password hashing alone takes tens of MiB for a
+/// moment): two readings half a second apart within 64 KiB.
+async fn settled_rss_kib(pid: u32) -> Option<u64> {
+    let mut last = rss_kib(pid)?;
+    for _ in 0..40 {
+        tokio::time::sleep(Duration::from_millis(500)).await;
+        let now = rss_kib(pid)?;
+        if now.abs_diff(last) < 64 {
+            return Some(now);
+        }
+        last = now;
+    }
+    Some(last)
+}
+
 async fn connect(url: &str, token: &str) -> Client {
     let mut request = url.into_client_request().expect("request");
     request.headers_mut().insert(
@@ -75,15 +91,19 @@ async fn connect(url: &str, token: &str) -> Client {
     panic!("cannot connect to {url}");
 }
 
-/// Reads a client's messages until `until`, noting when each task
-/// creation arrived.
-async fn receive(mut client: Client, until: Instant) -> Vec<(String, Instant)> {
+/// Reads a client's messages until `expected` task creations arrived (or
+/// `until`), noting when each did; answers the client too, still open.
+async fn receive(
+    mut client: Client,
+    expected: usize,
+    until: Instant,
+) -> (Client, Vec<(String, Instant)>) {
     let mut received = Vec::new();
-    loop {
+    while received.len() < expected {
         let left = until.saturating_duration_since(Instant::now());
         let frame = match tokio::time::timeout(left, client.next()).await {
             Ok(Some(Ok(frame))) => frame,
-            _ => return received,
+            _ => break,
         };
         let at = Instant::now();
         if let Message::Text(text) = frame {
@@ -96,6 +116,7 @@ async fn receive(mut client: Client, until: Instant) -> Vec<(String, Instant)> {
             }
         }
     }
+    (client, received)
 }
 
 struct Measured {
@@ -152,7 +173,11 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
     let url = format!("{}/api/v1/ws", tenet.base.replacen("http://", "ws://", 1));
     let channel = format!("workspace:{workspace}");
 
-    let before = rss_kib(pid)?;
+    // Password hashing ran on blocking threads, whose freed buffers (tens
+    // of MiB) leave the resident set only when the idle threads exit
+    // (after tokio's 10 s keep-alive): wait them out for a true baseline.
+    tokio::time::sleep(Duration::from_secs(11)).await;
+    let before = settled_rss_kib(pid).await?;
     let n = clients();
     let connected = futures::stream::iter(0..n)
         .map(|_| {
@@ -173,13 +198,13 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
         .buffer_unordered(64)
         .collect::<Vec<Client>>()
         .await;
-    let after = rss_kib(pid)?;
+    let after = settled_rss_kib(pid).await?;
 
     let commands = (RATE as f64 * run_for().as_secs_f64()).max(1.0) as u64;
     let until = Instant::now() + run_for() + Duration::from_secs(10);
     let receivers: Vec<_> = connected
         .into_iter()
-        .map(|client| tokio::spawn(receive(client, until)))
+        .map(|client| tokio::spawn(receive(client, commands as usize, until)))
         .collect();
     let mut acks: HashMap<String, Instant> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / RATE as f64));
@@ -193,11 +218,14 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
         assert_eq!(created.status, 201, "{:#}", created.body);
         acks.insert(created.body["id"].as_str().expect("id").to_owned(), acked);
     }
-    let busy = rss_kib(pid)?;
+    let busy = settled_rss_kib(pid).await?;
     let mut latency = histogram();
     let mut delivered = 0;
+    let mut open = Vec::with_capacity(receivers.len());
     for receiver in receivers {
-        for (id, at) in receiver.await.expect("receiver") {
+        let (client, received) = receiver.await.expect("receiver");
+        open.push(client);
+        for (id, at) in received {
             if let Some(acked) = acks.get(&id) {
                 // An update can beat the HTTP answer to its client: zero.
                 let micros = at.saturating_duration_since(*acked).as_micros() as u64;
@@ -208,8 +236,10 @@ async fn measure_tenet(mode: Mode) -> Option<Measured> {
     }
     Some(Measured {
         latency,
-        idle_kib: after.saturating_sub(before) as f64 / n as f64,
-        busy_kib: busy.saturating_sub(before) as f64 / n as f64,
+        // Signed: the allocator may give pages back, so a delta this
+        // small can come out below zero.
+        idle_kib: (after as f64 - before as f64) / n as f64,
+        busy_kib: (busy as f64 - before as f64) / n as f64,
         delivered,
         expected: commands * n as u64,
     })
@@ -270,7 +300,7 @@ async fn measure_ceiling(size: usize) -> Histogram<u64> {
     let until = Instant::now() + run_for() + Duration::from_secs(10);
     let receivers: Vec<_> = connected
         .into_iter()
-        .map(|client| tokio::spawn(receive(client, until)))
+        .map(|client| tokio::spawn(receive(client, commands as usize, until)))
         .collect();
     let mut sent: HashMap<String, Instant> = HashMap::new();
     let mut ticker = tokio::time::interval(Duration::from_secs_f64(1.0 / RATE as f64));
@@ -288,7 +318,8 @@ async fn measure_ceiling(size: usize) -> Histogram<u64> {
     }
     let mut latency = histogram();
     for receiver in receivers {
-        for (id, at) in receiver.await.expect("receiver") {
+        let (_, received) = receiver.await.expect("receiver");
+        for (id, at) in received {
             if let Some(sent) = sent.get(&id) {
                 latency
                     .record((at.saturating_duration_since(*sent).as_micros() as u64).max(1))

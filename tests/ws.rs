@@ -727,8 +727,28 @@ async fn the_upgrade_needs_a_valid_credential(backing: Backing) {
     assert!(doomed.try_next().await.is_none());
 }
 
+async fn shutdown_closes_connections_as_going_away(backing: Backing) {
+    let mut tenet = start(&backing).await;
+    let board = Board::new(&tenet).await;
+    let mut socket = Socket::connect(&tenet, &board.owner.client).await;
+    socket
+        .subscribe(&format!("workspace:{}", board.workspace), None)
+        .await;
+    let status = tenet.stop_with("-TERM").await;
+    assert!(status.success(), "{status:?}");
+    let closed = tokio::time::timeout(PATIENCE, socket.stream.next())
+        .await
+        .expect("closed in time");
+    match closed {
+        Some(Ok(Message::Close(Some(frame)))) => assert_eq!(u16::from(frame.code), 1001),
+        Some(Ok(Message::Close(None))) | None | Some(Err(_)) => {}
+        Some(Ok(other)) => panic!("expected the connection to close, got {other:?}"),
+    }
+}
+
 in_both_modes!(
     task_changes_arrive_with_the_rest_body,
+    shutdown_closes_connections_as_going_away,
     five_hundred_rapid_changes_arrive_in_order_exactly_once,
     a_resume_replays_what_was_missed_without_gap_or_duplicate,
     resumes_the_server_cannot_answer_are_refused_clearly,

@@ -142,14 +142,26 @@ impl Session {
     /// Writes a frame, giving up on a client that accepts nothing for the
     /// idle timeout or that the hub found too slow meanwhile.
     async fn send(&mut self, message: Message) -> Result<(), Gone> {
-        let slow = self.registration.slow.clone();
-        tokio::select! {
-            sent = tokio::time::timeout(self.realtime.settings.idle_timeout, self.socket.send(message)) => match sent {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(Gone),
-            },
-            () = slow.cancelled() => Err(Gone),
-        }
+        let (slow, limit) = self.limits();
+        guarded(&slow, limit, self.socket.send(message)).await
+    }
+
+    /// Buffers a frame without writing it out (unless the buffer is full).
+    async fn feed(&mut self, message: Message) -> Result<(), Gone> {
+        let (slow, limit) = self.limits();
+        guarded(&slow, limit, self.socket.feed(message)).await
+    }
+
+    async fn flush(&mut self) -> Result<(), Gone> {
+        let (slow, limit) = self.limits();
+        guarded(&slow, limit, self.socket.flush()).await
+    }
+
+    fn limits(&self) -> (tokio_util::sync::CancellationToken, Duration) {
+        (
+            self.registration.slow.clone(),
+            self.realtime.settings.idle_timeout,
+        )
     }
 
     async fn send_text(&mut self, text: String) -> Result<(), Gone> {
@@ -189,29 +201,6 @@ impl Session {
             self.feed(Message::Text(text)).await
         } else {
             self.send(Message::Text(text)).await
-        }
-    }
-
-    /// Buffers a frame without writing it out (unless the buffer is full).
-    async fn feed(&mut self, message: Message) -> Result<(), Gone> {
-        let slow = self.registration.slow.clone();
-        tokio::select! {
-            fed = tokio::time::timeout(self.realtime.settings.idle_timeout, self.socket.feed(message)) => match fed {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(Gone),
-            },
-            () = slow.cancelled() => Err(Gone),
-        }
-    }
-
-    async fn flush(&mut self) -> Result<(), Gone> {
-        let slow = self.registration.slow.clone();
-        tokio::select! {
-            flushed = tokio::time::timeout(self.realtime.settings.idle_timeout, self.socket.flush()) => match flushed {
-                Ok(Ok(())) => Ok(()),
-                _ => Err(Gone),
-            },
-            () = slow.cancelled() => Err(Gone),
         }
     }
 
@@ -508,6 +497,22 @@ impl Session {
             }
         }
         Ok(())
+    }
+}
+
+/// Runs a write on the socket unless it outlasts `limit` or the hub marks
+/// the connection slow meanwhile.
+async fn guarded(
+    slow: &tokio_util::sync::CancellationToken,
+    limit: Duration,
+    write: impl Future<Output = Result<(), axum::Error>>,
+) -> Result<(), Gone> {
+    tokio::select! {
+        written = tokio::time::timeout(limit, write) => match written {
+            Ok(Ok(())) => Ok(()),
+            _ => Err(Gone),
+        },
+        () = slow.cancelled() => Err(Gone),
     }
 }
 

@@ -78,6 +78,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub auth: AuthConfig,
 
+    #[command(flatten)]
+    pub realtime: RealtimeConfig,
+
     /// Requests per minute per principal (user or API key; per IP when anonymous).
     #[arg(long, env = "TENET_RATE_LIMIT", default_value_t = 600)]
     pub rate_limit: u32,
@@ -119,6 +122,77 @@ pub struct AuthConfig {
     /// Lifetime of refresh tokens, in seconds (each refresh starts it anew).
     #[arg(long, env = "TENET_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
+}
+
+/// The WebSocket feed.
+#[derive(Args, Clone, Debug)]
+pub struct RealtimeConfig {
+    /// Messages a WebSocket connection may have queued; a client that falls
+    /// further behind gets SLOW_CONSUMER and is disconnected.
+    #[arg(
+        long = "ws-send-buffer",
+        env = "TENET_WS_SEND_BUFFER",
+        default_value_t = 1024
+    )]
+    pub send_buffer: usize,
+
+    /// Seconds between the server's pings on a WebSocket.
+    #[arg(
+        long = "ws-heartbeat-secs",
+        env = "TENET_WS_HEARTBEAT_SECS",
+        default_value_t = 30
+    )]
+    pub heartbeat_secs: u64,
+
+    /// A WebSocket client not heard from for this many seconds is disconnected.
+    #[arg(
+        long = "ws-idle-timeout-secs",
+        env = "TENET_WS_IDLE_TIMEOUT_SECS",
+        default_value_t = 90
+    )]
+    pub idle_timeout_secs: u64,
+
+    /// Most subscriptions on one WebSocket connection.
+    #[arg(
+        long = "ws-max-subscriptions",
+        env = "TENET_WS_MAX_SUBSCRIPTIONS",
+        default_value_t = 100
+    )]
+    pub max_subscriptions: usize,
+
+    /// Seconds between checks of each connection's credential and access
+    /// (also checked at once after a membership, key or session change).
+    #[arg(
+        long = "ws-recheck-secs",
+        env = "TENET_WS_RECHECK_SECS",
+        default_value_t = 60
+    )]
+    pub recheck_secs: u64,
+
+    /// Seconds of updates kept for resuming with `since` (default 7 days).
+    #[arg(long = "feed-retention-secs", env = "TENET_FEED_RETENTION_SECS", default_value_t = 7 * 24 * 3600)]
+    pub retention_secs: u64,
+
+    /// Milliseconds between prunes of the feed's outbox.
+    #[arg(
+        long = "feed-prune-every-ms",
+        env = "TENET_FEED_PRUNE_EVERY_MS",
+        default_value_t = 60_000
+    )]
+    pub prune_every_ms: u64,
+}
+
+impl RealtimeConfig {
+    pub fn settings(&self) -> tenet_query::realtime::Settings {
+        tenet_query::realtime::Settings {
+            send_buffer: self.send_buffer.max(1),
+            heartbeat: Duration::from_secs(self.heartbeat_secs.max(1)),
+            idle_timeout: Duration::from_secs(self.idle_timeout_secs.max(1)),
+            max_subscriptions: self.max_subscriptions.max(1),
+            recheck_every: Duration::from_secs(self.recheck_secs.max(1)),
+            ..tenet_query::realtime::Settings::default()
+        }
+    }
 }
 
 impl ServeConfig {

@@ -52,6 +52,9 @@ pub struct Parts<'a> {
     pub jwt: Arc<Jwt>,
     pub passwords: Arc<Passwords>,
     pub limits: Arc<RateLimits>,
+    /// The WebSocket feed's subscriptions in this process.
+    pub hub: Arc<tenet_query::realtime::Hub>,
+    pub shutdown: tokio_util::sync::CancellationToken,
 }
 
 #[derive(OpenApi)]
@@ -85,6 +88,7 @@ pub struct Parts<'a> {
         (name = "comments", description = "Comments on tasks"),
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
+        (name = "realtime", description = "Live, resumable updates over a WebSocket"),
     )
 )]
 struct ApiDoc;
@@ -109,6 +113,15 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         refresh_ttl: Duration::from_secs(parts.config.auth.refresh_token_ttl_secs),
     };
     let commands = tenet_command::router(command_state.clone());
+    let realtime = tenet_query::realtime::router(tenet_query::realtime::Realtime {
+        hub: parts.hub,
+        db: parts.db.clone(),
+        store: parts.store.clone(),
+        auth: auth.clone(),
+        checkpoints: parts.checkpoints.clone(),
+        settings: parts.config.realtime.settings(),
+        shutdown: parts.shutdown,
+    });
     let queries = tenet_query::router(QueryState {
         db: parts.db,
         store: parts.store,
@@ -120,9 +133,11 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     // serves.
     let (command_routes, command_doc) = commands.split_for_parts();
     let (query_routes, query_doc) = queries.split_for_parts();
+    let (realtime_routes, realtime_doc) = realtime.split_for_parts();
     let mut doc = ApiDoc::openapi();
     doc.merge(command_doc);
     doc.merge(query_doc);
+    doc.merge(realtime_doc);
     doc.merge(ops::ApiDoc::openapi());
     tenet_events::http::openapi::complete(&mut doc);
     let mut api = axum::Router::new();
@@ -133,7 +148,7 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         )));
     }
     if parts.config.runs(Role::Query) {
-        api = api.merge(query_routes);
+        api = api.merge(query_routes).merge(realtime_routes);
     }
     let router = axum::Router::new()
         .merge(ops)

@@ -172,6 +172,20 @@ impl Server {
                 .await
                 .context("cannot start the projectors")?;
             background.spawn(async move { while runners.join_next().await.is_some() {} });
+            background.spawn(tenet_projections::feed::run_pruner(
+                db.clone(),
+                Duration::from_secs(config.realtime.retention_secs),
+                Duration::from_millis(config.realtime.prune_every_ms.max(1)),
+                shutdown.clone(),
+            ));
+            if let Some(bus) = &bus {
+                background.spawn(tenet_projections::feed::announce(
+                    db.clone(),
+                    checkpoints.clone(),
+                    bus.clone(),
+                    shutdown.clone(),
+                ));
+            }
             background.spawn(tenet_command::task::policy::run(
                 tenet_command::task::policy::Worker {
                     db: db.clone(),
@@ -215,6 +229,24 @@ impl Server {
                 }
             });
         }
+        let hub = Arc::new(tenet_query::realtime::Hub::new(config.realtime.send_buffer));
+        if config.runs(Role::Query) {
+            if let Some(bus) = &bus {
+                background.spawn(tenet_projections::feed::follow_announcements(
+                    bus.clone(),
+                    checkpoints.clone(),
+                    shutdown.clone(),
+                ));
+            }
+            let worker = tenet_query::realtime::worker::Worker {
+                hub: hub.clone(),
+                db: db.clone(),
+                store: store.clone(),
+                checkpoints: checkpoints.clone(),
+            };
+            background.spawn(worker.run(shutdown.clone()));
+        }
+
         let limits = Arc::new(RateLimits::new(
             config.rate_limit,
             config.auth_rate_limit,
@@ -245,6 +277,8 @@ impl Server {
             jwt,
             passwords,
             limits,
+            hub,
+            shutdown: shutdown.clone(),
         });
         let listener = TcpListener::bind(config.listen)
             .await

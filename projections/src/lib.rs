@@ -7,6 +7,7 @@
 
 pub mod access;
 pub mod checkpoints;
+pub mod feed;
 pub mod projects;
 pub mod replay;
 mod rows;

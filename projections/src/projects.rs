@@ -23,6 +23,8 @@ use tenet_events::projection::{ProjectionError, Projector};
 use tenet_events::with_tx;
 use utoipa::ToSchema;
 
+use crate::feed::{self, Recorder};
+
 pub const NAME: &str = "projects";
 
 /// The generation queries read, as a subquery.
@@ -198,6 +200,7 @@ impl Projector for ProjectsProjector {
         };
         let mut counts: HashMap<(TenantId, ProjectStatus), i64> = HashMap::new();
         let mut dirty: HashSet<Key> = HashSet::new();
+        let mut recorded = Recorder::for_batch(tx, NAME, generation).await?;
         for change in changes {
             let event = change.event;
             match change.what {
@@ -215,7 +218,12 @@ impl Projector for ProjectsProjector {
                             ),
                         ));
                     }
+                    // A task number handed out changes nothing a client sees.
+                    let visible = !matches!(decoded, ProjectEvent::TaskAdded(_));
                     apply(&mut rows, &mut counts, change.key, event, decoded)?;
+                    if visible && let Some(row) = rows.get(&change.key) {
+                        record(&mut recorded, event, row)?;
+                    }
                 }
                 What::Tasks { open, done } => {
                     let row = rows
@@ -223,6 +231,9 @@ impl Projector for ProjectsProjector {
                         .ok_or_else(|| ProjectionError::event(event, "its project has no row"))?;
                     row.open_tasks += open;
                     row.done_tasks += done;
+                    if open != 0 || done != 0 {
+                        record(&mut recorded, event, row)?;
+                    }
                 }
             }
             dirty.insert(change.key);
@@ -230,7 +241,7 @@ impl Projector for ProjectsProjector {
         let dirty: Vec<&ProjectRow> = dirty.iter().filter_map(|key| rows.get(key)).collect();
         save(tx, generation, &dirty).await?;
         save_counts(tx, generation, &counts).await?;
-        Ok(())
+        recorded.save(tx, NAME).await
     }
 
     async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
@@ -336,6 +347,21 @@ impl<'a> Change<'a> {
             what: What::Tasks { open, done },
         })
     }
+}
+
+/// Records a project as it is after `event`, for the feed.
+fn record(
+    recorded: &mut Recorder,
+    event: &RecordedEvent,
+    row: &ProjectRow,
+) -> Result<(), ProjectionError> {
+    recorded.update(
+        event,
+        feed::Resource::Project(row.id),
+        Some(row.id),
+        None,
+        &row.to_view(),
+    )
 }
 
 fn apply(

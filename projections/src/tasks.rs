@@ -26,6 +26,8 @@ use tenet_events::projection::{ProjectionError, Projector};
 use tenet_events::{with_pool, with_tx};
 use utoipa::ToSchema;
 
+use crate::feed::{self, Recorder};
+
 pub const NAME: &str = "tasks";
 
 /// The generation queries read, as a subquery.
@@ -227,6 +229,14 @@ struct Batch {
     deleted_tasks: HashSet<TaskKey>,
     deleted_comments: HashSet<CommentKey>,
     counts: HashMap<Bucket, i64>,
+    /// Each visible change, for the realtime feed.
+    feed: Recorder,
+}
+
+impl Default for Recorder {
+    fn default() -> Self {
+        Recorder::off()
+    }
 }
 
 impl Batch {
@@ -310,6 +320,7 @@ impl Projector for TasksProjector {
         let mut batch = Batch {
             tasks: load_tasks(tx, generation, &task_keys).await?,
             comments: load_comments(tx, generation, &comment_keys).await?,
+            feed: Recorder::for_batch(tx, NAME, generation).await?,
             ..Batch::default()
         };
         for (event, decoded) in decoded {
@@ -318,7 +329,9 @@ impl Projector for TasksProjector {
                 Decoded::Comment(comment) => apply_comment(&mut batch, event, comment)?,
             }
         }
-        save(tx, generation, batch).await
+        let recorded = std::mem::take(&mut batch.feed);
+        save(tx, generation, batch).await?;
+        recorded.save(tx, NAME).await
     }
 
     async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
@@ -430,6 +443,7 @@ fn apply_task(
             version: event.stream_version,
         };
         batch.count(row.bucket(), 1);
+        record_task(&mut batch.feed, event, &row)?;
         batch.tasks.insert(key, row);
         batch.dirty_tasks.insert(key);
         return Ok(());
@@ -466,6 +480,18 @@ fn apply_task(
         TaskEvent::Unassigned(_) => row.assignee_id = None,
         TaskEvent::StatusChanged(changed) => row.status = changed.to.as_str().to_owned(),
         TaskEvent::Deleted(_) => {
+            let project = row.project_id;
+            batch.feed.removed(
+                event,
+                feed::Resource::Task(key.1),
+                Some(project),
+                Some(key.1),
+                serde_json::json!({
+                    "id": key.1,
+                    "workspace_id": WorkspaceId::from(key.0),
+                    "project_id": project,
+                }),
+            );
             batch.tasks.remove(&key);
             batch.dirty_tasks.remove(&key);
             batch.deleted_tasks.insert(key);
@@ -476,6 +502,7 @@ fn apply_task(
     row.updated_at = at;
     row.version = event.stream_version;
     let after = row.bucket();
+    record_task(&mut batch.feed, event, row)?;
     if after != before {
         batch.count(before, -1);
         batch.count(after, 1);
@@ -498,25 +525,25 @@ fn apply_comment(
         // Its task is gone, and its comments with it.
         return Ok(());
     }
+    let project = batch.tasks.get(&task).map(|row| row.project_id);
     let mut count_delta = 0;
     match decoded {
         CommentEvent::Added(added) => {
             if batch.comments.contains_key(&key) || batch.deleted_comments.contains(&key) {
                 return Ok(());
             }
-            batch.comments.insert(
-                key,
-                CommentRow {
-                    tenant_id: key.0,
-                    id: key.1,
-                    task_id: added.task_id,
-                    author_id: added.author_id,
-                    body: added.body,
-                    created_at: event.occurred_at,
-                    edited_at: None,
-                    version: event.stream_version,
-                },
-            );
+            let row = CommentRow {
+                tenant_id: key.0,
+                id: key.1,
+                task_id: added.task_id,
+                author_id: added.author_id,
+                body: added.body,
+                created_at: event.occurred_at,
+                edited_at: None,
+                version: event.stream_version,
+            };
+            record_comment(&mut batch.feed, event, project, &row)?;
+            batch.comments.insert(key, row);
             batch.dirty_comments.insert(key);
             count_delta = 1;
         }
@@ -531,6 +558,7 @@ fn apply_comment(
             row.body = edited.body;
             row.edited_at = Some(event.occurred_at);
             row.version = event.stream_version;
+            record_comment(&mut batch.feed, event, project, row)?;
             batch.dirty_comments.insert(key);
         }
         CommentEvent::Deleted(_) => {
@@ -540,6 +568,13 @@ fn apply_comment(
             if !follows(row.version, event)? {
                 return Ok(());
             }
+            batch.feed.removed(
+                event,
+                feed::Resource::Comment(key.1),
+                project,
+                Some(task.1),
+                serde_json::json!({ "id": key.1, "task_id": task.1 }),
+            );
             batch.comments.remove(&key);
             batch.dirty_comments.remove(&key);
             batch.deleted_comments.insert(key);
@@ -552,9 +587,41 @@ fn apply_comment(
         && let Some(row) = batch.tasks.get_mut(&task)
     {
         row.comment_count += count_delta;
+        record_task(&mut batch.feed, event, row)?;
         batch.dirty_tasks.insert(task);
     }
     Ok(())
+}
+
+/// Records a task as it is after `event`, for the feed.
+fn record_task(
+    feed: &mut Recorder,
+    event: &RecordedEvent,
+    row: &TaskRow,
+) -> Result<(), ProjectionError> {
+    feed.update(
+        event,
+        feed::Resource::Task(row.id),
+        Some(row.project_id),
+        Some(row.id),
+        &row.to_view(),
+    )
+}
+
+/// Records a comment as it is after `event`, for the feed.
+fn record_comment(
+    feed: &mut Recorder,
+    event: &RecordedEvent,
+    project: Option<ProjectId>,
+    row: &CommentRow,
+) -> Result<(), ProjectionError> {
+    feed.update(
+        event,
+        feed::Resource::Comment(row.id),
+        project,
+        Some(row.task_id),
+        &row.to_view(),
+    )
 }
 
 async fn load_tasks(

@@ -2,7 +2,8 @@
 //! read-your-writes through consistency tokens.
 //!
 //! Every query is scoped by tenant in SQL and reads the active generation
-//! of its read model; nothing here writes.
+//! of its read model; nothing here writes. The [`realtime`] feed pushes the
+//! same rows over WebSockets as they change.
 
 pub mod admin;
 pub mod audit;
@@ -11,6 +12,7 @@ pub mod listing;
 pub mod me;
 pub mod members;
 pub mod projects;
+pub mod realtime;
 pub mod rebuilds;
 pub mod search;
 pub mod state;

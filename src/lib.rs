@@ -157,10 +157,7 @@ impl Server {
             let runtime = Runtime {
                 // A runner per projection, another per rebuild, and their
                 // supervisors' occasional reads.
-                db: db.with_session(
-                    &[("synchronous_commit", "off")],
-                    2 * (projectors.len() + inline_projectors().len()) as u32 + 2,
-                ),
+                db: db.without_fsync(2 * (projectors.len() + inline_projectors().len()) as u32 + 2),
                 store: store.clone(),
                 feed: bus
                     .clone()

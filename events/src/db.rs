@@ -202,6 +202,35 @@ impl Db {
         }
     }
 
+    /// A handle for writers whose work is rebuilt from the log (the
+    /// projectors): their commits skip the fsync. Their checkpoint commits,
+    /// or is lost, with their writes, so losing the last few to a power
+    /// failure only means applying those events again. On Postgres that is
+    /// `synchronous_commit = off`; on SQLite a writer connection of their
+    /// own with `synchronous = NORMAL` (WAL keeps it consistent, and the
+    /// log's next durable commit makes it durable too).
+    pub fn without_fsync(&self, max_connections: u32) -> Db {
+        match self {
+            Db::Postgres(_) => self.with_session(&[("synchronous_commit", "off")], max_connections),
+            Db::Sqlite(db) => {
+                let options = (*db.writer.connect_options())
+                    .clone()
+                    .synchronous(SqliteSynchronous::Normal)
+                    // Large batches dirty many pages: keep them in memory
+                    // (64 MiB) until the commit writes them once.
+                    .pragma("cache_size", "-65536");
+                let writer = SqlitePoolOptions::new()
+                    .max_connections(1)
+                    .acquire_timeout(Duration::from_secs(30))
+                    .connect_lazy_with(options);
+                Db::Sqlite(SqliteDb {
+                    writer,
+                    reader: db.reader.clone(),
+                })
+            }
+        }
+    }
+
     /// Answers whether the database serves a trivial query.
     pub async fn ping(&self) -> Result<(), sqlx::Error> {
         with_pool!(self, pool => sqlx::query("SELECT 1").execute(pool).await.map(drop))

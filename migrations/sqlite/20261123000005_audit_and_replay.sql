@@ -38,3 +38,6 @@ UPDATE projects_view SET key = upper(slug);
 -- the related events are found by the id their payload names.
 CREATE INDEX events_comment_task ON events (tenant_id, (data->>'task_id')) WHERE stream_type = 'comment';
 CREATE INDEX events_task_project ON events (tenant_id, (data->>'project_id')) WHERE stream_type = 'task';
+
+-- Emptied count buckets are deleted as batches empty them.
+CREATE INDEX task_counts_empty ON task_counts (generation) WHERE count = 0;

@@ -254,6 +254,10 @@ impl Runner {
             Feed::JetStream(bus) if status != Status::Rebuilding => {
                 Box::new(JetStreamSource::open(bus, self.name()).await?)
             }
+            _ if status == Status::Rebuilding => Box::new(LogTail::with_batch(
+                self.runtime.store.clone(),
+                crate::source::REBUILD_BATCH,
+            )),
             _ => Box::new(LogTail::new(self.runtime.store.clone())),
         })
     }

@@ -20,6 +20,11 @@ use tenet_events::store::{EventStore, LogQuery, StoreError};
 /// Most events handed to a projector in one transaction.
 pub const BATCH: usize = 500;
 
+/// Most events a rebuild applies in one transaction: it works through
+/// history, where fewer, larger commits write each hot index page once
+/// per batch instead of once per 500 events.
+pub const REBUILD_BATCH: usize = 5_000;
+
 /// A batch of events and the acknowledgement to send once it is applied.
 pub struct Delivery {
     pub events: Vec<RecordedEvent>,
@@ -62,12 +67,18 @@ pub trait EventSource: Send {
 pub struct LogTail {
     store: Arc<dyn EventStore>,
     head: tokio::sync::watch::Receiver<Position>,
+    batch: usize,
 }
 
 impl LogTail {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
+        Self::with_batch(store, BATCH)
+    }
+
+    /// A tail handing out up to `batch` events at a time.
+    pub fn with_batch(store: Arc<dyn EventStore>, batch: usize) -> Self {
         let head = store.watch_head();
-        LogTail { store, head }
+        LogTail { store, head, batch }
     }
 }
 
@@ -80,7 +91,7 @@ impl EventSource for LogTail {
             self.head.borrow_and_update();
             let events = self
                 .store
-                .read_log(LogQuery::all_after(after, BATCH))
+                .read_log(LogQuery::all_after(after, self.batch))
                 .await?;
             if !events.is_empty() {
                 return Ok(Delivery::new(events));

@@ -666,6 +666,10 @@ const COMMENT_UPSERT: &str = "ON CONFLICT (generation, tenant_id, id) DO UPDATE 
     body = EXCLUDED.body, edited_at = EXCLUDED.edited_at, version = EXCLUDED.version \
     WHERE comments_view.version <= EXCLUDED.version";
 
+/// Rows per multi-row statement on SQLite (20 binds a task row, well under
+/// SQLite's limit on parameters).
+const SQLITE_ROWS: usize = 400;
+
 const COUNT_UPSERT: &str = "ON CONFLICT (generation, tenant_id, project_id, status, priority, assignee_id) \
     DO UPDATE SET count = task_counts.count + EXCLUDED.count";
 
@@ -815,50 +819,57 @@ async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), Proj
             }
         }
         Tx::Sqlite(tx) => {
-            for row in tasks {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO tasks_view (generation, {TASK_COLUMNS}) VALUES ($1, $2, $3, $4, $5, \
-                     $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, $19, $20) {TASK_UPSERT}"
-                )))
-                .bind(generation)
-                .bind(row.tenant_id)
-                .bind(row.id)
-                .bind(row.project_id)
-                .bind(row.number)
-                .bind(&row.key)
-                .bind(&row.title)
-                .bind(&row.description)
-                .bind(&row.status)
-                .bind(&row.priority)
-                .bind(row.priority_rank)
-                .bind(row.assignee_id)
-                .bind(&row.labels)
-                .bind(row.due_date)
-                .bind(&row.search)
-                .bind(row.comment_count)
-                .bind(row.created_by)
-                .bind(row.created_at)
-                .bind(row.updated_at)
-                .bind(row.version)
-                .execute(&mut **tx)
-                .await?;
+            // Many rows per statement: on SQLite each statement is a round
+            // trip to the database's worker thread, which dominates a
+            // rebuild's cost otherwise.
+            for chunk in tasks.chunks(SQLITE_ROWS) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "INSERT INTO tasks_view (generation, {TASK_COLUMNS}) "
+                ));
+                insert.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(generation)
+                        .push_bind(row.tenant_id)
+                        .push_bind(row.id)
+                        .push_bind(row.project_id)
+                        .push_bind(row.number)
+                        .push_bind(row.key.clone())
+                        .push_bind(row.title.clone())
+                        .push_bind(row.description.clone())
+                        .push_bind(row.status.clone())
+                        .push_bind(row.priority.clone())
+                        .push_bind(row.priority_rank)
+                        .push_bind(row.assignee_id)
+                        .push_bind(row.labels.clone())
+                        .push_bind(row.due_date)
+                        .push_bind(row.search.clone())
+                        .push_bind(row.comment_count)
+                        .push_bind(row.created_by)
+                        .push_bind(row.created_at)
+                        .push_bind(row.updated_at)
+                        .push_bind(row.version);
+                });
+                insert.push(format!(" {TASK_UPSERT}"));
+                insert.build().execute(&mut **tx).await?;
             }
-            for row in comments {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO comments_view (generation, {COMMENT_COLUMNS}) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9) {COMMENT_UPSERT}"
-                )))
-                .bind(generation)
-                .bind(row.tenant_id)
-                .bind(row.id)
-                .bind(row.task_id)
-                .bind(row.author_id)
-                .bind(&row.body)
-                .bind(row.created_at)
-                .bind(row.edited_at)
-                .bind(row.version)
-                .execute(&mut **tx)
-                .await?;
+            for chunk in comments.chunks(SQLITE_ROWS) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(format!(
+                    "INSERT INTO comments_view (generation, {COMMENT_COLUMNS}) "
+                ));
+                insert.push_values(chunk, |mut values, row| {
+                    values
+                        .push_bind(generation)
+                        .push_bind(row.tenant_id)
+                        .push_bind(row.id)
+                        .push_bind(row.task_id)
+                        .push_bind(row.author_id)
+                        .push_bind(row.body.clone())
+                        .push_bind(row.created_at)
+                        .push_bind(row.edited_at)
+                        .push_bind(row.version);
+                });
+                insert.push(format!(" {COMMENT_UPSERT}"));
+                insert.build().execute(&mut **tx).await?;
             }
             for (tenant, id) in deleted_tasks {
                 sqlx::query(
@@ -886,32 +897,30 @@ async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), Proj
                     .execute(&mut **tx)
                     .await?;
             }
-            for (bucket, delta) in counts {
-                sqlx::query(sqlx::AssertSqlSafe(format!(
-                    "INSERT INTO task_counts (generation, tenant_id, project_id, status, priority, assignee_id, count) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7) {COUNT_UPSERT}"
-                )))
-                .bind(generation)
-                .bind(bucket.0)
-                .bind(bucket.1)
-                .bind(&bucket.2)
-                .bind(&bucket.3)
-                .bind(bucket.4)
-                .bind(delta)
-                .execute(&mut **tx)
-                .await?;
-                sqlx::query(
-                    "DELETE FROM task_counts WHERE generation = $1 AND tenant_id = $2 AND project_id = $3 \
-                     AND status = $4 AND priority = $5 AND assignee_id = $6 AND count = 0",
-                )
-                .bind(generation)
-                .bind(bucket.0)
-                .bind(bucket.1)
-                .bind(&bucket.2)
-                .bind(&bucket.3)
-                .bind(bucket.4)
-                .execute(&mut **tx)
-                .await?;
+            for chunk in counts.chunks(SQLITE_ROWS) {
+                let mut insert = sqlx::QueryBuilder::<sqlx::Sqlite>::new(
+                    "INSERT INTO task_counts (generation, tenant_id, project_id, status, priority, assignee_id, count) ",
+                );
+                insert.push_values(chunk, |mut values, (bucket, delta)| {
+                    values
+                        .push_bind(generation)
+                        .push_bind(bucket.0)
+                        .push_bind(bucket.1)
+                        .push_bind(bucket.2.clone())
+                        .push_bind(bucket.3.clone())
+                        .push_bind(bucket.4)
+                        .push_bind(*delta);
+                });
+                insert.push(format!(" {COUNT_UPSERT}"));
+                insert.build().execute(&mut **tx).await?;
+            }
+            if !counts.is_empty() {
+                // An emptied bucket goes, however the log was batched (the
+                // partial index on empty buckets keeps this cheap).
+                sqlx::query("DELETE FROM task_counts WHERE generation = $1 AND count = 0")
+                    .bind(generation)
+                    .execute(&mut **tx)
+                    .await?;
             }
         }
     }

@@ -1,11 +1,11 @@
-//! One way to answer a paged list: a `SELECT` whose rows carry the total
-//! (`count(*) OVER ()`), its binds as data, and a plain count for the one
-//! case a page has no row to carry it (an offset past the end).
+//! One way to answer a paged list: a `SELECT … LIMIT … OFFSET` with its
+//! binds as data, and a count of the matches when the page alone does not
+//! tell the total.
 
 use chrono::{DateTime, NaiveDate, Utc};
+use sqlx::FromRow;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use sqlx::{FromRow, Row};
 use tenet_events::db::Db;
 use tenet_events::http::{PageRequest, pagination::Page};
 use tenet_events::with_pool;
@@ -48,27 +48,6 @@ pub struct Listing {
     pub from: String,
     pub order: String,
     pub binds: Vec<Bind>,
-}
-
-/// A row and the total its query matched.
-pub struct Counted<T> {
-    pub item: T,
-    pub total: i64,
-}
-
-impl<'r, R, T> FromRow<'r, R> for Counted<T>
-where
-    R: Row,
-    T: FromRow<'r, R>,
-    &'r str: sqlx::ColumnIndex<R>,
-    i64: sqlx::Decode<'r, R::Database> + sqlx::Type<R::Database>,
-{
-    fn from_row(row: &'r R) -> Result<Self, sqlx::Error> {
-        Ok(Counted {
-            item: T::from_row(row)?,
-            total: row.try_get("total")?,
-        })
-    }
 }
 
 impl Listing {
@@ -136,41 +115,85 @@ impl Listing {
         Ok(page.page(items, total.max(0) as u64))
     }
 
-    /// Fetches one page and its total.
+    /// Fetches one page and its total: the page as a plain `LIMIT` query,
+    /// which stops at the page's last row, then a separate count only when
+    /// the page cannot tell it (a full page, or an empty one past the
+    /// start). Two statements rather than one `count(*) OVER ()` because
+    /// the window makes the database produce every match in page order
+    /// just to count it, where a count alone may take a cheaper plan (an
+    /// index-only or bitmap scan): on the audit log and on filtered task
+    /// lists that is several times faster.
     pub async fn page<T>(self, db: &Db, page: PageRequest) -> Result<Page<T>, sqlx::Error>
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
         let n = self.binds.len();
         let select = format!(
-            "SELECT {}, count(*) OVER () AS total {} ORDER BY {} LIMIT ${} OFFSET ${}",
+            "SELECT {} {} ORDER BY {} LIMIT ${} OFFSET ${}",
             self.columns,
             self.from,
             self.order,
             n + 1,
             n + 2
         );
-        let count = format!("SELECT count(*) {}", self.from);
         let binds = &self.binds;
-        let (rows, empty_total) = with_pool!(db, pool => {
-            let rows: Vec<Counted<T>> = bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds)
+        let items: Vec<T> = with_pool!(db, pool => {
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds)
                 .bind(page.limit_i64())
                 .bind(page.offset_i64())
                 .fetch_all(pool)
-                .await?;
-            let empty_total: Option<i64> = if rows.is_empty() {
-                Some(bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(count)), binds).fetch_one(pool).await?)
-            } else {
-                None
-            };
-            (rows, empty_total)
+                .await?
         });
-        let total = rows
-            .first()
-            .map(|row| row.total)
-            .or(empty_total)
-            .unwrap_or(0);
-        let items = rows.into_iter().map(|row| row.item).collect();
-        Ok(page.page(items, total.max(0) as u64))
+        // The rows this answer shows exist: a total counted after some of
+        // them were removed must not fall below them.
+        let shown = if items.is_empty() {
+            0
+        } else {
+            page.offset + items.len() as u64
+        };
+        let total = match total_shown_by(page, items.len()) {
+            Some(total) => total,
+            None => {
+                let count = format!("SELECT count(*) {}", self.from);
+                let counted: i64 = with_pool!(db, pool => {
+                    bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(count)), binds)
+                        .fetch_one(pool)
+                        .await?
+                });
+                (counted.max(0) as u64).max(shown)
+            }
+        };
+        Ok(page.page(items, total))
+    }
+}
+
+/// The total a page of `rows` rows proves without counting: a short page
+/// ends the list, unless it is empty past the start (the list may end
+/// anywhere before the offset).
+fn total_shown_by(page: PageRequest, rows: usize) -> Option<u64> {
+    let short = (rows as u64) < page.limit;
+    (short && (rows > 0 || page.offset == 0)).then_some(page.offset + rows as u64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(offset: u64, limit: u64) -> PageRequest {
+        PageRequest::new(Some(offset), Some(limit)).unwrap()
+    }
+
+    #[test]
+    fn a_short_page_proves_the_total() {
+        assert_eq!(total_shown_by(request(0, 50), 0), Some(0));
+        assert_eq!(total_shown_by(request(0, 50), 7), Some(7));
+        assert_eq!(total_shown_by(request(100, 50), 3), Some(103));
+    }
+
+    #[test]
+    fn a_full_page_or_an_empty_one_past_the_start_needs_a_count() {
+        assert_eq!(total_shown_by(request(0, 50), 50), None);
+        assert_eq!(total_shown_by(request(100, 50), 50), None);
+        assert_eq!(total_shown_by(request(100, 50), 0), None);
     }
 }

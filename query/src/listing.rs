@@ -6,7 +6,7 @@ use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
-use tenet_events::db::Db;
+use tenet_events::db::{Backend, Db};
 use tenet_events::http::{PageRequest, pagination::Page};
 use tenet_events::with_pool;
 use uuid::Uuid;
@@ -23,9 +23,20 @@ pub enum Bind {
     OptionalUuid(Option<Uuid>),
 }
 
+/// Postgres plans a list query for the tenant and filters at hand rather
+/// than once for all: a cached generic plan assumes every tenant is small
+/// (the average of many) and, for a large one, walks the sort order's index
+/// past every row instead of taking a selective index (a search word, a
+/// label), seconds instead of milliseconds. An unnamed statement is
+/// planned with its parameters each time. SQLite's planner does not look
+/// at parameter values, so it keeps its cached statements.
+fn plan_each_time(db: &Db) -> bool {
+    matches!(db.backend(), Backend::Postgres)
+}
+
 macro_rules! bound {
-    ($query:expr, $binds:expr) => {{
-        let mut query = $query;
+    ($query:expr, $binds:expr, $db:expr) => {{
+        let mut query = $query.persistent(!plan_each_time($db));
         for bind in $binds {
             query = match bind {
                 Bind::Uuid(value) => query.bind(*value),
@@ -78,7 +89,7 @@ impl Listing {
         );
         let binds = &self.binds;
         Ok(with_pool!(db, pool => {
-            bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(select)), binds)
+            bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(select)), binds, db)
                 .fetch_one(pool)
                 .await?
         }))
@@ -106,7 +117,7 @@ impl Listing {
         );
         let binds = &self.binds;
         let items: Vec<T> = with_pool!(db, pool => {
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds)
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds, db)
                 .bind(page.limit_i64())
                 .bind(page.offset_i64())
                 .fetch_all(pool)
@@ -138,7 +149,7 @@ impl Listing {
         );
         let binds = &self.binds;
         let items: Vec<T> = with_pool!(db, pool => {
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds)
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds, db)
                 .bind(page.limit_i64())
                 .bind(page.offset_i64())
                 .fetch_all(pool)
@@ -156,7 +167,7 @@ impl Listing {
             None => {
                 let count = format!("SELECT count(*) {}", self.from);
                 let counted: i64 = with_pool!(db, pool => {
-                    bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(count)), binds)
+                    bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(count)), binds, db)
                         .fetch_one(pool)
                         .await?
                 });

@@ -706,7 +706,7 @@ async fn known_tasks(board: &Board, member: &User) -> (Vec<String>, String) {
         json!({ "title": "Alpha login bug", "priority": "urgent", "labels": ["bug", "auth"], "due_date": "2027-01-10", "assignee_id": board.owner.id }),
         json!({ "title": "Beta signup page", "priority": "low", "labels": ["frontend"], "due_date": "2027-01-05", "assignee_id": member.id }),
         json!({ "title": "Gamma", "description": "Fix the LOGIN redirect", "priority": "high", "labels": ["bug"], "assignee_id": member.id }),
-        json!({ "title": "Delta docs", "priority": "medium", "due_date": "2027-02-01" }),
+        json!({ "title": "Delta docs", "description": "100% of the été_plan", "priority": "medium", "due_date": "2027-02-01" }),
         json!({ "title": "Epsilon cleanup", "priority": "high", "labels": ["chore", "bug"], "due_date": "2026-12-24", "assignee_id": board.owner.id }),
     ];
     let mut ids = Vec::new();
@@ -762,6 +762,13 @@ async fn filters_and_sorts_match_a_known_data_set(backing: Backing) {
         ("search=login".into(), ids(&[alpha, gamma])),
         ("search=BUG%20alpha".into(), ids(&[alpha])),
         ("search=web-2".into(), ids(&[beta])),
+        // LIKE's wildcards are plain characters to a search, words shorter
+        // than a trigram still match, and case folds beyond ASCII.
+        ("search=100%25".into(), ids(&[delta])),
+        ("search=%25".into(), ids(&[delta])),
+        ("search=_".into(), ids(&[delta])),
+        ("search=do".into(), ids(&[delta])),
+        ("search=%C3%89T%C3%89".into(), ids(&[delta])),
         ("status=todo&priority=high".into(), ids(&[epsilon])),
         ("label=bug&status=done".into(), ids(&[gamma])),
         (

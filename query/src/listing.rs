@@ -106,23 +106,7 @@ impl Listing {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        let n = self.binds.len();
-        let select = format!(
-            "SELECT {} {} ORDER BY {} LIMIT ${} OFFSET ${}",
-            self.columns,
-            self.from,
-            self.order,
-            n + 1,
-            n + 2
-        );
-        let binds = &self.binds;
-        let items: Vec<T> = with_pool!(db, pool => {
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds, db)
-                .bind(page.limit_i64())
-                .bind(page.offset_i64())
-                .fetch_all(pool)
-                .await?
-        });
+        let items: Vec<T> = self.rows(db, page).await?;
         Ok(page.page(items, total.max(0) as u64))
     }
 
@@ -138,23 +122,7 @@ impl Listing {
     where
         T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
     {
-        let n = self.binds.len();
-        let select = format!(
-            "SELECT {} {} ORDER BY {} LIMIT ${} OFFSET ${}",
-            self.columns,
-            self.from,
-            self.order,
-            n + 1,
-            n + 2
-        );
-        let binds = &self.binds;
-        let items: Vec<T> = with_pool!(db, pool => {
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds, db)
-                .bind(page.limit_i64())
-                .bind(page.offset_i64())
-                .fetch_all(pool)
-                .await?
-        });
+        let items: Vec<T> = self.rows(db, page).await?;
         // The rows this answer shows exist: a total counted after some of
         // them were removed must not fall below them.
         let shown = if items.is_empty() {
@@ -166,6 +134,7 @@ impl Listing {
             Some(total) => total,
             None => {
                 let count = format!("SELECT count(*) {}", self.from);
+                let binds = &self.binds;
                 let counted: i64 = with_pool!(db, pool => {
                     bound!(sqlx::query_scalar(sqlx::AssertSqlSafe(count)), binds, db)
                         .fetch_one(pool)
@@ -175,6 +144,30 @@ impl Listing {
             }
         };
         Ok(page.page(items, total))
+    }
+
+    /// The rows of one page, in the list's order.
+    async fn rows<T>(&self, db: &Db, page: PageRequest) -> Result<Vec<T>, sqlx::Error>
+    where
+        T: for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow> + Send + Unpin,
+    {
+        let n = self.binds.len();
+        let select = format!(
+            "SELECT {} {} ORDER BY {} LIMIT ${} OFFSET ${}",
+            self.columns,
+            self.from,
+            self.order,
+            n + 1,
+            n + 2
+        );
+        let binds = &self.binds;
+        Ok(with_pool!(db, pool => {
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(select)), binds, db)
+                .bind(page.limit_i64())
+                .bind(page.offset_i64())
+                .fetch_all(pool)
+                .await?
+        }))
     }
 }
 

@@ -186,6 +186,13 @@ struct Entry {
 /// How often waiting reads ask the database, together.
 const POLL_EVERY: Duration = Duration::from_millis(5);
 
+/// How often a background follower (the feed worker, the checkpoint
+/// announcer) asks the database. They wait all the time, and local
+/// runners, Postgres notifications and NATS announcements wake them; the
+/// poll only bounds the delay a lost wake-up costs, and at the readers'
+/// pace an idle process would ask about 50 times a second for nothing.
+const FOLLOW_POLL_EVERY: Duration = Duration::from_secs(1);
+
 #[derive(Debug, thiserror::Error)]
 pub enum WaitError {
     #[error("projection {name} has not reached position {wanted} (at {reached})")]
@@ -244,6 +251,43 @@ impl Checkpoints {
         wanted: Position,
         timeout: Duration,
     ) -> Result<(), WaitError> {
+        self.wait_polling(db, name, wanted, timeout, POLL_EVERY, POLL_EVERY * 4)
+            .await
+    }
+
+    /// [`Checkpoints::wait_for`] for a process that follows a projection
+    /// all the time rather than for one read: it asks the database about
+    /// once a second when no wake-up comes.
+    pub async fn follow_to(
+        &self,
+        db: &Db,
+        name: &str,
+        wanted: Position,
+        timeout: Duration,
+    ) -> Result<(), WaitError> {
+        self.wait_polling(
+            db,
+            name,
+            wanted,
+            timeout,
+            FOLLOW_POLL_EVERY,
+            FOLLOW_POLL_EVERY,
+        )
+        .await
+    }
+
+    /// Waits as [`Checkpoints::wait_for`] describes, asking the database
+    /// when no waiter did for `poll_every`, and looking again every
+    /// `recheck` between wake-ups.
+    async fn wait_polling(
+        &self,
+        db: &Db,
+        name: &str,
+        wanted: Position,
+        timeout: Duration,
+        poll_every: Duration,
+        recheck: Duration,
+    ) -> Result<(), WaitError> {
         let entry = self.entry(name);
         let mut receiver = entry.progress.subscribe();
         if *receiver.borrow_and_update() >= wanted {
@@ -252,7 +296,7 @@ impl Checkpoints {
         let deadline = tokio::time::Instant::now() + timeout;
         loop {
             if let Ok(mut polled) = entry.polled.try_lock()
-                && polled.is_none_or(|at| at.elapsed() >= POLL_EVERY)
+                && polled.is_none_or(|at| at.elapsed() >= poll_every)
             {
                 *polled = Some(tokio::time::Instant::now());
                 if let Some(position) = active_position(db, name).await? {
@@ -276,7 +320,7 @@ impl Checkpoints {
                         return Ok(());
                     }
                 }
-                () = tokio::time::sleep_until((now + POLL_EVERY * 4).min(deadline)) => {}
+                () = tokio::time::sleep_until((now + recheck).min(deadline)) => {}
             }
         }
     }

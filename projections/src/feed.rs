@@ -560,7 +560,7 @@ pub async fn announce(db: Db, checkpoints: Checkpoints, bus: Bus, shutdown: Canc
             while !shutdown.is_cancelled() {
                 let waited = tokio::select! {
                     () = shutdown.cancelled() => return,
-                    waited = checkpoints.wait_for(&db, name, announced.next(), Duration::from_secs(5)) => waited,
+                    waited = checkpoints.follow_to(&db, name, announced.next(), Duration::from_secs(5)) => waited,
                 };
                 if let Err(crate::checkpoints::WaitError::Database(error)) = waited {
                     tracing::debug!(%error, "cannot read checkpoints to announce");

@@ -9,7 +9,7 @@
 //! task update at 105). It is woken by the checkpoint registry, which local
 //! runners, the Postgres checkpoint notifications and the NATS
 //! announcements of other projector processes all advance; the registry's
-//! own fallback polls the database if all of those are silent.
+//! own fallback polls the database once a second if all of those are silent.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -88,7 +88,7 @@ impl Worker {
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 // A timeout or an error only means: look again.
-                _ = self.checkpoints.wait_for(&self.db, lagging, last.next(), Duration::from_secs(5)) => {}
+                _ = self.checkpoints.follow_to(&self.db, lagging, last.next(), Duration::from_secs(5)) => {}
             }
         }
     }

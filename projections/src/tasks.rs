@@ -798,24 +798,6 @@ async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), Proj
                 .bind(counts.iter().map(|(_, delta)| *delta).collect::<Vec<_>>())
                 .execute(&mut **tx)
                 .await?;
-                // An emptied bucket goes: whether a bucket that emptied
-                // exists must not depend on how the log was batched (a
-                // rebuild equals the live model row for row).
-                sqlx::query(
-                    "DELETE FROM task_counts c USING unnest($2::uuid[], $3::uuid[], $4::text[], $5::text[], $6::uuid[]) \
-                       AS k(tenant_id, project_id, status, priority, assignee_id) \
-                     WHERE c.generation = $1 AND c.tenant_id = k.tenant_id AND c.project_id = k.project_id \
-                       AND c.status = k.status AND c.priority = k.priority AND c.assignee_id = k.assignee_id \
-                       AND c.count = 0",
-                )
-                .bind(generation)
-                .bind(counts.iter().map(|(b, _)| b.0).collect::<Vec<_>>())
-                .bind(counts.iter().map(|(b, _)| b.1).collect::<Vec<_>>())
-                .bind(counts.iter().map(|(b, _)| b.2.clone()).collect::<Vec<_>>())
-                .bind(counts.iter().map(|(b, _)| b.3.clone()).collect::<Vec<_>>())
-                .bind(counts.iter().map(|(b, _)| b.4).collect::<Vec<_>>())
-                .execute(&mut **tx)
-                .await?;
             }
         }
         Tx::Sqlite(tx) => {
@@ -914,15 +896,20 @@ async fn save(tx: &mut Tx<'_>, generation: i32, batch: Batch) -> Result<(), Proj
                 insert.push(format!(" {COUNT_UPSERT}"));
                 insert.build().execute(&mut **tx).await?;
             }
-            if !counts.is_empty() {
-                // An emptied bucket goes, however the log was batched (the
-                // partial index on empty buckets keeps this cheap).
-                sqlx::query("DELETE FROM task_counts WHERE generation = $1 AND count = 0")
-                    .bind(generation)
-                    .execute(&mut **tx)
-                    .await?;
-            }
         }
+    }
+    if !counts.is_empty() {
+        // An emptied bucket goes: whether a bucket that emptied exists must
+        // not depend on how the log was batched (a rebuild equals the live
+        // model row for row). Every empty bucket of the generation is one
+        // this batch just emptied (earlier ones went with their batch), and
+        // the partial index on empty buckets finds them without a scan.
+        with_tx!(tx, conn => {
+            sqlx::query("DELETE FROM task_counts WHERE generation = $1 AND count = 0")
+                .bind(generation)
+                .execute(&mut *conn)
+                .await?;
+        });
     }
     Ok(())
 }

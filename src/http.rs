@@ -11,24 +11,24 @@ use axum::response::{IntoResponse, Response};
 use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_events::bus::Bus;
 use tenet_events::db::Db;
-use tenet_events::http::ratelimit::{self, RateLimits};
-use tenet_events::http::{ApiError, request_id};
 use tenet_events::store::EventStore;
+use tenet_http::ratelimit::{self, RateLimits};
+use tenet_http::{ApiError, request_id};
 use tenet_projections::Checkpoints;
 use tower_http::cors::{AllowOrigin, CorsLayer};
 use tower_http::limit::RequestBodyLimitLayer;
 
 use tenet_command::CommandState;
-use tenet_command::identity::password::Passwords;
 use tenet_command::repository::Repository;
-use tenet_events::http::auth::Auth;
-use tenet_events::http::jwt::Jwt;
-use tenet_events::http::openapi::{
+use tenet_http::auth::jwt::Jwt;
+use tenet_http::auth::password::Passwords;
+use tenet_http::auth::{Auth, Authenticator};
+use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
     SecuritySchemes, TooManyRequests, Unauthenticated, Unavailable, Unprocessable,
     UnsupportedMediaType,
 };
-use tenet_events::http::{FieldError, Problem};
+use tenet_http::{FieldError, Problem};
 use tenet_projections::access::AccessModel;
 use tenet_query::QueryState;
 use utoipa::OpenApi;
@@ -101,13 +101,14 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
         metrics: parts.metrics,
         ready_max_lag: parts.config.ready_max_lag,
     });
-    let auth: Auth = Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone()));
+    let access = Arc::new(AccessModel::new(parts.db.clone()));
+    let auth: Auth = Arc::new(Authenticator::new(parts.jwt.clone(), access.clone()));
     let command_state = CommandState {
         repository: parts.repository,
         db: parts.db.clone(),
         keys_in_flight: Arc::default(),
         auth: auth.clone(),
-        access: Arc::new(AccessModel::new(parts.db.clone(), parts.jwt.clone())),
+        access,
         jwt: parts.jwt,
         passwords: parts.passwords,
         refresh_ttl: Duration::from_secs(parts.config.auth.refresh_token_ttl_secs),
@@ -139,7 +140,7 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     doc.merge(query_doc);
     doc.merge(realtime_doc);
     doc.merge(ops::ApiDoc::openapi());
-    tenet_events::http::openapi::complete(&mut doc);
+    tenet_http::openapi::complete(&mut doc);
     let mut api = axum::Router::new();
     if parts.config.runs(Role::Command) {
         api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(

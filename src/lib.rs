@@ -6,7 +6,6 @@
 pub mod config;
 mod http;
 pub mod ops;
-mod secrets;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -14,15 +13,15 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tenet_command::identity::password::Passwords;
 use tenet_command::repository::Repository;
 use tenet_events::bus::Bus;
 use tenet_events::db::{Db, DbOptions};
-use tenet_events::http::jwt::Jwt;
-use tenet_events::http::ratelimit::RateLimits;
 use tenet_events::projection::Projector;
 use tenet_events::relay::Relay;
 use tenet_events::store::{self, StoreOptions};
+use tenet_http::auth::jwt::Jwt;
+use tenet_http::auth::password::Passwords;
+use tenet_http::ratelimit::RateLimits;
 use tenet_projections::{Checkpoints, Feed, Runtime};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
@@ -101,7 +100,7 @@ impl Server {
                 "--role needs DATABASE_URL: the embedded database runs every role in one process"
             );
         }
-        let secret = secrets::jwt_secret(
+        let secret = tenet_http::auth::signing_key::jwt_secret(
             config.auth.jwt_secret.as_deref(),
             embedded,
             &config.storage.data_dir,

@@ -11,16 +11,16 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Serialize;
 use tenet_events::envelope::Metadata;
-use tenet_events::http::auth::{Auth, Principal};
-use tenet_events::http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
-use tenet_events::http::jwt::Jwt;
-use tenet_events::http::{ApiError, RequestId};
 use tenet_events::ids::Position;
+use tenet_http::auth::jwt::Jwt;
+use tenet_http::auth::{Auth, Principal};
+use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
+use tenet_http::{ApiError, RequestId};
 use tenet_projections::access::AccessModel;
 use utoipa::ToSchema;
 
-use crate::identity::password::Passwords;
 use crate::repository::{ExecuteError, Repository};
+use tenet_http::auth::password::Passwords;
 
 /// The state of the command routes.
 #[derive(Clone)]

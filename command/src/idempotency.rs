@@ -41,10 +41,10 @@ use std::sync::{Arc, Mutex};
 use serde::Serialize;
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tenet_events::http::ApiError;
-use tenet_events::http::auth::{Principal, bearer};
-use tenet_events::http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
 use tenet_events::store::StoredResponse;
+use tenet_http::ApiError;
+use tenet_http::auth::{Principal, bearer};
+use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
 
 use crate::http::{CommandState, Written};
 use crate::repository::{Aggregate, Committed, Idempotent};

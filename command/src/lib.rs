@@ -13,7 +13,6 @@ pub mod idempotency;
 pub mod identity;
 pub mod project;
 pub mod repository;
-mod secret;
 pub mod task;
 pub mod workspace;
 

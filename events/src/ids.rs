@@ -13,11 +13,12 @@ macro_rules! uuid_id {
         $(#[$meta])*
         #[derive(
             Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord,
-            Serialize, Deserialize, sqlx::Type, utoipa::ToSchema,
+            Serialize, Deserialize, sqlx::Type,
         )]
+        #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
         #[serde(transparent)]
         #[sqlx(transparent)]
-        #[schema(value_type = String, format = Uuid)]
+        #[cfg_attr(feature = "openapi", schema(value_type = String, format = Uuid))]
         pub struct $name(Uuid);
 
         impl $name {
@@ -139,8 +140,8 @@ stream_of!(
     Serialize,
     Deserialize,
     sqlx::Type,
-    utoipa::ToSchema,
 )]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 #[serde(transparent)]
 #[sqlx(transparent)]
 pub struct Position(pub i64);

@@ -9,7 +9,6 @@ pub mod bus;
 pub mod catalogue;
 pub mod db;
 pub mod envelope;
-pub mod http;
 pub mod ids;
 pub mod leader;
 pub mod projection;

@@ -4,11 +4,11 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
-use tenet_events::http::auth::PlatformAdmin;
-use tenet_events::http::openapi::{Forbidden, Unauthenticated, Unprocessable};
-use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, PageRequest, Query, Sort};
 use tenet_events::ids::{UserId, WorkspaceId};
+use tenet_http::auth::PlatformAdmin;
+use tenet_http::openapi::{Forbidden, Unauthenticated, Unprocessable};
+use tenet_http::pagination::Page;
+use tenet_http::{ApiError, PageRequest, Query, Sort};
 use tenet_projections::access::GENERATION;
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;

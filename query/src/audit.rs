@@ -13,14 +13,12 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::redacted;
-use tenet_events::http::auth::{AuditRead, PlatformAdmin, Scoped};
-use tenet_events::http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable,
-};
-use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, PageRequest, Path, Query};
 use tenet_events::ids::{StreamId, TenantId};
 use tenet_events::with_pool;
+use tenet_http::auth::{AuditRead, PlatformAdmin, Scoped};
+use tenet_http::openapi::{BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable};
+use tenet_http::pagination::Page;
+use tenet_http::{ApiError, PageRequest, Path, Query};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;

@@ -11,15 +11,13 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use tenet_events::envelope::RecordedEvent;
-use tenet_events::http::auth::{Scoped, TasksRead};
-use tenet_events::http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable,
-};
-use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, PageRequest, Path, Query};
 use tenet_events::ids::{ProjectId, TaskId, TenantId, WorkspaceId};
 use tenet_events::store::{EVENT_COLUMNS, EventRow};
 use tenet_events::with_pool;
+use tenet_http::auth::{Scoped, TasksRead};
+use tenet_http::openapi::{BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable};
+use tenet_http::pagination::Page;
+use tenet_http::{ApiError, PageRequest, Path, Query};
 use tenet_projections::projects::{ProjectFold, ProjectView};
 use tenet_projections::tasks::{TaskFold, TaskView};
 use utoipa::{IntoParams, ToSchema};

@@ -7,8 +7,8 @@ use sqlx::FromRow;
 use sqlx::postgres::PgRow;
 use sqlx::sqlite::SqliteRow;
 use tenet_events::db::{Backend, Db};
-use tenet_events::http::{PageRequest, pagination::Page};
 use tenet_events::with_pool;
+use tenet_http::{PageRequest, pagination::Page};
 use uuid::Uuid;
 
 /// A bind parameter, whatever the backend.

@@ -4,11 +4,11 @@
 use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tenet_events::http::auth::{ApiKeysRead, MembersRead, Scoped};
-use tenet_events::http::openapi::{Forbidden, NotFound, Unauthenticated, Unprocessable};
-use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, ConsistencyToken, PageRequest, Query, Sort};
 use tenet_events::ids::{ApiKeyId, UserId};
+use tenet_http::auth::{ApiKeysRead, MembersRead, Scoped};
+use tenet_http::openapi::{Forbidden, NotFound, Unauthenticated, Unprocessable};
+use tenet_http::pagination::Page;
+use tenet_http::{ApiError, ConsistencyToken, PageRequest, Query, Sort};
 use tenet_projections::access::{ApiKeyView, GENERATION, MemberView};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;

@@ -5,15 +5,13 @@ use axum::extract::State;
 use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use tenet_events::http::auth::{ProjectsRead, Scoped};
-use tenet_events::http::headers::etag;
-use tenet_events::http::openapi::{
-    BadRequest, NotFound, Unauthenticated, Unavailable, Unprocessable,
-};
-use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_events::ids::{ProjectId, WorkspaceId};
 use tenet_events::with_pool;
+use tenet_http::auth::{ProjectsRead, Scoped};
+use tenet_http::headers::etag;
+use tenet_http::openapi::{BadRequest, NotFound, Unauthenticated, Unavailable, Unprocessable};
+use tenet_http::pagination::Page;
+use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::projects::{self, COLUMNS, GENERATION, ProjectRow, ProjectView};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -84,7 +82,7 @@ pub struct ProjectPath {
         (status = 200, description = "A page of projects", body = Page<ProjectView>),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthenticated),
-        (status = 403, response = tenet_events::http::openapi::Forbidden),
+        (status = 403, response = tenet_http::openapi::Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),
@@ -175,7 +173,7 @@ pub async fn list_projects(
         (status = 200, description = "The project", body = ProjectView, headers(("ETag" = String))),
         (status = 400, response = BadRequest),
         (status = 401, response = Unauthenticated),
-        (status = 403, response = tenet_events::http::openapi::Forbidden),
+        (status = 403, response = tenet_http::openapi::Forbidden),
         (status = 404, response = NotFound),
         (status = 422, response = Unprocessable),
         (status = 503, response = Unavailable),

@@ -1,7 +1,7 @@
 //! Free-text search terms: words that must all appear, in any order and any
 //! case, matched with `LIKE` against text the projector lower-cased.
 
-use tenet_events::http::ApiError;
+use tenet_http::ApiError;
 
 /// Longest `search` parameter accepted.
 pub const SEARCH_MAX: usize = 200;

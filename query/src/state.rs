@@ -5,9 +5,9 @@ use std::time::Duration;
 
 use axum::extract::FromRef;
 use tenet_events::db::Db;
-use tenet_events::http::auth::Auth;
-use tenet_events::http::{ApiError, ConsistencyToken};
 use tenet_events::store::EventStore;
+use tenet_http::auth::Auth;
+use tenet_http::{ApiError, ConsistencyToken};
 use tenet_projections::checkpoints::{Checkpoints, WaitError};
 
 #[derive(Clone)]

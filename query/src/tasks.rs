@@ -9,15 +9,15 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use tenet_events::catalogue::task::{Priority, TaskStatus};
 use tenet_events::db::Backend;
-use tenet_events::http::auth::{Access, CommentsRead, Scoped, TasksRead};
-use tenet_events::http::headers::etag;
-use tenet_events::http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unavailable, Unprocessable,
-};
-use tenet_events::http::pagination::Page;
-use tenet_events::http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_events::ids::{ProjectId, TaskId, UserId, WorkspaceId};
 use tenet_events::with_pool;
+use tenet_http::auth::{Access, CommentsRead, Scoped, TasksRead};
+use tenet_http::headers::etag;
+use tenet_http::openapi::{
+    BadRequest, Forbidden, NotFound, Unauthenticated, Unavailable, Unprocessable,
+};
+use tenet_http::pagination::Page;
+use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::tasks::{
     self, COMMENT_COLUMNS, CommentRow, CommentView, GENERATION, TASK_COLUMNS, TaskRow, TaskView,
 };

@@ -6,13 +6,14 @@ use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::api_key::ApiKeyIssued;
 use tenet_events::envelope::now;
-use tenet_events::http::auth::{ApiKeysDelete, ApiKeysWrite, Scoped};
-use tenet_events::http::openapi::{
+use tenet_events::ids::{ApiKeyId, WorkspaceId};
+use tenet_http::auth::api_key::{digest, new_api_key};
+use tenet_http::auth::{ApiKeysDelete, ApiKeysWrite, Scoped};
+use tenet_http::openapi::{
     BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable, UnsupportedMediaType,
 };
-use tenet_events::http::{ApiError, Checks, Json, Path, RequestId, Scope, Scopes};
-use tenet_events::ids::{ApiKeyId, WorkspaceId};
-use tenet_projections::access::{ApiKeyView, digest};
+use tenet_http::{ApiError, Checks, Json, Path, RequestId, Scope, Scopes};
+use tenet_projections::access::ApiKeyView;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -21,7 +22,6 @@ use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, decide};
 use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
 use crate::idempotency::{Idempotency, Reply};
 use crate::repository::{Committed, Target};
-use crate::secret;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -30,7 +30,6 @@ pub fn router() -> OpenApiRouter<CommandState> {
 }
 
 /// The prefix of every key secret.
-pub const KEY_PREFIX: &str = "tnt_";
 /// Characters of the secret kept, in the clear, to recognise a key.
 const SHOWN: usize = 12;
 /// Most scopes one key lists.
@@ -127,7 +126,7 @@ pub async fn issue_api_key(
             "A key can only carry scopes its issuer holds in this workspace",
         ));
     }
-    let secret = secret::generate(KEY_PREFIX);
+    let secret = new_api_key();
     let id = ApiKeyId::generate();
     let issued = ApiKeyIssued {
         name,

@@ -2,13 +2,13 @@
 
 use axum::extract::State;
 use serde::Deserialize;
-use tenet_events::http::auth::{Access, CommentsDelete, CommentsWrite, Scoped};
-use tenet_events::http::openapi::{
+use tenet_events::ids::{CommentId, TaskId, WorkspaceId};
+use tenet_http::auth::{Access, CommentsDelete, CommentsWrite, Scoped};
+use tenet_http::openapi::{
     BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
-use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
-use tenet_events::ids::{CommentId, TaskId, WorkspaceId};
+use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::tasks::CommentView;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -1,6 +1,5 @@
 //! Users: registration, login and the platform-admin flag.
 
-pub mod password;
 pub mod routes;
 pub mod session;
 pub mod user;

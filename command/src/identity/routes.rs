@@ -7,15 +7,15 @@ use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::session::RevokeReason;
 use tenet_events::catalogue::user::EMAIL_CLAIM;
 use tenet_events::envelope::now;
-use tenet_events::http::auth::{Credential, Principal};
-use tenet_events::http::openapi::{
-    BadRequest, Conflict, TooManyRequests, Unauthenticated, Unprocessable, UnsupportedMediaType,
-};
-use tenet_events::http::{ApiError, Checks, Json, RequestId};
 use tenet_events::ids::SessionId;
 use tenet_events::ids::{TenantId, UserId};
+use tenet_http::auth::api_key::{self, digest};
+use tenet_http::auth::{Credential, Principal};
+use tenet_http::openapi::{
+    BadRequest, Conflict, TooManyRequests, Unauthenticated, Unprocessable, UnsupportedMediaType,
+};
+use tenet_http::{ApiError, Checks, Json, RequestId};
 use tenet_projections::access::UserView;
-use tenet_projections::access::digest;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -27,7 +27,6 @@ use crate::http::{
 };
 use crate::idempotency::Reply;
 use crate::repository::{ExecuteError, Target};
-use crate::secret;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -224,7 +223,7 @@ pub async fn login(
         return Err(ApiError::unauthenticated("Invalid email or password"));
     };
     let session = SessionId::generate();
-    let refresh_token = secret::generate(REFRESH_PREFIX);
+    let refresh_token = api_key::new_refresh_token();
     let expires_at = refresh_expiry(&state);
     let user = credentials.id;
     let target = Target {
@@ -255,7 +254,6 @@ pub async fn login(
 }
 
 /// Refresh tokens start with this, to tell them from other secrets.
-pub const REFRESH_PREFIX: &str = "rt_";
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
@@ -290,16 +288,16 @@ pub async fn refresh(
     request_id: RequestId,
     Json(body): Json<Refresh>,
 ) -> Result<Written<TokenPair>, ApiError> {
-    if !body.refresh_token.starts_with(REFRESH_PREFIX) || body.refresh_token.len() > 128 {
+    if !api_key::looks_like_refresh_token(&body.refresh_token) {
         return Err(invalid_refresh());
     }
+    let presented_hash = digest(&body.refresh_token);
     let record = state
         .access
-        .session_of_refresh_token(&body.refresh_token)
+        .session_of_refresh_token(&presented_hash)
         .await?
         .ok_or_else(invalid_refresh)?;
-    let presented_hash = digest(&body.refresh_token);
-    let refresh_token = secret::generate(REFRESH_PREFIX);
+    let refresh_token = api_key::new_refresh_token();
     let new_hash = digest(&refresh_token);
     let expires_at = refresh_expiry(&state);
     let target = Target {

@@ -3,14 +3,14 @@
 use axum::extract::State;
 use serde::Deserialize;
 use tenet_events::catalogue::project::key_claim;
-use tenet_events::http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
-use tenet_events::http::openapi::{
+use tenet_events::ids::{ProjectId, WorkspaceId};
+use tenet_http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
+use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
-use tenet_events::http::validate::slugify;
-use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
-use tenet_events::ids::{ProjectId, WorkspaceId};
+use tenet_http::validate::slugify;
+use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::projects::{ProjectStatus, ProjectView};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

@@ -5,13 +5,13 @@ use chrono::NaiveDate;
 use serde::Deserialize;
 use tenet_events::catalogue::double_option;
 use tenet_events::catalogue::task::{Priority, TaskStatus};
-use tenet_events::http::auth::{Access, Scoped, TasksDelete, TasksWrite};
-use tenet_events::http::openapi::{
+use tenet_events::ids::{ProjectId, TaskId, WorkspaceId};
+use tenet_http::auth::{Access, Scoped, TasksDelete, TasksWrite};
+use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
-use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
-use tenet_events::ids::{ProjectId, TaskId, WorkspaceId};
+use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::tasks::TaskView;
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

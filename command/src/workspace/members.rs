@@ -4,15 +4,13 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
-use tenet_events::http::auth::{
-    Access, Credential, MembersDelete, MembersWrite, Requirement, Scoped,
-};
-use tenet_events::http::openapi::{
+use tenet_events::ids::{UserId, WorkspaceId};
+use tenet_http::auth::{Access, Credential, MembersDelete, MembersWrite, Requirement, Scoped};
+use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
-use tenet_events::http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
-use tenet_events::ids::{UserId, WorkspaceId};
+use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::access::{MemberView, RoleName};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

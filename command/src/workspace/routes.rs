@@ -4,14 +4,14 @@ use axum::extract::State;
 use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
-use tenet_events::http::auth::{Credential, Principal, Scoped, WorkspaceDelete, WorkspaceWrite};
-use tenet_events::http::openapi::{
+use tenet_events::ids::WorkspaceId;
+use tenet_http::auth::{Credential, Principal, Scoped, WorkspaceDelete, WorkspaceWrite};
+use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
     UnsupportedMediaType,
 };
-use tenet_events::http::validate::slugify;
-use tenet_events::http::{ApiError, Checks, IfMatch, Json, RequestId};
-use tenet_events::ids::WorkspaceId;
+use tenet_http::validate::slugify;
+use tenet_http::{ApiError, Checks, IfMatch, Json, RequestId};
 use tenet_projections::access::{RoleName, WorkspaceView};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;

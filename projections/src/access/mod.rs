@@ -11,9 +11,7 @@
 mod model;
 mod views;
 
-pub use model::{
-    AccessModel, ApiKeyRecord, Credentials, SessionRecord, digest, find_user_by_email,
-};
+pub use model::{AccessModel, Credentials, SessionRecord, find_user_by_email};
 pub use views::{ApiKeyView, MemberView, RoleName, UserView, WorkspaceView};
 
 use async_trait::async_trait;

@@ -3,8 +3,8 @@
 
 use std::fmt;
 
-use tenet_events::http::{Action, Resource as ScopeResource, Scope, Scopes};
 use tenet_events::ids::{ProjectId, TaskId, TenantId, WorkspaceId};
+use tenet_http::{Action, Resource as ScopeResource, Scope, Scopes};
 use tenet_projections::feed::{FeedUpdate, Resource};
 
 /// A channel as a client names it.

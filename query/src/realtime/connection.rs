@@ -13,9 +13,9 @@ use std::time::Duration;
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::SinkExt;
-use tenet_events::http::{Access, Principal};
 use tenet_events::ids::{Position, TenantId, WorkspaceId};
 use tenet_events::with_pool;
+use tenet_http::{Access, Principal};
 use tenet_projections::feed::{self, Cursor, Scope};
 use tokio::time::Instant;
 

@@ -12,8 +12,8 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use tenet_events::http::Credential;
 use tenet_events::ids::{ApiKeyId, Position, SessionId, TenantId, UserId};
+use tenet_http::Credential;
 use tenet_projections::feed::FeedUpdate;
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;

@@ -26,10 +26,10 @@ use axum::http::HeaderMap;
 use axum::response::Response;
 use serde::Deserialize;
 use tenet_events::db::Db;
-use tenet_events::http::auth::{Auth, bearer_of};
-use tenet_events::http::openapi::Unauthenticated;
-use tenet_events::http::{ApiError, Query};
 use tenet_events::store::EventStore;
+use tenet_http::auth::{Auth, bearer_of};
+use tenet_http::openapi::Unauthenticated;
+use tenet_http::{ApiError, Query};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
@@ -153,7 +153,7 @@ pub struct Connect {
     params(Connect),
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
-        (status = 400, description = "Not a WebSocket upgrade request", body = tenet_events::http::Problem, content_type = "application/problem+json"),
+        (status = 400, description = "Not a WebSocket upgrade request", body = tenet_http::Problem, content_type = "application/problem+json"),
         (status = 401, response = Unauthenticated),
     ),
     security(("bearer" = []))

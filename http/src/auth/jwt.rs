@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use crate::ids::{SessionId, UserId};
+use tenet_events::ids::{SessionId, UserId};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {

@@ -4,45 +4,68 @@
 use std::io::Write;
 use std::path::Path;
 
-use anyhow::{Context, bail};
 use base64::Engine;
 
 /// Shortest secret accepted, in bytes.
 pub const SECRET_MIN: usize = 32;
 
+/// Why there is no signing secret to start with.
+#[derive(Debug, thiserror::Error)]
+pub enum SigningKeyError {
+    #[error("TENET_JWT_SECRET must be at least {SECRET_MIN} bytes")]
+    TooShort,
+    #[error(
+        "TENET_JWT_SECRET is required with DATABASE_URL: every instance must sign with the same secret"
+    )]
+    Required,
+    #[error("cannot {action} {path}: {source}")]
+    Io {
+        action: &'static str,
+        path: String,
+        source: std::io::Error,
+    },
+    #[error("{0} is not a secret this service wrote")]
+    Foreign(String),
+}
+
 pub fn jwt_secret(
     configured: Option<&str>,
     embedded: bool,
     data_dir: &Path,
-) -> anyhow::Result<Vec<u8>> {
+) -> Result<Vec<u8>, SigningKeyError> {
     if let Some(secret) = configured {
         if secret.len() < SECRET_MIN {
-            bail!("TENET_JWT_SECRET must be at least {SECRET_MIN} bytes");
+            return Err(SigningKeyError::TooShort);
         }
         return Ok(secret.as_bytes().to_vec());
     }
     if !embedded {
-        bail!(
-            "TENET_JWT_SECRET is required with DATABASE_URL: every instance must sign with the same secret"
-        );
+        return Err(SigningKeyError::Required);
     }
-    std::fs::create_dir_all(data_dir)
-        .with_context(|| format!("cannot create the data directory {}", data_dir.display()))?;
+    let io = |action: &'static str, path: &Path| {
+        let path = path.display().to_string();
+        move |source| SigningKeyError::Io {
+            action,
+            path,
+            source,
+        }
+    };
+    std::fs::create_dir_all(data_dir).map_err(io("create the data directory", data_dir))?;
     let path = data_dir.join("jwt-secret");
     match std::fs::read_to_string(&path) {
         Ok(text) => base64::engine::general_purpose::STANDARD
             .decode(text.trim())
-            .with_context(|| format!("{} is not a secret this service wrote", path.display())),
+            .map_err(|_| SigningKeyError::Foreign(path.display().to_string())),
         Err(error) if error.kind() == std::io::ErrorKind::NotFound => {
             let secret: [u8; 32] = rand::random();
             write_private(
                 &path,
                 &base64::engine::general_purpose::STANDARD.encode(secret),
             )
-            .with_context(|| format!("cannot write {}", path.display()))?;
+            .map_err(io("write", &path))?;
             Ok(secret.to_vec())
         }
-        Err(error) => Err(error).with_context(|| format!("cannot read {}", path.display())),
+        Err(error) => Err(io("read", &path)(error)),
     }
 }
 

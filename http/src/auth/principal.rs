@@ -1,4 +1,5 @@
-//! Who is calling, and what they may do in a workspace.
+//! Who is calling, and what they may do in a workspace: the principal
+//! and access extractors.
 //!
 //! [`Principal`] is extracted from verified credentials (a JWT or an API
 //! key); a missing or bad credential is rejected by the extractor itself
@@ -9,15 +10,15 @@
 
 use std::sync::Arc;
 
-use async_trait::async_trait;
 use axum::extract::{FromRef, FromRequestParts, RawPathParams};
 use axum::http::request::Parts;
 
-use super::problem::ApiError;
+use super::Authenticator;
 use super::scope::{Scope, Scopes};
-use crate::catalogue::workspace::Role;
-use crate::envelope::Actor;
-use crate::ids::{ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
+use crate::problem::ApiError;
+use tenet_events::catalogue::workspace::Role;
+use tenet_events::envelope::Actor;
+use tenet_events::ids::{ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
 
 /// How the caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -88,37 +89,8 @@ impl Access {
     }
 }
 
-/// Resolves credentials. Implemented over the access-control read model,
-/// which is written in the same transaction as the events that change it,
-/// so a revoked key or a removed member is refused on the very next request.
-#[async_trait]
-pub trait Authenticator: Send + Sync + 'static {
-    /// Resolves a bearer token (JWT or API key); 401 when it is not valid.
-    async fn principal(&self, bearer: &str) -> Result<Principal, ApiError>;
-
-    /// The principal's access to a workspace; `None` when the workspace does
-    /// not exist or the principal is not a member (or the key is bound to
-    /// another workspace).
-    async fn access(
-        &self,
-        principal: &Principal,
-        workspace: WorkspaceId,
-    ) -> Result<Option<Access>, ApiError>;
-
-    /// Both at once, for requests that name a workspace: implementations
-    /// answer with one query where the default takes two.
-    async fn principal_in(
-        &self,
-        bearer: &str,
-        workspace: WorkspaceId,
-    ) -> Result<(Principal, Option<Access>), ApiError> {
-        let principal = self.principal(bearer).await?;
-        let access = self.access(&principal, workspace).await?;
-        Ok((principal, access))
-    }
-}
-
-pub type Auth = Arc<dyn Authenticator>;
+/// The authenticator every route shares.
+pub type Auth = Arc<Authenticator>;
 
 /// The bearer token of a request, if any.
 pub fn bearer(parts: &Parts) -> Option<&str> {

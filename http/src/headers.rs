@@ -6,7 +6,7 @@ use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue};
 
 use super::problem::ApiError;
-use crate::ids::Position;
+use tenet_events::ids::Position;
 
 pub const CONSISTENCY_TOKEN: HeaderName = HeaderName::from_static("x-consistency-token");
 

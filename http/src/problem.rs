@@ -10,7 +10,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::request_id;
-use crate::store::StoreError;
+use tenet_events::store::StoreError;
 
 /// The body of every error response (`application/problem+json`).
 #[derive(Clone, Debug, Serialize, ToSchema)]

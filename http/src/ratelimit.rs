@@ -31,9 +31,9 @@ use governor::state::keyed::DefaultKeyedStateStore;
 use governor::{Quota, RateLimiter};
 use sha2::{Digest, Sha256};
 
-use super::auth::bearer_of;
-use super::jwt::Jwt;
-use super::problem::ApiError;
+use crate::auth::bearer_of;
+use crate::auth::jwt::Jwt;
+use crate::problem::ApiError;
 
 type Keyed<K> = RateLimiter<K, DefaultKeyedStateStore<K>, DefaultClock, StateInformationMiddleware>;
 
@@ -143,7 +143,7 @@ impl RateLimits {
     /// bucket name, to learn from the response whether it was accepted.
     fn api_key(&self, headers: &HeaderMap, ip: IpAddr) -> (String, Option<String>) {
         match bearer_of(headers) {
-            Some(token) if token.starts_with("tnt_") => {
+            Some(token) if crate::auth::api_key::is_api_key(token) => {
                 let digest = Sha256::digest(token.as_bytes());
                 let key = format!(
                     "key:{}",

@@ -26,3 +26,6 @@ pub use pagination::{Page, PageRequest, Sort};
 pub use problem::{ApiError, FieldError, Problem};
 pub use request_id::RequestId;
 pub use validate::Checks;
+
+/// For [`error_responses!`] in other crates.
+pub use utoipa;

@@ -1,7 +1,8 @@
 //! Pieces of the OpenAPI document shared by every route: the problem+json
-//! error responses (referenced as `response = NotFound` and so on) and the
-//! bearer security scheme. Each operation names the scope it needs in its
-//! security requirement (`("bearer" = ["projects:write"])`).
+//! error responses, the sets of them operations answer (one line in a
+//! handler's `responses(...)`: `CreateErrors`), and the bearer security
+//! scheme. Each operation names the scope it needs in its security
+//! requirement (`("bearer" = ["projects:write"])`).
 
 use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 use utoipa::{Modify, ToResponse};
@@ -11,27 +12,91 @@ use super::problem::Problem;
 /// The name of the security scheme operations refer to.
 pub const BEARER: &str = "bearer";
 
+/// A problem+json response the document describes once (under
+/// `components/responses`) and operations refer to by status.
+pub trait ProblemResponse {
+    const STATUS: &'static str;
+    const NAME: &'static str;
+}
+
 macro_rules! problem_response {
-    ($($name:ident => $description:literal;)*) => {$(
+    ($($name:ident $status:literal => $description:literal;)*) => {$(
         #[derive(ToResponse)]
         #[response(description = $description, content_type = "application/problem+json")]
         #[allow(dead_code)]
         pub struct $name(Problem);
+
+        impl ProblemResponse for $name {
+            const STATUS: &'static str = $status;
+            const NAME: &'static str = stringify!($name);
+        }
     )*};
 }
 
 problem_response! {
-    BadRequest => "The request cannot be parsed (malformed JSON, a bad header)";
-    Unauthenticated => "No valid credentials (a missing, expired or revoked token or key)";
-    Forbidden => "Authenticated, but lacking the scope the operation needs";
-    NotFound => "No such resource, or it belongs to another workspace";
-    Conflict => "A duplicate slug or email, an invalid state transition, or a concurrent change";
-    PreconditionFailed => "If-Match does not match the resource's current version";
-    PayloadTooLarge => "The request body is over the limit";
-    UnsupportedMediaType => "The request body is not JSON";
-    Unprocessable => "Validation failed; `errors` names each field";
-    TooManyRequests => "Rate limited; see Retry-After";
-    Unavailable => "A dependency is down, or a read model has not caught up with the consistency token; nothing was half-written";
+    BadRequest "400" => "The request cannot be parsed (malformed JSON, a bad header)";
+    Unauthenticated "401" => "No valid credentials (a missing, expired or revoked token or key)";
+    Forbidden "403" => "Authenticated, but lacking the scope the operation needs";
+    NotFound "404" => "No such resource, or it belongs to another workspace";
+    Conflict "409" => "A duplicate slug or email, an invalid state transition, or a concurrent change";
+    PreconditionFailed "412" => "If-Match does not match the resource's current version";
+    PayloadTooLarge "413" => "The request body is over the limit";
+    UnsupportedMediaType "415" => "The request body is not JSON";
+    Unprocessable "422" => "Validation failed; `errors` names each field";
+    TooManyRequests "429" => "Rate limited; see Retry-After";
+    Unavailable "503" => "A dependency is down, or a read model has not caught up with the consistency token; nothing was half-written";
+}
+
+/// The references to these problem responses, keyed by status, for an
+/// `IntoResponses` implementation.
+pub fn problem_refs(
+    names: &[(&'static str, &'static str)],
+) -> std::collections::BTreeMap<String, utoipa::openapi::RefOr<utoipa::openapi::response::Response>>
+{
+    names
+        .iter()
+        .map(|(status, name)| {
+            (
+                (*status).to_owned(),
+                utoipa::openapi::RefOr::Ref(utoipa::openapi::Ref::from_response_name(*name)),
+            )
+        })
+        .collect()
+}
+
+/// Declares sets of error responses: `IntoResponses` types a handler names
+/// in one line of its `responses(...)`, beside its success responses.
+/// Every operation can also answer 429 and 503, and 413 when it takes a
+/// body; [`complete`] adds those to all of them.
+#[macro_export]
+macro_rules! error_responses {
+    ($($(#[$meta:meta])* $name:ident => [$($problem:ident),* $(,)?];)*) => {$(
+        $(#[$meta])*
+        pub struct $name;
+
+        impl $crate::utoipa::IntoResponses for $name {
+            fn responses() -> std::collections::BTreeMap<
+                String,
+                $crate::utoipa::openapi::RefOr<$crate::utoipa::openapi::response::Response>,
+            > {
+                use $crate::openapi::ProblemResponse as _;
+                $crate::openapi::problem_refs(&[
+                    $(($crate::openapi::$problem::STATUS, $crate::openapi::$problem::NAME)),*
+                ])
+            }
+        }
+    )*};
+}
+
+error_responses! {
+    /// A read of one of a workspace's resources, or a page of them.
+    ReadErrors => [BadRequest, Unauthenticated, Forbidden, NotFound, Unprocessable];
+    /// A command with a body that creates or acts (no `If-Match`).
+    CreateErrors => [BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, UnsupportedMediaType, Unprocessable];
+    /// A command with a body on an existing resource, with `If-Match`.
+    ChangeErrors => [BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, PreconditionFailed, UnsupportedMediaType, Unprocessable];
+    /// A command without a body on an existing resource, with `If-Match`.
+    DeleteErrors => [Unauthenticated, Forbidden, NotFound, PreconditionFailed, Unprocessable];
 }
 
 /// Adds the bearer scheme: a JWT from `/auth/login` or an API key `tnt_...`.

@@ -9,7 +9,9 @@ use tenet_events::ids::{ProjectId, WorkspaceId};
 use tenet_events::with_pool;
 use tenet_http::auth::{ProjectsRead, Scoped};
 use tenet_http::headers::etag;
-use tenet_http::openapi::{BadRequest, NotFound, Unauthenticated, Unavailable, Unprocessable};
+use tenet_http::openapi::{
+    BadRequest, NotFound, ReadErrors, Unauthenticated, Unavailable, Unprocessable,
+};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::projects::{self, COLUMNS, GENERATION, ProjectRow, ProjectView};
@@ -171,12 +173,7 @@ pub async fn list_projects(
     ),
     responses(
         (status = 200, description = "The project", body = ProjectView, headers(("ETag" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = tenet_http::openapi::Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["projects:read"]))
 )]

@@ -6,6 +6,7 @@
 //! same rows over WebSockets as they change.
 
 pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod history;
 pub mod listing;
@@ -31,6 +32,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(projects::router())
         .merge(tasks::router())
         .merge(members::router())
+        .merge(api_keys::router())
         .merge(admin::router())
         .merge(audit::router())
         .merge(history::router())

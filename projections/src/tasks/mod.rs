@@ -10,207 +10,37 @@
 //! applied in log order with a per-stream version check, and the rows are
 //! written back at the end.
 
+mod comments;
+mod view;
+
 use std::collections::{HashMap, HashSet};
 
 use async_trait::async_trait;
-use chrono::{DateTime, NaiveDate, Utc};
-use serde::Serialize;
-use sqlx::types::Json;
 use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::comment::CommentEvent;
-use tenet_events::catalogue::task::{Priority, TaskEvent, TaskStatus};
-use tenet_events::db::{Db, Tx};
+use tenet_events::catalogue::task::TaskEvent;
+use tenet_events::db::Tx;
 use tenet_events::envelope::RecordedEvent;
-use tenet_events::ids::{CommentId, ProjectId, TaskId, TenantId, UserId, WorkspaceId};
+use tenet_events::ids::{CommentId, ProjectId, TaskId, TenantId, UserId};
 use tenet_events::projection::{ProjectionError, Projector};
-use tenet_events::{with_pool, with_tx};
-use utoipa::ToSchema;
+use tenet_events::with_tx;
 
-use crate::feed::{self, Recorder};
+use crate::feed::Recorder;
+
+pub use comments::{COMMENT_COLUMNS, CommentRow, CommentView};
+pub use view::{TASK_COLUMNS, TaskRow, TaskView, comment_count, open_tasks_of, search_text};
+
+use comments::{apply_comment, comment_task};
+use view::apply_task;
 
 pub const NAME: &str = "tasks";
 
 /// The generation queries read, as a subquery.
 pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'tasks')";
 
-/// A task, as the API represents it.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[schema(as = Task)]
-pub struct TaskView {
-    pub id: TaskId,
-    pub workspace_id: WorkspaceId,
-    pub project_id: ProjectId,
-    /// Per project, from 1, without gaps or duplicates.
-    pub number: i64,
-    /// The project's slug in capitals and the number (`WEB-42`), fixed at creation.
-    pub key: String,
-    pub title: String,
-    pub description: String,
-    pub status: TaskStatus,
-    pub priority: Priority,
-    pub assignee_id: Option<UserId>,
-    pub labels: Vec<String>,
-    /// A calendar date (`YYYY-MM-DD`).
-    #[schema(value_type = Option<String>, format = Date)]
-    pub due_date: Option<NaiveDate>,
-    /// Comments on the task (not deleted).
-    pub comment_count: i64,
-    pub created_by: Option<UserId>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    /// The stream version; also the `ETag`.
-    pub version: i64,
-}
-
-/// A comment, as the API represents it.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[schema(as = Comment)]
-pub struct CommentView {
-    pub id: CommentId,
-    pub task_id: TaskId,
-    pub author_id: UserId,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
-    /// When the body last changed; absent if never edited.
-    pub edited_at: Option<DateTime<Utc>>,
-    /// The stream version; also the `ETag`.
-    pub version: i64,
-}
-
-/// One row of `tasks_view`.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct TaskRow {
-    pub tenant_id: TenantId,
-    pub id: TaskId,
-    pub project_id: ProjectId,
-    pub number: i64,
-    pub key: String,
-    pub title: String,
-    pub description: String,
-    pub status: String,
-    pub priority: String,
-    pub priority_rank: i32,
-    pub assignee_id: Option<UserId>,
-    pub labels: Json<Vec<String>>,
-    pub due_date: Option<NaiveDate>,
-    pub search: String,
-    pub comment_count: i64,
-    pub created_by: Option<UserId>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub version: i64,
-}
-
-pub const TASK_COLUMNS: &str = "tenant_id, id, project_id, number, key, title, description, status, \
-    priority, priority_rank, assignee_id, labels, due_date, search, comment_count, created_by, \
-    created_at, updated_at, version";
-
-impl TaskRow {
-    pub fn to_view(&self) -> TaskView {
-        TaskView {
-            id: self.id,
-            workspace_id: self.tenant_id.into(),
-            project_id: self.project_id,
-            number: self.number,
-            key: self.key.clone(),
-            title: self.title.clone(),
-            description: self.description.clone(),
-            status: TaskStatus::parse(&self.status).unwrap_or_default(),
-            priority: Priority::parse(&self.priority).unwrap_or_default(),
-            assignee_id: self.assignee_id,
-            labels: self.labels.0.clone(),
-            due_date: self.due_date,
-            comment_count: self.comment_count,
-            created_by: self.created_by,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            version: self.version,
-        }
-    }
-
-    fn bucket(&self) -> Bucket {
-        (
-            self.tenant_id,
-            self.project_id,
-            self.status.clone(),
-            self.priority.clone(),
-            self.assignee_id.unwrap_or(UNASSIGNED),
-        )
-    }
-}
-
-/// One row of `comments_view`.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct CommentRow {
-    pub tenant_id: TenantId,
-    pub id: CommentId,
-    pub task_id: TaskId,
-    pub author_id: UserId,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
-    pub edited_at: Option<DateTime<Utc>>,
-    pub version: i64,
-}
-
-pub const COMMENT_COLUMNS: &str =
-    "tenant_id, id, task_id, author_id, body, created_at, edited_at, version";
-
-impl CommentRow {
-    pub fn to_view(&self) -> CommentView {
-        CommentView {
-            id: self.id,
-            task_id: self.task_id,
-            author_id: self.author_id,
-            body: self.body.clone(),
-            created_at: self.created_at,
-            edited_at: self.edited_at,
-            version: self.version,
-        }
-    }
-}
-
 /// The assignee of unassigned tasks in `task_counts`, whose key cannot
 /// hold a NULL.
 pub const UNASSIGNED: UserId = UserId::from_uuid(uuid::Uuid::nil());
-
-/// What free-text search matches: key, title and description, lower-cased
-/// here (Unicode-aware, unlike SQLite's `lower`).
-pub fn search_text(key: &str, title: &str, description: &str) -> String {
-    format!("{key}\n{title}\n{description}").to_lowercase()
-}
-
-/// A task's comment count as the read model knows it (0 if unknown).
-pub async fn comment_count(db: &Db, tenant: TenantId, task: TaskId) -> Result<i64, sqlx::Error> {
-    let count: Option<i64> = with_pool!(db, pool => {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT comment_count FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant)
-        .bind(task)
-        .fetch_optional(pool)
-        .await?
-    });
-    Ok(count.unwrap_or(0))
-}
-
-/// The open tasks of `tenant` assigned to `user`, as the read model knows
-/// them.
-pub async fn open_tasks_of(
-    db: &Db,
-    tenant: TenantId,
-    user: UserId,
-) -> Result<Vec<TaskId>, sqlx::Error> {
-    with_pool!(db, pool => {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT id FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 \
-             AND assignee_id = $2 AND status IN ('todo', 'in_progress', 'in_review')"
-        )))
-        .bind(tenant)
-        .bind(user)
-        .fetch_all(pool)
-        .await
-    })
-}
 
 pub struct TasksProjector;
 
@@ -380,14 +210,6 @@ impl TaskFold {
     }
 }
 
-fn comment_task(event: &CommentEvent) -> TaskId {
-    match event {
-        CommentEvent::Added(added) => added.task_id,
-        CommentEvent::Edited(edited) => edited.task_id,
-        CommentEvent::Deleted(deleted) => deleted.task_id,
-    }
-}
-
 /// Refuses an event that does not follow the row's version: applied
 /// already (answers `false`: skip it) or one missing before it (an error).
 fn follows(current: i64, event: &RecordedEvent) -> Result<bool, ProjectionError> {
@@ -404,224 +226,6 @@ fn follows(current: i64, event: &RecordedEvent) -> Result<bool, ProjectionError>
         ));
     }
     Ok(true)
-}
-
-fn apply_task(
-    batch: &mut Batch,
-    event: &RecordedEvent,
-    decoded: TaskEvent,
-) -> Result<(), ProjectionError> {
-    let key = (
-        event.tenant_id,
-        TaskId::from_uuid(event.stream_id.as_uuid()),
-    );
-    let at = event.occurred_at;
-    if let TaskEvent::Created(created) = decoded {
-        if batch.tasks.contains_key(&key) || batch.deleted_tasks.contains(&key) {
-            // Applied already (the row exists at a later version).
-            return Ok(());
-        }
-        let row = TaskRow {
-            tenant_id: key.0,
-            id: key.1,
-            project_id: created.project_id,
-            number: created.number,
-            search: search_text(&created.key, &created.title, &created.description),
-            key: created.key,
-            title: created.title,
-            description: created.description,
-            status: TaskStatus::Todo.as_str().to_owned(),
-            priority: created.priority.as_str().to_owned(),
-            priority_rank: created.priority.rank(),
-            assignee_id: created.assignee_id,
-            labels: Json(created.labels),
-            due_date: created.due_date,
-            comment_count: 0,
-            created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
-            created_at: at,
-            updated_at: at,
-            version: event.stream_version,
-        };
-        batch.count(row.bucket(), 1);
-        record_task(&mut batch.feed, event, &row)?;
-        batch.tasks.insert(key, row);
-        batch.dirty_tasks.insert(key);
-        return Ok(());
-    }
-    let Some(row) = batch.tasks.get_mut(&key) else {
-        return Err(ProjectionError::event(event, "no task.created before it"));
-    };
-    if !follows(row.version, event)? {
-        return Ok(());
-    }
-    let before = row.bucket();
-    match decoded {
-        TaskEvent::Created(_) => {}
-        TaskEvent::Updated(updated) => {
-            if let Some(title) = updated.title {
-                row.title = title;
-            }
-            if let Some(description) = updated.description {
-                row.description = description;
-            }
-            if let Some(priority) = updated.priority {
-                row.priority = priority.as_str().to_owned();
-                row.priority_rank = priority.rank();
-            }
-            if let Some(labels) = updated.labels {
-                row.labels = Json(labels);
-            }
-            if let Some(due_date) = updated.due_date {
-                row.due_date = due_date;
-            }
-            row.search = search_text(&row.key, &row.title, &row.description);
-        }
-        TaskEvent::Assigned(assigned) => row.assignee_id = Some(assigned.assignee_id),
-        TaskEvent::Unassigned(_) => row.assignee_id = None,
-        TaskEvent::StatusChanged(changed) => row.status = changed.to.as_str().to_owned(),
-        TaskEvent::Deleted(_) => {
-            let project = row.project_id;
-            batch.feed.removed(
-                event,
-                feed::Resource::Task(key.1),
-                Some(project),
-                Some(key.1),
-                serde_json::json!({
-                    "id": key.1,
-                    "workspace_id": WorkspaceId::from(key.0),
-                    "project_id": project,
-                }),
-            );
-            batch.tasks.remove(&key);
-            batch.dirty_tasks.remove(&key);
-            batch.deleted_tasks.insert(key);
-            batch.count(before, -1);
-            return Ok(());
-        }
-    }
-    row.updated_at = at;
-    row.version = event.stream_version;
-    let after = row.bucket();
-    record_task(&mut batch.feed, event, row)?;
-    if after != before {
-        batch.count(before, -1);
-        batch.count(after, 1);
-    }
-    batch.dirty_tasks.insert(key);
-    Ok(())
-}
-
-fn apply_comment(
-    batch: &mut Batch,
-    event: &RecordedEvent,
-    decoded: CommentEvent,
-) -> Result<(), ProjectionError> {
-    let key = (
-        event.tenant_id,
-        CommentId::from_uuid(event.stream_id.as_uuid()),
-    );
-    let task = (event.tenant_id, comment_task(&decoded));
-    if batch.deleted_tasks.contains(&task) {
-        // Its task is gone, and its comments with it.
-        return Ok(());
-    }
-    let project = batch.tasks.get(&task).map(|row| row.project_id);
-    let mut count_delta = 0;
-    match decoded {
-        CommentEvent::Added(added) => {
-            if batch.comments.contains_key(&key) || batch.deleted_comments.contains(&key) {
-                return Ok(());
-            }
-            let row = CommentRow {
-                tenant_id: key.0,
-                id: key.1,
-                task_id: added.task_id,
-                author_id: added.author_id,
-                body: added.body,
-                created_at: event.occurred_at,
-                edited_at: None,
-                version: event.stream_version,
-            };
-            record_comment(&mut batch.feed, event, project, &row)?;
-            batch.comments.insert(key, row);
-            batch.dirty_comments.insert(key);
-            count_delta = 1;
-        }
-        CommentEvent::Edited(edited) => {
-            let Some(row) = batch.comments.get_mut(&key) else {
-                // Gone with its task (deleted in an earlier batch).
-                return Ok(());
-            };
-            if !follows(row.version, event)? {
-                return Ok(());
-            }
-            row.body = edited.body;
-            row.edited_at = Some(event.occurred_at);
-            row.version = event.stream_version;
-            record_comment(&mut batch.feed, event, project, row)?;
-            batch.dirty_comments.insert(key);
-        }
-        CommentEvent::Deleted(_) => {
-            let Some(row) = batch.comments.get(&key) else {
-                return Ok(());
-            };
-            if !follows(row.version, event)? {
-                return Ok(());
-            }
-            batch.feed.removed(
-                event,
-                feed::Resource::Comment(key.1),
-                project,
-                Some(task.1),
-                serde_json::json!({ "id": key.1, "task_id": task.1 }),
-            );
-            batch.comments.remove(&key);
-            batch.dirty_comments.remove(&key);
-            batch.deleted_comments.insert(key);
-            count_delta = -1;
-        }
-    }
-    // A comment is added only to a task that exists at that point of the
-    // log, so its row is here; a later change may outlive the task.
-    if count_delta != 0
-        && let Some(row) = batch.tasks.get_mut(&task)
-    {
-        row.comment_count += count_delta;
-        record_task(&mut batch.feed, event, row)?;
-        batch.dirty_tasks.insert(task);
-    }
-    Ok(())
-}
-
-/// Records a task as it is after `event`, for the feed.
-fn record_task(
-    feed: &mut Recorder,
-    event: &RecordedEvent,
-    row: &TaskRow,
-) -> Result<(), ProjectionError> {
-    feed.update(
-        event,
-        feed::Resource::Task(row.id),
-        Some(row.project_id),
-        Some(row.id),
-        &row.to_view(),
-    )
-}
-
-/// Records a comment as it is after `event`, for the feed.
-fn record_comment(
-    feed: &mut Recorder,
-    event: &RecordedEvent,
-    project: Option<ProjectId>,
-    row: &CommentRow,
-) -> Result<(), ProjectionError> {
-    feed.update(
-        event,
-        feed::Resource::Comment(row.id),
-        project,
-        Some(row.task_id),
-        &row.to_view(),
-    )
 }
 
 async fn load_tasks(

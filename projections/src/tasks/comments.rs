@@ -1,0 +1,165 @@
+//! The comments read model (`comments_view`): a comment as the API shows
+//! it, and how comment events change it (and their task's comment count).
+
+use chrono::{DateTime, Utc};
+use serde::Serialize;
+use tenet_events::catalogue::comment::CommentEvent;
+use tenet_events::envelope::RecordedEvent;
+use tenet_events::ids::{CommentId, ProjectId, TaskId, TenantId, UserId};
+use tenet_events::projection::ProjectionError;
+use utoipa::ToSchema;
+
+use super::view::record_task;
+use super::{Batch, follows};
+use crate::feed::{self, Recorder};
+
+/// A comment, as the API represents it.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[schema(as = Comment)]
+pub struct CommentView {
+    pub id: CommentId,
+    pub task_id: TaskId,
+    pub author_id: UserId,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    /// When the body last changed; absent if never edited.
+    pub edited_at: Option<DateTime<Utc>>,
+    /// The stream version; also the `ETag`.
+    pub version: i64,
+}
+
+/// One row of `comments_view`.
+#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
+pub struct CommentRow {
+    pub tenant_id: TenantId,
+    pub id: CommentId,
+    pub task_id: TaskId,
+    pub author_id: UserId,
+    pub body: String,
+    pub created_at: DateTime<Utc>,
+    pub edited_at: Option<DateTime<Utc>>,
+    pub version: i64,
+}
+
+pub const COMMENT_COLUMNS: &str =
+    "tenant_id, id, task_id, author_id, body, created_at, edited_at, version";
+
+impl CommentRow {
+    pub fn to_view(&self) -> CommentView {
+        CommentView {
+            id: self.id,
+            task_id: self.task_id,
+            author_id: self.author_id,
+            body: self.body.clone(),
+            created_at: self.created_at,
+            edited_at: self.edited_at,
+            version: self.version,
+        }
+    }
+}
+
+pub(super) fn comment_task(event: &CommentEvent) -> TaskId {
+    match event {
+        CommentEvent::Added(added) => added.task_id,
+        CommentEvent::Edited(edited) => edited.task_id,
+        CommentEvent::Deleted(deleted) => deleted.task_id,
+    }
+}
+
+pub(super) fn apply_comment(
+    batch: &mut Batch,
+    event: &RecordedEvent,
+    decoded: CommentEvent,
+) -> Result<(), ProjectionError> {
+    let key = (
+        event.tenant_id,
+        CommentId::from_uuid(event.stream_id.as_uuid()),
+    );
+    let task = (event.tenant_id, comment_task(&decoded));
+    if batch.deleted_tasks.contains(&task) {
+        // Its task is gone, and its comments with it.
+        return Ok(());
+    }
+    let project = batch.tasks.get(&task).map(|row| row.project_id);
+    let mut count_delta = 0;
+    match decoded {
+        CommentEvent::Added(added) => {
+            if batch.comments.contains_key(&key) || batch.deleted_comments.contains(&key) {
+                return Ok(());
+            }
+            let row = CommentRow {
+                tenant_id: key.0,
+                id: key.1,
+                task_id: added.task_id,
+                author_id: added.author_id,
+                body: added.body,
+                created_at: event.occurred_at,
+                edited_at: None,
+                version: event.stream_version,
+            };
+            record_comment(&mut batch.feed, event, project, &row)?;
+            batch.comments.insert(key, row);
+            batch.dirty_comments.insert(key);
+            count_delta = 1;
+        }
+        CommentEvent::Edited(edited) => {
+            let Some(row) = batch.comments.get_mut(&key) else {
+                // Gone with its task (deleted in an earlier batch).
+                return Ok(());
+            };
+            if !follows(row.version, event)? {
+                return Ok(());
+            }
+            row.body = edited.body;
+            row.edited_at = Some(event.occurred_at);
+            row.version = event.stream_version;
+            record_comment(&mut batch.feed, event, project, row)?;
+            batch.dirty_comments.insert(key);
+        }
+        CommentEvent::Deleted(_) => {
+            let Some(row) = batch.comments.get(&key) else {
+                return Ok(());
+            };
+            if !follows(row.version, event)? {
+                return Ok(());
+            }
+            batch.feed.removed(
+                event,
+                feed::Resource::Comment(key.1),
+                project,
+                Some(task.1),
+                serde_json::json!({ "id": key.1, "task_id": task.1 }),
+            );
+            batch.comments.remove(&key);
+            batch.dirty_comments.remove(&key);
+            batch.deleted_comments.insert(key);
+            count_delta = -1;
+        }
+    }
+    // A comment is added only to a task that exists at that point of the
+    // log, so its row is here; a later change may outlive the task.
+    if count_delta != 0
+        && let Some(row) = batch.tasks.get_mut(&task)
+    {
+        row.comment_count += count_delta;
+        record_task(&mut batch.feed, event, row)?;
+        batch.dirty_tasks.insert(task);
+    }
+    Ok(())
+}
+
+/// Records a comment as it is after `event`, for the feed.
+fn record_comment(
+    feed: &mut Recorder,
+    event: &RecordedEvent,
+    project: Option<ProjectId>,
+    row: &CommentRow,
+) -> Result<(), ProjectionError> {
+    feed.update(
+        event,
+        feed::Resource::Comment(row.id),
+        project,
+        Some(row.task_id),
+        &row.to_view(),
+    )
+}

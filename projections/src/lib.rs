@@ -6,13 +6,14 @@
 //! Projectors hold no business logic: events carry every value they store.
 
 pub mod access;
+mod batch;
 pub mod checkpoints;
 pub mod feed;
 pub mod projects;
 pub mod replay;
-mod rows;
 pub mod runtime;
 pub mod source;
+pub mod table;
 pub mod tasks;
 
 pub use checkpoints::Checkpoints;

@@ -14,7 +14,8 @@ use tenet_http::openapi::{
 };
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
-use tenet_projections::projects::{self, COLUMNS, GENERATION, ProjectRow, ProjectView};
+use tenet_projections::projects::{self, GENERATION, ProjectRow, ProjectView};
+use tenet_projections::table::columns;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -122,7 +123,7 @@ pub async fn list_projects(
 
     let tenant = access.tenant();
     let (rows, total) = with_pool!(state.db, pool => {
-        let mut select = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM projects_view WHERE generation = {GENERATION} AND tenant_id = "));
+        let mut select = sqlx::QueryBuilder::new(format!("SELECT {} FROM projects_view WHERE generation = {GENERATION} AND tenant_id = ", columns::<ProjectRow>()));
         select.push_bind(tenant);
         let mut count = sqlx::QueryBuilder::new(format!("SELECT count(*) FROM projects_view WHERE generation = {GENERATION} AND tenant_id = "));
         count.push_bind(tenant);
@@ -193,7 +194,8 @@ pub async fn get_project(
     state.caught_up(token, projects::NAME).await?;
     let row: Option<ProjectRow> = with_pool!(state.db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM projects_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
+            "SELECT {} FROM projects_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2",
+            columns::<ProjectRow>()
         )))
         .bind(access.tenant())
         .bind(path.project_id)

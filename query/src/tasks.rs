@@ -18,9 +18,8 @@ use tenet_http::openapi::{
 };
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
-use tenet_projections::tasks::{
-    self, COMMENT_COLUMNS, CommentRow, CommentView, GENERATION, TASK_COLUMNS, TaskRow, TaskView,
-};
+use tenet_projections::table::columns;
+use tenet_projections::tasks::{self, CommentRow, CommentView, GENERATION, TaskRow, TaskView};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -266,7 +265,7 @@ async fn page_of_tasks(
     };
     let backend = state.db.backend();
     let tenant = access.tenant();
-    let mut listing = Listing::new(TASK_COLUMNS, String::new(), order);
+    let mut listing = Listing::new(columns::<TaskRow>(), String::new(), order);
     let bound = listing.bind(Bind::Uuid(tenant.as_uuid()));
     listing.from =
         format!("FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = {bound}");
@@ -398,7 +397,8 @@ pub async fn list_tasks(
 async fn task_row(state: &QueryState, access: &Access, task: TaskId) -> Result<TaskRow, ApiError> {
     let row: Option<TaskRow> = with_pool!(state.db, pool => {
         sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
+            "SELECT {} FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2",
+            columns::<TaskRow>()
         )))
         .bind(access.tenant())
         .bind(task)
@@ -502,7 +502,11 @@ pub async fn list_comments(
     let page = PageRequest::new(query.offset, query.limit)?;
     state.caught_up(token, tasks::NAME).await?;
     task_row(&state, &access, path.task_id).await?;
-    let mut listing = Listing::new(COMMENT_COLUMNS, String::new(), "created_at ASC, id ASC");
+    let mut listing = Listing::new(
+        columns::<CommentRow>(),
+        String::new(),
+        "created_at ASC, id ASC",
+    );
     let tenant = listing.bind(Bind::Uuid(access.tenant().as_uuid()));
     let task_id = listing.bind(Bind::Uuid(path.task_id.as_uuid()));
     listing.from = format!(

@@ -9,9 +9,10 @@ use tenet_events::ids::{CommentId, ProjectId, TaskId, TenantId, UserId};
 use tenet_events::projection::ProjectionError;
 use utoipa::ToSchema;
 
-use super::view::record_task;
-use super::{Batch, follows};
+use super::Working;
+use crate::batch::follows;
 use crate::feed::{self, Recorder};
+use crate::table::table;
 
 /// A comment, as the API represents it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -28,21 +29,27 @@ pub struct CommentView {
     pub version: i64,
 }
 
-/// One row of `comments_view`.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct CommentRow {
-    pub tenant_id: TenantId,
-    pub id: CommentId,
-    pub task_id: TaskId,
-    pub author_id: UserId,
-    pub body: String,
-    pub created_at: DateTime<Utc>,
-    pub edited_at: Option<DateTime<Utc>>,
-    pub version: i64,
+table! {
+    /// One row of `comments_view`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct CommentRow in comments_view {
+        key {
+            tenant_id: TenantId,
+            id: CommentId,
+        }
+        fixed {
+            task_id: TaskId,
+            author_id: UserId,
+            created_at: DateTime<Utc>,
+        }
+        set {
+            body: String,
+            edited_at: Option<DateTime<Utc>>,
+            version: i64,
+        }
+        guard "comments_view.version <= EXCLUDED.version";
+    }
 }
-
-pub const COMMENT_COLUMNS: &str =
-    "tenant_id, id, task_id, author_id, body, created_at, edited_at, version";
 
 impl CommentRow {
     pub fn to_view(&self) -> CommentView {
@@ -58,7 +65,8 @@ impl CommentRow {
     }
 }
 
-pub(super) fn comment_task(event: &CommentEvent) -> TaskId {
+/// The task a comment event is about.
+pub(super) fn task_of(event: &CommentEvent) -> TaskId {
     match event {
         CommentEvent::Added(added) => added.task_id,
         CommentEvent::Edited(edited) => edited.task_id,
@@ -66,17 +74,17 @@ pub(super) fn comment_task(event: &CommentEvent) -> TaskId {
     }
 }
 
-pub(super) fn apply_comment(
-    batch: &mut Batch,
+/// Applies a comment event to the batch's rows (and its task's comment
+/// count).
+pub(super) fn apply(
+    batch: &mut Working,
+    feed: &mut Recorder,
     event: &RecordedEvent,
     decoded: CommentEvent,
 ) -> Result<(), ProjectionError> {
-    let key = (
-        event.tenant_id,
-        CommentId::from_uuid(event.stream_id.as_uuid()),
-    );
-    let task = (event.tenant_id, comment_task(&decoded));
-    if batch.deleted_tasks.contains(&task) {
+    let key = super::comment_key(event);
+    let task = (event.tenant_id, task_of(&decoded));
+    if batch.tasks.was_removed(&task) {
         // Its task is gone, and its comments with it.
         return Ok(());
     }
@@ -84,7 +92,7 @@ pub(super) fn apply_comment(
     let mut count_delta = 0;
     match decoded {
         CommentEvent::Added(added) => {
-            if batch.comments.contains_key(&key) || batch.deleted_comments.contains(&key) {
+            if batch.comments.contains(&key) || batch.comments.was_removed(&key) {
                 return Ok(());
             }
             let row = CommentRow {
@@ -97,9 +105,8 @@ pub(super) fn apply_comment(
                 edited_at: None,
                 version: event.stream_version,
             };
-            record_comment(&mut batch.feed, event, project, &row)?;
-            batch.comments.insert(key, row);
-            batch.dirty_comments.insert(key);
+            record(feed, event, project, &row)?;
+            batch.comments.insert(row);
             count_delta = 1;
         }
         CommentEvent::Edited(edited) => {
@@ -113,8 +120,8 @@ pub(super) fn apply_comment(
             row.body = edited.body;
             row.edited_at = Some(event.occurred_at);
             row.version = event.stream_version;
-            record_comment(&mut batch.feed, event, project, row)?;
-            batch.dirty_comments.insert(key);
+            record(feed, event, project, row)?;
+            batch.comments.changed(key);
         }
         CommentEvent::Deleted(_) => {
             let Some(row) = batch.comments.get(&key) else {
@@ -123,7 +130,7 @@ pub(super) fn apply_comment(
             if !follows(row.version, event)? {
                 return Ok(());
             }
-            batch.feed.removed(
+            feed.removed(
                 event,
                 feed::Resource::Comment(key.1),
                 project,
@@ -131,8 +138,6 @@ pub(super) fn apply_comment(
                 serde_json::json!({ "id": key.1, "task_id": task.1 }),
             );
             batch.comments.remove(&key);
-            batch.dirty_comments.remove(&key);
-            batch.deleted_comments.insert(key);
             count_delta = -1;
         }
     }
@@ -142,14 +147,14 @@ pub(super) fn apply_comment(
         && let Some(row) = batch.tasks.get_mut(&task)
     {
         row.comment_count += count_delta;
-        record_task(&mut batch.feed, event, row)?;
-        batch.dirty_tasks.insert(task);
+        super::view::record(feed, event, row)?;
+        batch.tasks.changed(task);
     }
     Ok(())
 }
 
 /// Records a comment as it is after `event`, for the feed.
-fn record_comment(
+fn record(
     feed: &mut Recorder,
     event: &RecordedEvent,
     project: Option<ProjectId>,

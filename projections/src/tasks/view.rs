@@ -12,8 +12,11 @@ use tenet_events::projection::ProjectionError;
 use tenet_events::with_pool;
 use utoipa::ToSchema;
 
-use super::{Batch, Bucket, GENERATION, UNASSIGNED, follows};
+use super::counts::{Bucket, UNASSIGNED};
+use super::{GENERATION, Working};
+use crate::batch::follows;
 use crate::feed::{self, Recorder};
+use crate::table::table;
 
 /// A task, as the API represents it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -44,33 +47,42 @@ pub struct TaskView {
     pub version: i64,
 }
 
-/// One row of `tasks_view`.
-#[derive(Clone, Debug, PartialEq, sqlx::FromRow)]
-pub struct TaskRow {
-    pub tenant_id: TenantId,
-    pub id: TaskId,
-    pub project_id: ProjectId,
-    pub number: i64,
-    pub key: String,
-    pub title: String,
-    pub description: String,
-    pub status: String,
-    pub priority: String,
-    pub priority_rank: i32,
-    pub assignee_id: Option<UserId>,
-    pub labels: Json<Vec<String>>,
-    pub due_date: Option<NaiveDate>,
-    pub search: String,
-    pub comment_count: i64,
-    pub created_by: Option<UserId>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub version: i64,
+table! {
+    /// One row of `tasks_view`.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct TaskRow in tasks_view {
+        key {
+            tenant_id: TenantId,
+            id: TaskId,
+        }
+        fixed {
+            project_id: ProjectId,
+            number: i64,
+            key: String,
+            created_by: Option<UserId>,
+            created_at: DateTime<Utc>,
+        }
+        set {
+            title: String,
+            description: String,
+            status: String,
+            priority: String,
+            /// Orders by urgency.
+            priority_rank: i32,
+            assignee_id: Option<UserId>,
+            labels: Json<Vec<String>>,
+            due_date: Option<NaiveDate>,
+            /// What free-text search matches ([`search_text`]).
+            search: String,
+            comment_count: i64,
+            updated_at: DateTime<Utc>,
+            version: i64,
+        }
+        // Never moves a row back to an older version (comment counts
+        // change at the same version).
+        guard "tasks_view.version <= EXCLUDED.version";
+    }
 }
-
-pub const TASK_COLUMNS: &str = "tenant_id, id, project_id, number, key, title, description, status, \
-    priority, priority_rank, assignee_id, labels, due_date, search, comment_count, created_by, \
-    created_at, updated_at, version";
 
 impl TaskRow {
     pub fn to_view(&self) -> TaskView {
@@ -145,18 +157,17 @@ pub async fn open_tasks_of(
     })
 }
 
-pub(super) fn apply_task(
-    batch: &mut Batch,
+/// Applies a task event to the batch's rows (and the counts' buckets).
+pub(super) fn apply(
+    batch: &mut Working,
+    feed: &mut Recorder,
     event: &RecordedEvent,
     decoded: TaskEvent,
 ) -> Result<(), ProjectionError> {
-    let key = (
-        event.tenant_id,
-        TaskId::from_uuid(event.stream_id.as_uuid()),
-    );
+    let key = super::task_key(event);
     let at = event.occurred_at;
     if let TaskEvent::Created(created) = decoded {
-        if batch.tasks.contains_key(&key) || batch.deleted_tasks.contains(&key) {
+        if batch.tasks.contains(&key) || batch.tasks.was_removed(&key) {
             // Applied already (the row exists at a later version).
             return Ok(());
         }
@@ -181,10 +192,9 @@ pub(super) fn apply_task(
             updated_at: at,
             version: event.stream_version,
         };
-        batch.count(row.bucket(), 1);
-        record_task(&mut batch.feed, event, &row)?;
-        batch.tasks.insert(key, row);
-        batch.dirty_tasks.insert(key);
+        batch.counts.add(row.bucket(), 1);
+        record(feed, event, &row)?;
+        batch.tasks.insert(row);
         return Ok(());
     }
     let Some(row) = batch.tasks.get_mut(&key) else {
@@ -220,7 +230,7 @@ pub(super) fn apply_task(
         TaskEvent::StatusChanged(changed) => row.status = changed.to.as_str().to_owned(),
         TaskEvent::Deleted(_) => {
             let project = row.project_id;
-            batch.feed.removed(
+            feed.removed(
                 event,
                 feed::Resource::Task(key.1),
                 Some(project),
@@ -232,26 +242,24 @@ pub(super) fn apply_task(
                 }),
             );
             batch.tasks.remove(&key);
-            batch.dirty_tasks.remove(&key);
-            batch.deleted_tasks.insert(key);
-            batch.count(before, -1);
+            batch.counts.add(before, -1);
             return Ok(());
         }
     }
     row.updated_at = at;
     row.version = event.stream_version;
     let after = row.bucket();
-    record_task(&mut batch.feed, event, row)?;
+    record(feed, event, row)?;
     if after != before {
-        batch.count(before, -1);
-        batch.count(after, 1);
+        batch.counts.add(before, -1);
+        batch.counts.add(after, 1);
     }
-    batch.dirty_tasks.insert(key);
+    batch.tasks.changed(key);
     Ok(())
 }
 
 /// Records a task as it is after `event`, for the feed.
-pub(super) fn record_task(
+pub(super) fn record(
     feed: &mut Recorder,
     event: &RecordedEvent,
     row: &TaskRow,

@@ -9,6 +9,7 @@ pub mod access;
 mod batch;
 pub mod checkpoints;
 pub mod feed;
+pub mod listing;
 pub mod projects;
 pub mod replay;
 pub mod runtime;

@@ -2,19 +2,16 @@
 //! access model, which is always current: no consistency wait).
 
 use axum::extract::State;
-use chrono::{DateTime, Utc};
 use serde::Deserialize;
-use tenet_events::ids::{ApiKeyId, UserId};
 use tenet_http::auth::{ApiKeysRead, Scoped};
 use tenet_http::openapi::{Forbidden, NotFound, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Query};
-use tenet_projections::access::{ApiKeyView, GENERATION};
+use tenet_projections::access::{ApiKeyView, KeyStatus, api_keys};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::listing::{Bind, Listing};
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -30,35 +27,6 @@ pub struct ListApiKeys {
     pub limit: Option<u64>,
     /// `active` (default: neither revoked nor expired), `expired`, `revoked` or `all`.
     pub status: Option<String>,
-}
-
-#[derive(sqlx::FromRow)]
-struct KeyRow {
-    id: ApiKeyId,
-    name: String,
-    prefix: String,
-    scopes: String,
-    issued_by: UserId,
-    created_at: DateTime<Utc>,
-    expires_at: Option<DateTime<Utc>>,
-    last_used_at: Option<DateTime<Utc>>,
-    revoked_at: Option<DateTime<Utc>>,
-}
-
-impl KeyRow {
-    fn into_view(self) -> ApiKeyView {
-        ApiKeyView {
-            id: self.id,
-            name: self.name,
-            prefix: self.prefix,
-            scopes: self.scopes.split_whitespace().map(str::to_owned).collect(),
-            issued_by: self.issued_by,
-            created_at: self.created_at,
-            expires_at: self.expires_at,
-            last_used_at: self.last_used_at,
-            revoked_at: self.revoked_at,
-        }
-    }
 }
 
 /// `GET /api/v1/workspaces/{workspace_id}/api-keys`: the workspace's keys,
@@ -85,23 +53,11 @@ pub async fn list_api_keys(
 ) -> Result<axum::Json<Page<ApiKeyView>>, ApiError> {
     state.valid_token(token).await?;
     let page = PageRequest::new(query.offset, query.limit)?;
-    let mut listing = Listing::new(
-        "k.id, k.name, k.prefix, k.scopes, k.issued_by, k.created_at, k.expires_at, u.last_used_at, k.revoked_at",
-        String::new(),
-        "k.created_at DESC, k.id DESC",
-    );
-    let workspace = listing.bind(Bind::Uuid(access.workspace_id.as_uuid()));
-    let condition = match query.status.as_deref() {
-        None | Some("active") => {
-            let now = listing.bind(Bind::Time(tenet_events::envelope::now()));
-            format!(" AND k.revoked_at IS NULL AND (k.expires_at IS NULL OR k.expires_at > {now})")
-        }
-        Some("expired") => {
-            let now = listing.bind(Bind::Time(tenet_events::envelope::now()));
-            format!(" AND k.revoked_at IS NULL AND k.expires_at <= {now}")
-        }
-        Some("revoked") => " AND k.revoked_at IS NOT NULL".to_owned(),
-        Some("all") => String::new(),
+    let status = match query.status.as_deref() {
+        None | Some("active") => KeyStatus::Active,
+        Some("expired") => KeyStatus::Expired,
+        Some("revoked") => KeyStatus::Revoked,
+        Some("all") => KeyStatus::All,
         Some(_) => {
             return Err(ApiError::field(
                 "status",
@@ -109,16 +65,6 @@ pub async fn list_api_keys(
             ));
         }
     };
-    listing.from = format!(
-        "FROM access_api_keys k LEFT JOIN api_key_usage u ON u.key_id = k.id \
-         WHERE k.generation = {GENERATION} AND k.tenant_id = {workspace}{condition}"
-    );
-    let rows: Page<KeyRow> = listing.page(&state.db, page).await?;
-    Ok(axum::Json(Page {
-        items: rows.items.into_iter().map(KeyRow::into_view).collect(),
-        total: rows.total,
-        has_more: rows.has_more,
-        offset: rows.offset,
-        limit: rows.limit,
-    }))
+    let keys = api_keys(&state.db, access.workspace_id, status, page).await?;
+    Ok(axum::Json(keys))
 }

@@ -1,15 +1,16 @@
 //! The read side: query endpoints over the read models, with
 //! read-your-writes through consistency tokens.
 //!
-//! Every query is scoped by tenant in SQL and reads the active generation
-//! of its read model; nothing here writes. The [`realtime`] feed pushes the
+//! Every query is scoped by tenant and reads the active generation of its
+//! read model, through the typed read functions of `tenet_projections`
+//! (this crate spells no table name); nothing here writes. Only the audit
+//! log and history read the event log itself. The [`realtime`] feed pushes the
 //! same rows over WebSockets as they change.
 
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod history;
-pub mod listing;
 pub mod me;
 pub mod members;
 pub mod projects;

@@ -7,13 +7,12 @@ use tenet_http::auth::{MembersRead, Scoped};
 use tenet_http::openapi::{Forbidden, NotFound, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Query, Sort};
-use tenet_projections::access::{GENERATION, MemberView};
+use tenet_projections::access::{MemberOrder, MemberView, members};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::listing::{Bind, Listing};
-use crate::search::{Words, like_pattern};
+use crate::search::Words;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -31,14 +30,6 @@ pub struct ListMembers {
     pub sort: Option<String>,
     /// Words that must all appear in the name or email.
     pub search: Option<String>,
-}
-
-#[derive(Clone, Copy)]
-enum MemberField {
-    Name,
-    Email,
-    Role,
-    JoinedAt,
 }
 
 /// `GET /api/v1/workspaces/{workspace_id}/members`: a page of members.
@@ -67,38 +58,17 @@ pub async fn list_members(
     let sort = Sort::parse(
         query.sort.as_deref(),
         &[
-            ("name", MemberField::Name),
-            ("email", MemberField::Email),
-            ("role", MemberField::Role),
-            ("joined_at", MemberField::JoinedAt),
+            ("name", MemberOrder::Name),
+            ("email", MemberOrder::Email),
+            ("role", MemberOrder::Role),
+            ("joined_at", MemberOrder::JoinedAt),
         ],
         Sort {
-            field: MemberField::JoinedAt,
+            field: MemberOrder::JoinedAt,
             descending: false,
         },
     )?;
-    let column = match sort.field {
-        MemberField::Name => "u.name",
-        MemberField::Email => "u.email",
-        MemberField::Role => "m.role",
-        MemberField::JoinedAt => "m.joined_at",
-    };
     let words = Words::parse("search", query.search.as_deref())?;
-    let mut listing = Listing::new(
-        "m.user_id, u.email, u.name, m.role, m.joined_at",
-        String::new(),
-        format!("{column} {dir}, m.user_id {dir}", dir = sort.direction()),
-    );
-    let workspace = listing.bind(Bind::Uuid(access.workspace_id.as_uuid()));
-    listing.from = format!(
-        "FROM access_members m JOIN access_users u ON u.generation = m.generation AND u.id = m.user_id \
-         WHERE m.generation = {GENERATION} AND m.workspace_id = {workspace}"
-    );
-    for word in words.iter() {
-        let pattern = listing.bind(Bind::Text(like_pattern(word)));
-        listing.from.push_str(&format!(
-            " AND (lower(u.name) LIKE {pattern} ESCAPE '\\' OR u.email LIKE {pattern} ESCAPE '\\')"
-        ));
-    }
-    Ok(axum::Json(listing.page(&state.db, page).await?))
+    let members = members(&state.db, access.workspace_id, words.as_slice(), sort, page).await?;
+    Ok(axum::Json(members))
 }

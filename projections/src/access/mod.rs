@@ -15,11 +15,20 @@
 //! event must leave the model as it was.
 
 mod model;
+mod reads;
 pub mod tables;
 mod views;
 
 pub use model::{AccessModel, Credentials, SessionRecord, find_user_by_email};
-pub use views::{ApiKeyView, MemberView, RoleName, UserView, WorkspaceView};
+pub(crate) use reads::tenant_among;
+pub use reads::{
+    Account, AllWorkspacesOrder, KeyStatus, MemberOrder, UserOrder, WorkspaceOrder, account,
+    all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace, workspaces,
+    workspaces_of,
+};
+pub use views::{
+    AdminUser, AdminWorkspace, ApiKeyView, MemberView, RoleName, UserView, WorkspaceView,
+};
 
 use std::collections::HashSet;
 
@@ -42,7 +51,8 @@ use tables::{ApiKeyRow, MemberRow, RefreshTokenRow, SessionRow, UserRow, Workspa
 pub const NAME: &str = "access";
 
 /// The generation of the access model that queries read, as a subquery.
-pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'access')";
+pub(crate) const GENERATION: &str =
+    "(SELECT active_generation FROM projections WHERE name = 'access')";
 
 pub struct AccessProjector;
 

@@ -1,18 +1,23 @@
 //! The comments read model (`comments_view`): a comment as the API shows
-//! it, and how comment events change it (and their task's comment count).
+//! it, how comment events change it (and their task's comment count), and
+//! how queries read a task's comments.
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenet_events::catalogue::comment::CommentEvent;
+use tenet_events::db::Db;
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{CommentId, ProjectId, TaskId, TenantId, UserId};
 use tenet_events::projection::ProjectionError;
+use tenet_http::PageRequest;
+use tenet_http::pagination::Page;
 use utoipa::ToSchema;
 
-use super::Working;
+use super::{GENERATION, Working};
 use crate::batch::follows;
 use crate::feed::{self, Recorder};
-use crate::table::table;
+use crate::listing::{Bind, Listing};
+use crate::table::{columns, table};
 
 /// A comment, as the API represents it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -63,6 +68,27 @@ impl CommentRow {
             version: self.version,
         }
     }
+}
+
+/// One page of a task's comments, oldest first.
+pub async fn list(
+    db: &Db,
+    tenant: TenantId,
+    task: TaskId,
+    page: PageRequest,
+) -> Result<Page<CommentView>, sqlx::Error> {
+    let mut listing = Listing::new(
+        columns::<CommentRow>(),
+        String::new(),
+        "created_at ASC, id ASC",
+    );
+    let tenant = listing.bind(Bind::Uuid(tenant.as_uuid()));
+    let task = listing.bind(Bind::Uuid(task.as_uuid()));
+    listing.from = format!(
+        "FROM comments_view WHERE generation = {GENERATION} AND tenant_id = {tenant} AND task_id = {task}"
+    );
+    let rows: Page<CommentRow> = listing.page(db, page).await?;
+    Ok(rows.map(|row| row.to_view()))
 }
 
 /// The task a comment event is about.

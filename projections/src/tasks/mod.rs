@@ -32,12 +32,16 @@ use crate::table::{self, Table};
 
 pub use comments::{CommentRow, CommentView};
 pub use counts::{TaskCountRow, UNASSIGNED};
-pub use view::{TaskRow, TaskView, comment_count, open_tasks_of, search_text};
+pub use view::{
+    TaskFilter, TaskOrder, TaskRow, TaskView, comment_count, get, list, open_tasks_of, search_text,
+    workspace_of,
+};
 
 pub const NAME: &str = "tasks";
 
 /// The generation queries read, as a subquery.
-pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'tasks')";
+pub(crate) const GENERATION: &str =
+    "(SELECT active_generation FROM projections WHERE name = 'tasks')";
 
 pub struct TasksProjector;
 

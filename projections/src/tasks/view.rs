@@ -1,22 +1,26 @@
-//! The tasks read model (`tasks_view`): a task as the API shows it, and
-//! how task events change it.
+//! The tasks read model (`tasks_view`): a task as the API shows it, how
+//! task events change it, and how queries read it (single tasks, filtered
+//! and sorted pages).
 
 use chrono::{DateTime, NaiveDate, Utc};
 use serde::Serialize;
 use sqlx::types::Json;
-use tenet_events::catalogue::task::{Priority, TaskEvent, TaskStatus};
-use tenet_events::db::Db;
+use tenet_events::catalogue::task::{Priority, TaskCreated, TaskEvent, TaskStatus};
+use tenet_events::db::{Backend, Db};
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{ProjectId, TaskId, TenantId, UserId, WorkspaceId};
 use tenet_events::projection::ProjectionError;
 use tenet_events::with_pool;
+use tenet_http::pagination::Page;
+use tenet_http::{PageRequest, Sort};
 use utoipa::ToSchema;
 
 use super::counts::{Bucket, UNASSIGNED};
 use super::{GENERATION, Working};
 use crate::batch::follows;
 use crate::feed::{self, Recorder};
-use crate::table::table;
+use crate::listing::{Bind, Listing, like_pattern};
+use crate::table::{Table, columns, table};
 
 /// A task, as the API represents it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
@@ -157,6 +161,169 @@ pub async fn open_tasks_of(
     })
 }
 
+/// A task as the read model shows it now.
+pub async fn get(db: &Db, tenant: TenantId, task: TaskId) -> Result<Option<TaskView>, sqlx::Error> {
+    let row: Option<TaskRow> = with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {} FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2",
+            columns::<TaskRow>()
+        )))
+        .bind(tenant)
+        .bind(task)
+        .fetch_optional(pool)
+        .await?
+    });
+    Ok(row.map(|row| row.to_view()))
+}
+
+/// The workspace of a task, looked up only among the workspaces `member`
+/// belongs to (so the lookup itself reveals nothing of the others).
+pub async fn workspace_of(
+    db: &Db,
+    task: TaskId,
+    member: UserId,
+) -> Result<Option<WorkspaceId>, sqlx::Error> {
+    crate::access::tenant_among(db, TaskRow::NAME, GENERATION, task.as_uuid(), member).await
+}
+
+/// What a task list filters on; empty or absent means any.
+#[derive(Clone, Debug, Default)]
+pub struct TaskFilter {
+    pub project: Option<ProjectId>,
+    pub statuses: Vec<TaskStatus>,
+    /// `Some(None)`: unassigned tasks only.
+    pub assignee: Option<Option<UserId>>,
+    pub priorities: Vec<Priority>,
+    /// Tasks carrying all of them.
+    pub labels: Vec<String>,
+    /// Tasks due strictly before it.
+    pub due_before: Option<NaiveDate>,
+    /// Lower-cased words that must all appear in the key, title or
+    /// description.
+    pub words: Vec<String>,
+}
+
+/// What a task list sorts by (ties broken by id).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TaskOrder {
+    CreatedAt,
+    UpdatedAt,
+    /// By urgency, then creation.
+    Priority,
+    /// Undated tasks last in either direction.
+    DueDate,
+    Number,
+}
+
+impl TaskFilter {
+    /// Whether the projector's counts answer the total (every filter is
+    /// one of their dimensions).
+    fn counted(&self) -> bool {
+        self.labels.is_empty() && self.due_before.is_none() && self.words.is_empty()
+    }
+
+    /// Adds the filters to `listing`'s `WHERE`; `counts` when it lists
+    /// `task_counts` (which holds only their dimensions).
+    fn restrict(&self, listing: &mut Listing, backend: Backend, counts: bool) {
+        if let Some(project) = self.project {
+            let project = listing.bind(Bind::Uuid(project.as_uuid()));
+            listing
+                .from
+                .push_str(&format!(" AND project_id = {project}"));
+        }
+        if !self.statuses.is_empty() {
+            let list = self
+                .statuses
+                .iter()
+                .map(|status| listing.bind(Bind::Text(status.as_str().to_owned())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            listing.from.push_str(&format!(" AND status IN ({list})"));
+        }
+        if !self.priorities.is_empty() {
+            let list = self
+                .priorities
+                .iter()
+                .map(|priority| listing.bind(Bind::Text(priority.as_str().to_owned())))
+                .collect::<Vec<_>>()
+                .join(", ");
+            listing.from.push_str(&format!(" AND priority IN ({list})"));
+        }
+        match self.assignee {
+            None => {}
+            Some(Some(user)) => {
+                let user = listing.bind(Bind::Uuid(user.as_uuid()));
+                listing.from.push_str(&format!(" AND assignee_id = {user}"));
+            }
+            Some(None) if counts => {
+                let none = listing.bind(Bind::Uuid(UNASSIGNED.as_uuid()));
+                listing.from.push_str(&format!(" AND assignee_id = {none}"));
+            }
+            Some(None) => listing.from.push_str(" AND assignee_id IS NULL"),
+        }
+        if counts {
+            return;
+        }
+        for label in &self.labels {
+            let label = listing.bind(Bind::Text(label.clone()));
+            listing.from.push_str(&match backend {
+                Backend::Postgres => format!(" AND labels @> jsonb_build_array(CAST({label} AS text))"),
+                Backend::Sqlite => format!(
+                    " AND EXISTS (SELECT 1 FROM json_each(tasks_view.labels) WHERE json_each.value = {label})"
+                ),
+            });
+        }
+        if let Some(due) = self.due_before {
+            let due = listing.bind(Bind::Date(due));
+            listing.from.push_str(&format!(" AND due_date < {due}"));
+        }
+        for word in &self.words {
+            let pattern = listing.bind(Bind::Text(like_pattern(word)));
+            listing
+                .from
+                .push_str(&format!(" AND search LIKE {pattern} ESCAPE '\\'"));
+        }
+    }
+}
+
+/// One page of the tasks of `tenant` matching `filter`. Without labels,
+/// due dates and words, the total comes from the counts the projector
+/// keeps, not from counting rows.
+pub async fn list(
+    db: &Db,
+    tenant: TenantId,
+    filter: &TaskFilter,
+    sort: Sort<TaskOrder>,
+    page: PageRequest,
+) -> Result<Page<TaskView>, sqlx::Error> {
+    let dir = sort.direction();
+    let order = match sort.field {
+        TaskOrder::CreatedAt => format!("created_at {dir}, id {dir}"),
+        TaskOrder::UpdatedAt => format!("updated_at {dir}, id {dir}"),
+        TaskOrder::Priority => format!("priority_rank {dir}, created_at {dir}, id {dir}"),
+        TaskOrder::DueDate => format!("due_date IS NULL, due_date {dir}, id {dir}"),
+        TaskOrder::Number => format!("number {dir}, id {dir}"),
+    };
+    let backend = db.backend();
+    let mut listing = Listing::new(columns::<TaskRow>(), String::new(), order);
+    let bound = listing.bind(Bind::Uuid(tenant.as_uuid()));
+    listing.from =
+        format!("FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = {bound}");
+    filter.restrict(&mut listing, backend, false);
+    let rows: Page<TaskRow> = if filter.counted() {
+        let mut counted = Listing::new("", String::new(), "");
+        let bound = counted.bind(Bind::Uuid(tenant.as_uuid()));
+        counted.from =
+            format!("FROM task_counts WHERE generation = {GENERATION} AND tenant_id = {bound}");
+        filter.restrict(&mut counted, backend, true);
+        let total = counted.sum(db, "count").await?;
+        listing.page_of(db, page, total).await?
+    } else {
+        listing.page(db, page).await?
+    };
+    Ok(rows.map(|row| row.to_view()))
+}
+
 /// Applies a task event to the batch's rows (and the counts' buckets).
 pub(super) fn apply(
     batch: &mut Working,
@@ -167,35 +334,7 @@ pub(super) fn apply(
     let key = super::task_key(event);
     let at = event.occurred_at;
     if let TaskEvent::Created(created) = decoded {
-        if batch.tasks.contains(&key) || batch.tasks.was_removed(&key) {
-            // Applied already (the row exists at a later version).
-            return Ok(());
-        }
-        let row = TaskRow {
-            tenant_id: key.0,
-            id: key.1,
-            project_id: created.project_id,
-            number: created.number,
-            search: search_text(&created.key, &created.title, &created.description),
-            key: created.key,
-            title: created.title,
-            description: created.description,
-            status: TaskStatus::Todo.as_str().to_owned(),
-            priority: created.priority.as_str().to_owned(),
-            priority_rank: created.priority.rank(),
-            assignee_id: created.assignee_id,
-            labels: Json(created.labels),
-            due_date: created.due_date,
-            comment_count: 0,
-            created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
-            created_at: at,
-            updated_at: at,
-            version: event.stream_version,
-        };
-        batch.counts.add(row.bucket(), 1);
-        record(feed, event, &row)?;
-        batch.tasks.insert(row);
-        return Ok(());
+        return create(batch, feed, event, created);
     }
     let Some(row) = batch.tasks.get_mut(&key) else {
         return Err(ProjectionError::event(event, "no task.created before it"));
@@ -255,6 +394,46 @@ pub(super) fn apply(
         batch.counts.add(after, 1);
     }
     batch.tasks.changed(key);
+    Ok(())
+}
+
+/// A task created: its row, and its bucket of the counts.
+fn create(
+    batch: &mut Working,
+    feed: &mut Recorder,
+    event: &RecordedEvent,
+    created: TaskCreated,
+) -> Result<(), ProjectionError> {
+    let key = super::task_key(event);
+    let at = event.occurred_at;
+    if batch.tasks.contains(&key) || batch.tasks.was_removed(&key) {
+        // Applied already (the row exists at a later version).
+        return Ok(());
+    }
+    let row = TaskRow {
+        tenant_id: key.0,
+        id: key.1,
+        project_id: created.project_id,
+        number: created.number,
+        search: search_text(&created.key, &created.title, &created.description),
+        key: created.key,
+        title: created.title,
+        description: created.description,
+        status: TaskStatus::Todo.as_str().to_owned(),
+        priority: created.priority.as_str().to_owned(),
+        priority_rank: created.priority.rank(),
+        assignee_id: created.assignee_id,
+        labels: Json(created.labels),
+        due_date: created.due_date,
+        comment_count: 0,
+        created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
+        created_at: at,
+        updated_at: at,
+        version: event.stream_version,
+    };
+    batch.counts.add(row.bucket(), 1);
+    record(feed, event, &row)?;
+    batch.tasks.insert(row);
     Ok(())
 }
 

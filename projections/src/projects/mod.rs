@@ -1,6 +1,7 @@
-//! The projects read model (`projects_view`) and its list totals
-//! (`project_counts`), kept asynchronously from `project.*` events, with
-//! live task counts per project from `task.*` events.
+//! The projects projector: the projects read model (`projects_view`,
+//! [`view`]) and its list totals (`project_counts`, [`counts`]), kept
+//! asynchronously from `project.*` events, with live task counts per
+//! project from `task.*` events.
 //!
 //! A batch has the shape of every projector's ([`crate::batch`]): the rows
 //! it touches are loaded at once, events are applied in memory in log
@@ -8,187 +9,35 @@
 //! version was applied already; one that skips a version is refused rather
 //! than applied out of order), and changed rows are written back at the end.
 
+pub mod counts;
+pub mod view;
+
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
-use serde::Serialize;
 use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::project::ProjectEvent;
 use tenet_events::catalogue::task::{TaskEvent, TaskStatus};
 use tenet_events::db::Tx;
 use tenet_events::envelope::RecordedEvent;
-use tenet_events::ids::{ProjectId, TenantId, UserId, WorkspaceId};
+use tenet_events::ids::{ProjectId, TenantId, UserId};
 use tenet_events::projection::{ProjectionError, Projector};
-use utoipa::ToSchema;
 
-use crate::batch::{self, Counter, Counts, Emptied, Fold, Rows, follows};
+use crate::batch::{self, Counts, Fold, Rows, follows};
 use crate::feed::{self, Recorder};
-use crate::table::{self, Table, table};
+use crate::table::{self, Table};
+
+pub use counts::ProjectCountRow;
+pub use view::{
+    ProjectOrder, ProjectRow, ProjectStatus, ProjectView, exists, get, list, search_text,
+    task_totals, workspace_of,
+};
 
 pub const NAME: &str = "projects";
 
 /// The generation queries read, as a subquery.
-pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'projects')";
-
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, Serialize, serde::Deserialize, ToSchema)]
-#[serde(rename_all = "snake_case")]
-pub enum ProjectStatus {
-    Active,
-    Archived,
-}
-
-impl ProjectStatus {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            ProjectStatus::Active => "active",
-            ProjectStatus::Archived => "archived",
-        }
-    }
-
-    pub fn parse(value: &str) -> Option<ProjectStatus> {
-        match value {
-            "active" => Some(ProjectStatus::Active),
-            "archived" => Some(ProjectStatus::Archived),
-            _ => None,
-        }
-    }
-}
-
-/// A project, as the API represents it.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
-#[schema(as = Project)]
-pub struct ProjectView {
-    pub id: ProjectId,
-    pub workspace_id: WorkspaceId,
-    pub name: String,
-    /// Unique within the workspace.
-    pub slug: String,
-    pub description: String,
-    /// The prefix of its tasks' keys (`WEB` in `WEB-42`), fixed at creation.
-    pub key: String,
-    pub status: ProjectStatus,
-    pub created_by: Option<UserId>,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub archived_at: Option<DateTime<Utc>>,
-    /// Tasks to do, in progress or in review.
-    pub open_tasks: i64,
-    /// Tasks done (cancelled ones count in neither).
-    pub done_tasks: i64,
-    /// The project's revision: changes to the project itself, not to its
-    /// tasks. Also the `ETag`.
-    pub version: i64,
-}
-
-table! {
-    /// One row of `projects_view`.
-    #[derive(Clone, Debug, PartialEq)]
-    pub struct ProjectRow in projects_view {
-        key {
-            tenant_id: TenantId,
-            id: ProjectId,
-        }
-        fixed {
-            /// The prefix of its tasks' keys.
-            key: String,
-            created_by: Option<UserId>,
-            created_at: DateTime<Utc>,
-        }
-        set {
-            name: String,
-            slug: String,
-            description: String,
-            status: String,
-            /// What free-text search matches ([`search_text`]).
-            search: String,
-            updated_at: DateTime<Utc>,
-            archived_at: Option<DateTime<Utc>>,
-            /// The stream version applied (the stream also records task numbers).
-            version: i64,
-            /// What clients see as the version: changes to the project itself.
-            revision: i64,
-            open_tasks: i64,
-            done_tasks: i64,
-        }
-        // Never moves a row back to an older version (task counts change at
-        // the same version).
-        guard "projects_view.version <= EXCLUDED.version";
-    }
-}
-
-table! {
-    /// One bucket of `project_counts`: how many projects of a tenant have
-    /// this status, for the lists' totals.
-    #[derive(Clone, Debug, PartialEq)]
-    pub struct ProjectCountRow in project_counts {
-        key {
-            tenant_id: TenantId,
-            status: String,
-        }
-        add {
-            count: i64,
-        }
-    }
-}
-
-impl Counter for ProjectCountRow {
-    const EMPTIED: Emptied = Emptied::ByKey;
-
-    fn delta((tenant_id, status): (TenantId, String), count: i64) -> ProjectCountRow {
-        ProjectCountRow {
-            tenant_id,
-            status,
-            count,
-        }
-    }
-}
-
-impl ProjectRow {
-    pub fn to_view(&self) -> ProjectView {
-        ProjectView {
-            id: self.id,
-            workspace_id: self.tenant_id.into(),
-            name: self.name.clone(),
-            slug: self.slug.clone(),
-            description: self.description.clone(),
-            key: self.key.clone(),
-            status: ProjectStatus::parse(&self.status).unwrap_or(ProjectStatus::Active),
-            created_by: self.created_by,
-            created_at: self.created_at,
-            updated_at: self.updated_at,
-            archived_at: self.archived_at,
-            open_tasks: self.open_tasks,
-            done_tasks: self.done_tasks,
-            version: self.revision,
-        }
-    }
-}
-
-/// What free-text search matches: name, slug and description, lower-cased
-/// here (Unicode-aware, unlike SQLite's `lower`).
-pub fn search_text(name: &str, slug: &str, description: &str) -> String {
-    format!("{name}\n{slug}\n{description}").to_lowercase()
-}
-
-/// A project's open and done task counts as the read model knows them
-/// ((0, 0) if unknown).
-pub async fn task_counts(
-    db: &tenet_events::db::Db,
-    tenant: TenantId,
-    project: ProjectId,
-) -> Result<(i64, i64), sqlx::Error> {
-    let counts: Option<(i64, i64)> = tenet_events::with_pool!(db, pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT open_tasks, done_tasks FROM projects_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
-        )))
-        .bind(tenant)
-        .bind(project)
-        .fetch_optional(pool)
-        .await?
-    });
-    Ok(counts.unwrap_or((0, 0)))
-}
+pub(crate) const GENERATION: &str =
+    "(SELECT active_generation FROM projections WHERE name = 'projects')";
 
 pub struct ProjectsProjector;
 

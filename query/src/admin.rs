@@ -4,7 +4,6 @@
 use axum::extract::State;
 use serde::Deserialize;
 use tenet_http::auth::PlatformAdmin;
-use tenet_http::openapi::{Forbidden, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Query, Sort};
 use tenet_projections::access::{
@@ -14,6 +13,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::responses::AdminErrors;
 use crate::search::Words;
 use crate::state::QueryState;
 
@@ -44,9 +44,7 @@ pub struct ListUsers {
     params(ListUsers),
     responses(
         (status = 200, description = "A page of users", body = Page<AdminUser>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -97,9 +95,7 @@ pub struct ListAllWorkspaces {
     params(ListAllWorkspaces),
     responses(
         (status = 200, description = "A page of workspaces", body = Page<AdminWorkspace>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]

@@ -4,7 +4,6 @@
 use axum::extract::State;
 use serde::Deserialize;
 use tenet_http::auth::{ApiKeysRead, Scoped};
-use tenet_http::openapi::{Forbidden, NotFound, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Query};
 use tenet_projections::access::{ApiKeyView, KeyStatus, api_keys};
@@ -12,6 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::responses::ScopedErrors;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -38,10 +38,7 @@ pub struct ListApiKeys {
     params(("workspace_id" = uuid::Uuid, Path), ListApiKeys),
     responses(
         (status = 200, description = "A page of API keys", body = Page<ApiKeyView>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ScopedErrors,
     ),
     security(("bearer" = ["api_keys:read"]))
 )]

@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::redacted;
 use tenet_events::ids::{ApiKeyId, StreamId, TenantId, UserId};
 use tenet_http::auth::{AuditRead, PlatformAdmin, Scoped};
-use tenet_http::openapi::{BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Path, Query};
 use tenet_projections::access::{api_key_name, user_name};
@@ -25,6 +25,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::responses::{AdminErrors, ScopedErrors};
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -283,11 +284,7 @@ async fn actor_names(
     params(("workspace_id" = uuid::Uuid, Path), AuditFilters),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditItem>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ReadErrors,
     ),
     security(("bearer" = ["audit:read"]))
 )]
@@ -316,9 +313,7 @@ pub async fn workspace_audit_log(
     params(AuditFilters),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditItem>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -354,10 +349,7 @@ pub struct StreamPath {
     params(("stream_id" = uuid::Uuid, Path), StreamPage),
     responses(
         (status = 200, description = "A page of the stream's events", body = Page<AuditItem>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ScopedErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]

@@ -16,6 +16,7 @@ pub mod members;
 pub mod projects;
 pub mod realtime;
 pub mod rebuilds;
+pub mod responses;
 pub mod search;
 pub mod state;
 pub mod tasks;

@@ -6,13 +6,13 @@ use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenet_events::ids::UserId;
 use tenet_http::auth::{Credential, Principal};
-use tenet_http::openapi::Unauthenticated;
 use tenet_http::{ApiError, ConsistencyToken};
 use tenet_projections::access::{WorkspaceView, account, workspaces_of};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::responses::SignedInErrors;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -41,7 +41,7 @@ pub struct Me {
     tag = "auth",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, response = Unauthenticated),
+        SignedInErrors,
     ),
     security(("bearer" = []))
 )]

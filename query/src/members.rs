@@ -4,7 +4,6 @@
 use axum::extract::State;
 use serde::Deserialize;
 use tenet_http::auth::{MembersRead, Scoped};
-use tenet_http::openapi::{Forbidden, NotFound, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Query, Sort};
 use tenet_projections::access::{MemberOrder, MemberView, members};
@@ -12,6 +11,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::responses::ScopedErrors;
 use crate::search::Words;
 use crate::state::QueryState;
 
@@ -40,10 +40,7 @@ pub struct ListMembers {
     params(("workspace_id" = uuid::Uuid, Path), ListMembers),
     responses(
         (status = 200, description = "A page of members", body = Page<MemberView>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ScopedErrors,
     ),
     security(("bearer" = ["members:read"]))
 )]

@@ -8,9 +8,7 @@ use serde::Deserialize;
 use tenet_events::ids::{ProjectId, WorkspaceId};
 use tenet_http::auth::{ProjectsRead, Scoped};
 use tenet_http::headers::etag;
-use tenet_http::openapi::{
-    BadRequest, NotFound, ReadErrors, Unauthenticated, Unavailable, Unprocessable,
-};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::projects::{self, ProjectOrder, ProjectView};
@@ -62,12 +60,7 @@ pub struct ProjectPath {
     ),
     responses(
         (status = 200, description = "A page of projects", body = Page<ProjectView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = tenet_http::openapi::Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["projects:read"]))
 )]

@@ -11,9 +11,7 @@ use tenet_events::catalogue::task::{Priority, TaskStatus};
 use tenet_events::ids::{ProjectId, TaskId, UserId, WorkspaceId};
 use tenet_http::auth::{Access, CommentsRead, Scoped, TasksRead};
 use tenet_http::headers::etag;
-use tenet_http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unavailable, Unprocessable,
-};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::projects;
@@ -191,12 +189,7 @@ pub struct TaskPath {
     ),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]
@@ -239,12 +232,7 @@ pub async fn list_project_tasks(
     ),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]
@@ -286,12 +274,7 @@ async fn current_task(
     ),
     responses(
         (status = 200, description = "The task", body = TaskView, headers(("ETag" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]
@@ -347,12 +330,7 @@ pub struct ListComments {
     ),
     responses(
         (status = 200, description = "A page of comments", body = Page<CommentView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["comments:read"]))
 )]

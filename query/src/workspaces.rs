@@ -6,7 +6,6 @@ use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tenet_http::auth::{Credential, Principal, Scoped, WorkspaceRead};
 use tenet_http::headers::etag;
-use tenet_http::openapi::{NotFound, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Query, Sort};
 use tenet_projections::access::{WorkspaceOrder, WorkspaceView, workspace, workspaces};
@@ -14,6 +13,7 @@ use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::responses::{CallerErrors, CallerLookupErrors};
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -41,8 +41,7 @@ pub struct ListWorkspaces {
     params(ListWorkspaces),
     responses(
         (status = 200, description = "A page of workspaces", body = Page<WorkspaceView>),
-        (status = 401, response = Unauthenticated),
-        (status = 422, response = Unprocessable),
+        CallerErrors,
     ),
     security(("bearer" = []))
 )]
@@ -84,9 +83,7 @@ pub async fn list_workspaces(
     params(("workspace_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The workspace", body = WorkspaceView, headers(("ETag" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        CallerLookupErrors,
     ),
     security(("bearer" = ["workspace:read"]))
 )]

@@ -1,4 +1,4 @@
-//! Read-model tables, each declared once with [`table!`]: the row struct,
+//! Read-model tables, each declared once with `table!`: the row struct,
 //! its columns, its primary key and how an upsert treats each column. The
 //! statements every projector needs follow from the declaration, for both
 //! backends: the batch write (one `unnest` statement on Postgres, multi-row
@@ -156,7 +156,7 @@ key_tuples!(
     (A 0, B 1, C 2, D 3, E 4)
 );
 
-/// A read-model table: what [`table!`] derives from a declaration.
+/// A read-model table: what `table!` derives from a declaration.
 pub trait Table:
     Sized + Send + Sync + Unpin + 'static + for<'r> FromRow<'r, PgRow> + for<'r> FromRow<'r, SqliteRow>
 {

@@ -8,7 +8,7 @@
 //! tables answer "who am I", "my workspaces", member and key lists, login
 //! and refresh.
 //!
-//! Its batches have the shape of every projector's ([`crate::batch`]): the
+//! Its batches have the shape of every projector's (`crate::batch`): the
 //! rows an append's events touch are loaded at once, the events applied to
 //! them in memory, and the changed rows written back, one statement per
 //! table. Every change is idempotent by the row's version, as a replayed

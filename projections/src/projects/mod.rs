@@ -3,7 +3,7 @@
 //! asynchronously from `project.*` events, with live task counts per
 //! project from `task.*` events.
 //!
-//! A batch has the shape of every projector's ([`crate::batch`]): the rows
+//! A batch has the shape of every projector's (`crate::batch`): the rows
 //! it touches are loaded at once, events are applied in memory in log
 //! order with a per-stream version check (an event at or below the row's
 //! version was applied already; one that skips a version is refused rather

@@ -7,7 +7,7 @@
 //! changes its task's `comment_count`, a deleted task takes its comments
 //! with it, and a task's status, priority or assignee moves it between the
 //! buckets of `task_counts`. A batch has the shape of every projector's
-//! ([`crate::batch`]): the rows it touches are loaded at once, events are
+//! (`crate::batch`): the rows it touches are loaded at once, events are
 //! applied in memory in log order with a per-stream version check, and the
 //! rows are written back at the end.
 

@@ -47,6 +47,12 @@ pub struct TaskView {
     pub created_by: Option<UserId>,
     pub created_at: DateTime<Utc>,
     pub updated_at: DateTime<Utc>,
+    /// When work on it started (RFC 3339): its first move to
+    /// `in_progress`, kept after; null if it never moved there.
+    pub started_at: Option<DateTime<Utc>>,
+    /// When it was completed (RFC 3339): its move to `done`; null unless it
+    /// is done (reopening clears it).
+    pub completed_at: Option<DateTime<Utc>>,
     /// The stream version; also the `ETag`.
     pub version: i64,
 }
@@ -80,6 +86,8 @@ table! {
             search: String,
             comment_count: i64,
             updated_at: DateTime<Utc>,
+            started_at: Option<DateTime<Utc>>,
+            completed_at: Option<DateTime<Utc>>,
             version: i64,
         }
         // Never moves a row back to an older version (comment counts
@@ -107,6 +115,8 @@ impl TaskRow {
             created_by: self.created_by,
             created_at: self.created_at,
             updated_at: self.updated_at,
+            started_at: self.started_at,
+            completed_at: self.completed_at,
             version: self.version,
         }
     }
@@ -366,7 +376,13 @@ pub(super) fn apply(
         }
         TaskEvent::Assigned(assigned) => row.assignee_id = Some(assigned.assignee_id),
         TaskEvent::Unassigned(_) => row.assignee_id = None,
-        TaskEvent::StatusChanged(changed) => row.status = changed.to.as_str().to_owned(),
+        TaskEvent::StatusChanged(changed) => {
+            row.status = changed.to.as_str().to_owned();
+            if changed.to == TaskStatus::InProgress && row.started_at.is_none() {
+                row.started_at = Some(at);
+            }
+            row.completed_at = (changed.to == TaskStatus::Done).then_some(at);
+        }
         TaskEvent::Deleted(_) => {
             let project = row.project_id;
             feed.removed(
@@ -429,6 +445,8 @@ fn create(
         created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
         created_at: at,
         updated_at: at,
+        started_at: None,
+        completed_at: None,
         version: event.stream_version,
     };
     batch.counts.add(row.bucket(), 1);

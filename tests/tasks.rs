@@ -1056,6 +1056,96 @@ async fn ids_of_other_kinds_of_resources_are_404_and_task_keys_never_repeat(back
     assert_eq!(next.assert_status(201)["key"], "WEB-2");
 }
 
+async fn started_at_is_the_first_start_and_completed_at_lasts_while_done(backing: Backing) {
+    let tenet = start(&backing).await;
+    let board = Board::new(&tenet).await;
+    let created = board.create(json!({ "title": "Timed" })).await;
+    let task = id(&created, 201);
+    assert_eq!(created.body["started_at"], Value::Null);
+    assert_eq!(created.body["completed_at"], Value::Null);
+    // The workflow goes to done through in_review.
+    let mut moves = Vec::new();
+    for to in [
+        "in_progress",
+        "in_review",
+        "in_progress",
+        "in_review",
+        "done",
+        "todo",
+    ] {
+        let moved = board.move_to(&task, to).await;
+        assert_eq!(moved.assert_status(200)["status"], to);
+        moves.push(moved);
+    }
+    let started = moves[0].body["updated_at"].clone();
+    assert!(started.is_string());
+    let done = &moves[4];
+    let completed = done.body["updated_at"].clone();
+    for (n, moved) in moves.iter().enumerate() {
+        // The first start stays, through the second one and the reopening.
+        assert_eq!(moved.body["started_at"], started, "after move {n}");
+        let expected = if n == 4 {
+            completed.clone()
+        } else {
+            Value::Null
+        };
+        assert_eq!(moved.body["completed_at"], expected, "after move {n}");
+    }
+
+    // The read model agrees with the command's answer.
+    let reopened = &moves[5];
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &reopened.token())
+        .await;
+    assert_eq!(read.assert_status(200), &reopened.body);
+    let listed = board
+        .client()
+        .get_after(&board.all_tasks(), &reopened.token())
+        .await;
+    assert_eq!(listed.assert_status(200)["items"][0]["started_at"], started);
+
+    // Time travel: as of the move to done, and of the creation.
+    let as_of = |at: &Value| {
+        format!(
+            "{}?as_of={}",
+            board.task(&task),
+            at.as_str().expect("a timestamp").replace(':', "%3A")
+        )
+    };
+    let then = board.client().get(&as_of(&completed)).await;
+    let then = then.assert_status(200);
+    assert_eq!(then["status"], "done");
+    assert_eq!(then["started_at"], started);
+    assert_eq!(then["completed_at"], completed);
+    let fresh = board
+        .client()
+        .get(&as_of(&created.body["updated_at"]))
+        .await;
+    assert_eq!(fresh.assert_status(200)["started_at"], Value::Null);
+
+    // History: each version's task carries both.
+    let history = board
+        .client()
+        .get(&format!("{}/history", board.task(&task)))
+        .await;
+    let versions = history.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .clone();
+    assert_eq!(versions.len(), 7);
+    assert_eq!(versions[0]["task"]["started_at"], Value::Null);
+    for (n, version) in versions.iter().enumerate().skip(1) {
+        assert_eq!(version["task"]["started_at"], started, "version {}", n + 1);
+        assert_eq!(
+            version["task"]["completed_at"],
+            moves[n - 1].body["completed_at"],
+            "version {}",
+            n + 1
+        );
+    }
+}
+
 in_both_modes!(
     ids_of_other_kinds_of_resources_are_404_and_task_keys_never_repeat,
     a_task_is_created_with_a_number_a_key_and_every_field,
@@ -1073,4 +1163,5 @@ in_both_modes!(
     removing_a_member_unassigns_their_open_tasks,
     filters_and_sorts_match_a_known_data_set,
     comments_are_added_listed_edited_and_deleted,
+    started_at_is_the_first_start_and_completed_at_lasts_while_done,
 );

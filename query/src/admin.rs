@@ -2,20 +2,19 @@
 //! only; no tenant scoping by design, so nothing else may live here).
 
 use axum::extract::State;
-use chrono::{DateTime, Utc};
-use serde::{Deserialize, Serialize};
-use tenet_events::ids::{UserId, WorkspaceId};
+use serde::Deserialize;
 use tenet_http::auth::PlatformAdmin;
-use tenet_http::openapi::{Forbidden, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Query, Sort};
-use tenet_projections::access::GENERATION;
-use utoipa::{IntoParams, ToSchema};
+use tenet_projections::access::{
+    AdminUser, AdminWorkspace, AllWorkspacesOrder, UserOrder, all_users, all_workspaces,
+};
+use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::listing::{Bind, Listing};
-use crate::search::{Words, like_pattern};
+use crate::responses::AdminErrors;
+use crate::search::Words;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -37,32 +36,6 @@ pub struct ListUsers {
     pub search: Option<String>,
 }
 
-/// A user, as platform admins see them.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct AdminUser {
-    pub id: UserId,
-    pub email: String,
-    pub name: String,
-    pub platform_admin: bool,
-    pub created_at: DateTime<Utc>,
-    /// How many workspaces they belong to.
-    pub workspaces: i64,
-}
-
-/// Adds `AND (lower(col) LIKE $n OR …)` per search word.
-fn search(listing: &mut Listing, columns: &[&str], words: &Words) {
-    for word in words.iter() {
-        let placeholder = listing.bind(Bind::Text(like_pattern(word)));
-        let any: Vec<String> = columns
-            .iter()
-            .map(|column| format!("lower({column}) LIKE {placeholder} ESCAPE '\\'"))
-            .collect();
-        listing
-            .from
-            .push_str(&format!(" AND ({})", any.join(" OR ")));
-    }
-}
-
 /// `GET /api/v1/admin/users`: every user of the platform.
 #[utoipa::path(
     get,
@@ -71,9 +44,7 @@ fn search(listing: &mut Listing, columns: &[&str], words: &Words) {
     params(ListUsers),
     responses(
         (status = 200, description = "A page of users", body = Page<AdminUser>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -86,26 +57,19 @@ pub async fn list_users(
     let sort = Sort::parse(
         query.sort.as_deref(),
         &[
-            ("email", "u.email"),
-            ("name", "u.name"),
-            ("created_at", "u.created_at"),
+            ("email", UserOrder::Email),
+            ("name", UserOrder::Name),
+            ("created_at", UserOrder::CreatedAt),
         ],
         Sort {
-            field: "u.created_at",
+            field: UserOrder::CreatedAt,
             descending: false,
         },
     )?;
     let words = Words::parse("search", query.search.as_deref())?;
-    let mut listing = Listing::new(
-        "u.id, u.email, u.name, u.platform_admin, u.created_at, \
-           (SELECT count(*) FROM access_members m JOIN access_workspaces w \
-              ON w.generation = m.generation AND w.id = m.workspace_id \
-            WHERE m.generation = u.generation AND m.user_id = u.id AND w.deleted_at IS NULL) AS workspaces",
-        format!("FROM access_users u WHERE u.generation = {GENERATION}"),
-        format!("{} {dir}, u.id {dir}", sort.field, dir = sort.direction()),
-    );
-    search(&mut listing, &["u.name", "u.email"], &words);
-    Ok(axum::Json(listing.page(&state.db, page).await?))
+    Ok(axum::Json(
+        all_users(&state.db, words.as_slice(), sort, page).await?,
+    ))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -123,19 +87,6 @@ pub struct ListAllWorkspaces {
     pub deleted: Option<bool>,
 }
 
-/// A workspace, as platform admins see it.
-#[derive(Debug, Serialize, sqlx::FromRow, ToSchema)]
-pub struct AdminWorkspace {
-    pub id: WorkspaceId,
-    pub name: String,
-    pub slug: String,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-    pub deleted_at: Option<DateTime<Utc>>,
-    /// How many members it has.
-    pub members: i64,
-}
-
 /// `GET /api/v1/admin/workspaces`: every workspace of the platform.
 #[utoipa::path(
     get,
@@ -144,9 +95,7 @@ pub struct AdminWorkspace {
     params(ListAllWorkspaces),
     responses(
         (status = 200, description = "A page of workspaces", body = Page<AdminWorkspace>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -159,28 +108,18 @@ pub async fn list_workspaces(
     let sort = Sort::parse(
         query.sort.as_deref(),
         &[
-            ("name", "w.name"),
-            ("slug", "w.slug"),
-            ("created_at", "w.created_at"),
+            ("name", AllWorkspacesOrder::Name),
+            ("slug", AllWorkspacesOrder::Slug),
+            ("created_at", AllWorkspacesOrder::CreatedAt),
         ],
         Sort {
-            field: "w.created_at",
+            field: AllWorkspacesOrder::CreatedAt,
             descending: false,
         },
     )?;
     let words = Words::parse("search", query.search.as_deref())?;
-    let deleted = if query.deleted.unwrap_or(false) {
-        ""
-    } else {
-        " AND w.deleted_at IS NULL"
-    };
-    let mut listing = Listing::new(
-        "w.id, w.name, w.slug, w.created_at, w.updated_at, w.deleted_at, \
-           (SELECT count(*) FROM access_members m \
-             WHERE m.generation = w.generation AND m.workspace_id = w.id) AS members",
-        format!("FROM access_workspaces w WHERE w.generation = {GENERATION}{deleted}"),
-        format!("{} {dir}, w.id {dir}", sort.field, dir = sort.direction()),
-    );
-    search(&mut listing, &["w.name", "w.slug"], &words);
-    Ok(axum::Json(listing.page(&state.db, page).await?))
+    let deleted = query.deleted.unwrap_or(false);
+    Ok(axum::Json(
+        all_workspaces(&state.db, words.as_slice(), deleted, sort, page).await?,
+    ))
 }

@@ -13,18 +13,19 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::redacted;
-use tenet_events::ids::{StreamId, TenantId};
-use tenet_events::with_pool;
+use tenet_events::ids::{ApiKeyId, StreamId, TenantId, UserId};
 use tenet_http::auth::{AuditRead, PlatformAdmin, Scoped};
-use tenet_http::openapi::{BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Path, Query};
+use tenet_projections::access::{api_key_name, user_name};
+use tenet_projections::listing::{Bind, Listing};
 use utoipa::{IntoParams, ToSchema};
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
-use crate::listing::{Bind, Listing};
+use crate::responses::{AdminErrors, ScopedErrors};
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -261,30 +262,13 @@ async fn actor_names(
     keys.sort_unstable();
     keys.dedup();
     let mut names = HashMap::new();
-    let access = tenet_projections::access::GENERATION;
     for user in users {
-        let found: Option<(String, String)> = with_pool!(state.db, pool => {
-            sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT name, email FROM access_users WHERE generation = {access} AND id = $1"
-            )))
-            .bind(user)
-            .fetch_optional(pool)
-            .await?
-        });
-        if let Some((name, email)) = found {
+        if let Some((name, email)) = user_name(&state.db, UserId::from_uuid(user)).await? {
             names.insert(user, format!("{name} <{email}>"));
         }
     }
     for key in keys {
-        let found: Option<String> = with_pool!(state.db, pool => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-                "SELECT name FROM access_api_keys WHERE generation = {access} AND id = $1"
-            )))
-            .bind(key)
-            .fetch_optional(pool)
-            .await?
-        });
-        if let Some(name) = found {
+        if let Some(name) = api_key_name(&state.db, ApiKeyId::from_uuid(key)).await? {
             names.insert(key, format!("API key {name}"));
         }
     }
@@ -300,11 +284,7 @@ async fn actor_names(
     params(("workspace_id" = uuid::Uuid, Path), AuditFilters),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditItem>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ReadErrors,
     ),
     security(("bearer" = ["audit:read"]))
 )]
@@ -333,9 +313,7 @@ pub async fn workspace_audit_log(
     params(AuditFilters),
     responses(
         (status = 200, description = "A page of events", body = Page<AuditItem>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -371,10 +349,7 @@ pub struct StreamPath {
     params(("stream_id" = uuid::Uuid, Path), StreamPage),
     responses(
         (status = 200, description = "A page of the stream's events", body = Page<AuditItem>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ScopedErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]

@@ -15,7 +15,7 @@ use tenet_events::ids::{ProjectId, TaskId, TenantId, WorkspaceId};
 use tenet_events::store::{EVENT_COLUMNS, EventRow};
 use tenet_events::with_pool;
 use tenet_http::auth::{Scoped, TasksRead};
-use tenet_http::openapi::{BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Path, Query};
 use tenet_projections::projects::{ProjectFold, ProjectView};
@@ -203,11 +203,7 @@ pub struct TaskPath {
     params(("workspace_id" = uuid::Uuid, Path), ("task_id" = uuid::Uuid, Path), HistoryPage),
     responses(
         (status = 200, description = "A page of versions", body = Page<TaskVersion>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]

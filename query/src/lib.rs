@@ -1,19 +1,22 @@
 //! The read side: query endpoints over the read models, with
 //! read-your-writes through consistency tokens.
 //!
-//! Every query is scoped by tenant in SQL and reads the active generation
-//! of its read model; nothing here writes. The [`realtime`] feed pushes the
+//! Every query is scoped by tenant and reads the active generation of its
+//! read model, through the typed read functions of `tenet_projections`
+//! (this crate spells no table name); nothing here writes. Only the audit
+//! log and history read the event log itself. The [`realtime`] feed pushes the
 //! same rows over WebSockets as they change.
 
 pub mod admin;
+pub mod api_keys;
 pub mod audit;
 pub mod history;
-pub mod listing;
 pub mod me;
 pub mod members;
 pub mod projects;
 pub mod realtime;
 pub mod rebuilds;
+pub mod responses;
 pub mod search;
 pub mod state;
 pub mod tasks;
@@ -31,6 +34,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(projects::router())
         .merge(tasks::router())
         .merge(members::router())
+        .merge(api_keys::router())
         .merge(admin::router())
         .merge(audit::router())
         .merge(history::router())

@@ -5,15 +5,14 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenet_events::ids::UserId;
-use tenet_events::with_pool;
 use tenet_http::auth::{Credential, Principal};
-use tenet_http::openapi::Unauthenticated;
 use tenet_http::{ApiError, ConsistencyToken};
-use tenet_projections::access::{GENERATION, WorkspaceView};
+use tenet_projections::access::{WorkspaceView, account, workspaces_of};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
+use crate::responses::SignedInErrors;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -35,15 +34,6 @@ pub struct Me {
     pub workspaces: Vec<WorkspaceView>,
 }
 
-#[derive(sqlx::FromRow)]
-struct UserRow {
-    id: UserId,
-    email: String,
-    name: String,
-    platform_admin: bool,
-    created_at: DateTime<Utc>,
-}
-
 /// `GET /api/v1/auth/me`: who the caller is.
 #[utoipa::path(
     get,
@@ -51,7 +41,7 @@ struct UserRow {
     tag = "auth",
     responses(
         (status = 200, description = "The caller", body = Me),
-        (status = 401, response = Unauthenticated),
+        SignedInErrors,
     ),
     security(("bearer" = []))
 )]
@@ -65,29 +55,8 @@ pub async fn me(
         Credential::ApiKey { workspace_id, .. } => Some(*workspace_id),
         Credential::Token { .. } => None,
     };
-    let (user, workspaces) = with_pool!(state.db, pool => {
-        let user: Option<UserRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT id, email, name, platform_admin, created_at FROM access_users \
-             WHERE generation = {GENERATION} AND id = $1"
-        )))
-        .bind(principal.user_id)
-        .fetch_optional(pool)
-        .await?;
-        let workspaces: Vec<WorkspaceView> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT w.id, w.name, w.slug, m.role, w.created_at, w.updated_at, w.version \
-             FROM access_members m JOIN access_workspaces w \
-               ON w.generation = m.generation AND w.id = m.workspace_id \
-             WHERE m.generation = {GENERATION} AND m.user_id = $1 AND w.deleted_at IS NULL \
-               AND ($2 IS NULL OR w.id = $2) \
-             ORDER BY w.name, w.id LIMIT $3"
-        )))
-        .bind(principal.user_id)
-        .bind(only)
-        .bind(WORKSPACES_LISTED)
-        .fetch_all(pool)
-        .await?;
-        (user, workspaces)
-    });
+    let user = account(&state.db, principal.user_id).await?;
+    let workspaces = workspaces_of(&state.db, principal.user_id, only, WORKSPACES_LISTED).await?;
     let user = user.ok_or_else(|| ApiError::unauthenticated("Invalid or expired access token"))?;
     Ok(Json(Me {
         id: user.id,

@@ -6,20 +6,17 @@ use axum::http::header;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tenet_events::ids::{ProjectId, WorkspaceId};
-use tenet_events::with_pool;
 use tenet_http::auth::{ProjectsRead, Scoped};
 use tenet_http::headers::etag;
-use tenet_http::openapi::{
-    BadRequest, NotFound, ReadErrors, Unauthenticated, Unavailable, Unprocessable,
-};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
-use tenet_projections::projects::{self, COLUMNS, GENERATION, ProjectRow, ProjectView};
+use tenet_projections::projects::{self, ProjectOrder, ProjectView};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::search::{Words, like_pattern};
+use crate::search::Words;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -43,25 +40,6 @@ pub struct ListProjects {
     pub search: Option<String>,
 }
 
-#[derive(Clone, Copy)]
-enum Field {
-    Name,
-    Slug,
-    CreatedAt,
-    UpdatedAt,
-}
-
-impl Field {
-    fn column(self) -> &'static str {
-        match self {
-            Field::Name => "name",
-            Field::Slug => "slug",
-            Field::CreatedAt => "created_at",
-            Field::UpdatedAt => "updated_at",
-        }
-    }
-}
-
 #[derive(Debug, Deserialize)]
 pub struct ProjectPath {
     pub workspace_id: WorkspaceId,
@@ -82,12 +60,7 @@ pub struct ProjectPath {
     ),
     responses(
         (status = 200, description = "A page of projects", body = Page<ProjectView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = tenet_http::openapi::Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["projects:read"]))
 )]
@@ -101,13 +74,13 @@ pub async fn list_projects(
     let sort = Sort::parse(
         query.sort.as_deref(),
         &[
-            ("name", Field::Name),
-            ("slug", Field::Slug),
-            ("created_at", Field::CreatedAt),
-            ("updated_at", Field::UpdatedAt),
+            ("name", ProjectOrder::Name),
+            ("slug", ProjectOrder::Slug),
+            ("created_at", ProjectOrder::CreatedAt),
+            ("updated_at", ProjectOrder::UpdatedAt),
         ],
         Sort {
-            field: Field::CreatedAt,
+            field: ProjectOrder::CreatedAt,
             descending: false,
         },
     )?;
@@ -120,43 +93,16 @@ pub async fn list_projects(
     let words = Words::parse("search", query.search.as_deref())?;
     state.caught_up(token, projects::NAME).await?;
 
-    let tenant = access.tenant();
-    let (rows, total) = with_pool!(state.db, pool => {
-        let mut select = sqlx::QueryBuilder::new(format!("SELECT {COLUMNS} FROM projects_view WHERE generation = {GENERATION} AND tenant_id = "));
-        select.push_bind(tenant);
-        let mut count = sqlx::QueryBuilder::new(format!("SELECT count(*) FROM projects_view WHERE generation = {GENERATION} AND tenant_id = "));
-        count.push_bind(tenant);
-        for builder in [&mut select, &mut count] {
-            if let Some(status) = status {
-                builder.push(" AND status = ").push_bind(status.as_str());
-            }
-            for word in words.iter() {
-                builder.push(" AND search LIKE ").push_bind(like_pattern(word)).push(" ESCAPE '\\'");
-            }
-        }
-        select
-            .push(format!(" ORDER BY {} {dir}, id {dir} LIMIT ", sort.field.column(), dir = sort.direction()))
-            .push_bind(page.limit_i64())
-            .push(" OFFSET ")
-            .push_bind(page.offset_i64());
-        let rows: Vec<ProjectRow> = select.build_query_as().fetch_all(pool).await?;
-        let total: i64 = if words.is_empty() {
-            // The projector's counts answer without scanning the rows.
-            let mut counted = sqlx::QueryBuilder::new(format!(
-                "SELECT CAST(coalesce(sum(count), 0) AS BIGINT) FROM project_counts WHERE generation = {GENERATION} AND tenant_id = "
-            ));
-            counted.push_bind(tenant);
-            if let Some(status) = status {
-                counted.push(" AND status = ").push_bind(status.as_str());
-            }
-            counted.build_query_scalar().fetch_one(pool).await?
-        } else {
-            count.build_query_scalar().fetch_one(pool).await?
-        };
-        (rows, total)
-    });
-    let items = rows.iter().map(ProjectRow::to_view).collect();
-    Ok(axum::Json(page.page(items, total.max(0) as u64)))
+    let projects = projects::list(
+        &state.db,
+        access.tenant(),
+        status,
+        words.as_slice(),
+        sort,
+        page,
+    )
+    .await?;
+    Ok(axum::Json(projects))
 }
 
 /// `GET /api/v1/workspaces/{workspace_id}/projects/{project_id}`: one
@@ -191,17 +137,8 @@ pub async fn get_project(
         return Ok(([(header::ETAG, etag(project.version))], axum::Json(project)).into_response());
     }
     state.caught_up(token, projects::NAME).await?;
-    let row: Option<ProjectRow> = with_pool!(state.db, pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {COLUMNS} FROM projects_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
-        )))
-        .bind(access.tenant())
-        .bind(path.project_id)
-        .fetch_optional(pool)
+    let project = projects::get(&state.db, access.tenant(), path.project_id)
         .await?
-    });
-    let project = row
-        .ok_or_else(|| ApiError::not_found("No such project"))?
-        .to_view();
+        .ok_or_else(|| ApiError::not_found("No such project"))?;
     Ok(([(header::ETAG, etag(project.version))], axum::Json(project)).into_response())
 }

@@ -10,7 +10,6 @@ use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
 use tenet_http::auth::PlatformAdmin;
-use tenet_http::openapi::{Conflict, Forbidden, NotFound, Unauthenticated, Unprocessable};
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Path, Query};
 use tenet_projections::replay::{self, Job, ProjectionState, ReplayError};
@@ -19,6 +18,7 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 use uuid::Uuid;
 
+use crate::responses::{AdminErrors, RebuildErrors, ScopedErrors};
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -48,9 +48,7 @@ pub struct ProjectionsPage {
     params(ProjectionsPage),
     responses(
         (status = 200, description = "A page of projections", body = Page<ProjectionState>),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 422, response = Unprocessable),
+        AdminErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -88,10 +86,7 @@ pub struct ProjectionPath {
     params(("name" = String, Path, description = "The projection's name")),
     responses(
         (status = 202, description = "Rebuild started", body = Job, headers(("Location" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
+        RebuildErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]
@@ -132,10 +127,7 @@ pub struct JobPath {
     params(("job_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "The job", body = Job),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        ScopedErrors,
     ),
     security(("bearer" = ["platform_admin"]))
 )]

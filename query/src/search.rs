@@ -1,5 +1,6 @@
 //! Free-text search terms: words that must all appear, in any order and any
-//! case, matched with `LIKE` against text the projector lower-cased.
+//! case (the read models match them with `LIKE` against text the projector
+//! lower-cased).
 
 use tenet_http::ApiError;
 
@@ -48,30 +49,16 @@ impl Words {
     pub fn iter(&self) -> impl Iterator<Item = &String> {
         self.0.iter()
     }
-}
 
-/// `%word%`, with LIKE's wildcards in the word escaped (escape char `\`).
-pub fn like_pattern(word: &str) -> String {
-    let mut pattern = String::with_capacity(word.len() + 2);
-    pattern.push('%');
-    for c in word.chars() {
-        if matches!(c, '%' | '_' | '\\') {
-            pattern.push('\\');
-        }
-        pattern.push(c);
+    /// The words, lower-cased.
+    pub fn as_slice(&self) -> &[String] {
+        &self.0
     }
-    pattern.push('%');
-    pattern
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn wildcards_in_words_match_literally() {
-        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
-    }
 
     #[test]
     fn searches_are_bounded_and_lower_cased() {

@@ -8,25 +8,19 @@ use axum::response::{IntoResponse, Response};
 use chrono::NaiveDate;
 use serde::Deserialize;
 use tenet_events::catalogue::task::{Priority, TaskStatus};
-use tenet_events::db::Backend;
 use tenet_events::ids::{ProjectId, TaskId, UserId, WorkspaceId};
-use tenet_events::with_pool;
 use tenet_http::auth::{Access, CommentsRead, Scoped, TasksRead};
 use tenet_http::headers::etag;
-use tenet_http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unavailable, Unprocessable,
-};
+use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
-use tenet_projections::tasks::{
-    self, COMMENT_COLUMNS, CommentRow, CommentView, GENERATION, TASK_COLUMNS, TaskRow, TaskView,
-};
+use tenet_projections::projects;
+use tenet_projections::tasks::{self, CommentView, TaskFilter, TaskOrder, TaskView, comments};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::listing::{Bind, Listing};
-use crate::search::{Words, like_pattern};
+use crate::search::Words;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
@@ -72,142 +66,52 @@ pub struct ListTasks {
     pub project_id: Option<ProjectId>,
 }
 
-#[derive(Clone, Copy)]
-enum Field {
-    CreatedAt,
-    UpdatedAt,
-    Priority,
-    DueDate,
-    Number,
-}
-
-/// The parsed filters of a task list.
-struct Filters {
-    project: Option<ProjectId>,
-    statuses: Vec<TaskStatus>,
-    assignee: Option<Option<UserId>>,
-    priorities: Vec<Priority>,
-    labels: Vec<String>,
-    due_before: Option<NaiveDate>,
-    words: Words,
-}
-
-impl Filters {
-    fn parse(query: &ListTasks, caller: UserId) -> Result<Filters, ApiError> {
-        let statuses = values(
-            &query.status,
-            "status",
-            TaskStatus::parse,
-            "todo, in_progress, in_review, done or cancelled",
-        )?;
-        let priorities = values(
-            &query.priority,
-            "priority",
-            Priority::parse,
-            "low, medium, high or urgent",
-        )?;
-        let assignee = match query.assignee_id.as_deref() {
-            None => None,
-            Some("me") => Some(Some(caller)),
-            Some("none") => Some(None),
-            Some(id) => Some(Some(id.parse::<UserId>().map_err(|_| {
-                ApiError::field("assignee_id", "must be a UUID, me or none")
-            })?)),
-        };
-        if query.label.len() > VALUES_MAX {
+/// Parses a task list's filters (`project_id` aside).
+fn filter(query: &ListTasks, caller: UserId) -> Result<TaskFilter, ApiError> {
+    let statuses = values(
+        &query.status,
+        "status",
+        TaskStatus::parse,
+        "todo, in_progress, in_review, done or cancelled",
+    )?;
+    let priorities = values(
+        &query.priority,
+        "priority",
+        Priority::parse,
+        "low, medium, high or urgent",
+    )?;
+    let assignee = match query.assignee_id.as_deref() {
+        None => None,
+        Some("me") => Some(Some(caller)),
+        Some("none") => Some(None),
+        Some(id) => Some(Some(id.parse::<UserId>().map_err(|_| {
+            ApiError::field("assignee_id", "must be a UUID, me or none")
+        })?)),
+    };
+    if query.label.len() > VALUES_MAX {
+        return Err(ApiError::field(
+            "label",
+            format!("must be given at most {VALUES_MAX} times"),
+        ));
+    }
+    for label in &query.label {
+        if label.is_empty() || label.chars().count() > 50 || label.chars().any(char::is_control) {
             return Err(ApiError::field(
                 "label",
-                format!("must be given at most {VALUES_MAX} times"),
+                "must be 1 to 50 printable characters",
             ));
         }
-        for label in &query.label {
-            if label.is_empty() || label.chars().count() > 50 || label.chars().any(char::is_control)
-            {
-                return Err(ApiError::field(
-                    "label",
-                    "must be 1 to 50 printable characters",
-                ));
-            }
-        }
-        Ok(Filters {
-            project: query.project_id,
-            statuses,
-            assignee,
-            priorities,
-            labels: query.label.clone(),
-            due_before: query.due_before,
-            words: Words::parse("search", query.search.as_deref())?,
-        })
     }
-
-    /// Whether the projector's counts answer the total (every filter is
-    /// one of their dimensions).
-    fn counted(&self) -> bool {
-        self.labels.is_empty() && self.due_before.is_none() && self.words.is_empty()
-    }
-
-    /// Adds the filters to `listing`'s `WHERE`, with `prefix` before column
-    /// names shared with `task_counts`.
-    fn restrict(&self, listing: &mut Listing, backend: Backend, counts: bool) {
-        if let Some(project) = self.project {
-            let project = listing.bind(Bind::Uuid(project.as_uuid()));
-            listing
-                .from
-                .push_str(&format!(" AND project_id = {project}"));
-        }
-        if !self.statuses.is_empty() {
-            let list = self
-                .statuses
-                .iter()
-                .map(|status| listing.bind(Bind::Text(status.as_str().to_owned())))
-                .collect::<Vec<_>>()
-                .join(", ");
-            listing.from.push_str(&format!(" AND status IN ({list})"));
-        }
-        if !self.priorities.is_empty() {
-            let list = self
-                .priorities
-                .iter()
-                .map(|priority| listing.bind(Bind::Text(priority.as_str().to_owned())))
-                .collect::<Vec<_>>()
-                .join(", ");
-            listing.from.push_str(&format!(" AND priority IN ({list})"));
-        }
-        match self.assignee {
-            None => {}
-            Some(Some(user)) => {
-                let user = listing.bind(Bind::Uuid(user.as_uuid()));
-                listing.from.push_str(&format!(" AND assignee_id = {user}"));
-            }
-            Some(None) if counts => {
-                let none = listing.bind(Bind::Uuid(tasks::UNASSIGNED.as_uuid()));
-                listing.from.push_str(&format!(" AND assignee_id = {none}"));
-            }
-            Some(None) => listing.from.push_str(" AND assignee_id IS NULL"),
-        }
-        if counts {
-            return;
-        }
-        for label in &self.labels {
-            let label = listing.bind(Bind::Text(label.clone()));
-            listing.from.push_str(&match backend {
-                Backend::Postgres => format!(" AND labels @> jsonb_build_array(CAST({label} AS text))"),
-                Backend::Sqlite => format!(
-                    " AND EXISTS (SELECT 1 FROM json_each(tasks_view.labels) WHERE json_each.value = {label})"
-                ),
-            });
-        }
-        if let Some(due) = self.due_before {
-            let due = listing.bind(Bind::Date(due));
-            listing.from.push_str(&format!(" AND due_date < {due}"));
-        }
-        for word in self.words.iter() {
-            let pattern = listing.bind(Bind::Text(like_pattern(word)));
-            listing
-                .from
-                .push_str(&format!(" AND search LIKE {pattern} ESCAPE '\\'"));
-        }
-    }
+    let words = Words::parse("search", query.search.as_deref())?;
+    Ok(TaskFilter {
+        project: query.project_id,
+        statuses,
+        assignee,
+        priorities,
+        labels: query.label.clone(),
+        due_before: query.due_before,
+        words: words.as_slice().to_vec(),
+    })
 }
 
 /// Values of a repeatable, comma-separable parameter.
@@ -233,56 +137,29 @@ fn values<T>(
     Ok(parsed)
 }
 
-/// One page of tasks of the workspace matching `filters`.
+/// One page of the workspace's tasks matching `filter`.
 async fn page_of_tasks(
     state: &QueryState,
     access: &Access,
     query: &ListTasks,
-    filters: Filters,
+    filter: TaskFilter,
 ) -> Result<Page<TaskView>, ApiError> {
     let page = PageRequest::new(query.offset, query.limit)?;
     let sort = Sort::parse(
         query.sort.as_deref(),
         &[
-            ("created_at", Field::CreatedAt),
-            ("updated_at", Field::UpdatedAt),
-            ("priority", Field::Priority),
-            ("due_date", Field::DueDate),
-            ("number", Field::Number),
+            ("created_at", TaskOrder::CreatedAt),
+            ("updated_at", TaskOrder::UpdatedAt),
+            ("priority", TaskOrder::Priority),
+            ("due_date", TaskOrder::DueDate),
+            ("number", TaskOrder::Number),
         ],
         Sort {
-            field: Field::CreatedAt,
+            field: TaskOrder::CreatedAt,
             descending: false,
         },
     )?;
-    let dir = sort.direction();
-    let order = match sort.field {
-        Field::CreatedAt => format!("created_at {dir}, id {dir}"),
-        Field::UpdatedAt => format!("updated_at {dir}, id {dir}"),
-        Field::Priority => format!("priority_rank {dir}, created_at {dir}, id {dir}"),
-        // Undated tasks last in either direction.
-        Field::DueDate => format!("due_date IS NULL, due_date {dir}, id {dir}"),
-        Field::Number => format!("number {dir}, id {dir}"),
-    };
-    let backend = state.db.backend();
-    let tenant = access.tenant();
-    let mut listing = Listing::new(TASK_COLUMNS, String::new(), order);
-    let bound = listing.bind(Bind::Uuid(tenant.as_uuid()));
-    listing.from =
-        format!("FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = {bound}");
-    filters.restrict(&mut listing, backend, false);
-    let rows: Page<TaskRow> = if filters.counted() {
-        let mut counted = Listing::new("", String::new(), "");
-        let bound = counted.bind(Bind::Uuid(tenant.as_uuid()));
-        counted.from =
-            format!("FROM task_counts WHERE generation = {GENERATION} AND tenant_id = {bound}");
-        filters.restrict(&mut counted, backend, true);
-        let total = counted.sum(&state.db, "count").await?;
-        listing.page_of(&state.db, page, total).await?
-    } else {
-        listing.page(&state.db, page).await?
-    };
-    Ok(rows.map(|row| row.to_view()))
+    Ok(tasks::list(&state.db, access.tenant(), &filter, sort, page).await?)
 }
 
 #[derive(Debug, Deserialize)]
@@ -312,12 +189,7 @@ pub struct TaskPath {
     ),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]
@@ -334,27 +206,15 @@ pub async fn list_project_tasks(
             "is the path's here; use it on the workspace-wide list",
         ));
     }
-    let mut filters = Filters::parse(&query, access.principal.user_id)?;
-    filters.project = Some(path.project_id);
-    state
-        .caught_up(token, tenet_projections::projects::NAME)
-        .await?;
+    let mut filter = filter(&query, access.principal.user_id)?;
+    filter.project = Some(path.project_id);
+    state.caught_up(token, projects::NAME).await?;
     state.caught_up(token, tasks::NAME).await?;
-    let exists: Option<i32> = with_pool!(state.db, pool => {
-        sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
-            "SELECT 1 FROM projects_view WHERE generation = {} AND tenant_id = $1 AND id = $2",
-            tenet_projections::projects::GENERATION
-        )))
-        .bind(access.tenant())
-        .bind(path.project_id)
-        .fetch_optional(pool)
-        .await?
-    });
-    if exists.is_none() {
+    if !projects::exists(&state.db, access.tenant(), path.project_id).await? {
         return Err(ApiError::not_found("No such project"));
     }
     Ok(axum::Json(
-        page_of_tasks(&state, &access, &query, filters).await?,
+        page_of_tasks(&state, &access, &query, filter).await?,
     ))
 }
 
@@ -372,12 +232,7 @@ pub async fn list_project_tasks(
     ),
     responses(
         (status = 200, description = "A page of tasks", body = Page<TaskView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]
@@ -387,25 +242,22 @@ pub async fn list_tasks(
     token: ConsistencyToken,
     Query(query): Query<ListTasks>,
 ) -> Result<axum::Json<Page<TaskView>>, ApiError> {
-    let filters = Filters::parse(&query, access.principal.user_id)?;
+    let filter = filter(&query, access.principal.user_id)?;
     state.caught_up(token, tasks::NAME).await?;
     Ok(axum::Json(
-        page_of_tasks(&state, &access, &query, filters).await?,
+        page_of_tasks(&state, &access, &query, filter).await?,
     ))
 }
 
-/// The task's row, or 404.
-async fn task_row(state: &QueryState, access: &Access, task: TaskId) -> Result<TaskRow, ApiError> {
-    let row: Option<TaskRow> = with_pool!(state.db, pool => {
-        sqlx::query_as(sqlx::AssertSqlSafe(format!(
-            "SELECT {TASK_COLUMNS} FROM tasks_view WHERE generation = {GENERATION} AND tenant_id = $1 AND id = $2"
-        )))
-        .bind(access.tenant())
-        .bind(task)
-        .fetch_optional(pool)
+/// The task as the read model shows it now, or 404.
+async fn current_task(
+    state: &QueryState,
+    access: &Access,
+    task: TaskId,
+) -> Result<TaskView, ApiError> {
+    tasks::get(&state.db, access.tenant(), task)
         .await?
-    });
-    row.ok_or_else(|| ApiError::not_found("No such task"))
+        .ok_or_else(|| ApiError::not_found("No such task"))
 }
 
 /// `GET /api/v1/workspaces/{workspace_id}/tasks/{task_id}`: one task, with
@@ -422,12 +274,7 @@ async fn task_row(state: &QueryState, access: &Access, task: TaskId) -> Result<T
     ),
     responses(
         (status = 200, description = "The task", body = TaskView, headers(("ETag" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["tasks:read"]))
 )]
@@ -444,7 +291,7 @@ pub async fn get_task(
             .ok_or_else(|| ApiError::not_found("No such task at that time"))?,
         None => {
             state.caught_up(token, tasks::NAME).await?;
-            task_row(&state, &access, path.task_id).await?.to_view()
+            current_task(&state, &access, path.task_id).await?
         }
     };
     Ok(([(header::ETAG, etag(task.version))], axum::Json(task)).into_response())
@@ -483,12 +330,7 @@ pub struct ListComments {
     ),
     responses(
         (status = 200, description = "A page of comments", body = Page<CommentView>),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
-        (status = 503, response = Unavailable),
+        ReadErrors,
     ),
     security(("bearer" = ["comments:read"]))
 )]
@@ -501,13 +343,7 @@ pub async fn list_comments(
 ) -> Result<axum::Json<Page<CommentView>>, ApiError> {
     let page = PageRequest::new(query.offset, query.limit)?;
     state.caught_up(token, tasks::NAME).await?;
-    task_row(&state, &access, path.task_id).await?;
-    let mut listing = Listing::new(COMMENT_COLUMNS, String::new(), "created_at ASC, id ASC");
-    let tenant = listing.bind(Bind::Uuid(access.tenant().as_uuid()));
-    let task_id = listing.bind(Bind::Uuid(path.task_id.as_uuid()));
-    listing.from = format!(
-        "FROM comments_view WHERE generation = {GENERATION} AND tenant_id = {tenant} AND task_id = {task_id}"
-    );
-    let rows: Page<CommentRow> = listing.page(&state.db, page).await?;
-    Ok(axum::Json(rows.map(|row| row.to_view())))
+    current_task(&state, &access, path.task_id).await?;
+    let comments = comments::list(&state.db, access.tenant(), path.task_id, page).await?;
+    Ok(axum::Json(comments))
 }

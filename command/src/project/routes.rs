@@ -101,12 +101,12 @@ fn view(
     }
 }
 
-async fn task_counts(
+async fn task_totals(
     state: &CommandState,
     access: &Access,
     project: ProjectId,
 ) -> Result<(i64, i64), ApiError> {
-    Ok(tenet_projections::projects::task_counts(&state.db, access.tenant(), project).await?)
+    Ok(tenet_projections::projects::task_totals(&state.db, access.tenant(), project).await?)
 }
 
 fn target(
@@ -304,7 +304,7 @@ pub async fn update_project(
             ExecuteError::ClaimTaken(_) => slug_taken(slug.as_deref().unwrap_or_default()),
             other => failure(other, rejected),
         })?;
-    let counts = task_counts(&state, &access, path.project_id).await?;
+    let counts = task_totals(&state, &access, path.project_id).await?;
     let position = position_of(&state.repository, committed.position).await?;
     Ok(Reply::ok(
         view(access.workspace_id, path.project_id, counts, &committed),
@@ -386,7 +386,7 @@ pub async fn restore_project(
     request_id: RequestId,
     idempotency: Idempotency,
 ) -> Result<Written<ProjectView>, ApiError> {
-    let counts = task_counts(&state, &access, path.project_id).await?;
+    let counts = task_totals(&state, &access, path.project_id).await?;
     let (workspace, id) = (access.workspace_id, path.project_id);
     let reply = move |committed: &Committed<Project>| {
         Reply::ok(

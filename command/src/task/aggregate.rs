@@ -32,6 +32,10 @@ pub struct Task {
     pub created_by: Option<UserId>,
     pub created_at: Option<DateTime<Utc>>,
     pub updated_at: Option<DateTime<Utc>>,
+    /// Its first move to in_progress.
+    pub started_at: Option<DateTime<Utc>>,
+    /// Its move to done, while it is done.
+    pub completed_at: Option<DateTime<Utc>>,
 }
 
 impl Task {
@@ -79,7 +83,13 @@ impl Aggregate for Task {
             }
             TaskEvent::Assigned(assigned) => self.assignee = Some(assigned.assignee_id),
             TaskEvent::Unassigned(_) => self.assignee = None,
-            TaskEvent::StatusChanged(changed) => self.status = changed.to,
+            TaskEvent::StatusChanged(changed) => {
+                self.status = changed.to;
+                if changed.to == TaskStatus::InProgress && self.started_at.is_none() {
+                    self.started_at = Some(applied.occurred_at);
+                }
+                self.completed_at = (changed.to == TaskStatus::Done).then_some(applied.occurred_at);
+            }
             TaskEvent::Deleted(_) => self.deleted = true,
         }
         self.updated_at = Some(applied.occurred_at);

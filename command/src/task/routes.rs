@@ -150,6 +150,8 @@ pub(crate) fn view(
         created_by: task.created_by,
         created_at: task.created_at.unwrap_or_default(),
         updated_at: task.updated_at.unwrap_or_default(),
+        started_at: task.started_at,
+        completed_at: task.completed_at,
         version: committed.version,
     }
 }

@@ -7,12 +7,30 @@
 //! request, on every instance, without any cache to invalidate. The same
 //! tables answer "who am I", "my workspaces", member and key lists, login
 //! and refresh.
+//!
+//! Its batches have the shape of every projector's (`crate::batch`): the
+//! rows an append's events touch are loaded at once, the events applied to
+//! them in memory, and the changed rows written back, one statement per
+//! table. Every change is idempotent by the row's version, as a replayed
+//! event must leave the model as it was.
 
 mod model;
+mod reads;
+pub mod tables;
 mod views;
 
 pub use model::{AccessModel, Credentials, SessionRecord, find_user_by_email};
-pub use views::{ApiKeyView, MemberView, RoleName, UserView, WorkspaceView};
+pub(crate) use reads::tenant_among;
+pub use reads::{
+    Account, AllWorkspacesOrder, KeyStatus, MemberOrder, UserOrder, WorkspaceOrder, account,
+    all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace, workspaces,
+    workspaces_of,
+};
+pub use views::{
+    AdminUser, AdminWorkspace, ApiKeyView, MemberView, RoleName, UserView, WorkspaceView,
+};
+
+use std::collections::HashSet;
 
 use async_trait::async_trait;
 use tenet_events::catalogue::DomainEvent;
@@ -22,25 +40,144 @@ use tenet_events::catalogue::user::UserEvent;
 use tenet_events::catalogue::workspace::{Role, WorkspaceEvent};
 use tenet_events::db::Tx;
 use tenet_events::envelope::RecordedEvent;
+use tenet_events::ids::{ApiKeyId, SessionId, UserId, WorkspaceId};
 use tenet_events::projection::{ProjectionError, Projector};
-use tenet_events::with_tx;
+
+use crate::batch::{self, Rows};
+use crate::feed::Recorder;
+use crate::table::{self, Table};
+use tables::{ApiKeyRow, MemberRow, RefreshTokenRow, SessionRow, UserRow, WorkspaceRow};
 
 pub const NAME: &str = "access";
 
 /// The generation of the access model that queries read, as a subquery.
-pub const GENERATION: &str = "(SELECT active_generation FROM projections WHERE name = 'access')";
-
-/// The tables of one generation of the access model.
-const TABLES: [&str; 6] = [
-    "access_users",
-    "access_workspaces",
-    "access_members",
-    "access_api_keys",
-    "access_sessions",
-    "access_refresh_tokens",
-];
+pub(crate) const GENERATION: &str =
+    "(SELECT active_generation FROM projections WHERE name = 'access')";
 
 pub struct AccessProjector;
+
+/// What one batch (the events of one append) works on.
+#[derive(Default)]
+struct Working {
+    users: Rows<UserRow>,
+    workspaces: Rows<WorkspaceRow>,
+    members: Rows<MemberRow>,
+    api_keys: Rows<ApiKeyRow>,
+    sessions: Rows<SessionRow>,
+    /// Written only: a token known already stays as it is.
+    refresh_tokens: Rows<RefreshTokenRow>,
+}
+
+enum Change {
+    User(UserEvent),
+    Workspace(WorkspaceEvent),
+    ApiKey(ApiKeyEvent),
+    Session(SessionEvent),
+}
+
+/// The rows a batch loads: every row its events change, except those whose
+/// first event in the batch creates them.
+#[derive(Default)]
+struct Keys {
+    seen: HashSet<uuid::Uuid>,
+    users: Vec<<UserRow as Table>::Key>,
+    workspaces: Vec<<WorkspaceRow as Table>::Key>,
+    members: HashSet<<MemberRow as Table>::Key>,
+    api_keys: Vec<<ApiKeyRow as Table>::Key>,
+    sessions: Vec<<SessionRow as Table>::Key>,
+}
+
+#[async_trait]
+impl batch::Batch for Working {
+    const NAME: &'static str = NAME;
+    const FEED: bool = false;
+
+    type Change = Change;
+    type Keys = Keys;
+
+    fn handles(event_type: &str) -> bool {
+        ["user.", "workspace.", "api_key.", "session."]
+            .iter()
+            .any(|prefix| event_type.starts_with(prefix))
+    }
+
+    fn decode(event: &RecordedEvent) -> Result<Change, ProjectionError> {
+        let fail = |e| ProjectionError::event(event, e);
+        Ok(match event.aggregate() {
+            "user" => Change::User(UserEvent::from_recorded(event).map_err(fail)?),
+            "workspace" => Change::Workspace(WorkspaceEvent::from_recorded(event).map_err(fail)?),
+            "api_key" => Change::ApiKey(ApiKeyEvent::from_recorded(event).map_err(fail)?),
+            _ => Change::Session(SessionEvent::from_recorded(event).map_err(fail)?),
+        })
+    }
+
+    fn keys(keys: &mut Keys, event: &RecordedEvent, change: &Change) {
+        let id = event.stream_id.as_uuid();
+        let first = keys.seen.insert(id);
+        match change {
+            Change::User(decoded) => {
+                if !(first && matches!(decoded, UserEvent::Registered(_))) {
+                    keys.users.push((UserId::from_uuid(id),));
+                }
+            }
+            Change::Workspace(decoded) => {
+                let workspace = WorkspaceId::from_uuid(id);
+                if !(first && matches!(decoded, WorkspaceEvent::Created(_))) {
+                    keys.workspaces.push((workspace,));
+                }
+                if let Some(user) = member_of(decoded) {
+                    keys.members.insert((workspace, user));
+                }
+            }
+            Change::ApiKey(decoded) => {
+                if !(first && matches!(decoded, ApiKeyEvent::Issued(_))) {
+                    keys.api_keys.push((ApiKeyId::from_uuid(id),));
+                }
+            }
+            Change::Session(decoded) => {
+                if !(first && matches!(decoded, SessionEvent::Started(_))) {
+                    keys.sessions.push((SessionId::from_uuid(id),));
+                }
+            }
+        }
+    }
+
+    async fn load(tx: &mut Tx<'_>, generation: i32, keys: Keys) -> Result<Self, ProjectionError> {
+        Ok(Working {
+            users: Rows::load(tx, generation, dedup(keys.users)).await?,
+            workspaces: Rows::load(tx, generation, dedup(keys.workspaces)).await?,
+            members: Rows::load(tx, generation, keys.members).await?,
+            api_keys: Rows::load(tx, generation, dedup(keys.api_keys)).await?,
+            sessions: Rows::load(tx, generation, dedup(keys.sessions)).await?,
+            refresh_tokens: Rows::default(),
+        })
+    }
+
+    fn apply(
+        &mut self,
+        _feed: &mut Recorder,
+        event: &RecordedEvent,
+        change: Change,
+    ) -> Result<(), ProjectionError> {
+        match change {
+            Change::User(decoded) => apply_user(self, event, decoded),
+            Change::Workspace(decoded) => apply_workspace(self, event, decoded),
+            Change::ApiKey(decoded) => apply_api_key(self, event, decoded),
+            Change::Session(decoded) => apply_session(self, event, decoded),
+        }
+        Ok(())
+    }
+
+    async fn save(self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
+        self.users.save(tx, generation).await?;
+        self.workspaces.save(tx, generation).await?;
+        self.members.save(tx, generation).await?;
+        self.api_keys.save(tx, generation).await?;
+        self.sessions.save(tx, generation).await?;
+        self.refresh_tokens.save(tx, generation).await?;
+        Ok(())
+    }
+}
 
 #[async_trait]
 impl Projector for AccessProjector {
@@ -49,9 +186,7 @@ impl Projector for AccessProjector {
     }
 
     fn handles(&self, event_type: &str) -> bool {
-        ["user.", "workspace.", "api_key.", "session."]
-            .iter()
-            .any(|prefix| event_type.starts_with(prefix))
+        <Working as batch::Batch>::handles(event_type)
     }
 
     async fn apply(
@@ -60,335 +195,224 @@ impl Projector for AccessProjector {
         generation: i32,
         events: &[RecordedEvent],
     ) -> Result<(), ProjectionError> {
-        for event in events {
-            let fail = |e| ProjectionError::event(event, e);
-            match event.aggregate() {
-                "user" => {
-                    apply_user(
-                        tx,
-                        generation,
-                        event,
-                        UserEvent::from_recorded(event).map_err(fail)?,
-                    )
-                    .await?
-                }
-                "workspace" => {
-                    apply_workspace(
-                        tx,
-                        generation,
-                        event,
-                        WorkspaceEvent::from_recorded(event).map_err(fail)?,
-                    )
-                    .await?
-                }
-                "api_key" => {
-                    apply_api_key(
-                        tx,
-                        generation,
-                        event,
-                        ApiKeyEvent::from_recorded(event).map_err(fail)?,
-                    )
-                    .await?
-                }
-                "session" => {
-                    apply_session(
-                        tx,
-                        generation,
-                        event,
-                        SessionEvent::from_recorded(event).map_err(fail)?,
-                    )
-                    .await?
-                }
-                _ => {}
-            }
-        }
-        Ok(())
+        batch::apply::<Working>(tx, generation, events).await
     }
 
     async fn clear(&self, tx: &mut Tx<'_>, generation: i32) -> Result<(), ProjectionError> {
-        with_tx!(tx, conn => {
-            for table in TABLES {
-                sqlx::query(sqlx::AssertSqlSafe(format!("DELETE FROM {table} WHERE generation = $1")))
-                    .bind(generation)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-        });
+        table::clear::<UserRow>(tx, generation).await?;
+        table::clear::<WorkspaceRow>(tx, generation).await?;
+        table::clear::<MemberRow>(tx, generation).await?;
+        table::clear::<ApiKeyRow>(tx, generation).await?;
+        table::clear::<SessionRow>(tx, generation).await?;
+        table::clear::<RefreshTokenRow>(tx, generation).await?;
         Ok(())
     }
 }
 
-async fn apply_user(
-    tx: &mut Tx<'_>,
-    generation: i32,
-    event: &RecordedEvent,
-    decoded: UserEvent,
-) -> Result<(), ProjectionError> {
-    let id = event.stream_id;
-    let at = event.occurred_at;
-    let version = event.stream_version;
-    with_tx!(tx, conn => {
-        match decoded {
-            UserEvent::Registered(registered) => {
-                sqlx::query(
-                    "INSERT INTO access_users (generation, id, email, name, password_hash, \
-                       platform_admin, created_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, false, $6, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(&registered.email)
-                .bind(&registered.name)
-                .bind(&registered.password_hash)
-                .bind(at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-            }
-            UserEvent::PlatformAdminGranted(_) | UserEvent::PlatformAdminRevoked(_) => {
-                let admin = matches!(decoded, UserEvent::PlatformAdminGranted(_));
-                sqlx::query(
-                    "UPDATE access_users SET platform_admin = $3, updated_at = $4, version = $5 \
-                     WHERE generation = $1 AND id = $2 AND version < $5",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(admin)
-                .bind(at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-    });
-    Ok(())
+fn dedup<K: Eq + std::hash::Hash>(keys: Vec<K>) -> HashSet<K> {
+    keys.into_iter().collect()
 }
 
-async fn apply_workspace(
-    tx: &mut Tx<'_>,
-    generation: i32,
-    event: &RecordedEvent,
-    decoded: WorkspaceEvent,
-) -> Result<(), ProjectionError> {
-    let id = event.stream_id;
-    let at = event.occurred_at;
-    let version = event.stream_version;
-    with_tx!(tx, conn => {
-        match &decoded {
-            WorkspaceEvent::Created(created) => {
-                sqlx::query(
-                    "INSERT INTO access_workspaces (generation, id, name, slug, created_at, updated_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6) ON CONFLICT DO NOTHING",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(&created.name)
-                .bind(&created.slug)
-                .bind(at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-                sqlx::query(
-                    "INSERT INTO access_members (generation, workspace_id, user_id, role, joined_at) \
-                     VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(created.owner_id)
-                .bind(Role::Owner.as_str())
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            }
-            WorkspaceEvent::Renamed(renamed) => {
-                sqlx::query(
-                    "UPDATE access_workspaces SET name = $3, slug = $4 \
-                     WHERE generation = $1 AND id = $2",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(&renamed.name)
-                .bind(&renamed.slug)
-                .execute(&mut *conn)
-                .await?;
-            }
-            WorkspaceEvent::Deleted(_) => {
-                sqlx::query("UPDATE access_workspaces SET deleted_at = $3 WHERE generation = $1 AND id = $2")
-                    .bind(generation)
-                    .bind(id)
-                    .bind(at)
-                    .execute(&mut *conn)
-                    .await?;
-            }
-            WorkspaceEvent::MemberAdded(added) => {
-                sqlx::query(
-                    "INSERT INTO access_members (generation, workspace_id, user_id, role, joined_at) \
-                     VALUES ($1, $2, $3, $4, $5) \
-                     ON CONFLICT (generation, workspace_id, user_id) DO UPDATE SET role = EXCLUDED.role",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(added.user_id)
-                .bind(added.role.as_str())
-                .bind(at)
-                .execute(&mut *conn)
-                .await?;
-            }
-            WorkspaceEvent::MemberRoleChanged(changed) => {
-                sqlx::query(
-                    "UPDATE access_members SET role = $4 \
-                     WHERE generation = $1 AND workspace_id = $2 AND user_id = $3",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(changed.user_id)
-                .bind(changed.to.as_str())
-                .execute(&mut *conn)
-                .await?;
-            }
-            WorkspaceEvent::MemberRemoved(removed) => {
-                sqlx::query(
-                    "DELETE FROM access_members WHERE generation = $1 AND workspace_id = $2 AND user_id = $3",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(removed.user_id)
-                .execute(&mut *conn)
-                .await?;
-            }
-        }
-        // Every workspace event moves the workspace's version (its ETag).
-        sqlx::query(
-            "UPDATE access_workspaces SET version = $3, updated_at = $4 \
-             WHERE generation = $1 AND id = $2 AND version < $3",
-        )
-        .bind(generation)
-        .bind(id)
-        .bind(version)
-        .bind(at)
-        .execute(&mut *conn)
-        .await?;
-    });
-    Ok(())
+/// The member a workspace event is about.
+fn member_of(event: &WorkspaceEvent) -> Option<UserId> {
+    match event {
+        WorkspaceEvent::Created(created) => Some(created.owner_id),
+        WorkspaceEvent::MemberAdded(added) => Some(added.user_id),
+        WorkspaceEvent::MemberRoleChanged(changed) => Some(changed.user_id),
+        WorkspaceEvent::MemberRemoved(removed) => Some(removed.user_id),
+        WorkspaceEvent::Renamed(_) | WorkspaceEvent::Deleted(_) => None,
+    }
 }
 
-async fn apply_api_key(
-    tx: &mut Tx<'_>,
-    generation: i32,
-    event: &RecordedEvent,
-    decoded: ApiKeyEvent,
-) -> Result<(), ProjectionError> {
-    let id = event.stream_id;
-    let at = event.occurred_at;
-    let version = event.stream_version;
-    with_tx!(tx, conn => {
-        match &decoded {
-            ApiKeyEvent::Issued(issued) => {
-                sqlx::query(
-                    "INSERT INTO access_api_keys (generation, id, tenant_id, name, prefix, key_hash, scopes, \
-                       issued_by, created_at, expires_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) ON CONFLICT DO NOTHING",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(event.tenant_id)
-                .bind(&issued.name)
-                .bind(&issued.prefix)
-                .bind(&issued.key_hash)
-                .bind(issued.scopes.join(" "))
-                .bind(issued.issued_by)
-                .bind(at)
-                .bind(issued.expires_at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-            }
-            ApiKeyEvent::Revoked(_) => {
-                sqlx::query(
-                    "UPDATE access_api_keys SET revoked_at = $3, version = $4 \
-                     WHERE generation = $1 AND id = $2 AND version < $4",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
+fn apply_user(batch: &mut Working, event: &RecordedEvent, decoded: UserEvent) {
+    let id = UserId::from_uuid(event.stream_id.as_uuid());
+    let (at, version) = (event.occurred_at, event.stream_version);
+    match decoded {
+        UserEvent::Registered(registered) => {
+            if !batch.users.contains(&(id,)) {
+                batch.users.insert(UserRow {
+                    id,
+                    email: registered.email,
+                    name: registered.name,
+                    password_hash: registered.password_hash,
+                    created_at: at,
+                    platform_admin: false,
+                    updated_at: at,
+                    version,
+                });
             }
         }
-    });
-    Ok(())
+        UserEvent::PlatformAdminGranted(_) | UserEvent::PlatformAdminRevoked(_) => {
+            let admin = matches!(decoded, UserEvent::PlatformAdminGranted(_));
+            if let Some(row) = batch.users.get_mut(&(id,))
+                && row.version < version
+            {
+                row.platform_admin = admin;
+                row.updated_at = at;
+                row.version = version;
+                batch.users.changed((id,));
+            }
+        }
+    }
 }
 
-async fn apply_session(
-    tx: &mut Tx<'_>,
-    generation: i32,
-    event: &RecordedEvent,
-    decoded: SessionEvent,
-) -> Result<(), ProjectionError> {
-    let id = event.stream_id;
-    let at = event.occurred_at;
-    let version = event.stream_version;
-    with_tx!(tx, conn => {
-        let issued = match &decoded {
-            SessionEvent::Started(started) => {
-                sqlx::query(
-                    "INSERT INTO access_sessions (generation, id, user_id, current_hash, created_at, \
-                       refreshed_at, expires_at, version) \
-                     VALUES ($1, $2, $3, $4, $5, $5, $6, $7) ON CONFLICT DO NOTHING",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(started.user_id)
-                .bind(&started.refresh_hash)
-                .bind(at)
-                .bind(started.expires_at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-                Some(&started.refresh_hash)
+fn apply_workspace(batch: &mut Working, event: &RecordedEvent, decoded: WorkspaceEvent) {
+    let id = WorkspaceId::from_uuid(event.stream_id.as_uuid());
+    let (at, version) = (event.occurred_at, event.stream_version);
+    if batch
+        .workspaces
+        .get(&(id,))
+        .is_some_and(|row| row.version >= version)
+    {
+        // Applied already.
+        return;
+    }
+    match decoded {
+        WorkspaceEvent::Created(created) => {
+            batch.workspaces.insert(WorkspaceRow {
+                id,
+                created_at: at,
+                name: created.name,
+                slug: created.slug,
+                updated_at: at,
+                deleted_at: None,
+                version,
+            });
+            if !batch.members.contains(&(id, created.owner_id)) {
+                batch.members.insert(MemberRow {
+                    workspace_id: id,
+                    user_id: created.owner_id,
+                    role: Role::Owner.as_str().to_owned(),
+                    joined_at: at,
+                });
             }
-            SessionEvent::Refreshed(refreshed) => {
-                sqlx::query(
-                    "UPDATE access_sessions SET current_hash = $3, refreshed_at = $4, expires_at = $5, \
-                       version = $6 WHERE generation = $1 AND id = $2 AND version < $6",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(&refreshed.refresh_hash)
-                .bind(at)
-                .bind(refreshed.expires_at)
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-                Some(&refreshed.refresh_hash)
-            }
-            SessionEvent::Revoked(revoked) => {
-                sqlx::query(
-                    "UPDATE access_sessions SET revoked_at = $3, revoked_reason = $4, version = $5 \
-                     WHERE generation = $1 AND id = $2 AND version < $5",
-                )
-                .bind(generation)
-                .bind(id)
-                .bind(at)
-                .bind(revoked.reason.as_str())
-                .bind(version)
-                .execute(&mut *conn)
-                .await?;
-                None
-            }
-        };
-        if let Some(hash) = issued {
-            sqlx::query(
-                "INSERT INTO access_refresh_tokens (generation, token_hash, session_id) \
-                 VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
-            )
-            .bind(generation)
-            .bind(hash)
-            .bind(id)
-            .execute(&mut *conn)
-            .await?;
         }
-    });
-    Ok(())
+        WorkspaceEvent::Renamed(renamed) => {
+            if let Some(row) = batch.workspaces.get_mut(&(id,)) {
+                row.name = renamed.name;
+                row.slug = renamed.slug;
+            }
+        }
+        WorkspaceEvent::Deleted(_) => {
+            if let Some(row) = batch.workspaces.get_mut(&(id,)) {
+                row.deleted_at = Some(at);
+            }
+        }
+        WorkspaceEvent::MemberAdded(added) => {
+            let key = (id, added.user_id);
+            match batch.members.get_mut(&key) {
+                Some(member) => {
+                    member.role = added.role.as_str().to_owned();
+                    batch.members.changed(key);
+                }
+                None => batch.members.insert(MemberRow {
+                    workspace_id: id,
+                    user_id: added.user_id,
+                    role: added.role.as_str().to_owned(),
+                    joined_at: at,
+                }),
+            }
+        }
+        WorkspaceEvent::MemberRoleChanged(changed) => {
+            let key = (id, changed.user_id);
+            if let Some(member) = batch.members.get_mut(&key) {
+                member.role = changed.to.as_str().to_owned();
+                batch.members.changed(key);
+            }
+        }
+        WorkspaceEvent::MemberRemoved(removed) => {
+            batch.members.remove(&(id, removed.user_id));
+        }
+    }
+    // Every workspace event moves the workspace's version (its ETag).
+    if let Some(row) = batch.workspaces.get_mut(&(id,)) {
+        row.version = version;
+        row.updated_at = at;
+        batch.workspaces.changed((id,));
+    }
+}
+
+fn apply_api_key(batch: &mut Working, event: &RecordedEvent, decoded: ApiKeyEvent) {
+    let id = ApiKeyId::from_uuid(event.stream_id.as_uuid());
+    let (at, version) = (event.occurred_at, event.stream_version);
+    match decoded {
+        ApiKeyEvent::Issued(issued) => {
+            if !batch.api_keys.contains(&(id,)) {
+                batch.api_keys.insert(ApiKeyRow {
+                    id,
+                    tenant_id: event.tenant_id,
+                    name: issued.name,
+                    prefix: issued.prefix,
+                    key_hash: issued.key_hash,
+                    scopes: issued.scopes.join(" "),
+                    issued_by: issued.issued_by,
+                    created_at: at,
+                    expires_at: issued.expires_at,
+                    revoked_at: None,
+                    version,
+                });
+            }
+        }
+        ApiKeyEvent::Revoked(_) => {
+            if let Some(row) = batch.api_keys.get_mut(&(id,))
+                && row.version < version
+            {
+                row.revoked_at = Some(at);
+                row.version = version;
+                batch.api_keys.changed((id,));
+            }
+        }
+    }
+}
+
+fn apply_session(batch: &mut Working, event: &RecordedEvent, decoded: SessionEvent) {
+    let id = SessionId::from_uuid(event.stream_id.as_uuid());
+    let (at, version) = (event.occurred_at, event.stream_version);
+    let issued = match decoded {
+        SessionEvent::Started(started) => {
+            if !batch.sessions.contains(&(id,)) {
+                batch.sessions.insert(SessionRow {
+                    id,
+                    user_id: started.user_id,
+                    created_at: at,
+                    current_hash: started.refresh_hash.clone(),
+                    refreshed_at: at,
+                    expires_at: started.expires_at,
+                    revoked_at: None,
+                    revoked_reason: None,
+                    version,
+                });
+            }
+            Some(started.refresh_hash)
+        }
+        SessionEvent::Refreshed(refreshed) => {
+            if let Some(row) = batch.sessions.get_mut(&(id,))
+                && row.version < version
+            {
+                row.current_hash = refreshed.refresh_hash.clone();
+                row.refreshed_at = at;
+                row.expires_at = refreshed.expires_at;
+                row.version = version;
+                batch.sessions.changed((id,));
+            }
+            Some(refreshed.refresh_hash)
+        }
+        SessionEvent::Revoked(revoked) => {
+            if let Some(row) = batch.sessions.get_mut(&(id,))
+                && row.version < version
+            {
+                row.revoked_at = Some(at);
+                row.revoked_reason = Some(revoked.reason.as_str().to_owned());
+                row.version = version;
+                batch.sessions.changed((id,));
+            }
+            None
+        }
+    };
+    if let Some(token_hash) = issued {
+        batch.refresh_tokens.insert(RefreshTokenRow {
+            token_hash,
+            session_id: id,
+        });
+    }
 }

@@ -1,4 +1,5 @@
-//! How the API represents users, workspaces, members and API keys.
+//! How the API represents users, workspaces, members and API keys (and
+//! how platform admins see users and workspaces).
 
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::workspace::Role;
@@ -74,4 +75,29 @@ pub struct ApiKeyView {
     pub expires_at: Option<DateTime<Utc>>,
     pub last_used_at: Option<DateTime<Utc>>,
     pub revoked_at: Option<DateTime<Utc>>,
+}
+
+/// A user, as platform admins see them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AdminUser {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub platform_admin: bool,
+    pub created_at: DateTime<Utc>,
+    /// How many workspaces they belong to.
+    pub workspaces: i64,
+}
+
+/// A workspace, as platform admins see it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AdminWorkspace {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub slug: String,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    pub deleted_at: Option<DateTime<Utc>>,
+    /// How many members it has.
+    pub members: i64,
 }

@@ -7,15 +7,16 @@
 //! every `recheck_every`. It must not block the hub: everything it waits
 //! on is its own.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 use std::time::Duration;
 
 use axum::body::Bytes;
 use axum::extract::ws::{CloseFrame, Message, Utf8Bytes, WebSocket, close_code};
 use futures::SinkExt;
-use tenet_events::ids::{Position, TenantId, WorkspaceId};
-use tenet_events::with_pool;
-use tenet_http::{Access, Principal};
+use tenet_events::ids::{Position, ProjectId, TaskId, TenantId, WorkspaceId};
+use tenet_events::store::StoreError;
+use tenet_http::{Access, ApiError, Principal};
 use tenet_projections::feed::{self, Cursor, Scope};
 use tokio::time::Instant;
 
@@ -222,8 +223,8 @@ impl Session {
             Message::Close(_) => return Err(Gone),
         };
         match ClientMessage::parse(text.as_str()) {
-            Err(message) => {
-                self.send_text(protocol::error(code::BAD_REQUEST, &message, None))
+            Err(bad) => {
+                self.send_text(protocol::error(code::BAD_REQUEST, &bad.to_string(), None))
                     .await
             }
             Ok(ClientMessage::Ping) => self.send_text(protocol::pong()).await,
@@ -281,60 +282,15 @@ impl Session {
                     .await;
             }
         };
-        if self.subscriptions.contains_key(&channel) {
-            return self
-                .refuse(
-                    code::CONFLICT,
-                    "Subscribed to this channel already",
-                    channel,
-                )
-                .await;
-        }
-        let most = self.realtime.settings.max_subscriptions;
-        if self.subscriptions.len() >= most {
-            let message = format!("A connection holds at most {most} subscriptions");
-            return self.refuse(code::CONFLICT, &message, channel).await;
-        }
-        if since.is_some_and(|since| since < 0) {
-            return self
-                .refuse(
-                    code::BAD_REQUEST,
-                    "since must be a position (0 or more)",
-                    channel,
-                )
-                .await;
-        }
-        let access = match access_to(&self.realtime, &self.principal, channel).await {
-            Ok(Some(access)) => access,
-            Ok(None) => {
-                return self
-                    .refuse(code::NOT_FOUND, not_found(channel), channel)
-                    .await;
-            }
-            Err(error) => {
-                tracing::warn!(%error, "cannot check access to a channel");
-                return self
-                    .refuse(code::UNAVAILABLE, "Cannot check access now; retry", channel)
-                    .await;
-            }
+        let admitted = match self.room_for(channel, since) {
+            Ok(()) => admit(&self.realtime, &self.principal, channel, since).await,
+            Err(refusal) => Err(refusal),
         };
-        if !access.scopes.allows(channel.needs()) {
-            let message = format!("This channel needs the scope {}", channel.needs());
-            return self.refuse(code::FORBIDDEN, &message, channel).await;
-        }
+        let access = match admitted {
+            Ok(access) => access,
+            Err(refusal) => return self.refuse(refusal.code, &refusal.message, channel).await,
+        };
         let since = since.map(Position);
-        if let Some(since) = since {
-            match check_since(&self.realtime, since).await {
-                Ok(None) => {}
-                Ok(Some((code, message))) => return self.refuse(code, message, channel).await,
-                Err(error) => {
-                    tracing::warn!(%error, "cannot check a resume position");
-                    return self
-                        .refuse(code::UNAVAILABLE, "Cannot resume now; retry", channel)
-                        .await;
-                }
-            }
-        }
         let workspace = access.workspace_id;
         let tenant = TenantId::from(workspace);
         let reads = Reads::of(&access.scopes);
@@ -363,6 +319,32 @@ impl Session {
             }
             _ => Ok(()),
         }
+    }
+
+    /// Whether this connection can take the subscription: not held
+    /// already, within the connection's limit, with a `since` that is a
+    /// position.
+    fn room_for(&self, channel: Channel, since: Option<i64>) -> Result<(), Refusal> {
+        if self.subscriptions.contains_key(&channel) {
+            return Err(Refusal::new(
+                code::CONFLICT,
+                "Subscribed to this channel already",
+            ));
+        }
+        let most = self.realtime.settings.max_subscriptions;
+        if self.subscriptions.len() >= most {
+            return Err(Refusal::new(
+                code::CONFLICT,
+                format!("A connection holds at most {most} subscriptions"),
+            ));
+        }
+        if since.is_some_and(|since| since < 0) {
+            return Err(Refusal::new(
+                code::BAD_REQUEST,
+                "since must be a position (0 or more)",
+            ));
+        }
+        Ok(())
     }
 
     /// Sends the channel's updates in `(since, through]` from the outbox,
@@ -516,6 +498,33 @@ async fn guarded(
     }
 }
 
+/// Why a subscription is refused: the error message's code and text.
+struct Refusal {
+    code: &'static str,
+    message: Cow<'static, str>,
+}
+
+impl Refusal {
+    fn new(code: &'static str, message: impl Into<Cow<'static, str>>) -> Refusal {
+        Refusal {
+            code,
+            message: message.into(),
+        }
+    }
+}
+
+/// Why a subscription could not be checked now (the client is asked to
+/// retry).
+#[derive(Debug, thiserror::Error)]
+enum CheckError {
+    #[error("cannot read the log: {0}")]
+    Log(#[from] StoreError),
+    #[error("cannot read the database: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error("cannot check access: {}", .0.detail)]
+    Access(ApiError),
+}
+
 const SINCE_TOO_OLD: &str = "since is older than the updates this server keeps: reload the resources, then subscribe without since";
 
 fn not_found(channel: Channel) -> &'static str {
@@ -526,21 +535,58 @@ fn not_found(channel: Channel) -> &'static str {
     }
 }
 
+/// Admits the caller to a channel that exists in one of their workspaces,
+/// with the scope it needs, from a `since` it can resume from: answers
+/// their access to the channel's workspace.
+async fn admit(
+    realtime: &Realtime,
+    principal: &Principal,
+    channel: Channel,
+    since: Option<i64>,
+) -> Result<Access, Refusal> {
+    let access = match access_to(realtime, principal, channel).await {
+        Ok(Some(access)) => access,
+        Ok(None) => return Err(Refusal::new(code::NOT_FOUND, not_found(channel))),
+        Err(error) => {
+            tracing::warn!(%error, "cannot check access to a channel");
+            return Err(Refusal::new(
+                code::UNAVAILABLE,
+                "Cannot check access now; retry",
+            ));
+        }
+    };
+    if !access.scopes.allows(channel.needs()) {
+        return Err(Refusal::new(
+            code::FORBIDDEN,
+            format!("This channel needs the scope {}", channel.needs()),
+        ));
+    }
+    if let Some(since) = since {
+        match check_since(realtime, Position(since)).await {
+            Ok(None) => {}
+            Ok(Some((code, message))) => return Err(Refusal::new(code, message)),
+            Err(error) => {
+                tracing::warn!(%error, "cannot check a resume position");
+                return Err(Refusal::new(code::UNAVAILABLE, "Cannot resume now; retry"));
+            }
+        }
+    }
+    Ok(access)
+}
+
 /// Whether `since` can be resumed from: `None`, or the error to answer.
 async fn check_since(
     realtime: &Realtime,
     since: Position,
-) -> Result<Option<(&'static str, &'static str)>, String> {
-    let head = realtime.store.head().await.map_err(|e| e.to_string())?;
+) -> Result<Option<(&'static str, &'static str)>, CheckError> {
+    let head = realtime.store.head().await?;
     if since > head {
         return Ok(Some((
             code::BAD_REQUEST,
             "since is ahead of the log: it is not a position this server issued",
         )));
     }
-    let horizon = feed::horizon(&realtime.db)
-        .await
-        .map_err(|e| e.to_string())?;
+    let horizon = feed::horizon(&realtime.db).await?;
     if since < horizon {
         return Ok(Some((code::SINCE_TOO_OLD, SINCE_TOO_OLD)));
     }
@@ -554,27 +600,11 @@ async fn access_to(
     realtime: &Realtime,
     principal: &Principal,
     channel: Channel,
-) -> Result<Option<Access>, String> {
+) -> Result<Option<Access>, CheckError> {
     let workspace = match channel {
         Channel::Workspace(workspace) => Some(workspace),
-        Channel::Project(project) => {
-            let lookup = Lookup {
-                projection: tenet_projections::projects::NAME,
-                generation: tenet_projections::projects::GENERATION,
-                table: "projects_view",
-                id: project.as_uuid(),
-            };
-            lookup.tenant(realtime, principal).await?
-        }
-        Channel::Task(task) => {
-            let lookup = Lookup {
-                projection: tenet_projections::tasks::NAME,
-                generation: tenet_projections::tasks::GENERATION,
-                table: "tasks_view",
-                id: task.as_uuid(),
-            };
-            lookup.tenant(realtime, principal).await?
-        }
+        Channel::Project(project) => Lookup::Project(project).tenant(realtime, principal).await?,
+        Channel::Task(task) => Lookup::Task(task).tenant(realtime, principal).await?,
     };
     let Some(workspace) = workspace else {
         return Ok(None);
@@ -583,18 +613,25 @@ async fn access_to(
         .auth
         .access(principal, workspace)
         .await
-        .map_err(|error| error.detail)
+        .map_err(CheckError::Access)
 }
 
-/// Where a project or task is looked up.
-struct Lookup {
-    projection: &'static str,
-    generation: &'static str,
-    table: &'static str,
-    id: uuid::Uuid,
+/// A project or task whose workspace is looked up.
+#[derive(Clone, Copy)]
+enum Lookup {
+    Project(ProjectId),
+    Task(TaskId),
 }
 
 impl Lookup {
+    /// The projection whose read model knows it.
+    fn projection(self) -> &'static str {
+        match self {
+            Lookup::Project(_) => tenet_projections::projects::NAME,
+            Lookup::Task(_) => tenet_projections::tasks::NAME,
+        }
+    }
+
     /// The workspace of the row, looked up only among the caller's
     /// workspaces (so the lookup itself reveals nothing). A row not there
     /// may be one created a moment ago: it is asked for again once the read
@@ -603,13 +640,13 @@ impl Lookup {
         &self,
         realtime: &Realtime,
         principal: &Principal,
-    ) -> Result<Option<WorkspaceId>, String> {
+    ) -> Result<Option<WorkspaceId>, CheckError> {
         // Read before the lookup: what was applied by then, the lookup saw.
-        let applied = realtime.checkpoints.current(self.projection);
+        let applied = realtime.checkpoints.current(self.projection());
         if let Some(found) = self.find(realtime, principal).await? {
             return Ok(Some(found));
         }
-        let head = realtime.store.head().await.map_err(|e| e.to_string())?;
+        let head = realtime.store.head().await?;
         if applied >= head {
             return Ok(None);
         }
@@ -617,13 +654,13 @@ impl Lookup {
             .checkpoints
             .wait_for(
                 &realtime.db,
-                self.projection,
+                self.projection(),
                 head,
                 realtime.settings.lookup_timeout,
             )
             .await;
         match caught_up {
-            Ok(()) => self.find(realtime, principal).await,
+            Ok(()) => Ok(self.find(realtime, principal).await?),
             Err(_) => Ok(None),
         }
     }
@@ -632,23 +669,13 @@ impl Lookup {
         &self,
         realtime: &Realtime,
         principal: &Principal,
-    ) -> Result<Option<WorkspaceId>, String> {
-        let sql = format!(
-            "SELECT tenant_id FROM {} WHERE generation = {} AND id = $1 \
-             AND tenant_id IN (SELECT workspace_id FROM access_members \
-               WHERE generation = {} AND user_id = $2) LIMIT 1",
-            self.table,
-            self.generation,
-            tenet_projections::access::GENERATION
-        );
-        let found: Option<WorkspaceId> = with_pool!(realtime.db, pool => {
-            sqlx::query_scalar(sqlx::AssertSqlSafe(sql))
-                .bind(self.id)
-                .bind(principal.user_id)
-                .fetch_optional(pool)
-                .await
-                .map_err(|e| e.to_string())?
-        });
-        Ok(found)
+    ) -> Result<Option<WorkspaceId>, sqlx::Error> {
+        let (db, member) = (&realtime.db, principal.user_id);
+        match *self {
+            Lookup::Project(project) => {
+                tenet_projections::projects::workspace_of(db, project, member).await
+            }
+            Lookup::Task(task) => tenet_projections::tasks::workspace_of(db, task, member).await,
+        }
     }
 }

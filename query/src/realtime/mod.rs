@@ -28,12 +28,13 @@ use serde::Deserialize;
 use tenet_events::db::Db;
 use tenet_events::store::EventStore;
 use tenet_http::auth::{Auth, bearer_of};
-use tenet_http::openapi::Unauthenticated;
 use tenet_http::{ApiError, Query};
 use tokio_util::sync::CancellationToken;
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
+
+use crate::responses::SignedInErrors;
 
 pub use hub::Hub;
 
@@ -154,7 +155,7 @@ pub struct Connect {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request", body = tenet_http::Problem, content_type = "application/problem+json"),
-        (status = 401, response = Unauthenticated),
+        SignedInErrors,
     ),
     security(("bearer" = []))
 )]

@@ -24,14 +24,15 @@ pub enum ClientMessage {
     Ping,
 }
 
+/// A text frame that is not a message this server understands; its text
+/// is a sentence for the client, naming what the parser stumbled on.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("not a message this server understands ({0}); send subscribe, unsubscribe or ping")]
+pub struct BadMessage(String);
+
 impl ClientMessage {
-    /// Parses a text frame; the error is a sentence for the client.
-    pub fn parse(text: &str) -> Result<ClientMessage, String> {
-        serde_json::from_str(text).map_err(|error| {
-            format!(
-                "not a message this server understands ({error}); send subscribe, unsubscribe or ping"
-            )
-        })
+    pub fn parse(text: &str) -> Result<ClientMessage, BadMessage> {
+        serde_json::from_str(text).map_err(|error| BadMessage(error.to_string()))
     }
 }
 

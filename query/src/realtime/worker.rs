@@ -19,7 +19,7 @@ use tenet_events::catalogue::workspace::WorkspaceEvent;
 use tenet_events::db::Db;
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{ApiKeyId, Position, SessionId};
-use tenet_events::store::{EventStore, LogQuery};
+use tenet_events::store::{EventStore, LogQuery, StoreError};
 use tenet_projections::Checkpoints;
 use tenet_projections::feed::{self, WRITERS};
 use tokio_util::sync::CancellationToken;
@@ -94,19 +94,16 @@ impl Worker {
     }
 
     /// Delivers `(after, through]`.
-    async fn deliver(&self, after: Position, through: Position) -> Result<(), String> {
+    async fn deliver(&self, after: Position, through: Position) -> Result<(), DeliverError> {
         if self.hub.skip_if_idle(through) {
             return Ok(());
         }
-        let updates = feed::read_range(&self.db, after, through)
-            .await
-            .map_err(|e| e.to_string())?;
+        let updates = feed::read_range(&self.db, after, through).await?;
         let limit = usize::try_from(through.0 - after.0).unwrap_or(usize::MAX);
         let events = self
             .store
             .read_log(LogQuery::all_after(after, limit))
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         let rechecks: Vec<Recheck> = events
             .iter()
             .filter(|event| event.position <= through)
@@ -116,6 +113,15 @@ impl Worker {
         self.hub.recheck(&rechecks);
         Ok(())
     }
+}
+
+/// Why a span of the feed could not be delivered (it is tried again).
+#[derive(Debug, thiserror::Error)]
+enum DeliverError {
+    #[error("cannot read the outbox: {0}")]
+    Outbox(#[from] sqlx::Error),
+    #[error("cannot read the log: {0}")]
+    Log(#[from] StoreError),
 }
 
 /// Which connections an access-control event may take access from.

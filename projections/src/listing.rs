@@ -1,6 +1,7 @@
 //! One way to answer a paged list: a `SELECT … LIMIT … OFFSET` with its
 //! binds as data, and a count of the matches when the page alone does not
-//! tell the total.
+//! tell the total. The read models' list functions are built on it, and
+//! so are the audit log's pages of the event log.
 
 use chrono::{DateTime, NaiveDate, Utc};
 use sqlx::FromRow;
@@ -171,6 +172,22 @@ impl Listing {
     }
 }
 
+/// `%word%`, with LIKE's wildcards in the word escaped (escape char `\`):
+/// free-text search matches words as substrings of text the projector
+/// lower-cased.
+pub fn like_pattern(word: &str) -> String {
+    let mut pattern = String::with_capacity(word.len() + 2);
+    pattern.push('%');
+    for c in word.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
+}
+
 /// The total a page of `rows` rows proves without counting: a short page
 /// ends the list, unless it is empty past the start (the list may end
 /// anywhere before the offset).
@@ -185,6 +202,11 @@ mod tests {
 
     fn request(offset: u64, limit: u64) -> PageRequest {
         PageRequest::new(Some(offset), Some(limit)).unwrap()
+    }
+
+    #[test]
+    fn wildcards_in_words_match_literally() {
+        assert_eq!(like_pattern("50%_off\\"), "%50\\%\\_off\\\\%");
     }
 
     #[test]

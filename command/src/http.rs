@@ -1,23 +1,15 @@
 //! What every command route shares: the state, the metadata recorded with
-//! each event, the shape of a command's response (status, body, `ETag`,
-//! `X-Consistency-Token`, `Location`) and the mapping of failures to
-//! problem+json.
+//! each event, and the mapping of failures to problem+json.
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::FromRef;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
 use tenet_events::envelope::Metadata;
 use tenet_events::ids::Position;
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::{Auth, Principal};
-use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
 use tenet_http::{ApiError, RequestId};
 use tenet_projections::access::AccessModel;
-use utoipa::ToSchema;
 
 use crate::repository::{ExecuteError, Repository};
 use tenet_http::auth::password::Passwords;
@@ -69,45 +61,6 @@ pub fn metadata_of_user(user: tenet_events::ids::UserId, request_id: &RequestId)
     Metadata {
         actor: tenet_events::envelope::Actor::User { id: user.as_uuid() },
         ..metadata(None, request_id)
-    }
-}
-
-/// A command's response.
-pub struct Written<T> {
-    pub status: StatusCode,
-    pub body: T,
-    /// The resource's version after the command (`ETag`).
-    pub version: Option<i64>,
-    /// The position to wait for to read this write (`X-Consistency-Token`).
-    pub position: Position,
-    pub location: Option<String>,
-}
-
-impl<T: Serialize> IntoResponse for Written<T> {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(CONSISTENCY_TOKEN, consistency_token(self.position));
-        if let Some(version) = self.version {
-            headers.insert(header::ETAG, etag(version));
-        }
-        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-            headers.insert(header::LOCATION, location);
-        }
-        response
-    }
-}
-
-/// The body of a successful DELETE.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Deleted {
-    /// Always `true`.
-    pub ok: bool,
-}
-
-impl Deleted {
-    pub fn ok() -> Self {
-        Deleted { ok: true }
     }
 }
 

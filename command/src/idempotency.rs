@@ -39,14 +39,14 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tenet_events::store::StoredResponse;
 use tenet_http::ApiError;
 use tenet_http::auth::{Principal, bearer};
 use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
 
-use crate::http::{CommandState, Written};
+use crate::http::CommandState;
+use crate::reply::Reply;
 use crate::repository::{Aggregate, Committed, Idempotent};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -83,56 +83,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
         Ok(Idempotency(
             parts.extensions.get::<IdempotencyKey>().cloned(),
         ))
-    }
-}
-
-/// A command's response before its position is known: what is stored
-/// under an idempotency key and what the handler answers.
-pub struct Reply<T> {
-    pub status: StatusCode,
-    pub body: T,
-    /// The resource's version after the command (`ETag`).
-    pub version: Option<i64>,
-    pub location: Option<String>,
-}
-
-impl<T: Serialize> Reply<T> {
-    pub fn ok(body: T, version: Option<i64>) -> Self {
-        Reply {
-            status: StatusCode::OK,
-            body,
-            version,
-            location: None,
-        }
-    }
-
-    pub fn created(body: T, version: Option<i64>, location: String) -> Self {
-        Reply {
-            status: StatusCode::CREATED,
-            body,
-            version,
-            location: Some(location),
-        }
-    }
-
-    /// The response, once the command has a position.
-    pub fn written(self, position: tenet_events::ids::Position) -> Written<T> {
-        Written {
-            status: self.status,
-            body: self.body,
-            version: self.version,
-            position,
-            location: self.location,
-        }
-    }
-
-    fn stored(&self) -> Value {
-        json!({
-            "status": self.status.as_u16(),
-            "body": serde_json::to_value(&self.body).unwrap_or(Value::Null),
-            "version": self.version,
-            "location": self.location,
-        })
     }
 }
 
@@ -352,6 +302,7 @@ fn replay(stored: &StoredResponse) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
     use tenet_events::ids::Position;
 
     #[test]

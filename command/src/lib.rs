@@ -12,6 +12,7 @@ pub mod http;
 pub mod idempotency;
 pub mod identity;
 pub mod project;
+pub mod reply;
 pub mod repository;
 pub mod task;
 pub mod workspace;

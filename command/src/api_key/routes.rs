@@ -19,8 +19,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
+use crate::http::{CommandState, failure, metadata, position_of};
+use crate::idempotency::Idempotency;
+use crate::reply::{Deleted, Reply, Written};
 use crate::repository::{Committed, Target};
 
 pub fn router() -> OpenApiRouter<CommandState> {

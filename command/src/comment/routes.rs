@@ -15,8 +15,9 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Comment, CommentCommand, CommentError, add, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
+use crate::http::{CommandState, failure, metadata, position_of};
+use crate::idempotency::Idempotency;
+use crate::reply::{Deleted, Reply, Written};
 use crate::repository::{Committed, Related, Target};
 use crate::task::aggregate::Task;
 use crate::workspace::aggregate::Workspace;

@@ -22,10 +22,8 @@ use utoipa_axum::routes;
 
 use super::session::{self, Session, SessionCommand, SessionError};
 use super::user::{User, UserCommand, UserError, decide};
-use crate::http::{
-    CommandState, Deleted, Written, failure, metadata, metadata_of_user, position_of,
-};
-use crate::idempotency::Reply;
+use crate::http::{CommandState, failure, metadata, metadata_of_user, position_of};
+use crate::reply::{Deleted, Reply, Written};
 use crate::repository::{ExecuteError, Target};
 
 pub fn router() -> OpenApiRouter<CommandState> {

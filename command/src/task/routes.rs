@@ -18,9 +18,10 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{NewTask, Task, TaskChanges, TaskCommand, TaskError, create, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
+use crate::http::{CommandState, failure, metadata, position_of};
+use crate::idempotency::Idempotency;
 use crate::project::aggregate::Project;
+use crate::reply::{Deleted, Reply, Written};
 use crate::repository::{Committed, Related, Target, Unrelated};
 use crate::workspace::aggregate::Workspace;
 

@@ -7,8 +7,8 @@
 //! caller's principal:
 //!
 //! - a stored response with the same fingerprint is replayed (status,
-//!   body, `ETag`, `Location`, and the original `X-Consistency-Token`),
-//!   marked `Idempotent-Replayed: true`;
+//!   the body byte for byte, `ETag`, `Location`, and the original
+//!   `X-Consistency-Token`), marked `Idempotent-Replayed: true`;
 //! - a stored response with another fingerprint is 422: a key names one
 //!   request;
 //! - otherwise the handler runs, and the response it renders from the
@@ -32,7 +32,7 @@
 use axum::body::Body;
 use axum::extract::{FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
@@ -43,10 +43,9 @@ use sha2::{Digest, Sha256};
 use tenet_events::store::StoredResponse;
 use tenet_http::ApiError;
 use tenet_http::auth::{Principal, bearer};
-use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
 
 use crate::http::CommandState;
-use crate::reply::Reply;
+use crate::reply::{Reply, StoredReply};
 use crate::repository::{Aggregate, Committed, Idempotent};
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
@@ -103,7 +102,7 @@ impl Idempotency {
             key: key.key.clone(),
             fingerprint: key.fingerprint.clone(),
             expires_at: tenet_events::envelope::now() + TTL,
-            render: Box::new(move |committed| render(committed).stored()),
+            render: Box::new(move |committed| render(committed).stored().to_value()),
         })
     }
 }
@@ -274,36 +273,27 @@ async fn lookup(state: &CommandState, key: &IdempotencyKey) -> Result<Option<Res
             "was already used for a different request",
         ));
     }
-    Ok(Some(replay(&stored)))
+    replay(&stored).map(Some)
 }
 
-fn replay(stored: &StoredResponse) -> Response {
-    let response = &stored.response;
-    let status = response["status"]
-        .as_u64()
-        .and_then(|status| StatusCode::from_u16(u16::try_from(status).ok()?).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut replayed = (status, axum::Json(response["body"].clone())).into_response();
-    let headers = replayed.headers_mut();
-    headers.insert(CONSISTENCY_TOKEN, consistency_token(stored.position));
-    headers.insert(REPLAYED, HeaderValue::from_static("true"));
-    if let Some(version) = response["version"].as_i64() {
-        headers.insert(header::ETAG, etag(version));
-    }
-    if let Some(location) = response["location"]
-        .as_str()
-        .and_then(|location| HeaderValue::from_str(location).ok())
-    {
-        headers.insert(header::LOCATION, location);
-    }
+/// The stored response, marked as a replay. A record that does not decode
+/// answers 500 rather than run the request a second time.
+fn replay(stored: &StoredResponse) -> Result<Response, ApiError> {
+    let reply = StoredReply::from_value(&stored.response).map_err(ApiError::internal)?;
+    let mut replayed = reply.into_response(stored.position);
     replayed
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    Ok(replayed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use axum::http::header;
     use serde_json::json;
     use tenet_events::ids::Position;
+    use tenet_http::headers::CONSISTENCY_TOKEN;
 
     #[test]
     fn keys_are_bounded_printable_ascii() {
@@ -344,10 +334,10 @@ mod tests {
         let reply = Reply::created(json!({ "id": 1 }), Some(3), "/things/1".to_owned());
         let stored = StoredResponse {
             fingerprint: String::new(),
-            response: reply.stored(),
+            response: reply.stored().to_value(),
             position: Position(42),
         };
-        let response = replay(&stored);
+        let response = replay(&stored).unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         let headers = response.headers();
         assert_eq!(headers[header::ETAG], "\"3\"");

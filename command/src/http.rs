@@ -11,6 +11,7 @@ use tenet_http::auth::{Auth, Principal};
 use tenet_http::{ApiError, RequestId};
 use tenet_projections::access::AccessModel;
 
+use crate::idempotency::{KeysInFlight, Replays};
 use crate::repository::{ExecuteError, Repository};
 use tenet_http::auth::password::Passwords;
 
@@ -27,12 +28,22 @@ pub struct CommandState {
     pub passwords: Arc<Passwords>,
     /// How long a refresh token lives (renewed by each refresh).
     pub refresh_ttl: std::time::Duration,
-    pub keys_in_flight: Arc<crate::idempotency::KeysInFlight>,
+    pub keys_in_flight: Arc<KeysInFlight>,
 }
 
 impl FromRef<CommandState> for Auth {
     fn from_ref(state: &CommandState) -> Auth {
         state.auth.clone()
+    }
+}
+
+impl FromRef<CommandState> for Replays {
+    fn from_ref(state: &CommandState) -> Replays {
+        Replays {
+            store: state.repository.store().clone(),
+            auth: state.auth.clone(),
+            in_flight: state.keys_in_flight.clone(),
+        }
     }
 }
 

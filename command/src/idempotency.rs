@@ -30,7 +30,7 @@
 //! creation answers without the secret.
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
 use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
@@ -40,11 +40,10 @@ use std::sync::{Arc, Mutex};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
-use tenet_events::store::StoredResponse;
+use tenet_events::store::{EventStore, StoredResponse};
 use tenet_http::ApiError;
-use tenet_http::auth::{Principal, bearer};
+use tenet_http::auth::{Auth, Principal, bearer};
 
-use crate::http::CommandState;
 use crate::reply::{Reply, StoredReply};
 use crate::repository::{Aggregate, Committed, Idempotent};
 
@@ -107,8 +106,23 @@ impl Idempotency {
     }
 }
 
+/// What the [`layer`] works with: the stored responses, the callers'
+/// credentials (a key belongs to a principal), the keys in flight here.
+#[derive(Clone)]
+pub struct Replays {
+    pub store: Arc<dyn EventStore>,
+    pub auth: Auth,
+    pub in_flight: Arc<KeysInFlight>,
+}
+
+impl FromRef<Replays> for Auth {
+    fn from_ref(replays: &Replays) -> Auth {
+        replays.auth.clone()
+    }
+}
+
 /// The middleware of command routes; see the module documentation.
-pub async fn layer(State(state): State<CommandState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<Replays>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -146,7 +160,7 @@ pub async fn layer(State(state): State<CommandState>, request: Request, next: Ne
         Ok(None) => {}
         Err(error) => return error.into_response(),
     }
-    let turn = state.keys_in_flight.turn(&key).await;
+    let turn = state.in_flight.turn(&key).await;
     // The request this one waited for may have stored the answer.
     match lookup(&state, &key).await {
         Ok(Some(response)) => return response,
@@ -258,13 +272,8 @@ fn fingerprint(parts: &Parts, body: &[u8]) -> String {
 
 /// The stored response for `key`: replayed, or 422 when the key was used
 /// for another request.
-async fn lookup(state: &CommandState, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
-    let Some(stored) = state
-        .repository
-        .store()
-        .find_response(&key.scope, &key.key)
-        .await?
-    else {
+async fn lookup(state: &Replays, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
+    let Some(stored) = state.store.find_response(&key.scope, &key.key).await? else {
         return Ok(None);
     };
     if stored.fingerprint != key.fingerprint {

@@ -20,9 +20,7 @@
 //! project's task counter) or only checks it is unchanged (the workspace a
 //! task's assignee was checked against), in one atomic append.
 
-use std::any::Any;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
@@ -33,6 +31,10 @@ use tenet_events::store::{
     AppendError, AppendId, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord,
     StoreError, StreamAppend,
 };
+
+mod cache;
+
+use cache::{Cache, Cached, cached_state};
 
 /// What an aggregate's state learns from each event besides its payload.
 #[derive(Clone, Copy, Debug)]
@@ -669,128 +671,4 @@ pub fn fold_until<A: Aggregate>(
         fold(&mut loaded, event)?;
     }
     Ok((loaded.version > 0).then_some(loaded))
-}
-
-struct Cached {
-    version: i64,
-    state: Arc<dyn Any + Send + Sync>,
-    /// The append that promised this state, if it was still pending when
-    /// cached: decisions on the state depend on it committing.
-    pending: Option<AppendId>,
-}
-
-impl Cached {
-    /// A state read from the store.
-    fn of<A: Aggregate>(loaded: &Loaded<A>) -> Cached {
-        Cached {
-            version: loaded.version,
-            state: Arc::new(loaded.state.clone()),
-            pending: None,
-        }
-    }
-
-    /// The state a queued append will leave, if it commits.
-    fn promised<A: Aggregate>(loaded: &Loaded<A>, by: AppendId) -> Cached {
-        Cached {
-            pending: Some(by),
-            ..Cached::of(loaded)
-        }
-    }
-}
-
-fn cached_state<A: Aggregate>(cached: &Option<Cached>) -> Option<(Loaded<A>, Option<AppendId>)> {
-    let cached = cached.as_ref()?;
-    cached.state.downcast_ref::<A>().map(|state| {
-        (
-            Loaded {
-                state: state.clone(),
-                version: cached.version,
-            },
-            cached.pending,
-        )
-    })
-}
-
-type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
-
-/// Per-stream slots: the lock commands on a stream take turns on, and the
-/// state last seen. Bounded: beyond capacity the least recently used
-/// unlocked slots are dropped.
-struct Cache {
-    capacity: usize,
-    /// Held only to look up or insert a slot, never across an await.
-    slots: Mutex<CacheInner>,
-}
-
-#[derive(Default)]
-struct CacheInner {
-    entries: HashMap<(TenantId, StreamId), (Slot, u64)>,
-    clock: u64,
-}
-
-impl Cache {
-    fn new(capacity: usize) -> Self {
-        Cache {
-            capacity,
-            slots: Mutex::new(CacheInner::default()),
-        }
-    }
-
-    fn slot(&self, tenant: TenantId, stream: StreamId) -> Slot {
-        let mut inner = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        inner.clock += 1;
-        let clock = inner.clock;
-        let slot = {
-            let entry = inner
-                .entries
-                .entry((tenant, stream))
-                .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(None)), clock));
-            entry.1 = clock;
-            entry.0.clone()
-        };
-        if inner.entries.len() > self.capacity {
-            evict(&mut inner, self.capacity);
-        }
-        slot
-    }
-}
-
-/// Drops the oldest quarter of slots nobody holds.
-fn evict(inner: &mut CacheInner, capacity: usize) {
-    let mut idle: Vec<((TenantId, StreamId), u64)> = inner
-        .entries
-        .iter()
-        .filter(|(_, (slot, _))| Arc::strong_count(slot) == 1)
-        .map(|(key, (_, used))| (*key, *used))
-        .collect();
-    idle.sort_by_key(|(_, used)| *used);
-    for (key, _) in idle.into_iter().take(capacity / 4 + 1) {
-        inner.entries.remove(&key);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cache_drops_least_recently_used_idle_slots() {
-        let cache = Cache::new(8);
-        let tenant = TenantId::generate();
-        let held = cache.slot(tenant, StreamId::generate());
-        for _ in 0..20 {
-            cache.slot(tenant, StreamId::generate());
-        }
-        let inner = cache.slots.lock().unwrap();
-        assert!(inner.entries.len() <= 9);
-        assert!(
-            inner
-                .entries
-                .values()
-                .any(|(slot, _)| Arc::ptr_eq(slot, &held))
-        );
-    }
 }

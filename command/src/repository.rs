@@ -23,6 +23,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
+use tokio::sync::OwnedMutexGuard;
+
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::{DecodeError, DomainEvent};
 use tenet_events::envelope::{Metadata, RecordedEvent};
@@ -90,6 +92,22 @@ impl<A: Aggregate> Committed<A> {
     /// The version clients see (the `ETag`).
     pub fn revision(&self) -> i64 {
         self.state.revision(self.version)
+    }
+
+    /// The state, once its append committed at `position`.
+    fn at(self, position: Position) -> Self {
+        Committed {
+            position: Some(position),
+            ..self
+        }
+    }
+
+    /// The state, as a slot keeps it.
+    fn loaded(&self) -> Loaded<A> {
+        Loaded {
+            state: self.state.clone(),
+            version: self.version,
+        }
     }
 }
 
@@ -267,6 +285,10 @@ impl Repository {
         self.run(target, related, checked, decide).await
     }
 
+    /// Decides until the append holds, or the command is refused, stale or
+    /// out of attempts. Each attempt decides on the states it reads and
+    /// appends at their versions; after a clash the next one reads what it
+    /// missed and decides again.
     async fn run<A, B, C, E>(
         &self,
         target: Target<A>,
@@ -279,218 +301,209 @@ impl Repository {
         B: Aggregate,
         C: Aggregate,
     {
+        let plan = Plan {
+            target,
+            related,
+            checked,
+        };
+        let mut attempt = 0;
+        loop {
+            match self.attempt(&plan, &decide, attempt).await? {
+                Attempt::Done(a, b) => return Ok((a, b)),
+                Attempt::Clashed(error) => {
+                    attempt = self.after_clash(&plan.target, error, attempt).await?;
+                }
+            }
+        }
+    }
+
+    /// One attempt: take turns on the written streams, read the states,
+    /// hold the client to `If-Match`, decide, queue the append and promise
+    /// its states to the next command, then wait for it to commit.
+    async fn attempt<A, B, C, E>(
+        &self,
+        plan: &Plan<A>,
+        decide: &impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
+        attempt: u32,
+    ) -> Result<Attempt<A, B>, ExecuteError<E>>
+    where
+        A: Aggregate,
+        B: Aggregate,
+        C: Aggregate,
+    {
+        let mut turns = self.take_turns(plan).await;
+        let mut read: Read<A, B, C> = self.read(plan, &turns, attempt).await?;
+        self.check_if_match(&plan.target, &mut read.a, &mut turns)
+            .await?;
+        let (a_events, b_events) =
+            decide(&read.a.state, &read.b.state, &read.c.state).map_err(ExecuteError::Rejected)?;
+        if a_events.is_empty() && b_events.is_empty() {
+            *turns.primary = Some(Cached::of(&read.a));
+            return Ok(Attempt::Done(unchanged(read.a), unchanged(read.b)));
+        }
+        let (request, committed_a, committed_b) = append_request(plan, &read, &a_events, &b_events);
+        let pending = match self.store.submit(request).await {
+            Ok(pending) => pending,
+            Err(error) => return Err(self.failed(error)),
+        };
+        turns.promise(
+            &committed_a,
+            (!b_events.is_empty()).then_some(&committed_b),
+            pending.id(),
+        );
+        drop(turns);
+        match pending.outcome().await {
+            Ok(appended) => Ok(Attempt::Done(
+                committed_a.at(appended.position),
+                committed_b.at(appended.position),
+            )),
+            Err(error) => {
+                // The promise is broken: forget it (the commands that
+                // chained on it will fail their version check and decide
+                // again).
+                let tenant = plan.target.tenant;
+                self.forget(tenant, plan.target.stream).await;
+                if let Some((id, Related::Write)) = plan.related {
+                    self.forget(tenant, id).await;
+                }
+                Ok(Attempt::Clashed(error))
+            }
+        }
+    }
+
+    /// Takes turns on the written streams: the related one first (a shared
+    /// project), then the primary (in practice new, or only ever written
+    /// alone), so two commands can never wait on each other in opposite
+    /// orders.
+    async fn take_turns<A>(&self, plan: &Plan<A>) -> Turns {
+        let tenant = plan.target.tenant;
+        let related = match plan.related {
+            Some((id, Related::Write)) => Some(self.cache.slot(tenant, id).lock_owned().await),
+            _ => None,
+        };
+        let primary = self
+            .cache
+            .slot(tenant, plan.target.stream)
+            .lock_owned()
+            .await;
+        Turns { primary, related }
+    }
+
+    /// The states the decision reads: each written stream as its slot
+    /// holds it (perhaps promised by a pending append) or from the store,
+    /// each checked one as [`Repository::read_checked`] reads it.
+    async fn read<A, B, C>(
+        &self,
+        plan: &Plan<A>,
+        turns: &Turns,
+        attempt: u32,
+    ) -> Result<Read<A, B, C>, StoreError>
+    where
+        A: Aggregate,
+        B: Aggregate,
+        C: Aggregate,
+    {
         let Target {
             tenant,
             stream,
-            metadata,
-            if_match,
             new_stream,
-            idempotency,
-        } = target;
-        let mut attempt = 0;
-        loop {
-            // Take turns on the written streams: the related one first (a
-            // shared project), then the primary (in practice new, or only
-            // ever written alone), so two commands can never wait on each
-            // other in opposite orders.
-            let related_slot = match related {
-                Some((id, Related::Write)) => Some(self.cache.slot(tenant, id)),
-                _ => None,
-            };
-            let mut related_guard = match &related_slot {
-                Some(slot) => Some(slot.lock().await),
-                None => None,
-            };
-            let primary_slot = self.cache.slot(tenant, stream);
-            let mut primary = primary_slot.lock().await;
-
-            // The appends still pending whose promised state this decision
-            // reads: it may commit only if they do.
-            let mut after: Vec<AppendId> = Vec::new();
-            let a: Loaded<A> = match cached_state(&primary) {
+            ..
+        } = plan.target;
+        let mut after = Vec::new();
+        let a = match cached_state(&turns.primary) {
+            Some((loaded, pending)) => {
+                after.extend(pending);
+                loaded
+            }
+            None if new_stream && attempt == 0 => absent(),
+            None => self.catch_up(tenant, stream, None).await?,
+        };
+        let b = match plan.related {
+            None => absent(),
+            Some((id, Related::Write)) => match turns.related.as_deref().and_then(cached_state) {
                 Some((loaded, pending)) => {
                     after.extend(pending);
                     loaded
                 }
-                None if new_stream && attempt == 0 => Loaded {
-                    state: A::default(),
-                    version: 0,
-                },
-                None => self.catch_up(tenant, stream, None).await?,
-            };
-            let b: Loaded<B> = match related {
-                None => Loaded {
-                    state: B::default(),
-                    version: 0,
-                },
-                Some((id, Related::Write)) => {
-                    match related_guard.as_deref().and_then(cached_state) {
-                        Some((loaded, pending)) => {
-                            after.extend(pending);
-                            loaded
-                        }
-                        None => self.catch_up(tenant, id, None).await?,
-                    }
-                }
-                Some((id, Related::Check)) => {
-                    let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
-                    after.extend(pending);
-                    loaded
-                }
-            };
-            let c: Loaded<C> = match checked {
-                None => Loaded {
-                    state: C::default(),
-                    version: 0,
-                },
-                Some(id) => {
-                    let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
-                    after.extend(pending);
-                    loaded
-                }
-            };
-            let mut a = a;
-            if let Some(expected) = if_match
-                && expected != a.state.revision(a.version)
-            {
-                // What this process knew may be behind another process's
-                // writes: only the store can say the client is stale.
-                a = self.catch_up(tenant, stream, None).await?;
-                *primary = Some(Cached::of(&a));
-                let current = a.state.revision(a.version);
-                if expected != current {
-                    return Err(ExecuteError::Stale { current });
-                }
+                None => self.catch_up(tenant, id, None).await?,
+            },
+            Some((id, Related::Check)) => {
+                let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
+                after.extend(pending);
+                loaded
             }
-            let (a_events, b_events) =
-                decide(&a.state, &b.state, &c.state).map_err(ExecuteError::Rejected)?;
-            if a_events.is_empty() && b_events.is_empty() {
-                *primary = Some(Cached::of(&a));
-                return Ok((unchanged(a), unchanged(b)));
+        };
+        let c = match plan.checked {
+            None => absent(),
+            Some(id) => {
+                let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
+                after.extend(pending);
+                loaded
             }
-            let (claims, releases) = a.state.claims(tenant, &a_events);
-            let mut request = AppendRequest::new(
-                tenant,
-                stream,
-                A::KIND,
-                ExpectedVersion::Exact(a.version),
-                a_events.iter().map(DomainEvent::to_new_event).collect(),
-                metadata.clone(),
-            );
-            let by = metadata.actor.user_id().map(UserId::from_uuid);
-            let committed_a = fold_new(&a, &a_events, request.occurred_at, by);
-            let committed_b = fold_new(&b, &b_events, request.occurred_at, by);
-            request.claims = claims;
-            request.releases = releases;
-            request.new_stream = new_stream && a.version == 0;
-            if let Some((id, _)) = related {
-                request.also.push(StreamAppend {
-                    stream_id: id,
-                    stream_type: B::KIND,
-                    expected: ExpectedVersion::Exact(b.version),
-                    events: b_events.iter().map(DomainEvent::to_new_event).collect(),
-                    new_stream: false,
-                });
-            }
-            if let Some(id) = checked {
-                request.also.push(StreamAppend {
-                    stream_id: id,
-                    stream_type: C::KIND,
-                    expected: ExpectedVersion::Exact(c.version),
-                    events: Vec::new(),
-                    new_stream: false,
-                });
-            }
-            request.idempotency = idempotency.as_ref().map(|i| IdempotencyRecord {
-                scope: i.scope.clone(),
-                key: i.key.clone(),
-                fingerprint: i.fingerprint.clone(),
-                response: (i.render)(&committed_a),
-                expires_at: i.expires_at,
-            });
-            request.after = after;
-            let pending = match self.store.submit(request).await {
-                Ok(pending) => pending,
-                Err(error) => return Err(self.failed(error)),
-            };
-            // Promise the decided state to the next command on these
-            // streams, and let it decide while this append commits.
-            *primary = Some(Cached::promised(
-                &Loaded {
-                    state: committed_a.state.clone(),
-                    version: committed_a.version,
-                },
-                pending.id(),
-            ));
-            if let Some(guard) = related_guard.as_mut()
-                && !b_events.is_empty()
-            {
-                **guard = Some(Cached::promised(
-                    &Loaded {
-                        state: committed_b.state.clone(),
-                        version: committed_b.version,
-                    },
-                    pending.id(),
-                ));
-            }
-            drop(primary);
-            drop(related_guard);
+        };
+        Ok(Read { a, b, c, after })
+    }
 
-            let outcome = pending.outcome().await;
-            let error = match outcome {
-                Ok(appended) => {
-                    let position = Some(appended.position);
-                    return Ok((
-                        Committed {
-                            position,
-                            ..committed_a
-                        },
-                        Committed {
-                            position,
-                            ..committed_b
-                        },
-                    ));
-                }
-                Err(error) => error,
-            };
-            // The promise is broken: forget it (the commands that chained
-            // on it will fail their version check and decide again).
-            self.forget(tenant, stream).await;
-            if let Some((id, Related::Write)) = related {
-                self.forget(tenant, id).await;
+    /// Holds the client to `If-Match`. What this process knew may be behind
+    /// another process's writes: only the store can say the client is stale.
+    async fn check_if_match<A: Aggregate, E>(
+        &self,
+        target: &Target<A>,
+        a: &mut Loaded<A>,
+        turns: &mut Turns,
+    ) -> Result<(), ExecuteError<E>> {
+        let Some(expected) = target.if_match else {
+            return Ok(());
+        };
+        if expected == a.state.revision(a.version) {
+            return Ok(());
+        }
+        *a = self.catch_up(target.tenant, target.stream, None).await?;
+        *turns.primary = Some(Cached::of(a));
+        let current = a.state.revision(a.version);
+        if expected != current {
+            return Err(ExecuteError::Stale { current });
+        }
+        Ok(())
+    }
+
+    /// What a failed append leaves to do: the number of the next attempt,
+    /// when deciding again can resolve the clash, or the command's failure.
+    async fn after_clash<A: Aggregate, E>(
+        &self,
+        target: &Target<A>,
+        error: AppendError,
+        attempt: u32,
+    ) -> Result<u32, ExecuteError<E>> {
+        let AppendError::WrongExpectedVersion { .. } = error else {
+            return Err(self.failed(error));
+        };
+        let Some(expected) = target.if_match else {
+            if attempt + 1 >= ATTEMPTS {
+                return Err(ExecuteError::Contention);
             }
-            match error {
-                AppendError::WrongExpectedVersion { .. }
-                    if if_match.is_none() && attempt + 1 < ATTEMPTS =>
-                {
-                    metrics::counter!("tenet_command_conflicts_total", "aggregate" => A::KIND)
-                        .increment(1);
-                    if attempt > 0 {
-                        // Another process is writing these streams as fast
-                        // as we are: step back a little, differently each time.
-                        let jitter = rand::random_range(0..=u64::from(attempt) * 2);
-                        tokio::time::sleep(Duration::from_millis(jitter)).await;
-                    }
-                    attempt += 1;
-                }
-                AppendError::WrongExpectedVersion { .. } if if_match.is_some() => {
-                    let current = self.catch_up::<A>(tenant, stream, None).await?;
-                    let revision = current.state.revision(current.version);
-                    if Some(revision) == if_match {
-                        // Another process wrote the stream without changing
-                        // what the client saw (a project's task counter):
-                        // decide again.
-                        attempt += 1;
-                        if attempt < ATTEMPTS {
-                            continue;
-                        }
-                        return Err(ExecuteError::Contention);
-                    }
-                    return Err(ExecuteError::Stale { current: revision });
-                }
-                AppendError::WrongExpectedVersion { .. } => return Err(ExecuteError::Contention),
-                other => return Err(self.failed(other)),
+            metrics::counter!("tenet_command_conflicts_total", "aggregate" => A::KIND).increment(1);
+            if attempt > 0 {
+                // Another process is writing these streams as fast as we
+                // are: step back a little, differently each time.
+                let jitter = rand::random_range(0..=u64::from(attempt) * 2);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
+            return Ok(attempt + 1);
+        };
+        let current = self
+            .catch_up::<A>(target.tenant, target.stream, None)
+            .await?;
+        let revision = current.state.revision(current.version);
+        if revision != expected {
+            return Err(ExecuteError::Stale { current: revision });
+        }
+        // Another process wrote the stream without changing what the
+        // client saw (a project's task counter): decide again.
+        if attempt + 1 < ATTEMPTS {
+            Ok(attempt + 1)
+        } else {
+            Err(ExecuteError::Contention)
         }
     }
 
@@ -541,10 +554,7 @@ impl Repository {
         stream: StreamId,
         from: Option<Loaded<A>>,
     ) -> Result<Loaded<A>, StoreError> {
-        let mut loaded = from.unwrap_or(Loaded {
-            state: A::default(),
-            version: 0,
-        });
+        let mut loaded = from.unwrap_or_else(absent);
         loop {
             let events = self
                 .store
@@ -558,10 +568,7 @@ impl Repository {
                 .first()
                 .is_some_and(|event| event.stream_type != A::KIND)
             {
-                return Ok(Loaded {
-                    state: A::default(),
-                    version: 0,
-                });
+                return Ok(absent());
             }
             for event in &events {
                 fold(&mut loaded, event)?;
@@ -595,6 +602,122 @@ fn fold_new<A: Aggregate>(
         state,
         version: loaded.version + events.len() as i64,
         position: None,
+    }
+}
+
+/// A command's streams: the one it writes, the related one it writes or
+/// checks, and the one it only checks.
+struct Plan<A> {
+    target: Target<A>,
+    related: Option<(StreamId, Related)>,
+    checked: Option<StreamId>,
+}
+
+/// What one attempt came to.
+enum Attempt<A, B> {
+    /// Committed, or nothing to append.
+    Done(Committed<A>, Committed<B>),
+    /// The append failed after it was queued.
+    Clashed(AppendError),
+}
+
+/// The states a decision reads, and the pending appends whose promised
+/// states among them it read: it may commit only if they do.
+struct Read<A, B, C> {
+    a: Loaded<A>,
+    b: Loaded<B>,
+    c: Loaded<C>,
+    after: Vec<AppendId>,
+}
+
+/// The turns a command holds on the streams it writes (the slots' locks),
+/// and through them the states the slots keep.
+struct Turns {
+    primary: OwnedMutexGuard<Option<Cached>>,
+    related: Option<OwnedMutexGuard<Option<Cached>>>,
+}
+
+impl Turns {
+    /// Promises the decided states to the next command on these streams,
+    /// which may decide on them while this append commits.
+    fn promise<A: Aggregate, B: Aggregate>(
+        &mut self,
+        a: &Committed<A>,
+        b: Option<&Committed<B>>,
+        by: AppendId,
+    ) {
+        *self.primary = Some(Cached::promised(&a.loaded(), by));
+        if let (Some(guard), Some(b)) = (self.related.as_mut(), b) {
+            **guard = Some(Cached::promised(&b.loaded(), by));
+        }
+    }
+}
+
+/// The append of a decision's events at the versions it read, with the
+/// idempotent response rendered from the state it will leave; and those
+/// states.
+fn append_request<A, B, C>(
+    plan: &Plan<A>,
+    read: &Read<A, B, C>,
+    a_events: &[A::Event],
+    b_events: &[B::Event],
+) -> (AppendRequest, Committed<A>, Committed<B>)
+where
+    A: Aggregate,
+    B: Aggregate,
+    C: Aggregate,
+{
+    let target = &plan.target;
+    let (a, b, c) = (&read.a, &read.b, &read.c);
+    let (claims, releases) = a.state.claims(target.tenant, a_events);
+    let mut request = AppendRequest::new(
+        target.tenant,
+        target.stream,
+        A::KIND,
+        ExpectedVersion::Exact(a.version),
+        a_events.iter().map(DomainEvent::to_new_event).collect(),
+        target.metadata.clone(),
+    );
+    let by = target.metadata.actor.user_id().map(UserId::from_uuid);
+    let committed_a = fold_new(a, a_events, request.occurred_at, by);
+    let committed_b = fold_new(b, b_events, request.occurred_at, by);
+    request.claims = claims;
+    request.releases = releases;
+    request.new_stream = target.new_stream && a.version == 0;
+    if let Some((id, _)) = plan.related {
+        request.also.push(StreamAppend {
+            stream_id: id,
+            stream_type: B::KIND,
+            expected: ExpectedVersion::Exact(b.version),
+            events: b_events.iter().map(DomainEvent::to_new_event).collect(),
+            new_stream: false,
+        });
+    }
+    if let Some(id) = plan.checked {
+        request.also.push(StreamAppend {
+            stream_id: id,
+            stream_type: C::KIND,
+            expected: ExpectedVersion::Exact(c.version),
+            events: Vec::new(),
+            new_stream: false,
+        });
+    }
+    request.idempotency = target.idempotency.as_ref().map(|i| IdempotencyRecord {
+        scope: i.scope.clone(),
+        key: i.key.clone(),
+        fingerprint: i.fingerprint.clone(),
+        response: (i.render)(&committed_a),
+        expires_at: i.expires_at,
+    });
+    request.after = read.after.clone();
+    (request, committed_a, committed_b)
+}
+
+/// A stream that does not exist (yet).
+fn absent<A: Aggregate>() -> Loaded<A> {
+    Loaded {
+        state: A::default(),
+        version: 0,
     }
 }
 
@@ -663,10 +786,7 @@ pub fn fold_until<A: Aggregate>(
     events: &[RecordedEvent],
     until: DateTime<Utc>,
 ) -> Result<Option<Loaded<A>>, StoreError> {
-    let mut loaded = Loaded {
-        state: A::default(),
-        version: 0,
-    };
+    let mut loaded = absent();
     for event in events.iter().take_while(|e| e.occurred_at <= until) {
         fold(&mut loaded, event)?;
     }

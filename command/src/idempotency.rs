@@ -13,8 +13,8 @@
 //!   request;
 //! - otherwise the handler runs, and the response it renders from the
 //!   state its command commits is stored in the same transaction as the
-//!   command's events (see [`Idempotency::record`]), so the record can
-//!   never disagree with the log.
+//!   command's events (see [`crate::pipeline::Replying::idempotent`]), so
+//!   the record can never disagree with the log.
 //!
 //! Two identical requests in flight at once on one instance take turns on
 //! the key: the second waits for the first and replays its response. On
@@ -38,14 +38,12 @@ use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
 use sha2::{Digest, Sha256};
 use tenet_events::store::{EventStore, StoredResponse};
 use tenet_http::ApiError;
 use tenet_http::auth::{Auth, Principal, bearer};
 
-use crate::reply::{Reply, StoredReply};
-use crate::repository::{Aggregate, Committed, Idempotent};
+use crate::reply::StoredReply;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -81,28 +79,6 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
         Ok(Idempotency(
             parts.extensions.get::<IdempotencyKey>().cloned(),
         ))
-    }
-}
-
-impl Idempotency {
-    /// The record a command stores with its events: the response `render`
-    /// makes from the state the command commits.
-    pub fn record<A, T>(
-        &self,
-        render: impl Fn(&Committed<A>) -> Reply<T> + Send + Sync + 'static,
-    ) -> Option<Idempotent<A>>
-    where
-        A: Aggregate,
-        T: Serialize,
-    {
-        let key = self.0.as_ref()?;
-        Some(Idempotent {
-            scope: key.scope.clone(),
-            key: key.key.clone(),
-            fingerprint: key.fingerprint.clone(),
-            expires_at: tenet_events::envelope::now() + TTL,
-            render: Box::new(move |committed| render(committed).stored().to_value()),
-        })
     }
 }
 
@@ -299,6 +275,7 @@ fn replay(stored: &StoredResponse) -> Result<Response, ApiError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reply::Reply;
     use axum::http::header;
     use serde_json::json;
     use tenet_events::ids::Position;

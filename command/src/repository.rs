@@ -1,7 +1,8 @@
 //! Loading aggregates and committing their decisions.
 //!
-//! [`Repository::execute`] is the path every command takes: load the
-//! aggregate (from the in-process cache, or by folding its stream), check
+//! [`Repository::execute`] is the path every command takes (handlers and
+//! policies describe theirs with the builder of [`crate::pipeline`]): load
+//! the aggregate (from the in-process cache, or by folding its stream), check
 //! `If-Match`, run the pure decision, append its events at the version the
 //! decision saw. A version clash means another process changed the stream:
 //! the repository reads only the events it missed and decides again, or,
@@ -15,10 +16,10 @@
 //! a queued append fails, the state it promised is forgotten, and the
 //! commands that chained on it fail their version check and decide again.
 //!
-//! [`Repository::execute_with`] decides over two aggregates: it writes the
-//! primary one and either writes the other too (a new task and its
-//! project's task counter) or only checks it is unchanged (the workspace a
-//! task's assignee was checked against), in one atomic append.
+//! A decision may read two more aggregates (see [`Plan`]): one it writes
+//! too (a new task and its project's task counter), and one it only checks
+//! is unchanged (the workspace a task's assignee was checked against, the
+//! task a comment is added to), all in one atomic append.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -127,8 +128,9 @@ pub struct Idempotent<A> {
 pub type Render<A> = Box<dyn Fn(&Committed<A>) -> serde_json::Value + Send + Sync>;
 
 /// Where a command goes and what it records.
-pub struct Target<A> {
+pub struct Plan<A> {
     pub tenant: TenantId,
+    /// The stream the command is on: its aggregate decides.
     pub stream: StreamId,
     pub metadata: Metadata,
     /// The version the client requires (`If-Match`).
@@ -137,43 +139,27 @@ pub struct Target<A> {
     /// exist yet: skip reading it (the append still expects version 0).
     pub new_stream: bool,
     pub idempotency: Option<Idempotent<A>>,
+    /// A second stream the decision may write too: commands on it take
+    /// turns with this one.
+    pub written: Option<StreamId>,
+    /// A stream the decision only reads: the append holds if it is
+    /// unchanged.
+    pub checked: Option<StreamId>,
 }
 
-impl<A> Target<A> {
-    pub fn new(tenant: TenantId, stream: impl Into<StreamId>, metadata: Metadata) -> Self {
-        Target {
+impl<A> Plan<A> {
+    pub fn new(tenant: TenantId, stream: StreamId, metadata: Metadata) -> Self {
+        Plan {
             tenant,
-            stream: stream.into(),
+            stream,
             metadata,
             if_match: None,
             new_stream: false,
             idempotency: None,
+            written: None,
+            checked: None,
         }
     }
-
-    pub fn if_match(mut self, version: Option<i64>) -> Self {
-        self.if_match = version;
-        self
-    }
-
-    pub fn new_stream(mut self) -> Self {
-        self.new_stream = true;
-        self
-    }
-
-    pub fn idempotent(mut self, idempotency: Option<Idempotent<A>>) -> Self {
-        self.idempotency = idempotency;
-        self
-    }
-}
-
-/// How a command involves a second aggregate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Related {
-    /// The decision may write it too; commands on it take turns with this one.
-    Write,
-    /// The decision only reads it: the append holds if it is unchanged.
-    Check,
 }
 
 #[derive(Debug)]
@@ -234,66 +220,16 @@ impl Repository {
         self.catch_up(tenant, stream, None).await
     }
 
-    /// Runs `decide` on the current state and appends what it decides.
-    pub async fn execute<A, E>(
-        &self,
-        target: Target<A>,
-        decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
-    ) -> Result<Committed<A>, ExecuteError<E>>
-    where
-        A: Aggregate,
-    {
-        self.run::<A, Unrelated, Unrelated, E>(target, None, None, |a, _, _| {
-            decide(a).map(|events| (events, Vec::new()))
-        })
-        .await
-        .map(|(committed, _)| committed)
-    }
-
-    /// Runs `decide` on the states of two aggregates of the tenant and
-    /// appends what it decides to either, atomically (see [`Related`]).
-    pub async fn execute_with<A, B, E>(
-        &self,
-        target: Target<A>,
-        related: (StreamId, Related),
-        decide: impl Fn(&A, &B) -> Result<Pair<A, B>, E>,
-    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
-    where
-        A: Aggregate,
-        B: Aggregate,
-    {
-        self.run::<A, B, Unrelated, E>(target, Some(related), None, |a, b, _| decide(a, b))
-            .await
-    }
-
-    /// As [`Repository::execute_with`] (the second aggregate optional), and
-    /// also reads a third one, if named, that must be unchanged at commit
-    /// (a new task writes its project and checks its assignee against the
-    /// workspace). Without it, the decision sees `C::default()`.
-    pub async fn execute_checked<A, B, C, E>(
-        &self,
-        target: Target<A>,
-        related: Option<(StreamId, Related)>,
-        checked: Option<StreamId>,
-        decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
-    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
-    where
-        A: Aggregate,
-        B: Aggregate,
-        C: Aggregate,
-    {
-        self.run(target, related, checked, decide).await
-    }
-
     /// Decides until the append holds, or the command is refused, stale or
     /// out of attempts. Each attempt decides on the states it reads and
     /// appends at their versions; after a clash the next one reads what it
     /// missed and decides again.
-    async fn run<A, B, C, E>(
+    ///
+    /// `decide` sees the states of the plan's streams: a stream the plan does
+    /// not name is `B::default()` (or `C::default()`).
+    pub async fn execute<A, B, C, E>(
         &self,
-        target: Target<A>,
-        related: Option<(StreamId, Related)>,
-        checked: Option<StreamId>,
+        plan: Plan<A>,
         decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
     ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
     where
@@ -301,17 +237,12 @@ impl Repository {
         B: Aggregate,
         C: Aggregate,
     {
-        let plan = Plan {
-            target,
-            related,
-            checked,
-        };
         let mut attempt = 0;
         loop {
             match self.attempt(&plan, &decide, attempt).await? {
                 Attempt::Done(a, b) => return Ok((a, b)),
                 Attempt::Clashed(error) => {
-                    attempt = self.after_clash(&plan.target, error, attempt).await?;
+                    attempt = self.after_clash(&plan, error, attempt).await?;
                 }
             }
         }
@@ -333,8 +264,7 @@ impl Repository {
     {
         let mut turns = self.take_turns(plan).await;
         let mut read: Read<A, B, C> = self.read(plan, &turns, attempt).await?;
-        self.check_if_match(&plan.target, &mut read.a, &mut turns)
-            .await?;
+        self.check_if_match(plan, &mut read.a, &mut turns).await?;
         let (a_events, b_events) =
             decide(&read.a.state, &read.b.state, &read.c.state).map_err(ExecuteError::Rejected)?;
         if a_events.is_empty() && b_events.is_empty() {
@@ -361,32 +291,26 @@ impl Repository {
                 // The promise is broken: forget it (the commands that
                 // chained on it will fail their version check and decide
                 // again).
-                let tenant = plan.target.tenant;
-                self.forget(tenant, plan.target.stream).await;
-                if let Some((id, Related::Write)) = plan.related {
-                    self.forget(tenant, id).await;
+                self.forget(plan.tenant, plan.stream).await;
+                if let Some(id) = plan.written {
+                    self.forget(plan.tenant, id).await;
                 }
                 Ok(Attempt::Clashed(error))
             }
         }
     }
 
-    /// Takes turns on the written streams: the related one first (a shared
+    /// Takes turns on the written streams: the second one first (a shared
     /// project), then the primary (in practice new, or only ever written
     /// alone), so two commands can never wait on each other in opposite
     /// orders.
     async fn take_turns<A>(&self, plan: &Plan<A>) -> Turns {
-        let tenant = plan.target.tenant;
-        let related = match plan.related {
-            Some((id, Related::Write)) => Some(self.cache.slot(tenant, id).lock_owned().await),
-            _ => None,
+        let written = match plan.written {
+            Some(id) => Some(self.cache.slot(plan.tenant, id).lock_owned().await),
+            None => None,
         };
-        let primary = self
-            .cache
-            .slot(tenant, plan.target.stream)
-            .lock_owned()
-            .await;
-        Turns { primary, related }
+        let primary = self.cache.slot(plan.tenant, plan.stream).lock_owned().await;
+        Turns { primary, written }
     }
 
     /// The states the decision reads: each written stream as its slot
@@ -403,12 +327,12 @@ impl Repository {
         B: Aggregate,
         C: Aggregate,
     {
-        let Target {
+        let Plan {
             tenant,
             stream,
             new_stream,
             ..
-        } = plan.target;
+        } = *plan;
         let mut after = Vec::new();
         let a = match cached_state(&turns.primary) {
             Some((loaded, pending)) => {
@@ -418,20 +342,15 @@ impl Repository {
             None if new_stream && attempt == 0 => absent(),
             None => self.catch_up(tenant, stream, None).await?,
         };
-        let b = match plan.related {
+        let b = match plan.written {
             None => absent(),
-            Some((id, Related::Write)) => match turns.related.as_deref().and_then(cached_state) {
+            Some(id) => match turns.written.as_deref().and_then(cached_state) {
                 Some((loaded, pending)) => {
                     after.extend(pending);
                     loaded
                 }
                 None => self.catch_up(tenant, id, None).await?,
             },
-            Some((id, Related::Check)) => {
-                let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
-                after.extend(pending);
-                loaded
-            }
         };
         let c = match plan.checked {
             None => absent(),
@@ -448,17 +367,17 @@ impl Repository {
     /// another process's writes: only the store can say the client is stale.
     async fn check_if_match<A: Aggregate, E>(
         &self,
-        target: &Target<A>,
+        plan: &Plan<A>,
         a: &mut Loaded<A>,
         turns: &mut Turns,
     ) -> Result<(), ExecuteError<E>> {
-        let Some(expected) = target.if_match else {
+        let Some(expected) = plan.if_match else {
             return Ok(());
         };
         if expected == a.state.revision(a.version) {
             return Ok(());
         }
-        *a = self.catch_up(target.tenant, target.stream, None).await?;
+        *a = self.catch_up(plan.tenant, plan.stream, None).await?;
         *turns.primary = Some(Cached::of(a));
         let current = a.state.revision(a.version);
         if expected != current {
@@ -471,14 +390,14 @@ impl Repository {
     /// when deciding again can resolve the clash, or the command's failure.
     async fn after_clash<A: Aggregate, E>(
         &self,
-        target: &Target<A>,
+        plan: &Plan<A>,
         error: AppendError,
         attempt: u32,
     ) -> Result<u32, ExecuteError<E>> {
         let AppendError::WrongExpectedVersion { .. } = error else {
             return Err(self.failed(error));
         };
-        let Some(expected) = target.if_match else {
+        let Some(expected) = plan.if_match else {
             if attempt + 1 >= ATTEMPTS {
                 return Err(ExecuteError::Contention);
             }
@@ -491,9 +410,7 @@ impl Repository {
             }
             return Ok(attempt + 1);
         };
-        let current = self
-            .catch_up::<A>(target.tenant, target.stream, None)
-            .await?;
+        let current = self.catch_up::<A>(plan.tenant, plan.stream, None).await?;
         let revision = current.state.revision(current.version);
         if revision != expected {
             return Err(ExecuteError::Stale { current: revision });
@@ -605,14 +522,6 @@ fn fold_new<A: Aggregate>(
     }
 }
 
-/// A command's streams: the one it writes, the related one it writes or
-/// checks, and the one it only checks.
-struct Plan<A> {
-    target: Target<A>,
-    related: Option<(StreamId, Related)>,
-    checked: Option<StreamId>,
-}
-
 /// What one attempt came to.
 enum Attempt<A, B> {
     /// Committed, or nothing to append.
@@ -634,7 +543,7 @@ struct Read<A, B, C> {
 /// and through them the states the slots keep.
 struct Turns {
     primary: OwnedMutexGuard<Option<Cached>>,
-    related: Option<OwnedMutexGuard<Option<Cached>>>,
+    written: Option<OwnedMutexGuard<Option<Cached>>>,
 }
 
 impl Turns {
@@ -647,7 +556,7 @@ impl Turns {
         by: AppendId,
     ) {
         *self.primary = Some(Cached::promised(&a.loaded(), by));
-        if let (Some(guard), Some(b)) = (self.related.as_mut(), b) {
+        if let (Some(guard), Some(b)) = (self.written.as_mut(), b) {
             **guard = Some(Cached::promised(&b.loaded(), by));
         }
     }
@@ -667,24 +576,23 @@ where
     B: Aggregate,
     C: Aggregate,
 {
-    let target = &plan.target;
     let (a, b, c) = (&read.a, &read.b, &read.c);
-    let (claims, releases) = a.state.claims(target.tenant, a_events);
+    let (claims, releases) = a.state.claims(plan.tenant, a_events);
     let mut request = AppendRequest::new(
-        target.tenant,
-        target.stream,
+        plan.tenant,
+        plan.stream,
         A::KIND,
         ExpectedVersion::Exact(a.version),
         a_events.iter().map(DomainEvent::to_new_event).collect(),
-        target.metadata.clone(),
+        plan.metadata.clone(),
     );
-    let by = target.metadata.actor.user_id().map(UserId::from_uuid);
+    let by = plan.metadata.actor.user_id().map(UserId::from_uuid);
     let committed_a = fold_new(a, a_events, request.occurred_at, by);
     let committed_b = fold_new(b, b_events, request.occurred_at, by);
     request.claims = claims;
     request.releases = releases;
-    request.new_stream = target.new_stream && a.version == 0;
-    if let Some((id, _)) = plan.related {
+    request.new_stream = plan.new_stream && a.version == 0;
+    if let Some(id) = plan.written {
         request.also.push(StreamAppend {
             stream_id: id,
             stream_type: B::KIND,
@@ -702,7 +610,7 @@ where
             new_stream: false,
         });
     }
-    request.idempotency = target.idempotency.as_ref().map(|i| IdempotencyRecord {
+    request.idempotency = plan.idempotency.as_ref().map(|i| IdempotencyRecord {
         scope: i.scope.clone(),
         key: i.key.clone(),
         fingerprint: i.fingerprint.clone(),

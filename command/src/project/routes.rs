@@ -4,6 +4,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use tenet_events::catalogue::project::key_claim;
 use tenet_events::ids::{ProjectId, WorkspaceId};
+use tenet_events::store::Claim;
 use tenet_http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
 use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
@@ -17,10 +18,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Project, ProjectCommand, ProjectError, decide};
-use crate::http::{CommandState, failure, metadata, position_of};
+use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
-use crate::repository::{Committed, ExecuteError, Target};
+use crate::repository::Committed;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -57,18 +59,29 @@ pub struct ProjectPath {
     pub project_id: ProjectId,
 }
 
-fn rejected(error: ProjectError) -> ApiError {
-    match error {
-        ProjectError::NotFound => ApiError::not_found("No such project"),
-        other => ApiError::conflict(other.to_string()),
+impl Refusal for ProjectError {
+    fn problem(self) -> ApiError {
+        match self {
+            ProjectError::NotFound => ApiError::not_found("No such project"),
+            other => ApiError::conflict(other.to_string()),
+        }
     }
-}
 
-fn slug_taken(slug: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "A project with the slug {slug:?} exists in this workspace"
-    ))
-    .with_field("slug", "is taken")
+    /// A project claims its slug (when created or renamed) and, when
+    /// created, its task key.
+    fn claim_taken(claim: &Claim) -> ApiError {
+        if claim.scope.starts_with("project.key/") {
+            return ApiError::conflict(format!(
+                "Another project took the task key {} meanwhile; retry",
+                claim.value
+            ));
+        }
+        ApiError::conflict(format!(
+            "A project with the slug {:?} exists in this workspace",
+            claim.value
+        ))
+        .with_field("slug", "is taken")
+    }
 }
 
 /// The API's project, from the state a command commits and the task
@@ -110,22 +123,6 @@ async fn task_counts(
     Ok(tenet_projections::projects::task_counts(&state.db, access.tenant(), project).await?)
 }
 
-fn target(
-    access: &Access,
-    project: ProjectId,
-    if_match: Option<i64>,
-    request_id: &RequestId,
-) -> Target<Project> {
-    Target {
-        tenant: access.tenant(),
-        stream: project.into(),
-        metadata: metadata(Some(&access.principal), request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    }
-}
-
 /// The prefix for a new project's task keys: its slug in capitals, or, if
 /// an earlier project of the workspace used that (a slug can be renamed
 /// and reused; task keys must never repeat), the first of `SLUG2`,
@@ -144,7 +141,7 @@ async fn free_key(
         } else {
             format!("{base}{n}")
         };
-        let claim = tenet_events::store::Claim::new(&scope, &key);
+        let claim = Claim::new(&scope, &key);
         if state.repository.store().find_claim(&claim).await?.is_none() {
             return Ok(key);
         }
@@ -200,44 +197,31 @@ pub async fn create_project(
     checks.finish()?;
     let workspace = access.workspace_id;
     let key = free_key(&state, workspace, &slug).await?;
-    let reply = move |committed: &Committed<Project>| {
-        Reply::created(
-            view(workspace, id, (0, 0), committed),
-            Some(committed.revision()),
-            format!("/api/v1/workspaces/{workspace}/projects/{id}"),
-        )
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Project, _>(
-            target(&access, id, None, &request_id)
-                .new_stream()
-                .idempotent(idempotency.record(reply)),
-            |project| {
-                decide(
-                    project,
-                    ProjectCommand::Create {
-                        name: name.clone(),
-                        slug: slug.clone(),
-                        description: description.clone(),
-                        key: key.clone(),
-                    },
-                )
-            },
-        )
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), id)
+        .new_stream()
+        .decide(|project| {
+            decide(
+                project,
+                ProjectCommand::Create {
+                    name: name.clone(),
+                    slug: slug.clone(),
+                    description: description.clone(),
+                    key: key.clone(),
+                },
+            )
+        })
+        .reply(move |project| {
+            Reply::created(
+                view(workspace, id, (0, 0), project),
+                Some(project.revision()),
+                format!("/api/v1/workspaces/{workspace}/projects/{id}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(claim) if claim.scope.starts_with("project.key/") => {
-                ApiError::conflict(format!(
-                    "Another project took the task key {} meanwhile; retry",
-                    claim.value
-                ))
-            }
-            ExecuteError::ClaimTaken(_) => slug_taken(&slug),
-            other => failure(other, rejected),
-        })?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/projects/{project_id}`: changes
@@ -285,33 +269,32 @@ pub async fn update_project(
         .as_deref()
         .map(|description| checks.text("description", description, DESCRIPTION_MAX));
     checks.finish()?;
-    let committed = state
+    let (workspace, id) = (access.workspace_id, path.project_id);
+    let done = state
         .repository
-        .execute::<Project, _>(
-            target(&access, path.project_id, if_match, &request_id),
-            |project| {
-                decide(
-                    project,
-                    ProjectCommand::Update {
-                        name: name.clone(),
-                        slug: slug.clone(),
-                        description: description.clone(),
-                    },
-                )
-            },
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|project| {
+            decide(
+                project,
+                ProjectCommand::Update {
+                    name: name.clone(),
+                    slug: slug.clone(),
+                    description: description.clone(),
+                },
+            )
+        })
+        .commit()
+        .await?;
+    // The counts as the read model knows them once the change committed.
+    let counts = task_counts(&state, &access, id).await?;
+    Ok(done.reply(|project| {
+        Reply::ok(
+            view(workspace, id, counts, project),
+            Some(project.revision()),
         )
-        .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => slug_taken(slug.as_deref().unwrap_or_default()),
-            other => failure(other, rejected),
-        })?;
-    let counts = task_counts(&state, &access, path.project_id).await?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(
-        view(access.workspace_id, path.project_id, counts, &committed),
-        Some(committed.revision()),
-    )
-    .written(position))
+    }))
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/projects/{project_id}`:
@@ -343,16 +326,14 @@ pub async fn archive_project(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let committed = state
+    state
         .repository
-        .execute::<Project, _>(
-            target(&access, path.project_id, if_match, &request_id),
-            |project| decide(project, ProjectCommand::Archive),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), path.project_id)
+        .if_match(if_match)
+        .decide(|project| decide(project, ProjectCommand::Archive))
+        .reply(|project| Reply::ok(Deleted::ok(), Some(project.revision())))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(Deleted::ok(), Some(committed.revision())).written(position))
 }
 
 /// `POST /api/v1/workspaces/{workspace_id}/projects/{project_id}/restore`:
@@ -389,20 +370,18 @@ pub async fn restore_project(
 ) -> Result<Written<ProjectView>, ApiError> {
     let counts = task_counts(&state, &access, path.project_id).await?;
     let (workspace, id) = (access.workspace_id, path.project_id);
-    let reply = move |committed: &Committed<Project>| {
-        Reply::ok(
-            view(workspace, id, counts, committed),
-            Some(committed.revision()),
-        )
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Project, _>(
-            target(&access, id, if_match, &request_id).idempotent(idempotency.record(reply)),
-            |project| decide(project, ProjectCommand::Restore),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|project| decide(project, ProjectCommand::Restore))
+        .reply(move |project| {
+            Reply::ok(
+                view(workspace, id, counts, project),
+                Some(project.revision()),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }

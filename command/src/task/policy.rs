@@ -36,7 +36,7 @@ use tenet_projections::checkpoints::{Checkpoints, WaitError};
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::{Task, TaskCommand, TaskError, decide};
-use crate::repository::{ExecuteError, Repository, Target, Unrelated};
+use crate::repository::{ExecuteError, Repository};
 use crate::workspace::aggregate::Workspace;
 
 /// The policy's name: its actor name on the events it causes, and the
@@ -254,14 +254,13 @@ impl Worker {
         let user = work.user_id;
         let outcome = self
             .repository
-            .execute_checked::<Task, Unrelated, Workspace, _>(
-                Target::new(work.tenant_id, task, metadata),
-                None,
-                Some(WorkspaceId::from(work.tenant_id).into()),
-                |task, _, workspace| {
-                    decide(task, workspace, TaskCommand::UnassignDeparted { user })
-                },
-            )
+            .recorded_as(metadata)
+            .on::<Task>(work.tenant_id, task)
+            .checking::<Workspace>(WorkspaceId::from(work.tenant_id))
+            .decide(|task, workspace| {
+                decide(task, workspace, TaskCommand::UnassignDeparted { user })
+            })
+            .outcome()
             .await;
         match outcome {
             Ok(_) | Err(ExecuteError::Rejected(TaskError::NotFound)) => Ok(()),

@@ -1,10 +1,10 @@
 //! Creating, renaming and deleting workspaces.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::ids::WorkspaceId;
+use tenet_events::store::Claim;
 use tenet_http::auth::{Credential, Principal, Scoped, WorkspaceDelete, WorkspaceWrite};
 use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
@@ -18,10 +18,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
-use crate::http::{CommandState, failure, metadata, position_of};
+use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
-use crate::repository::{Committed, ExecuteError, Target};
+use crate::repository::Committed;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -45,16 +46,24 @@ pub struct UpdateWorkspace {
     pub slug: Option<String>,
 }
 
-fn rejected(error: WorkspaceError) -> ApiError {
-    match error {
-        WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
-        other => ApiError::conflict(other.to_string()),
+/// For the workspace's own routes and its members' (`members.rs`).
+impl Refusal for WorkspaceError {
+    fn problem(self) -> ApiError {
+        match self {
+            WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
+            WorkspaceError::NotMember => ApiError::not_found("No such member"),
+            WorkspaceError::OwnersOnly | WorkspaceError::ActorNotMember => {
+                ApiError::forbidden(self.to_string())
+            }
+            other => ApiError::conflict(other.to_string()),
+        }
     }
-}
 
-fn slug_taken(slug: &str) -> ApiError {
-    ApiError::conflict(format!("The workspace slug {slug:?} is taken"))
-        .with_field("slug", "is taken")
+    /// A workspace claims its slug (when created or renamed).
+    fn claim_taken(claim: &Claim) -> ApiError {
+        ApiError::conflict(format!("The workspace slug {:?} is taken", claim.value))
+            .with_field("slug", "is taken")
+    }
 }
 
 fn view(id: WorkspaceId, role: Role, committed: &Committed<Workspace>) -> WorkspaceView {
@@ -108,20 +117,14 @@ pub async fn create_workspace(
         None => slugify(&name, "workspace", id.as_uuid()),
     };
     checks.finish()?;
-    let reply = move |committed: &Committed<Workspace>| {
-        Reply::created(
-            view(id, Role::Owner, committed),
-            Some(committed.version),
-            format!("/api/v1/workspaces/{id}"),
-        )
-    };
-    let target = Target::new(id.into(), id, metadata(Some(&principal), &request_id))
-        .new_stream()
-        .idempotent(idempotency.record(reply));
     let owner = principal.user_id;
-    let committed = state
+    // The new workspace is its own tenant.
+    state
         .repository
-        .execute::<Workspace, _>(target, |workspace| {
+        .by(&principal, &request_id)
+        .on::<Workspace>(id.into(), id)
+        .new_stream()
+        .decide(|workspace| {
             decide(
                 workspace,
                 WorkspaceCommand::Create {
@@ -131,13 +134,15 @@ pub async fn create_workspace(
                 },
             )
         })
+        .reply(move |workspace| {
+            Reply::created(
+                view(id, Role::Owner, workspace),
+                Some(workspace.version),
+                format!("/api/v1/workspaces/{id}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => slug_taken(&slug),
-            other => failure(other, rejected),
-        })?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}`: renames a workspace or
@@ -176,17 +181,13 @@ pub async fn update_workspace(
         .map(|name| checks.line("name", name, 100));
     let slug = body.slug.as_deref().map(|slug| checks.slug("slug", slug));
     checks.finish()?;
-    let target = Target {
-        tenant: access.tenant(),
-        stream: access.workspace_id.into(),
-        metadata: metadata(Some(&access.principal), &request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    let (id, role) = (access.workspace_id, access.role);
+    state
         .repository
-        .execute::<Workspace, _>(target, |workspace| {
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|workspace| {
             decide(
                 workspace,
                 WorkspaceCommand::Rename {
@@ -195,18 +196,8 @@ pub async fn update_workspace(
                 },
             )
         })
+        .reply(move |workspace| Reply::ok(view(id, role, workspace), Some(workspace.version)))
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => slug_taken(slug.as_deref().unwrap_or_default()),
-            other => failure(other, rejected),
-        })?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: view(access.workspace_id, access.role, &committed),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}`: deletes a workspace (owners
@@ -232,26 +223,12 @@ pub async fn delete_workspace(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let target = Target {
-        tenant: access.tenant(),
-        stream: access.workspace_id.into(),
-        metadata: metadata(Some(&access.principal), &request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Workspace, _>(target, |workspace| {
-            decide(workspace, WorkspaceCommand::Delete)
-        })
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), access.workspace_id)
+        .if_match(if_match)
+        .decide(|workspace| decide(workspace, WorkspaceCommand::Delete))
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: Deleted::ok(),
-        version: None,
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }

@@ -12,6 +12,7 @@ pub mod comment;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod openapi;
 pub mod pipeline;
 pub mod project;
 pub mod reply;

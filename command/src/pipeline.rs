@@ -315,10 +315,7 @@ where
 
     /// Runs the command; what the repository answers, as it answers it.
     pub async fn outcome(self) -> Result<Committed<A>, ExecuteError<E>> {
-        let (committed, _) = self
-            .repository
-            .execute(self.plan, self.decide)
-            .await?;
+        let (committed, _) = self.repository.execute(self.plan, self.decide).await?;
         Ok(committed)
     }
 

@@ -8,9 +8,6 @@ use tenet_events::envelope::now;
 use tenet_events::ids::{ApiKeyId, WorkspaceId};
 use tenet_http::auth::api_key::{digest, new_api_key};
 use tenet_http::auth::{ApiKeysDelete, ApiKeysWrite, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable, UnsupportedMediaType,
-};
 use tenet_http::{ApiError, Checks, Json, Path, RequestId, Scope, Scopes};
 use tenet_projections::access::ApiKeyView;
 use utoipa::ToSchema;
@@ -20,6 +17,7 @@ use utoipa_axum::routes;
 use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, decide};
 use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::openapi::{AddErrors, RevokeErrors};
 use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
 
@@ -88,12 +86,7 @@ impl Refusal for ApiKeyError {
     responses(
         (status = 201, description = "Issued; the secret is in the body, once", body = IssuedApiKey,
             headers(("Location" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        AddErrors,
     ),
     security(("bearer" = ["api_keys:write"]))
 )]
@@ -182,10 +175,7 @@ pub async fn issue_api_key(
     params(("workspace_id" = uuid::Uuid, Path), ("key_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "Revoked", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        RevokeErrors,
     ),
     security(("bearer" = ["api_keys:delete"]))
 )]

@@ -4,10 +4,7 @@ use axum::extract::State;
 use serde::Deserialize;
 use tenet_events::ids::{CommentId, TaskId, WorkspaceId};
 use tenet_http::auth::{CommentsDelete, CommentsWrite, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::DeleteErrors;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::tasks::CommentView;
 use utoipa::ToSchema;
@@ -17,6 +14,7 @@ use utoipa_axum::routes;
 use super::aggregate::{Comment, CommentCommand, CommentError, add, decide};
 use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::openapi::{AddErrors, EditErrors};
 use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
 use crate::repository::Committed;
@@ -102,12 +100,7 @@ fn view(id: CommentId, committed: &Committed<Comment>) -> CommentView {
     responses(
         (status = 201, description = "Added", body = CommentView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        AddErrors,
     ),
     security(("bearer" = ["comments:write"]))
 )]
@@ -161,13 +154,7 @@ pub async fn add_comment(
     responses(
         (status = 200, description = "Edited", body = CommentView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        EditErrors,
     ),
     security(("bearer" = ["comments:write"]))
 )]
@@ -213,11 +200,7 @@ pub async fn edit_comment(
     ),
     responses(
         (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        DeleteErrors,
     ),
     security(("bearer" = ["comments:delete"]))
 )]

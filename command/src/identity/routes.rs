@@ -11,9 +11,6 @@ use tenet_events::ids::{TenantId, UserId};
 use tenet_events::store::Claim;
 use tenet_http::auth::api_key::{self, digest};
 use tenet_http::auth::{Credential, Principal};
-use tenet_http::openapi::{
-    BadRequest, Conflict, TooManyRequests, Unauthenticated, Unprocessable, UnsupportedMediaType,
-};
 use tenet_http::{ApiError, Checks, Json, RequestId};
 use tenet_projections::access::UserView;
 use utoipa::ToSchema;
@@ -23,6 +20,7 @@ use utoipa_axum::routes;
 use super::session::{self, Session, SessionCommand, SessionError};
 use super::user::{User, UserCommand, UserError, decide};
 use crate::http::CommandState;
+use crate::openapi::{LogoutErrors, RegisterErrors, TokenErrors};
 use crate::pipeline::{Refusal, metadata, metadata_of_user};
 use crate::reply::{Deleted, Reply, Written};
 
@@ -58,10 +56,7 @@ pub struct Register {
     request_body = Register,
     responses(
         (status = 201, description = "Registered", body = UserView),
-        (status = 400, response = BadRequest),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        RegisterErrors,
     )
 )]
 pub async fn register(
@@ -197,11 +192,7 @@ fn refresh_expiry(state: &CommandState) -> DateTime<Utc> {
     request_body = Login,
     responses(
         (status = 200, description = "Logged in", body = TokenPair, headers(("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests),
+        TokenErrors,
     )
 )]
 pub async fn login(
@@ -287,11 +278,7 @@ impl Refusal for RefreshRefused {
     request_body = Refresh,
     responses(
         (status = 200, description = "A new token pair", body = TokenPair, headers(("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests),
+        TokenErrors,
     )
 )]
 pub async fn refresh(
@@ -349,8 +336,7 @@ pub async fn refresh(
     tag = "auth",
     responses(
         (status = 200, description = "Logged out", body = Deleted),
-        (status = 401, response = Unauthenticated),
-        (status = 422, response = Unprocessable),
+        LogoutErrors,
     ),
     security(("bearer" = []))
 )]

@@ -6,10 +6,7 @@ use tenet_events::catalogue::project::key_claim;
 use tenet_events::ids::{ProjectId, WorkspaceId};
 use tenet_events::store::Claim;
 use tenet_http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::{ChangeErrors, CreateErrors};
 use tenet_http::validate::slugify;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::projects::{ProjectStatus, ProjectView};
@@ -20,6 +17,7 @@ use utoipa_axum::routes;
 use super::aggregate::{Project, ProjectCommand, ProjectError, decide};
 use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::openapi::StateErrors;
 use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
 use crate::repository::Committed;
@@ -165,13 +163,7 @@ async fn free_key(
     responses(
         (status = 201, description = "Created", body = ProjectView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        CreateErrors,
     ),
     security(("bearer" = ["projects:write"]))
 )]
@@ -239,14 +231,7 @@ pub async fn create_project(
     responses(
         (status = 200, description = "Updated", body = ProjectView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["projects:write"]))
 )]
@@ -310,12 +295,7 @@ pub async fn update_project(
     ),
     responses(
         (status = 200, description = "Archived", body = Deleted, headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        StateErrors,
     ),
     security(("bearer" = ["projects:delete"]))
 )]
@@ -351,12 +331,7 @@ pub async fn archive_project(
     responses(
         (status = 200, description = "Restored", body = ProjectView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        StateErrors,
     ),
     security(("bearer" = ["projects:write"]))
 )]

@@ -7,10 +7,7 @@ use tenet_events::catalogue::double_option;
 use tenet_events::catalogue::task::{Priority, TaskStatus};
 use tenet_events::ids::{ProjectId, TaskId, WorkspaceId};
 use tenet_http::auth::{Access, Scoped, TasksDelete, TasksWrite};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::{ChangeErrors, CreateErrors, DeleteErrors};
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::tasks::TaskView;
 use utoipa::ToSchema;
@@ -182,13 +179,7 @@ async fn comment_count(
     responses(
         (status = 201, description = "Created", body = TaskView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        CreateErrors,
     ),
     security(("bearer" = ["tasks:write"]))
 )]
@@ -253,14 +244,7 @@ pub async fn create_task(
     responses(
         (status = 200, description = "Updated", body = TaskView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["tasks:write"]))
 )]
@@ -324,14 +308,7 @@ pub async fn update_task(
     responses(
         (status = 200, description = "Moved", body = TaskView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["tasks:write"]))
 )]
@@ -371,11 +348,7 @@ pub async fn transition_task(
     ),
     responses(
         (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        DeleteErrors,
     ),
     security(("bearer" = ["tasks:delete"]))
 )]

@@ -5,10 +5,7 @@ use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::ids::{UserId, WorkspaceId};
 use tenet_http::auth::{Access, Credential, MembersDelete, MembersWrite, Requirement, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::ChangeErrors;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::access::{MemberView, RoleName};
 use utoipa::ToSchema;
@@ -18,6 +15,7 @@ use utoipa_axum::routes;
 use super::aggregate::{Workspace, WorkspaceCommand, decide};
 use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::openapi::StateErrors;
 use crate::reply::{Deleted, Reply, Written};
 
 pub fn router() -> OpenApiRouter<CommandState> {
@@ -72,14 +70,7 @@ async fn member_view(
     request_body = AddMember,
     responses(
         (status = 201, description = "Added", body = MemberView, headers(("Location" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["members:write"]))
 )]
@@ -139,14 +130,7 @@ pub async fn add_member(
     request_body = ChangeRole,
     responses(
         (status = 200, description = "Changed", body = MemberView, headers(("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["members:write"]))
 )]
@@ -183,12 +167,7 @@ pub async fn change_role(
     params(("workspace_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
     responses(
         (status = 200, description = "Removed", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        StateErrors,
     ),
     security(("bearer" = ["members:delete"]))
 )]

@@ -6,10 +6,7 @@ use tenet_events::catalogue::workspace::Role;
 use tenet_events::ids::WorkspaceId;
 use tenet_events::store::Claim;
 use tenet_http::auth::{Credential, Principal, Scoped, WorkspaceDelete, WorkspaceWrite};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::{ChangeErrors, DeleteErrors};
 use tenet_http::validate::slugify;
 use tenet_http::{ApiError, Checks, IfMatch, Json, RequestId};
 use tenet_projections::access::{RoleName, WorkspaceView};
@@ -20,6 +17,7 @@ use utoipa_axum::routes;
 use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
 use crate::http::CommandState;
 use crate::idempotency::Idempotency;
+use crate::openapi::NewWorkspaceErrors;
 use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
 use crate::repository::Committed;
@@ -90,12 +88,7 @@ fn view(id: WorkspaceId, role: Role, committed: &Committed<Workspace>) -> Worksp
     responses(
         (status = 201, description = "Created", body = WorkspaceView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        NewWorkspaceErrors,
     ),
     security(("bearer" = []))
 )]
@@ -156,14 +149,7 @@ pub async fn create_workspace(
     responses(
         (status = 200, description = "Updated", body = WorkspaceView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["workspace:write"]))
 )]
@@ -209,11 +195,7 @@ pub async fn update_workspace(
     params(("workspace_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on")),
     responses(
         (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        DeleteErrors,
     ),
     security(("bearer" = ["workspace:delete"]))
 )]

@@ -13,7 +13,7 @@
 //!   request;
 //! - otherwise the handler runs, and the response it renders from the
 //!   state its command commits is stored in the same transaction as the
-//!   command's events (see [`crate::pipeline::Replying::idempotent`]), so
+//!   command's events (the pipeline's `Replying::idempotent`), so
 //!   the record can never disagree with the log.
 //!
 //! Two identical requests in flight at once on one instance take turns on
@@ -330,5 +330,48 @@ mod tests {
         assert_eq!(headers[header::LOCATION], "/things/1");
         assert_eq!(headers[CONSISTENCY_TOKEN], "42");
         assert_eq!(headers[REPLAYED], "true");
+    }
+
+    /// Keys in an order no sorted map keeps.
+    #[derive(serde::Serialize)]
+    struct Body {
+        zulu: i64,
+        alpha: &'static str,
+        mike: Vec<i64>,
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_the_first_response_byte_for_byte() {
+        let reply = || {
+            Reply::created(
+                Body {
+                    zulu: 1,
+                    alpha: "é \"quoted\"",
+                    mike: vec![3, 2],
+                },
+                Some(3),
+                "/things/1".to_owned(),
+            )
+        };
+        let first = reply().written(Position(42)).into_response();
+        let content_type = first.headers()[header::CONTENT_TYPE].clone();
+        let first = axum::body::to_bytes(first.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(first.starts_with(b"{\"zulu\""), "declaration order");
+        // The record as the store's JSON column gives it back: its keys in
+        // another order.
+        let response = serde_json::from_str(&reply().stored().to_value().to_string()).unwrap();
+        let stored = StoredResponse {
+            fingerprint: String::new(),
+            response,
+            position: Position(42),
+        };
+        let replayed = replay(&stored).unwrap();
+        assert_eq!(replayed.headers()[header::CONTENT_TYPE], content_type);
+        let replayed = axum::body::to_bytes(replayed.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(replayed, first);
     }
 }

@@ -19,7 +19,9 @@
 //!
 //! The builder's type grows with the streams named, so the decision takes
 //! exactly their states (`|task|`, `|task, workspace|`, `|task, project,
-//! workspace|`). What every command shares is written here once: the
+//! workspace|`). A reply that needs what only the commit makes visible (a
+//! read model's view, a token for the new session) is made after
+//! `.commit()` instead. What every command shares is written here once: the
 //! events' metadata, the idempotent reply stored with the events, the
 //! mapping of failures to problem+json (each aggregate's errors through
 //! [`Refusal`]), and the consistency token. How a command commits (turns,
@@ -319,8 +321,9 @@ where
         Ok(committed)
     }
 
-    /// Runs the command, for a reply made afterwards (from a read model the
-    /// commit updated): see [`Done::reply`].
+    /// Runs the command, for a reply made after it commits and never
+    /// stored: one that reads a read model the commit updated, or holds a
+    /// secret minted for what it recorded (see [`Done::reply`]).
     pub async fn commit(self) -> Result<Done<A>, ApiError>
     where
         E: Refusal,
@@ -348,8 +351,7 @@ where
     }
 }
 
-/// A committed command, for handlers whose reply reads what the commit
-/// made visible.
+/// A committed command, whose reply the handler makes afterwards.
 pub struct Done<A> {
     pub committed: Committed<A>,
     /// The consistency token.

@@ -1,7 +1,7 @@
 //! Loading aggregates and committing their decisions.
 //!
 //! [`Repository::execute`] is the path every command takes (handlers and
-//! policies describe theirs with the builder of [`crate::pipeline`]): load
+//! policies describe theirs with the builder of the `pipeline` module): load
 //! the aggregate (from the in-process cache, or by folding its stream), check
 //! `If-Match`, run the pure decision, append its events at the version the
 //! decision saw. A version clash means another process changed the stream:

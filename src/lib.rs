@@ -375,7 +375,6 @@ pub async fn set_platform_admin(
     admin: bool,
 ) -> anyhow::Result<bool> {
     use tenet_command::identity::user::{User, UserCommand, decide};
-    use tenet_command::repository::Target;
     use tenet_events::envelope::{Actor, Metadata};
     use tenet_events::ids::TenantId;
 
@@ -395,16 +394,6 @@ pub async fn set_platform_admin(
         .context("cannot look the user up")?
         .with_context(|| format!("no account has the email {email}"))?;
     let repository = tenet_command::repository::Repository::new(store);
-    let target = Target {
-        tenant: TenantId::PLATFORM,
-        stream: user.into(),
-        metadata: Metadata::new(Actor::System {
-            name: "cli".to_owned(),
-        }),
-        if_match: None,
-        idempotency: None,
-        new_stream: false,
-    };
     let command = || {
         if admin {
             UserCommand::GrantPlatformAdmin
@@ -413,7 +402,12 @@ pub async fn set_platform_admin(
         }
     };
     let committed = repository
-        .execute::<User, _>(target, |user| decide(user, command()))
+        .recorded_as(Metadata::new(Actor::System {
+            name: "cli".to_owned(),
+        }))
+        .on::<User>(TenantId::PLATFORM, user)
+        .decide(|user| decide(user, command()))
+        .outcome()
         .await
         .map_err(|error| anyhow::anyhow!("cannot change platform admin: {error:?}"))?;
     db.close().await;

@@ -1,25 +1,15 @@
-//! What every command route shares: the state, the metadata recorded with
-//! each event, the shape of a command's response (status, body, `ETag`,
-//! `X-Consistency-Token`, `Location`) and the mapping of failures to
-//! problem+json.
+//! The state every command route shares. What every command does is in
+//! [`crate::pipeline`].
 
 use std::sync::Arc;
 
-use axum::Json;
 use axum::extract::FromRef;
-use axum::http::{HeaderValue, StatusCode, header};
-use axum::response::{IntoResponse, Response};
-use serde::Serialize;
-use tenet_events::envelope::Metadata;
-use tenet_events::ids::Position;
+use tenet_http::auth::Auth;
 use tenet_http::auth::jwt::Jwt;
-use tenet_http::auth::{Auth, Principal};
-use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
-use tenet_http::{ApiError, RequestId};
 use tenet_projections::access::AccessModel;
-use utoipa::ToSchema;
 
-use crate::repository::{ExecuteError, Repository};
+use crate::idempotency::{KeysInFlight, Replays};
+use crate::repository::Repository;
 use tenet_http::auth::password::Passwords;
 
 /// The state of the command routes.
@@ -35,7 +25,7 @@ pub struct CommandState {
     pub passwords: Arc<Passwords>,
     /// How long a refresh token lives (renewed by each refresh).
     pub refresh_ttl: std::time::Duration,
-    pub keys_in_flight: Arc<crate::idempotency::KeysInFlight>,
+    pub keys_in_flight: Arc<KeysInFlight>,
 }
 
 impl FromRef<CommandState> for Auth {
@@ -44,103 +34,12 @@ impl FromRef<CommandState> for Auth {
     }
 }
 
-/// The metadata of the events a request appends.
-pub fn metadata(principal: Option<&Principal>, request_id: &RequestId) -> Metadata {
-    let actor = match principal {
-        Some(principal) => principal.actor(),
-        None => tenet_events::envelope::Actor::System {
-            name: "anonymous".to_owned(),
-        },
-    };
-    Metadata {
-        actor,
-        request_id: Some(request_id.0.clone()),
-        // The conversation a request starts: reactions to its events carry
-        // the same correlation id.
-        correlation_id: Some(
-            uuid::Uuid::parse_str(&request_id.0).unwrap_or_else(|_| uuid::Uuid::now_v7()),
-        ),
-        causation_id: None,
-    }
-}
-
-/// The metadata of events a user causes before holding a token (login).
-pub fn metadata_of_user(user: tenet_events::ids::UserId, request_id: &RequestId) -> Metadata {
-    Metadata {
-        actor: tenet_events::envelope::Actor::User { id: user.as_uuid() },
-        ..metadata(None, request_id)
-    }
-}
-
-/// A command's response.
-pub struct Written<T> {
-    pub status: StatusCode,
-    pub body: T,
-    /// The resource's version after the command (`ETag`).
-    pub version: Option<i64>,
-    /// The position to wait for to read this write (`X-Consistency-Token`).
-    pub position: Position,
-    pub location: Option<String>,
-}
-
-impl<T: Serialize> IntoResponse for Written<T> {
-    fn into_response(self) -> Response {
-        let mut response = (self.status, Json(self.body)).into_response();
-        let headers = response.headers_mut();
-        headers.insert(CONSISTENCY_TOKEN, consistency_token(self.position));
-        if let Some(version) = self.version {
-            headers.insert(header::ETAG, etag(version));
+impl FromRef<CommandState> for Replays {
+    fn from_ref(state: &CommandState) -> Replays {
+        Replays {
+            store: state.repository.store().clone(),
+            auth: state.auth.clone(),
+            in_flight: state.keys_in_flight.clone(),
         }
-        if let Some(location) = self.location.and_then(|l| HeaderValue::from_str(&l).ok()) {
-            headers.insert(header::LOCATION, location);
-        }
-        response
-    }
-}
-
-/// The body of a successful DELETE.
-#[derive(Debug, Serialize, ToSchema)]
-pub struct Deleted {
-    /// Always `true`.
-    pub ok: bool,
-}
-
-impl Deleted {
-    pub fn ok() -> Self {
-        Deleted { ok: true }
-    }
-}
-
-/// The position a command's response carries: the last event it appended,
-/// or (when it changed nothing) the head of the log, which covers whatever
-/// the client wrote before.
-pub async fn position_of(
-    repository: &Repository,
-    appended: Option<Position>,
-) -> Result<Position, ApiError> {
-    match appended {
-        Some(position) => Ok(position),
-        None => Ok(repository.store().head().await?),
-    }
-}
-
-/// Maps a failed command to problem+json; `rejected` maps the domain error.
-pub fn failure<E>(error: ExecuteError<E>, rejected: impl FnOnce(E) -> ApiError) -> ApiError {
-    match error {
-        ExecuteError::Rejected(error) => rejected(error),
-        ExecuteError::Stale { current } => ApiError::precondition_failed(format!(
-            "The resource is at version {current}; re-read it and retry with If-Match: \"{current}\""
-        )),
-        ExecuteError::ClaimTaken(claim) => {
-            ApiError::conflict(format!("{} is already taken", claim.value))
-        }
-        ExecuteError::IdempotencyKeyUsed => ApiError::conflict(
-            "A request with this Idempotency-Key completed meanwhile; retry to get its response",
-        ),
-        ExecuteError::Contention => {
-            ApiError::conflict("The resource is being changed by other requests; retry")
-                .with_code("CONFLICT")
-        }
-        ExecuteError::Store(error) => ApiError::from(error),
     }
 }

@@ -7,14 +7,14 @@
 //! caller's principal:
 //!
 //! - a stored response with the same fingerprint is replayed (status,
-//!   body, `ETag`, `Location`, and the original `X-Consistency-Token`),
-//!   marked `Idempotent-Replayed: true`;
+//!   the body byte for byte, `ETag`, `Location`, and the original
+//!   `X-Consistency-Token`), marked `Idempotent-Replayed: true`;
 //! - a stored response with another fingerprint is 422: a key names one
 //!   request;
 //! - otherwise the handler runs, and the response it renders from the
 //!   state its command commits is stored in the same transaction as the
-//!   command's events (see [`Idempotency::record`]), so the record can
-//!   never disagree with the log.
+//!   command's events (the pipeline's `Replying::idempotent`), so
+//!   the record can never disagree with the log.
 //!
 //! Two identical requests in flight at once on one instance take turns on
 //! the key: the second waits for the first and replays its response. On
@@ -30,24 +30,20 @@
 //! creation answers without the secret.
 
 use axum::body::Body;
-use axum::extract::{FromRequestParts, Request, State};
+use axum::extract::{FromRef, FromRequestParts, Request, State};
 use axum::http::request::Parts;
-use axum::http::{HeaderName, HeaderValue, Method, StatusCode, header};
+use axum::http::{HeaderName, HeaderValue, Method, StatusCode};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use serde::Serialize;
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
-use tenet_events::store::StoredResponse;
+use tenet_events::store::{EventStore, StoredResponse};
 use tenet_http::ApiError;
-use tenet_http::auth::{Principal, bearer};
-use tenet_http::headers::{CONSISTENCY_TOKEN, consistency_token, etag};
+use tenet_http::auth::{Auth, Principal, bearer};
 
-use crate::http::{CommandState, Written};
-use crate::repository::{Aggregate, Committed, Idempotent};
+use crate::reply::StoredReply;
 
 pub const IDEMPOTENCY_KEY: HeaderName = HeaderName::from_static("idempotency-key");
 pub const REPLAYED: HeaderName = HeaderName::from_static("idempotent-replayed");
@@ -86,80 +82,23 @@ impl<S: Send + Sync> FromRequestParts<S> for Idempotency {
     }
 }
 
-/// A command's response before its position is known: what is stored
-/// under an idempotency key and what the handler answers.
-pub struct Reply<T> {
-    pub status: StatusCode,
-    pub body: T,
-    /// The resource's version after the command (`ETag`).
-    pub version: Option<i64>,
-    pub location: Option<String>,
+/// What the [`layer`] works with: the stored responses, the callers'
+/// credentials (a key belongs to a principal), the keys in flight here.
+#[derive(Clone)]
+pub struct Replays {
+    pub store: Arc<dyn EventStore>,
+    pub auth: Auth,
+    pub in_flight: Arc<KeysInFlight>,
 }
 
-impl<T: Serialize> Reply<T> {
-    pub fn ok(body: T, version: Option<i64>) -> Self {
-        Reply {
-            status: StatusCode::OK,
-            body,
-            version,
-            location: None,
-        }
-    }
-
-    pub fn created(body: T, version: Option<i64>, location: String) -> Self {
-        Reply {
-            status: StatusCode::CREATED,
-            body,
-            version,
-            location: Some(location),
-        }
-    }
-
-    /// The response, once the command has a position.
-    pub fn written(self, position: tenet_events::ids::Position) -> Written<T> {
-        Written {
-            status: self.status,
-            body: self.body,
-            version: self.version,
-            position,
-            location: self.location,
-        }
-    }
-
-    fn stored(&self) -> Value {
-        json!({
-            "status": self.status.as_u16(),
-            "body": serde_json::to_value(&self.body).unwrap_or(Value::Null),
-            "version": self.version,
-            "location": self.location,
-        })
-    }
-}
-
-impl Idempotency {
-    /// The record a command stores with its events: the response `render`
-    /// makes from the state the command commits.
-    pub fn record<A, T>(
-        &self,
-        render: impl Fn(&Committed<A>) -> Reply<T> + Send + Sync + 'static,
-    ) -> Option<Idempotent<A>>
-    where
-        A: Aggregate,
-        T: Serialize,
-    {
-        let key = self.0.as_ref()?;
-        Some(Idempotent {
-            scope: key.scope.clone(),
-            key: key.key.clone(),
-            fingerprint: key.fingerprint.clone(),
-            expires_at: tenet_events::envelope::now() + TTL,
-            render: Box::new(move |committed| render(committed).stored()),
-        })
+impl FromRef<Replays> for Auth {
+    fn from_ref(replays: &Replays) -> Auth {
+        replays.auth.clone()
     }
 }
 
 /// The middleware of command routes; see the module documentation.
-pub async fn layer(State(state): State<CommandState>, request: Request, next: Next) -> Response {
+pub async fn layer(State(state): State<Replays>, request: Request, next: Next) -> Response {
     if request.method() != Method::POST {
         return next.run(request).await;
     }
@@ -197,7 +136,7 @@ pub async fn layer(State(state): State<CommandState>, request: Request, next: Ne
         Ok(None) => {}
         Err(error) => return error.into_response(),
     }
-    let turn = state.keys_in_flight.turn(&key).await;
+    let turn = state.in_flight.turn(&key).await;
     // The request this one waited for may have stored the answer.
     match lookup(&state, &key).await {
         Ok(Some(response)) => return response,
@@ -309,13 +248,8 @@ fn fingerprint(parts: &Parts, body: &[u8]) -> String {
 
 /// The stored response for `key`: replayed, or 422 when the key was used
 /// for another request.
-async fn lookup(state: &CommandState, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
-    let Some(stored) = state
-        .repository
-        .store()
-        .find_response(&key.scope, &key.key)
-        .await?
-    else {
+async fn lookup(state: &Replays, key: &IdempotencyKey) -> Result<Option<Response>, ApiError> {
+    let Some(stored) = state.store.find_response(&key.scope, &key.key).await? else {
         return Ok(None);
     };
     if stored.fingerprint != key.fingerprint {
@@ -324,35 +258,28 @@ async fn lookup(state: &CommandState, key: &IdempotencyKey) -> Result<Option<Res
             "was already used for a different request",
         ));
     }
-    Ok(Some(replay(&stored)))
+    replay(&stored).map(Some)
 }
 
-fn replay(stored: &StoredResponse) -> Response {
-    let response = &stored.response;
-    let status = response["status"]
-        .as_u64()
-        .and_then(|status| StatusCode::from_u16(u16::try_from(status).ok()?).ok())
-        .unwrap_or(StatusCode::OK);
-    let mut replayed = (status, axum::Json(response["body"].clone())).into_response();
-    let headers = replayed.headers_mut();
-    headers.insert(CONSISTENCY_TOKEN, consistency_token(stored.position));
-    headers.insert(REPLAYED, HeaderValue::from_static("true"));
-    if let Some(version) = response["version"].as_i64() {
-        headers.insert(header::ETAG, etag(version));
-    }
-    if let Some(location) = response["location"]
-        .as_str()
-        .and_then(|location| HeaderValue::from_str(location).ok())
-    {
-        headers.insert(header::LOCATION, location);
-    }
+/// The stored response, marked as a replay. A record that does not decode
+/// answers 500 rather than run the request a second time.
+fn replay(stored: &StoredResponse) -> Result<Response, ApiError> {
+    let reply = StoredReply::from_value(&stored.response).map_err(ApiError::internal)?;
+    let mut replayed = reply.into_response(stored.position);
     replayed
+        .headers_mut()
+        .insert(REPLAYED, HeaderValue::from_static("true"));
+    Ok(replayed)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::reply::Reply;
+    use axum::http::header;
+    use serde_json::json;
     use tenet_events::ids::Position;
+    use tenet_http::headers::CONSISTENCY_TOKEN;
 
     #[test]
     fn keys_are_bounded_printable_ascii() {
@@ -393,15 +320,58 @@ mod tests {
         let reply = Reply::created(json!({ "id": 1 }), Some(3), "/things/1".to_owned());
         let stored = StoredResponse {
             fingerprint: String::new(),
-            response: reply.stored(),
+            response: reply.stored().to_value(),
             position: Position(42),
         };
-        let response = replay(&stored);
+        let response = replay(&stored).unwrap();
         assert_eq!(response.status(), StatusCode::CREATED);
         let headers = response.headers();
         assert_eq!(headers[header::ETAG], "\"3\"");
         assert_eq!(headers[header::LOCATION], "/things/1");
         assert_eq!(headers[CONSISTENCY_TOKEN], "42");
         assert_eq!(headers[REPLAYED], "true");
+    }
+
+    /// Keys in an order no sorted map keeps.
+    #[derive(serde::Serialize)]
+    struct Body {
+        zulu: i64,
+        alpha: &'static str,
+        mike: Vec<i64>,
+    }
+
+    #[tokio::test]
+    async fn a_replay_is_the_first_response_byte_for_byte() {
+        let reply = || {
+            Reply::created(
+                Body {
+                    zulu: 1,
+                    alpha: "é \"quoted\"",
+                    mike: vec![3, 2],
+                },
+                Some(3),
+                "/things/1".to_owned(),
+            )
+        };
+        let first = reply().written(Position(42)).into_response();
+        let content_type = first.headers()[header::CONTENT_TYPE].clone();
+        let first = axum::body::to_bytes(first.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert!(first.starts_with(b"{\"zulu\""), "declaration order");
+        // The record as the store's JSON column gives it back: its keys in
+        // another order.
+        let response = serde_json::from_str(&reply().stored().to_value().to_string()).unwrap();
+        let stored = StoredResponse {
+            fingerprint: String::new(),
+            response,
+            position: Position(42),
+        };
+        let replayed = replay(&stored).unwrap();
+        assert_eq!(replayed.headers()[header::CONTENT_TYPE], content_type);
+        let replayed = axum::body::to_bytes(replayed.into_body(), usize::MAX)
+            .await
+            .unwrap();
+        assert_eq!(replayed, first);
     }
 }

@@ -2,7 +2,8 @@
 //! commits them to the log, and the write endpoints (POST, PATCH, DELETE).
 //!
 //! Handlers only wire: validate the body, resolve the tenant and the
-//! principal, call `Repository::execute` with a decision. Nothing here
+//! principal, name the command's streams and its decision through the
+//! [`pipeline`], and say what it replies. Nothing here
 //! reads a read model for a decision; what a decision needs is in its
 //! aggregate (or claimed atomically with its events).
 
@@ -11,7 +12,10 @@ pub mod comment;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
+pub mod openapi;
+pub mod pipeline;
 pub mod project;
+pub mod reply;
 pub mod repository;
 pub mod task;
 pub mod workspace;

@@ -1,7 +1,8 @@
 //! Loading aggregates and committing their decisions.
 //!
-//! [`Repository::execute`] is the path every command takes: load the
-//! aggregate (from the in-process cache, or by folding its stream), check
+//! [`Repository::execute`] is the path every command takes (handlers and
+//! policies describe theirs with the builder of the `pipeline` module): load
+//! the aggregate (from the in-process cache, or by folding its stream), check
 //! `If-Match`, run the pure decision, append its events at the version the
 //! decision saw. A version clash means another process changed the stream:
 //! the repository reads only the events it missed and decides again, or,
@@ -15,15 +16,15 @@
 //! a queued append fails, the state it promised is forgotten, and the
 //! commands that chained on it fail their version check and decide again.
 //!
-//! [`Repository::execute_with`] decides over two aggregates: it writes the
-//! primary one and either writes the other too (a new task and its
-//! project's task counter) or only checks it is unchanged (the workspace a
-//! task's assignee was checked against), in one atomic append.
+//! A decision may read two more aggregates (see [`Plan`]): one it writes
+//! too (a new task and its project's task counter), and one it only checks
+//! is unchanged (the workspace a task's assignee was checked against, the
+//! task a comment is added to), all in one atomic append.
 
-use std::any::Any;
-use std::collections::HashMap;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
+
+use tokio::sync::OwnedMutexGuard;
 
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::{DecodeError, DomainEvent};
@@ -33,6 +34,10 @@ use tenet_events::store::{
     AppendError, AppendId, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord,
     StoreError, StreamAppend,
 };
+
+mod cache;
+
+use cache::{Cache, Cached, cached_state};
 
 /// What an aggregate's state learns from each event besides its payload.
 #[derive(Clone, Copy, Debug)]
@@ -89,6 +94,22 @@ impl<A: Aggregate> Committed<A> {
     pub fn revision(&self) -> i64 {
         self.state.revision(self.version)
     }
+
+    /// The state, once its append committed at `position`.
+    fn at(self, position: Position) -> Self {
+        Committed {
+            position: Some(position),
+            ..self
+        }
+    }
+
+    /// The state, as a slot keeps it.
+    fn loaded(&self) -> Loaded<A> {
+        Loaded {
+            state: self.state.clone(),
+            version: self.version,
+        }
+    }
 }
 
 /// A response stored with the command's events under its idempotency key:
@@ -107,8 +128,9 @@ pub struct Idempotent<A> {
 pub type Render<A> = Box<dyn Fn(&Committed<A>) -> serde_json::Value + Send + Sync>;
 
 /// Where a command goes and what it records.
-pub struct Target<A> {
+pub struct Plan<A> {
     pub tenant: TenantId,
+    /// The stream the command is on: its aggregate decides.
     pub stream: StreamId,
     pub metadata: Metadata,
     /// The version the client requires (`If-Match`).
@@ -117,43 +139,27 @@ pub struct Target<A> {
     /// exist yet: skip reading it (the append still expects version 0).
     pub new_stream: bool,
     pub idempotency: Option<Idempotent<A>>,
+    /// A second stream the decision may write too: commands on it take
+    /// turns with this one.
+    pub written: Option<StreamId>,
+    /// A stream the decision only reads: the append holds if it is
+    /// unchanged.
+    pub checked: Option<StreamId>,
 }
 
-impl<A> Target<A> {
-    pub fn new(tenant: TenantId, stream: impl Into<StreamId>, metadata: Metadata) -> Self {
-        Target {
+impl<A> Plan<A> {
+    pub fn new(tenant: TenantId, stream: StreamId, metadata: Metadata) -> Self {
+        Plan {
             tenant,
-            stream: stream.into(),
+            stream,
             metadata,
             if_match: None,
             new_stream: false,
             idempotency: None,
+            written: None,
+            checked: None,
         }
     }
-
-    pub fn if_match(mut self, version: Option<i64>) -> Self {
-        self.if_match = version;
-        self
-    }
-
-    pub fn new_stream(mut self) -> Self {
-        self.new_stream = true;
-        self
-    }
-
-    pub fn idempotent(mut self, idempotency: Option<Idempotent<A>>) -> Self {
-        self.idempotency = idempotency;
-        self
-    }
-}
-
-/// How a command involves a second aggregate.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Related {
-    /// The decision may write it too; commands on it take turns with this one.
-    Write,
-    /// The decision only reads it: the append holds if it is unchanged.
-    Check,
 }
 
 #[derive(Debug)]
@@ -214,47 +220,16 @@ impl Repository {
         self.catch_up(tenant, stream, None).await
     }
 
-    /// Runs `decide` on the current state and appends what it decides.
-    pub async fn execute<A, E>(
+    /// Decides until the append holds, or the command is refused, stale or
+    /// out of attempts. Each attempt decides on the states it reads and
+    /// appends at their versions; after a clash the next one reads what it
+    /// missed and decides again.
+    ///
+    /// `decide` sees the states of the plan's streams: a stream the plan does
+    /// not name is `B::default()` (or `C::default()`).
+    pub async fn execute<A, B, C, E>(
         &self,
-        target: Target<A>,
-        decide: impl Fn(&A) -> Result<Vec<A::Event>, E>,
-    ) -> Result<Committed<A>, ExecuteError<E>>
-    where
-        A: Aggregate,
-    {
-        self.run::<A, Unrelated, Unrelated, E>(target, None, None, |a, _, _| {
-            decide(a).map(|events| (events, Vec::new()))
-        })
-        .await
-        .map(|(committed, _)| committed)
-    }
-
-    /// Runs `decide` on the states of two aggregates of the tenant and
-    /// appends what it decides to either, atomically (see [`Related`]).
-    pub async fn execute_with<A, B, E>(
-        &self,
-        target: Target<A>,
-        related: (StreamId, Related),
-        decide: impl Fn(&A, &B) -> Result<Pair<A, B>, E>,
-    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
-    where
-        A: Aggregate,
-        B: Aggregate,
-    {
-        self.run::<A, B, Unrelated, E>(target, Some(related), None, |a, b, _| decide(a, b))
-            .await
-    }
-
-    /// As [`Repository::execute_with`] (the second aggregate optional), and
-    /// also reads a third one, if named, that must be unchanged at commit
-    /// (a new task writes its project and checks its assignee against the
-    /// workspace). Without it, the decision sees `C::default()`.
-    pub async fn execute_checked<A, B, C, E>(
-        &self,
-        target: Target<A>,
-        related: Option<(StreamId, Related)>,
-        checked: Option<StreamId>,
+        plan: Plan<A>,
         decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
     ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
     where
@@ -262,233 +237,190 @@ impl Repository {
         B: Aggregate,
         C: Aggregate,
     {
-        self.run(target, related, checked, decide).await
-    }
-
-    async fn run<A, B, C, E>(
-        &self,
-        target: Target<A>,
-        related: Option<(StreamId, Related)>,
-        checked: Option<StreamId>,
-        decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
-    ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
-    where
-        A: Aggregate,
-        B: Aggregate,
-        C: Aggregate,
-    {
-        let Target {
-            tenant,
-            stream,
-            metadata,
-            if_match,
-            new_stream,
-            idempotency,
-        } = target;
         let mut attempt = 0;
         loop {
-            // Take turns on the written streams: the related one first (a
-            // shared project), then the primary (in practice new, or only
-            // ever written alone), so two commands can never wait on each
-            // other in opposite orders.
-            let related_slot = match related {
-                Some((id, Related::Write)) => Some(self.cache.slot(tenant, id)),
-                _ => None,
-            };
-            let mut related_guard = match &related_slot {
-                Some(slot) => Some(slot.lock().await),
-                None => None,
-            };
-            let primary_slot = self.cache.slot(tenant, stream);
-            let mut primary = primary_slot.lock().await;
+            match self.attempt(&plan, &decide, attempt).await? {
+                Attempt::Done(a, b) => return Ok((a, b)),
+                Attempt::Clashed(error) => {
+                    attempt = self.after_clash(&plan, error, attempt).await?;
+                }
+            }
+        }
+    }
 
-            // The appends still pending whose promised state this decision
-            // reads: it may commit only if they do.
-            let mut after: Vec<AppendId> = Vec::new();
-            let a: Loaded<A> = match cached_state(&primary) {
+    /// One attempt: take turns on the written streams, read the states,
+    /// hold the client to `If-Match`, decide, queue the append and promise
+    /// its states to the next command, then wait for it to commit.
+    async fn attempt<A, B, C, E>(
+        &self,
+        plan: &Plan<A>,
+        decide: &impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
+        attempt: u32,
+    ) -> Result<Attempt<A, B>, ExecuteError<E>>
+    where
+        A: Aggregate,
+        B: Aggregate,
+        C: Aggregate,
+    {
+        let mut turns = self.take_turns(plan).await;
+        let mut read: Read<A, B, C> = self.read(plan, &turns, attempt).await?;
+        self.check_if_match(plan, &mut read.a, &mut turns).await?;
+        let (a_events, b_events) =
+            decide(&read.a.state, &read.b.state, &read.c.state).map_err(ExecuteError::Rejected)?;
+        if a_events.is_empty() && b_events.is_empty() {
+            *turns.primary = Some(Cached::of(&read.a));
+            return Ok(Attempt::Done(unchanged(read.a), unchanged(read.b)));
+        }
+        let (request, committed_a, committed_b) = append_request(plan, &read, &a_events, &b_events);
+        let pending = match self.store.submit(request).await {
+            Ok(pending) => pending,
+            Err(error) => return Err(self.failed(error)),
+        };
+        turns.promise(
+            &committed_a,
+            (!b_events.is_empty()).then_some(&committed_b),
+            pending.id(),
+        );
+        drop(turns);
+        match pending.outcome().await {
+            Ok(appended) => Ok(Attempt::Done(
+                committed_a.at(appended.position),
+                committed_b.at(appended.position),
+            )),
+            Err(error) => {
+                // The promise is broken: forget it (the commands that
+                // chained on it will fail their version check and decide
+                // again).
+                self.forget(plan.tenant, plan.stream).await;
+                if let Some(id) = plan.written {
+                    self.forget(plan.tenant, id).await;
+                }
+                Ok(Attempt::Clashed(error))
+            }
+        }
+    }
+
+    /// Takes turns on the written streams: the second one first (a shared
+    /// project), then the primary (in practice new, or only ever written
+    /// alone), so two commands can never wait on each other in opposite
+    /// orders.
+    async fn take_turns<A>(&self, plan: &Plan<A>) -> Turns {
+        let written = match plan.written {
+            Some(id) => Some(self.cache.slot(plan.tenant, id).lock_owned().await),
+            None => None,
+        };
+        let primary = self.cache.slot(plan.tenant, plan.stream).lock_owned().await;
+        Turns { primary, written }
+    }
+
+    /// The states the decision reads: each written stream as its slot
+    /// holds it (perhaps promised by a pending append) or from the store,
+    /// each checked one as [`Repository::read_checked`] reads it.
+    async fn read<A, B, C>(
+        &self,
+        plan: &Plan<A>,
+        turns: &Turns,
+        attempt: u32,
+    ) -> Result<Read<A, B, C>, StoreError>
+    where
+        A: Aggregate,
+        B: Aggregate,
+        C: Aggregate,
+    {
+        let Plan {
+            tenant,
+            stream,
+            new_stream,
+            ..
+        } = *plan;
+        let mut after = Vec::new();
+        let a = match cached_state(&turns.primary) {
+            Some((loaded, pending)) => {
+                after.extend(pending);
+                loaded
+            }
+            None if new_stream && attempt == 0 => absent(),
+            None => self.catch_up(tenant, stream, None).await?,
+        };
+        let b = match plan.written {
+            None => absent(),
+            Some(id) => match turns.written.as_deref().and_then(cached_state) {
                 Some((loaded, pending)) => {
                     after.extend(pending);
                     loaded
                 }
-                None if new_stream && attempt == 0 => Loaded {
-                    state: A::default(),
-                    version: 0,
-                },
-                None => self.catch_up(tenant, stream, None).await?,
-            };
-            let b: Loaded<B> = match related {
-                None => Loaded {
-                    state: B::default(),
-                    version: 0,
-                },
-                Some((id, Related::Write)) => {
-                    match related_guard.as_deref().and_then(cached_state) {
-                        Some((loaded, pending)) => {
-                            after.extend(pending);
-                            loaded
-                        }
-                        None => self.catch_up(tenant, id, None).await?,
-                    }
-                }
-                Some((id, Related::Check)) => {
-                    let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
-                    after.extend(pending);
-                    loaded
-                }
-            };
-            let c: Loaded<C> = match checked {
-                None => Loaded {
-                    state: C::default(),
-                    version: 0,
-                },
-                Some(id) => {
-                    let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
-                    after.extend(pending);
-                    loaded
-                }
-            };
-            let mut a = a;
-            if let Some(expected) = if_match
-                && expected != a.state.revision(a.version)
-            {
-                // What this process knew may be behind another process's
-                // writes: only the store can say the client is stale.
-                a = self.catch_up(tenant, stream, None).await?;
-                *primary = Some(Cached::of(&a));
-                let current = a.state.revision(a.version);
-                if expected != current {
-                    return Err(ExecuteError::Stale { current });
-                }
+                None => self.catch_up(tenant, id, None).await?,
+            },
+        };
+        let c = match plan.checked {
+            None => absent(),
+            Some(id) => {
+                let (loaded, pending) = self.read_checked(tenant, id, attempt).await?;
+                after.extend(pending);
+                loaded
             }
-            let (a_events, b_events) =
-                decide(&a.state, &b.state, &c.state).map_err(ExecuteError::Rejected)?;
-            if a_events.is_empty() && b_events.is_empty() {
-                *primary = Some(Cached::of(&a));
-                return Ok((unchanged(a), unchanged(b)));
-            }
-            let (claims, releases) = a.state.claims(tenant, &a_events);
-            let mut request = AppendRequest::new(
-                tenant,
-                stream,
-                A::KIND,
-                ExpectedVersion::Exact(a.version),
-                a_events.iter().map(DomainEvent::to_new_event).collect(),
-                metadata.clone(),
-            );
-            let by = metadata.actor.user_id().map(UserId::from_uuid);
-            let committed_a = fold_new(&a, &a_events, request.occurred_at, by);
-            let committed_b = fold_new(&b, &b_events, request.occurred_at, by);
-            request.claims = claims;
-            request.releases = releases;
-            request.new_stream = new_stream && a.version == 0;
-            if let Some((id, _)) = related {
-                request.also.push(StreamAppend {
-                    stream_id: id,
-                    stream_type: B::KIND,
-                    expected: ExpectedVersion::Exact(b.version),
-                    events: b_events.iter().map(DomainEvent::to_new_event).collect(),
-                    new_stream: false,
-                });
-            }
-            if let Some(id) = checked {
-                request.also.push(StreamAppend {
-                    stream_id: id,
-                    stream_type: C::KIND,
-                    expected: ExpectedVersion::Exact(c.version),
-                    events: Vec::new(),
-                    new_stream: false,
-                });
-            }
-            request.idempotency = idempotency.as_ref().map(|i| IdempotencyRecord {
-                scope: i.scope.clone(),
-                key: i.key.clone(),
-                fingerprint: i.fingerprint.clone(),
-                response: (i.render)(&committed_a),
-                expires_at: i.expires_at,
-            });
-            request.after = after;
-            let pending = match self.store.submit(request).await {
-                Ok(pending) => pending,
-                Err(error) => return Err(self.failed(error)),
-            };
-            // Promise the decided state to the next command on these
-            // streams, and let it decide while this append commits.
-            *primary = Some(Cached::promised(
-                &Loaded {
-                    state: committed_a.state.clone(),
-                    version: committed_a.version,
-                },
-                pending.id(),
-            ));
-            if let Some(guard) = related_guard.as_mut()
-                && !b_events.is_empty()
-            {
-                **guard = Some(Cached::promised(
-                    &Loaded {
-                        state: committed_b.state.clone(),
-                        version: committed_b.version,
-                    },
-                    pending.id(),
-                ));
-            }
-            drop(primary);
-            drop(related_guard);
+        };
+        Ok(Read { a, b, c, after })
+    }
 
-            let outcome = pending.outcome().await;
-            let error = match outcome {
-                Ok(appended) => {
-                    let position = Some(appended.position);
-                    return Ok((
-                        Committed {
-                            position,
-                            ..committed_a
-                        },
-                        Committed {
-                            position,
-                            ..committed_b
-                        },
-                    ));
-                }
-                Err(error) => error,
-            };
-            // The promise is broken: forget it (the commands that chained
-            // on it will fail their version check and decide again).
-            self.forget(tenant, stream).await;
-            if let Some((id, Related::Write)) = related {
-                self.forget(tenant, id).await;
+    /// Holds the client to `If-Match`. What this process knew may be behind
+    /// another process's writes: only the store can say the client is stale.
+    async fn check_if_match<A: Aggregate, E>(
+        &self,
+        plan: &Plan<A>,
+        a: &mut Loaded<A>,
+        turns: &mut Turns,
+    ) -> Result<(), ExecuteError<E>> {
+        let Some(expected) = plan.if_match else {
+            return Ok(());
+        };
+        if expected == a.state.revision(a.version) {
+            return Ok(());
+        }
+        *a = self.catch_up(plan.tenant, plan.stream, None).await?;
+        *turns.primary = Some(Cached::of(a));
+        let current = a.state.revision(a.version);
+        if expected != current {
+            return Err(ExecuteError::Stale { current });
+        }
+        Ok(())
+    }
+
+    /// What a failed append leaves to do: the number of the next attempt,
+    /// when deciding again can resolve the clash, or the command's failure.
+    async fn after_clash<A: Aggregate, E>(
+        &self,
+        plan: &Plan<A>,
+        error: AppendError,
+        attempt: u32,
+    ) -> Result<u32, ExecuteError<E>> {
+        let AppendError::WrongExpectedVersion { .. } = error else {
+            return Err(self.failed(error));
+        };
+        let Some(expected) = plan.if_match else {
+            if attempt + 1 >= ATTEMPTS {
+                return Err(ExecuteError::Contention);
             }
-            match error {
-                AppendError::WrongExpectedVersion { .. }
-                    if if_match.is_none() && attempt + 1 < ATTEMPTS =>
-                {
-                    metrics::counter!("tenet_command_conflicts_total", "aggregate" => A::KIND)
-                        .increment(1);
-                    if attempt > 0 {
-                        // Another process is writing these streams as fast
-                        // as we are: step back a little, differently each time.
-                        let jitter = rand::random_range(0..=u64::from(attempt) * 2);
-                        tokio::time::sleep(Duration::from_millis(jitter)).await;
-                    }
-                    attempt += 1;
-                }
-                AppendError::WrongExpectedVersion { .. } if if_match.is_some() => {
-                    let current = self.catch_up::<A>(tenant, stream, None).await?;
-                    let revision = current.state.revision(current.version);
-                    if Some(revision) == if_match {
-                        // Another process wrote the stream without changing
-                        // what the client saw (a project's task counter):
-                        // decide again.
-                        attempt += 1;
-                        if attempt < ATTEMPTS {
-                            continue;
-                        }
-                        return Err(ExecuteError::Contention);
-                    }
-                    return Err(ExecuteError::Stale { current: revision });
-                }
-                AppendError::WrongExpectedVersion { .. } => return Err(ExecuteError::Contention),
-                other => return Err(self.failed(other)),
+            metrics::counter!("tenet_command_conflicts_total", "aggregate" => A::KIND).increment(1);
+            if attempt > 0 {
+                // Another process is writing these streams as fast as we
+                // are: step back a little, differently each time.
+                let jitter = rand::random_range(0..=u64::from(attempt) * 2);
+                tokio::time::sleep(Duration::from_millis(jitter)).await;
             }
+            return Ok(attempt + 1);
+        };
+        let current = self.catch_up::<A>(plan.tenant, plan.stream, None).await?;
+        let revision = current.state.revision(current.version);
+        if revision != expected {
+            return Err(ExecuteError::Stale { current: revision });
+        }
+        // Another process wrote the stream without changing what the
+        // client saw (a project's task counter): decide again.
+        if attempt + 1 < ATTEMPTS {
+            Ok(attempt + 1)
+        } else {
+            Err(ExecuteError::Contention)
         }
     }
 
@@ -539,10 +471,7 @@ impl Repository {
         stream: StreamId,
         from: Option<Loaded<A>>,
     ) -> Result<Loaded<A>, StoreError> {
-        let mut loaded = from.unwrap_or(Loaded {
-            state: A::default(),
-            version: 0,
-        });
+        let mut loaded = from.unwrap_or_else(absent);
         loop {
             let events = self
                 .store
@@ -556,10 +485,7 @@ impl Repository {
                 .first()
                 .is_some_and(|event| event.stream_type != A::KIND)
             {
-                return Ok(Loaded {
-                    state: A::default(),
-                    version: 0,
-                });
+                return Ok(absent());
             }
             for event in &events {
                 fold(&mut loaded, event)?;
@@ -593,6 +519,113 @@ fn fold_new<A: Aggregate>(
         state,
         version: loaded.version + events.len() as i64,
         position: None,
+    }
+}
+
+/// What one attempt came to.
+enum Attempt<A, B> {
+    /// Committed, or nothing to append.
+    Done(Committed<A>, Committed<B>),
+    /// The append failed after it was queued.
+    Clashed(AppendError),
+}
+
+/// The states a decision reads, and the pending appends whose promised
+/// states among them it read: it may commit only if they do.
+struct Read<A, B, C> {
+    a: Loaded<A>,
+    b: Loaded<B>,
+    c: Loaded<C>,
+    after: Vec<AppendId>,
+}
+
+/// The turns a command holds on the streams it writes (the slots' locks),
+/// and through them the states the slots keep.
+struct Turns {
+    primary: OwnedMutexGuard<Option<Cached>>,
+    written: Option<OwnedMutexGuard<Option<Cached>>>,
+}
+
+impl Turns {
+    /// Promises the decided states to the next command on these streams,
+    /// which may decide on them while this append commits.
+    fn promise<A: Aggregate, B: Aggregate>(
+        &mut self,
+        a: &Committed<A>,
+        b: Option<&Committed<B>>,
+        by: AppendId,
+    ) {
+        *self.primary = Some(Cached::promised(&a.loaded(), by));
+        if let (Some(guard), Some(b)) = (self.written.as_mut(), b) {
+            **guard = Some(Cached::promised(&b.loaded(), by));
+        }
+    }
+}
+
+/// The append of a decision's events at the versions it read, with the
+/// idempotent response rendered from the state it will leave; and those
+/// states.
+fn append_request<A, B, C>(
+    plan: &Plan<A>,
+    read: &Read<A, B, C>,
+    a_events: &[A::Event],
+    b_events: &[B::Event],
+) -> (AppendRequest, Committed<A>, Committed<B>)
+where
+    A: Aggregate,
+    B: Aggregate,
+    C: Aggregate,
+{
+    let (a, b, c) = (&read.a, &read.b, &read.c);
+    let (claims, releases) = a.state.claims(plan.tenant, a_events);
+    let mut request = AppendRequest::new(
+        plan.tenant,
+        plan.stream,
+        A::KIND,
+        ExpectedVersion::Exact(a.version),
+        a_events.iter().map(DomainEvent::to_new_event).collect(),
+        plan.metadata.clone(),
+    );
+    let by = plan.metadata.actor.user_id().map(UserId::from_uuid);
+    let committed_a = fold_new(a, a_events, request.occurred_at, by);
+    let committed_b = fold_new(b, b_events, request.occurred_at, by);
+    request.claims = claims;
+    request.releases = releases;
+    request.new_stream = plan.new_stream && a.version == 0;
+    if let Some(id) = plan.written {
+        request.also.push(StreamAppend {
+            stream_id: id,
+            stream_type: B::KIND,
+            expected: ExpectedVersion::Exact(b.version),
+            events: b_events.iter().map(DomainEvent::to_new_event).collect(),
+            new_stream: false,
+        });
+    }
+    if let Some(id) = plan.checked {
+        request.also.push(StreamAppend {
+            stream_id: id,
+            stream_type: C::KIND,
+            expected: ExpectedVersion::Exact(c.version),
+            events: Vec::new(),
+            new_stream: false,
+        });
+    }
+    request.idempotency = plan.idempotency.as_ref().map(|i| IdempotencyRecord {
+        scope: i.scope.clone(),
+        key: i.key.clone(),
+        fingerprint: i.fingerprint.clone(),
+        response: (i.render)(&committed_a),
+        expires_at: i.expires_at,
+    });
+    request.after = read.after.clone();
+    (request, committed_a, committed_b)
+}
+
+/// A stream that does not exist (yet).
+fn absent<A: Aggregate>() -> Loaded<A> {
+    Loaded {
+        state: A::default(),
+        version: 0,
     }
 }
 
@@ -661,136 +694,9 @@ pub fn fold_until<A: Aggregate>(
     events: &[RecordedEvent],
     until: DateTime<Utc>,
 ) -> Result<Option<Loaded<A>>, StoreError> {
-    let mut loaded = Loaded {
-        state: A::default(),
-        version: 0,
-    };
+    let mut loaded = absent();
     for event in events.iter().take_while(|e| e.occurred_at <= until) {
         fold(&mut loaded, event)?;
     }
     Ok((loaded.version > 0).then_some(loaded))
-}
-
-struct Cached {
-    version: i64,
-    state: Arc<dyn Any + Send + Sync>,
-    /// The append that promised this state, if it was still pending when
-    /// cached: decisions on the state depend on it committing.
-    pending: Option<AppendId>,
-}
-
-impl Cached {
-    /// A state read from the store.
-    fn of<A: Aggregate>(loaded: &Loaded<A>) -> Cached {
-        Cached {
-            version: loaded.version,
-            state: Arc::new(loaded.state.clone()),
-            pending: None,
-        }
-    }
-
-    /// The state a queued append will leave, if it commits.
-    fn promised<A: Aggregate>(loaded: &Loaded<A>, by: AppendId) -> Cached {
-        Cached {
-            pending: Some(by),
-            ..Cached::of(loaded)
-        }
-    }
-}
-
-fn cached_state<A: Aggregate>(cached: &Option<Cached>) -> Option<(Loaded<A>, Option<AppendId>)> {
-    let cached = cached.as_ref()?;
-    cached.state.downcast_ref::<A>().map(|state| {
-        (
-            Loaded {
-                state: state.clone(),
-                version: cached.version,
-            },
-            cached.pending,
-        )
-    })
-}
-
-type Slot = Arc<tokio::sync::Mutex<Option<Cached>>>;
-
-/// Per-stream slots: the lock commands on a stream take turns on, and the
-/// state last seen. Bounded: beyond capacity the least recently used
-/// unlocked slots are dropped.
-struct Cache {
-    capacity: usize,
-    /// Held only to look up or insert a slot, never across an await.
-    slots: Mutex<CacheInner>,
-}
-
-#[derive(Default)]
-struct CacheInner {
-    entries: HashMap<(TenantId, StreamId), (Slot, u64)>,
-    clock: u64,
-}
-
-impl Cache {
-    fn new(capacity: usize) -> Self {
-        Cache {
-            capacity,
-            slots: Mutex::new(CacheInner::default()),
-        }
-    }
-
-    fn slot(&self, tenant: TenantId, stream: StreamId) -> Slot {
-        let mut inner = self
-            .slots
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner());
-        inner.clock += 1;
-        let clock = inner.clock;
-        let slot = {
-            let entry = inner
-                .entries
-                .entry((tenant, stream))
-                .or_insert_with(|| (Arc::new(tokio::sync::Mutex::new(None)), clock));
-            entry.1 = clock;
-            entry.0.clone()
-        };
-        if inner.entries.len() > self.capacity {
-            evict(&mut inner, self.capacity);
-        }
-        slot
-    }
-}
-
-/// Drops the oldest quarter of slots nobody holds.
-fn evict(inner: &mut CacheInner, capacity: usize) {
-    let mut idle: Vec<((TenantId, StreamId), u64)> = inner
-        .entries
-        .iter()
-        .filter(|(_, (slot, _))| Arc::strong_count(slot) == 1)
-        .map(|(key, (_, used))| (*key, *used))
-        .collect();
-    idle.sort_by_key(|(_, used)| *used);
-    for (key, _) in idle.into_iter().take(capacity / 4 + 1) {
-        inner.entries.remove(&key);
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_cache_drops_least_recently_used_idle_slots() {
-        let cache = Cache::new(8);
-        let tenant = TenantId::generate();
-        let held = cache.slot(tenant, StreamId::generate());
-        for _ in 0..20 {
-            cache.slot(tenant, StreamId::generate());
-        }
-        let inner = cache.slots.lock().unwrap();
-        assert!(inner.entries.len() <= 9);
-        assert!(
-            inner
-                .entries
-                .values()
-                .any(|(slot, _)| Arc::ptr_eq(slot, &held))
-        );
-    }
 }

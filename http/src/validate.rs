@@ -51,8 +51,8 @@ impl Checks {
     }
 
     pub fn slug(&mut self, field: &str, value: &str) -> String {
-        if let Err(message) = check_slug(value) {
-            self.add(field, message);
+        if let Err(error) = check_slug(value) {
+            self.add(field, error.to_string());
         }
         value.to_owned()
     }
@@ -75,15 +75,24 @@ impl Checks {
     }
 }
 
-fn check_slug(value: &str) -> Result<(), String> {
+/// Why a slug is refused (the message a field error shows).
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SlugError {
+    #[error("must be 2 to {SLUG_MAX} characters")]
+    Length,
+    #[error("must be lower-case letters, digits and single hyphens, not at either end")]
+    Characters,
+}
+
+fn check_slug(value: &str) -> Result<(), SlugError> {
     let valid_chars = value
         .bytes()
         .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
     if !(2..=SLUG_MAX).contains(&value.len()) {
-        Err(format!("must be 2 to {SLUG_MAX} characters"))
+        Err(SlugError::Length)
     } else if !valid_chars || value.starts_with('-') || value.ends_with('-') || value.contains("--")
     {
-        Err("must be lower-case letters, digits and single hyphens, not at either end".to_owned())
+        Err(SlugError::Characters)
     } else {
         Ok(())
     }

@@ -1,7 +1,6 @@
 //! Issuing and revoking API keys.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::api_key::ApiKeyIssued;
@@ -9,9 +8,6 @@ use tenet_events::envelope::now;
 use tenet_events::ids::{ApiKeyId, WorkspaceId};
 use tenet_http::auth::api_key::{digest, new_api_key};
 use tenet_http::auth::{ApiKeysDelete, ApiKeysWrite, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Forbidden, NotFound, Unauthenticated, Unprocessable, UnsupportedMediaType,
-};
 use tenet_http::{ApiError, Checks, Json, Path, RequestId, Scope, Scopes};
 use tenet_projections::access::ApiKeyView;
 use utoipa::ToSchema;
@@ -19,9 +15,11 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{ApiKey, ApiKeyCommand, ApiKeyError, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
-use crate::repository::{Committed, Target};
+use crate::http::CommandState;
+use crate::idempotency::Idempotency;
+use crate::openapi::{AddErrors, RevokeErrors};
+use crate::pipeline::Refusal;
+use crate::reply::{Deleted, Reply, Written};
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -64,10 +62,12 @@ pub struct KeyPath {
     pub key_id: ApiKeyId,
 }
 
-fn rejected(error: ApiKeyError) -> ApiError {
-    match error {
-        ApiKeyError::NotFound => ApiError::not_found("No such API key"),
-        other => ApiError::conflict(other.to_string()),
+impl Refusal for ApiKeyError {
+    fn problem(self) -> ApiError {
+        match self {
+            ApiKeyError::NotFound => ApiError::not_found("No such API key"),
+            other => ApiError::conflict(other.to_string()),
+        }
     }
 }
 
@@ -86,12 +86,7 @@ fn rejected(error: ApiKeyError) -> ApiError {
     responses(
         (status = 201, description = "Issued; the secret is in the body, once", body = IssuedApiKey,
             headers(("Location" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        AddErrors,
     ),
     security(("bearer" = ["api_keys:write"]))
 )]
@@ -137,46 +132,38 @@ pub async fn issue_api_key(
         issued_by: access.principal.user_id,
     };
     let (workspace, issuer) = (access.workspace_id, access.principal.user_id);
-    // Without the secret: the stored (replayable) response never holds it.
-    let reply = move |committed: &Committed<ApiKey>| {
-        let key = &committed.state;
-        Reply::created(
-            IssuedApiKey {
-                key: ApiKeyView {
-                    id,
-                    name: key.name.clone(),
-                    prefix: key.prefix.clone(),
-                    scopes: key.scopes.clone(),
-                    issued_by: issuer,
-                    created_at: key.created_at.unwrap_or_else(now),
-                    expires_at: key.expires_at,
-                    last_used_at: None,
-                    revoked_at: None,
-                },
-                secret: None,
-            },
-            Some(committed.version),
-            format!("/api/v1/workspaces/{workspace}/api-keys/{id}"),
-        )
-    };
-    let target = Target::new(
-        access.tenant(),
-        id,
-        metadata(Some(&access.principal), &request_id),
-    )
-    .new_stream()
-    .idempotent(idempotency.record(reply));
-    let committed = state
+    let mut answer = state
         .repository
-        .execute::<ApiKey, _>(target, |key| {
-            decide(key, ApiKeyCommand::Issue(issued.clone()))
+        .by(&access.principal, &request_id)
+        .on::<ApiKey>(access.tenant(), id)
+        .new_stream()
+        .decide(|key| decide(key, ApiKeyCommand::Issue(issued.clone())))
+        // Without the secret: the stored (replayable) response never holds it.
+        .reply(move |committed| {
+            let key = &committed.state;
+            Reply::created(
+                IssuedApiKey {
+                    key: ApiKeyView {
+                        id,
+                        name: key.name.clone(),
+                        prefix: key.prefix.clone(),
+                        scopes: key.scopes.clone(),
+                        issued_by: issuer,
+                        created_at: key.created_at.unwrap_or_else(now),
+                        expires_at: key.expires_at,
+                        last_used_at: None,
+                        revoked_at: None,
+                    },
+                    secret: None,
+                },
+                Some(committed.version),
+                format!("/api/v1/workspaces/{workspace}/api-keys/{id}"),
+            )
         })
-        .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    let mut reply = reply(&committed);
-    reply.body.secret = Some(secret);
-    Ok(reply.written(position))
+        .idempotent(&idempotency)
+        .await?;
+    answer.body.secret = Some(secret);
+    Ok(answer)
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/api-keys/{key_id}`: revokes a
@@ -188,10 +175,7 @@ pub async fn issue_api_key(
     params(("workspace_id" = uuid::Uuid, Path), ("key_id" = uuid::Uuid, Path)),
     responses(
         (status = 200, description = "Revoked", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 422, response = Unprocessable),
+        RevokeErrors,
     ),
     security(("bearer" = ["api_keys:delete"]))
 )]
@@ -201,24 +185,11 @@ pub async fn revoke_api_key(
     Path(path): Path<KeyPath>,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let target = Target {
-        tenant: access.tenant(),
-        stream: path.key_id.into(),
-        metadata: metadata(Some(&access.principal), &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    state
         .repository
-        .execute::<ApiKey, _>(target, |key| decide(key, ApiKeyCommand::Revoke))
+        .by(&access.principal, &request_id)
+        .on::<ApiKey>(access.tenant(), path.key_id)
+        .decide(|key| decide(key, ApiKeyCommand::Revoke))
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: Deleted::ok(),
-        version: None,
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }

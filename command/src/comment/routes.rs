@@ -3,11 +3,8 @@
 use axum::extract::State;
 use serde::Deserialize;
 use tenet_events::ids::{CommentId, TaskId, WorkspaceId};
-use tenet_http::auth::{Access, CommentsDelete, CommentsWrite, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::auth::{CommentsDelete, CommentsWrite, Scoped};
+use tenet_http::openapi::DeleteErrors;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::tasks::CommentView;
 use utoipa::ToSchema;
@@ -15,9 +12,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Comment, CommentCommand, CommentError, add, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
-use crate::repository::{Committed, Related, Target};
+use crate::http::CommandState;
+use crate::idempotency::Idempotency;
+use crate::openapi::{AddErrors, EditErrors};
+use crate::pipeline::Refusal;
+use crate::reply::{Deleted, Reply, Written};
+use crate::repository::Committed;
 use crate::task::aggregate::Task;
 use crate::workspace::aggregate::Workspace;
 
@@ -49,12 +49,14 @@ pub struct CommentPath {
     pub comment_id: CommentId,
 }
 
-fn rejected(error: CommentError) -> ApiError {
-    match error {
-        CommentError::TaskNotFound => ApiError::not_found("No such task"),
-        CommentError::NotFound => ApiError::not_found("No such comment"),
-        CommentError::NotAuthor => ApiError::forbidden(error.to_string()),
-        CommentError::AlreadyExists => ApiError::conflict(error.to_string()),
+impl Refusal for CommentError {
+    fn problem(self) -> ApiError {
+        match self {
+            CommentError::TaskNotFound => ApiError::not_found("No such task"),
+            CommentError::NotFound => ApiError::not_found("No such comment"),
+            CommentError::NotAuthor => ApiError::forbidden(self.to_string()),
+            CommentError::AlreadyExists => ApiError::conflict(self.to_string()),
+        }
     }
 }
 
@@ -83,20 +85,6 @@ fn view(id: CommentId, committed: &Committed<Comment>) -> CommentView {
     }
 }
 
-fn target(
-    access: &Access,
-    comment: CommentId,
-    if_match: Option<i64>,
-    request_id: &RequestId,
-) -> Target<Comment> {
-    Target::new(
-        access.tenant(),
-        comment,
-        metadata(Some(&access.principal), request_id),
-    )
-    .if_match(if_match)
-}
-
 /// `POST /api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments`:
 /// comments on a task, as the caller.
 #[utoipa::path(
@@ -112,12 +100,7 @@ fn target(
     responses(
         (status = 201, description = "Added", body = CommentView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        AddErrors,
     ),
     security(("bearer" = ["comments:write"]))
 )]
@@ -134,31 +117,25 @@ pub async fn add_comment(
     checks.finish()?;
     let id = CommentId::generate();
     let (workspace, task) = (access.workspace_id, path.task_id);
-    let reply = move |committed: &Committed<Comment>| {
-        Reply::created(
-            view(id, committed),
-            Some(committed.version),
-            format!("/api/v1/workspaces/{workspace}/tasks/{task}/comments/{id}"),
-        )
-    };
     let author = access.principal.user_id;
     // The task is only read: the comment holds if it still exists when
     // the comment commits.
-    let (committed, _) = state
+    state
         .repository
-        .execute_with::<Comment, Task, _>(
-            target(&access, id, None, &request_id)
-                .new_stream()
-                .idempotent(idempotency.record(reply)),
-            (task.into(), Related::Check),
-            |comment, task_state| {
-                add(comment, task_state, task, author, text.clone()).map(|events| (events, vec![]))
-            },
-        )
+        .by(&access.principal, &request_id)
+        .on::<Comment>(access.tenant(), id)
+        .checking::<Task>(task)
+        .new_stream()
+        .decide(|comment, task_state| add(comment, task_state, task, author, text.clone()))
+        .reply(move |comment| {
+            Reply::created(
+                view(id, comment),
+                Some(comment.version),
+                format!("/api/v1/workspaces/{workspace}/tasks/{task}/comments/{id}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments/{comment_id}`:
@@ -177,13 +154,7 @@ pub async fn add_comment(
     responses(
         (status = 200, description = "Edited", body = CommentView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        EditErrors,
     ),
     security(("bearer" = ["comments:write"]))
 )]
@@ -198,12 +169,21 @@ pub async fn edit_comment(
     let mut checks = Checks::new();
     let text = body_text(&mut checks, &body.body);
     checks.finish()?;
-    let committed = change(&state, &access, &path, if_match, &request_id, || {
-        CommentCommand::Edit { body: text.clone() }
-    })
-    .await?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(view(path.comment_id, &committed), Some(committed.version)).written(position))
+    let (id, task, by) = (path.comment_id, path.task_id, access.principal.user_id);
+    // The acting user's role is read from the workspace version the
+    // decision sees, which must be unchanged when the edit commits.
+    state
+        .repository
+        .by(&access.principal, &request_id)
+        .on::<Comment>(access.tenant(), id)
+        .checking::<Workspace>(access.workspace_id)
+        .if_match(if_match)
+        .decide(|comment, workspace| {
+            let edit = CommentCommand::Edit { body: text.clone() };
+            decide(comment, workspace, task, by, edit)
+        })
+        .reply(move |comment| Reply::ok(view(id, comment), Some(comment.version)))
+        .await
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/tasks/{task_id}/comments/{comment_id}`:
@@ -220,11 +200,7 @@ pub async fn edit_comment(
     ),
     responses(
         (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        DeleteErrors,
     ),
     security(("bearer" = ["comments:delete"]))
 )]
@@ -235,35 +211,15 @@ pub async fn delete_comment(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let committed = change(&state, &access, &path, if_match, &request_id, || {
-        CommentCommand::Delete
-    })
-    .await?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(Deleted::ok(), None).written(position))
-}
-
-/// Edits or deletes, reading the acting user's role from the workspace
-/// version the decision sees (it must be unchanged when the change commits).
-async fn change(
-    state: &CommandState,
-    access: &Access,
-    path: &CommentPath,
-    if_match: Option<i64>,
-    request_id: &RequestId,
-    command: impl Fn() -> CommentCommand,
-) -> Result<Committed<Comment>, ApiError> {
     let (task, by) = (path.task_id, access.principal.user_id);
-    let (committed, _) = state
+    // As for an edit, the acting user's role is read from the workspace.
+    state
         .repository
-        .execute_with::<Comment, Workspace, _>(
-            target(access, path.comment_id, if_match, request_id),
-            (access.workspace_id.into(), Related::Check),
-            |comment, workspace| {
-                decide(comment, workspace, task, by, command()).map(|events| (events, vec![]))
-            },
-        )
+        .by(&access.principal, &request_id)
+        .on::<Comment>(access.tenant(), path.comment_id)
+        .checking::<Workspace>(access.workspace_id)
+        .if_match(if_match)
+        .decide(|comment, workspace| decide(comment, workspace, task, by, CommentCommand::Delete))
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    Ok(committed)
 }

@@ -1,7 +1,6 @@
 //! Registration and login.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::session::RevokeReason;
@@ -9,11 +8,9 @@ use tenet_events::catalogue::user::EMAIL_CLAIM;
 use tenet_events::envelope::now;
 use tenet_events::ids::SessionId;
 use tenet_events::ids::{TenantId, UserId};
+use tenet_events::store::Claim;
 use tenet_http::auth::api_key::{self, digest};
 use tenet_http::auth::{Credential, Principal};
-use tenet_http::openapi::{
-    BadRequest, Conflict, TooManyRequests, Unauthenticated, Unprocessable, UnsupportedMediaType,
-};
 use tenet_http::{ApiError, Checks, Json, RequestId};
 use tenet_projections::access::UserView;
 use utoipa::ToSchema;
@@ -22,11 +19,10 @@ use utoipa_axum::routes;
 
 use super::session::{self, Session, SessionCommand, SessionError};
 use super::user::{User, UserCommand, UserError, decide};
-use crate::http::{
-    CommandState, Deleted, Written, failure, metadata, metadata_of_user, position_of,
-};
-use crate::idempotency::Reply;
-use crate::repository::{ExecuteError, Target};
+use crate::http::CommandState;
+use crate::openapi::{LogoutErrors, RegisterErrors, TokenErrors};
+use crate::pipeline::{Refusal, metadata, metadata_of_user};
+use crate::reply::{Deleted, Reply, Written};
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -60,10 +56,7 @@ pub struct Register {
     request_body = Register,
     responses(
         (status = 201, description = "Registered", body = UserView),
-        (status = 400, response = BadRequest),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        RegisterErrors,
     )
 )]
 pub async fn register(
@@ -82,7 +75,7 @@ pub async fn register(
         );
     }
     checks.finish()?;
-    let taken = tenet_events::store::Claim::new(EMAIL_CLAIM, &email);
+    let taken = Claim::new(EMAIL_CLAIM, &email);
     if state.repository.store().find_claim(&taken).await?.is_some() {
         return Err(email_taken());
     }
@@ -92,17 +85,12 @@ pub async fn register(
         .await
         .map_err(ApiError::internal)?;
     let id = UserId::generate();
-    let target = Target {
-        tenant: TenantId::PLATFORM,
-        stream: id.into(),
-        metadata: metadata(None, &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: true,
-    };
-    let committed = state
+    state
         .repository
-        .execute::<User, _>(target, |user| {
+        .recorded_as(metadata(None, &request_id))
+        .on::<User>(TenantId::PLATFORM, id)
+        .new_stream()
+        .decide(|user| {
             decide(
                 user,
                 UserCommand::Register {
@@ -112,23 +100,36 @@ pub async fn register(
                 },
             )
         })
+        .reply(move |user| {
+            Reply::created(
+                UserView {
+                    id,
+                    email: user.state.email.clone(),
+                    name: user.state.name.clone(),
+                    created_at: user.state.registered_at.unwrap_or_else(now),
+                },
+                Some(user.version),
+                "/api/v1/auth/me".to_owned(),
+            )
+        })
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => email_taken(),
-            other => failure(other, |e: UserError| ApiError::conflict(e.to_string())),
-        })?;
-    Ok(Written {
-        status: StatusCode::CREATED,
-        body: UserView {
-            id,
-            email: committed.state.email,
-            name: committed.state.name,
-            created_at: committed.state.registered_at.unwrap_or_else(now),
-        },
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: Some("/api/v1/auth/me".to_owned()),
-    })
+}
+
+impl Refusal for UserError {
+    fn problem(self) -> ApiError {
+        ApiError::conflict(self.to_string())
+    }
+
+    /// A user claims their email.
+    fn claim_taken(_claim: &Claim) -> ApiError {
+        email_taken()
+    }
+}
+
+impl Refusal for SessionError {
+    fn problem(self) -> ApiError {
+        ApiError::conflict(self.to_string())
+    }
 }
 
 fn email_taken() -> ApiError {
@@ -191,11 +192,7 @@ fn refresh_expiry(state: &CommandState) -> DateTime<Utc> {
     request_body = Login,
     responses(
         (status = 200, description = "Logged in", body = TokenPair, headers(("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests),
+        TokenErrors,
     )
 )]
 pub async fn login(
@@ -226,18 +223,14 @@ pub async fn login(
     let refresh_token = api_key::new_refresh_token();
     let expires_at = refresh_expiry(&state);
     let user = credentials.id;
-    let target = Target {
-        tenant: TenantId::PLATFORM,
-        stream: session.into(),
-        metadata: metadata_of_user(user, &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: true,
-    };
     let refresh_hash = digest(&refresh_token);
-    let committed = state
+    // The tokens are issued once the session is recorded; never stored.
+    let done = state
         .repository
-        .execute::<Session, _>(target, |session| {
+        .recorded_as(metadata_of_user(user, &request_id))
+        .on::<Session>(TenantId::PLATFORM, session)
+        .new_stream()
+        .decide(|session| {
             session::decide(
                 session,
                 SessionCommand::Start {
@@ -247,10 +240,9 @@ pub async fn login(
                 },
             )
         })
-        .await
-        .map_err(|error| failure(error, |e: SessionError| ApiError::conflict(e.to_string())))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(pair(&state, user, session, refresh_token, expires_at), None).written(position))
+        .commit()
+        .await?;
+    Ok(done.reply(|_| Reply::ok(pair(&state, user, session, refresh_token, expires_at), None)))
 }
 
 /// Refresh tokens start with this, to tell them from other secrets.
@@ -265,6 +257,16 @@ fn invalid_refresh() -> ApiError {
     ApiError::unauthenticated("Invalid, expired or revoked refresh token")
 }
 
+/// A refresh the session refuses, for whatever reason: the caller learns
+/// only that its token does not work.
+struct RefreshRefused;
+
+impl Refusal for RefreshRefused {
+    fn problem(self) -> ApiError {
+        invalid_refresh()
+    }
+}
+
 /// `POST /api/v1/auth/refresh`: exchanges a refresh token for a new token
 /// pair; the presented token stops working. Presenting a token that was
 /// already exchanged revokes the whole session (someone else holds a
@@ -276,11 +278,7 @@ fn invalid_refresh() -> ApiError {
     request_body = Refresh,
     responses(
         (status = 200, description = "A new token pair", body = TokenPair, headers(("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
-        (status = 429, response = TooManyRequests),
+        TokenErrors,
     )
 )]
 pub async fn refresh(
@@ -300,17 +298,11 @@ pub async fn refresh(
     let refresh_token = api_key::new_refresh_token();
     let new_hash = digest(&refresh_token);
     let expires_at = refresh_expiry(&state);
-    let target = Target {
-        tenant: TenantId::PLATFORM,
-        stream: record.id.into(),
-        metadata: metadata_of_user(record.user_id, &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    let done = state
         .repository
-        .execute::<Session, _>(target, |session| {
+        .recorded_as(metadata_of_user(record.user_id, &request_id))
+        .on::<Session>(TenantId::PLATFORM, record.id)
+        .decide(|session| {
             session::decide(
                 session,
                 SessionCommand::Refresh {
@@ -320,21 +312,20 @@ pub async fn refresh(
                     now: now(),
                 },
             )
+            .map_err(|_: SessionError| RefreshRefused)
         })
-        .await
-        .map_err(|error| failure(error, |_: SessionError| invalid_refresh()))?;
-    if committed.state.revoked.is_some() {
+        .commit()
+        .await?;
+    if done.committed.state.revoked.is_some() {
         tracing::warn!(session = %record.id, "refresh token reuse: session revoked");
         return Err(ApiError::unauthenticated(
             "This refresh token was already used; the session is revoked. Log in again",
         ));
     }
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(
-        pair(&state, record.user_id, record.id, refresh_token, expires_at),
-        None,
-    )
-    .written(position))
+    Ok(done.reply(|_| {
+        let pair = pair(&state, record.user_id, record.id, refresh_token, expires_at);
+        Reply::ok(pair, None)
+    }))
 }
 
 /// `POST /api/v1/auth/logout`: revokes the caller's session (its refresh
@@ -345,8 +336,7 @@ pub async fn refresh(
     tag = "auth",
     responses(
         (status = 200, description = "Logged out", body = Deleted),
-        (status = 401, response = Unauthenticated),
-        (status = 422, response = Unprocessable),
+        LogoutErrors,
     ),
     security(("bearer" = []))
 )]
@@ -364,17 +354,11 @@ pub async fn logout(
             "logging out needs an access token from /auth/login (API keys are revoked instead)",
         ));
     };
-    let target = Target {
-        tenant: TenantId::PLATFORM,
-        stream: session.into(),
-        metadata: metadata(Some(&principal), &request_id),
-        if_match: None,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Session, _>(target, |session| {
+        .by(&principal, &request_id)
+        .on::<Session>(TenantId::PLATFORM, session)
+        .decide(|session| {
             session::decide(
                 session,
                 SessionCommand::Revoke {
@@ -382,13 +366,6 @@ pub async fn logout(
                 },
             )
         })
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, |e: SessionError| ApiError::conflict(e.to_string())))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: Deleted::ok(),
-        version: None,
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }

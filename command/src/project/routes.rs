@@ -4,11 +4,9 @@ use axum::extract::State;
 use serde::Deserialize;
 use tenet_events::catalogue::project::key_claim;
 use tenet_events::ids::{ProjectId, WorkspaceId};
+use tenet_events::store::Claim;
 use tenet_http::auth::{Access, ProjectsDelete, ProjectsWrite, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::{ChangeErrors, CreateErrors};
 use tenet_http::validate::slugify;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::projects::{ProjectStatus, ProjectView};
@@ -17,9 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Project, ProjectCommand, ProjectError, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
-use crate::repository::{Committed, ExecuteError, Target};
+use crate::http::CommandState;
+use crate::idempotency::Idempotency;
+use crate::openapi::StateErrors;
+use crate::pipeline::Refusal;
+use crate::reply::{Deleted, Reply, Written};
+use crate::repository::Committed;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -56,18 +57,29 @@ pub struct ProjectPath {
     pub project_id: ProjectId,
 }
 
-fn rejected(error: ProjectError) -> ApiError {
-    match error {
-        ProjectError::NotFound => ApiError::not_found("No such project"),
-        other => ApiError::conflict(other.to_string()),
+impl Refusal for ProjectError {
+    fn problem(self) -> ApiError {
+        match self {
+            ProjectError::NotFound => ApiError::not_found("No such project"),
+            other => ApiError::conflict(other.to_string()),
+        }
     }
-}
 
-fn slug_taken(slug: &str) -> ApiError {
-    ApiError::conflict(format!(
-        "A project with the slug {slug:?} exists in this workspace"
-    ))
-    .with_field("slug", "is taken")
+    /// A project claims its slug (when created or renamed) and, when
+    /// created, its task key.
+    fn claim_taken(claim: &Claim) -> ApiError {
+        if claim.scope.starts_with("project.key/") {
+            return ApiError::conflict(format!(
+                "Another project took the task key {} meanwhile; retry",
+                claim.value
+            ));
+        }
+        ApiError::conflict(format!(
+            "A project with the slug {:?} exists in this workspace",
+            claim.value
+        ))
+        .with_field("slug", "is taken")
+    }
 }
 
 /// The API's project, from the state a command commits and the task
@@ -109,22 +121,6 @@ async fn task_totals(
     Ok(tenet_projections::projects::task_totals(&state.db, access.tenant(), project).await?)
 }
 
-fn target(
-    access: &Access,
-    project: ProjectId,
-    if_match: Option<i64>,
-    request_id: &RequestId,
-) -> Target<Project> {
-    Target {
-        tenant: access.tenant(),
-        stream: project.into(),
-        metadata: metadata(Some(&access.principal), request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    }
-}
-
 /// The prefix for a new project's task keys: its slug in capitals, or, if
 /// an earlier project of the workspace used that (a slug can be renamed
 /// and reused; task keys must never repeat), the first of `SLUG2`,
@@ -143,7 +139,7 @@ async fn free_key(
         } else {
             format!("{base}{n}")
         };
-        let claim = tenet_events::store::Claim::new(&scope, &key);
+        let claim = Claim::new(&scope, &key);
         if state.repository.store().find_claim(&claim).await?.is_none() {
             return Ok(key);
         }
@@ -167,13 +163,7 @@ async fn free_key(
     responses(
         (status = 201, description = "Created", body = ProjectView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        CreateErrors,
     ),
     security(("bearer" = ["projects:write"]))
 )]
@@ -199,44 +189,31 @@ pub async fn create_project(
     checks.finish()?;
     let workspace = access.workspace_id;
     let key = free_key(&state, workspace, &slug).await?;
-    let reply = move |committed: &Committed<Project>| {
-        Reply::created(
-            view(workspace, id, (0, 0), committed),
-            Some(committed.revision()),
-            format!("/api/v1/workspaces/{workspace}/projects/{id}"),
-        )
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Project, _>(
-            target(&access, id, None, &request_id)
-                .new_stream()
-                .idempotent(idempotency.record(reply)),
-            |project| {
-                decide(
-                    project,
-                    ProjectCommand::Create {
-                        name: name.clone(),
-                        slug: slug.clone(),
-                        description: description.clone(),
-                        key: key.clone(),
-                    },
-                )
-            },
-        )
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), id)
+        .new_stream()
+        .decide(|project| {
+            decide(
+                project,
+                ProjectCommand::Create {
+                    name: name.clone(),
+                    slug: slug.clone(),
+                    description: description.clone(),
+                    key: key.clone(),
+                },
+            )
+        })
+        .reply(move |project| {
+            Reply::created(
+                view(workspace, id, (0, 0), project),
+                Some(project.revision()),
+                format!("/api/v1/workspaces/{workspace}/projects/{id}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(claim) if claim.scope.starts_with("project.key/") => {
-                ApiError::conflict(format!(
-                    "Another project took the task key {} meanwhile; retry",
-                    claim.value
-                ))
-            }
-            ExecuteError::ClaimTaken(_) => slug_taken(&slug),
-            other => failure(other, rejected),
-        })?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/projects/{project_id}`: changes
@@ -254,14 +231,7 @@ pub async fn create_project(
     responses(
         (status = 200, description = "Updated", body = ProjectView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["projects:write"]))
 )]
@@ -284,33 +254,32 @@ pub async fn update_project(
         .as_deref()
         .map(|description| checks.text("description", description, DESCRIPTION_MAX));
     checks.finish()?;
-    let committed = state
+    let (workspace, id) = (access.workspace_id, path.project_id);
+    let done = state
         .repository
-        .execute::<Project, _>(
-            target(&access, path.project_id, if_match, &request_id),
-            |project| {
-                decide(
-                    project,
-                    ProjectCommand::Update {
-                        name: name.clone(),
-                        slug: slug.clone(),
-                        description: description.clone(),
-                    },
-                )
-            },
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|project| {
+            decide(
+                project,
+                ProjectCommand::Update {
+                    name: name.clone(),
+                    slug: slug.clone(),
+                    description: description.clone(),
+                },
+            )
+        })
+        .commit()
+        .await?;
+    // The counts as the read model knows them once the change committed.
+    let counts = task_totals(&state, &access, id).await?;
+    Ok(done.reply(|project| {
+        Reply::ok(
+            view(workspace, id, counts, project),
+            Some(project.revision()),
         )
-        .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => slug_taken(slug.as_deref().unwrap_or_default()),
-            other => failure(other, rejected),
-        })?;
-    let counts = task_totals(&state, &access, path.project_id).await?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(
-        view(access.workspace_id, path.project_id, counts, &committed),
-        Some(committed.revision()),
-    )
-    .written(position))
+    }))
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/projects/{project_id}`:
@@ -326,12 +295,7 @@ pub async fn update_project(
     ),
     responses(
         (status = 200, description = "Archived", body = Deleted, headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        StateErrors,
     ),
     security(("bearer" = ["projects:delete"]))
 )]
@@ -342,16 +306,14 @@ pub async fn archive_project(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let committed = state
+    state
         .repository
-        .execute::<Project, _>(
-            target(&access, path.project_id, if_match, &request_id),
-            |project| decide(project, ProjectCommand::Archive),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), path.project_id)
+        .if_match(if_match)
+        .decide(|project| decide(project, ProjectCommand::Archive))
+        .reply(|project| Reply::ok(Deleted::ok(), Some(project.revision())))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(Deleted::ok(), Some(committed.revision())).written(position))
 }
 
 /// `POST /api/v1/workspaces/{workspace_id}/projects/{project_id}/restore`:
@@ -369,12 +331,7 @@ pub async fn archive_project(
     responses(
         (status = 200, description = "Restored", body = ProjectView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        StateErrors,
     ),
     security(("bearer" = ["projects:write"]))
 )]
@@ -388,20 +345,18 @@ pub async fn restore_project(
 ) -> Result<Written<ProjectView>, ApiError> {
     let counts = task_totals(&state, &access, path.project_id).await?;
     let (workspace, id) = (access.workspace_id, path.project_id);
-    let reply = move |committed: &Committed<Project>| {
-        Reply::ok(
-            view(workspace, id, counts, committed),
-            Some(committed.revision()),
-        )
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Project, _>(
-            target(&access, id, if_match, &request_id).idempotent(idempotency.record(reply)),
-            |project| decide(project, ProjectCommand::Restore),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Project>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|project| decide(project, ProjectCommand::Restore))
+        .reply(move |project| {
+            Reply::ok(
+                view(workspace, id, counts, project),
+                Some(project.revision()),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }

@@ -33,10 +33,11 @@ use tenet_events::leader::Leadership;
 use tenet_events::projection::{ProjectionError, Projector};
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::{Checkpoints, WaitError};
+use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::{Task, TaskCommand, TaskError, decide};
-use crate::repository::{ExecuteError, Repository, Target, Unrelated};
+use crate::repository::{ExecuteError, Repository};
 use crate::workspace::aggregate::Workspace;
 
 /// The policy's name: its actor name on the events it causes, and the
@@ -117,29 +118,77 @@ pub struct Worker {
     pub checkpoints: Checkpoints,
 }
 
+/// Why a round, or one removal, was not worked off (it is tried again).
+#[derive(Debug, thiserror::Error)]
+pub enum PolicyError {
+    #[error("the tasks read model has not reached position {0} yet")]
+    NotCaughtUp(i64),
+    #[error(transparent)]
+    Database(#[from] sqlx::Error),
+    #[error("cannot unassign task {task}: {error:?}")]
+    Unassign {
+        task: TaskId,
+        error: ExecuteError<TaskError>,
+    },
+}
+
+/// Whether this process may work the rows off now.
+enum Lead {
+    /// Elected (Postgres): until the lock goes with its connection.
+    Elected(Leadership),
+    /// The only process on its database (SQLite).
+    Sole,
+    /// Another process leads, or the election failed: try again later.
+    NotNow,
+}
+
 /// Works off recorded removals until shutdown. On Postgres, one process
 /// at a time (elected); correctness does not rest on it.
 pub async fn run(worker: Worker, shutdown: CancellationToken) {
     let mut head = worker.repository.store().watch_head();
     while !shutdown.is_cancelled() {
-        let leadership = match &worker.db {
-            Db::Postgres(pool) => {
-                match Leadership::try_acquire(pool, "tenet.policy.unassign").await {
-                    Ok(Some(leadership)) => Some(leadership),
-                    Ok(None) => {
-                        pause(&shutdown, Duration::from_secs(2)).await;
-                        continue;
-                    }
-                    Err(error) => {
-                        tracing::warn!(policy = NAME, %error, "cannot run for leader");
-                        pause(&shutdown, Duration::from_secs(2)).await;
-                        continue;
-                    }
-                }
+        let leadership = match worker.run_for_leader().await {
+            Lead::Elected(leadership) => Some(leadership),
+            Lead::Sole => None,
+            Lead::NotNow => {
+                pause(&shutdown, Duration::from_secs(2)).await;
+                continue;
             }
-            Db::Sqlite(_) => None,
         };
-        let mut leadership = leadership;
+        worker.lead(leadership, &mut head, &shutdown).await;
+    }
+}
+
+async fn pause(shutdown: &CancellationToken, duration: Duration) {
+    tokio::select! {
+        () = shutdown.cancelled() => {}
+        () = tokio::time::sleep(duration) => {}
+    }
+}
+
+impl Worker {
+    async fn run_for_leader(&self) -> Lead {
+        let Db::Postgres(pool) = &self.db else {
+            return Lead::Sole;
+        };
+        match Leadership::try_acquire(pool, "tenet.policy.unassign").await {
+            Ok(Some(leadership)) => Lead::Elected(leadership),
+            Ok(None) => Lead::NotNow,
+            Err(error) => {
+                tracing::warn!(policy = NAME, %error, "cannot run for leader");
+                Lead::NotNow
+            }
+        }
+    }
+
+    /// Works rounds off while this process leads (`None`: alone), woken by
+    /// new commits; gives the leadership up at shutdown or when it is lost.
+    async fn lead(
+        &self,
+        mut leadership: Option<Leadership>,
+        head: &mut watch::Receiver<Position>,
+        shutdown: &CancellationToken,
+    ) {
         while !shutdown.is_cancelled() {
             if let Some(held) = leadership.as_mut()
                 && held.confirm().await.is_err()
@@ -147,7 +196,7 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
                 // The lock went with its connection: run for leader again.
                 break;
             }
-            match worker.round().await {
+            match self.round().await {
                 Ok(true) => continue,
                 Ok(false) => {}
                 Err(error) => {
@@ -166,19 +215,10 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             let _ = leadership.release().await;
         }
     }
-}
 
-async fn pause(shutdown: &CancellationToken, duration: Duration) {
-    tokio::select! {
-        () = shutdown.cancelled() => {}
-        () = tokio::time::sleep(duration) => {}
-    }
-}
-
-impl Worker {
     /// Works off one round of rows; answers whether a full round was taken
     /// (more may wait).
-    async fn round(&self) -> Result<bool, String> {
+    async fn round(&self) -> Result<bool, PolicyError> {
         let rows: Vec<Work> = with_pool!(self.db, pool => {
             sqlx::query_as(
                 "SELECT event_id, tenant_id, user_id, position, correlation_id \
@@ -187,8 +227,7 @@ impl Worker {
             .bind(ROUND)
             .fetch_all(pool)
             .await
-        })
-        .map_err(|e| e.to_string())?;
+        })?;
         let full = rows.len() as i64 == ROUND;
         let mut stuck = 0;
         for work in rows {
@@ -203,7 +242,7 @@ impl Worker {
         Ok(full && stuck < ROUND)
     }
 
-    async fn work(&self, work: &Work) -> Result<(), String> {
+    async fn work(&self, work: &Work) -> Result<(), PolicyError> {
         // Every task assigned to them up to the removal must be in the
         // read model before it is asked.
         match self
@@ -217,32 +256,25 @@ impl Worker {
             .await
         {
             Ok(()) => {}
-            Err(WaitError::TimedOut { .. }) => {
-                return Err(format!(
-                    "the tasks read model has not reached position {} yet",
-                    work.position
-                ));
-            }
-            Err(WaitError::Database(error)) => return Err(error.to_string()),
+            Err(WaitError::TimedOut { .. }) => return Err(PolicyError::NotCaughtUp(work.position)),
+            Err(WaitError::Database(error)) => return Err(error.into()),
         }
-        let tasks = tenet_projections::tasks::open_tasks_of(&self.db, work.tenant_id, work.user_id)
-            .await
-            .map_err(|e| e.to_string())?;
+        let tasks =
+            tenet_projections::tasks::open_tasks_of(&self.db, work.tenant_id, work.user_id).await?;
         for task in tasks {
             self.unassign(work, task).await?;
         }
-        let mut tx = self.db.begin().await.map_err(|e| e.to_string())?;
+        let mut tx = self.db.begin().await?;
         with_tx!(&mut tx, conn => {
             sqlx::query("DELETE FROM unassign_work WHERE event_id = $1")
                 .bind(work.event_id)
                 .execute(&mut *conn)
-                .await
-                .map_err(|e| e.to_string())?;
+                .await?;
         });
-        tx.commit().await.map_err(|e| e.to_string())
+        Ok(tx.commit().await?)
     }
 
-    async fn unassign(&self, work: &Work, task: TaskId) -> Result<(), String> {
+    async fn unassign(&self, work: &Work, task: TaskId) -> Result<(), PolicyError> {
         let metadata = Metadata {
             actor: Actor::Policy {
                 name: NAME.to_owned(),
@@ -254,18 +286,17 @@ impl Worker {
         let user = work.user_id;
         let outcome = self
             .repository
-            .execute_checked::<Task, Unrelated, Workspace, _>(
-                Target::new(work.tenant_id, task, metadata),
-                None,
-                Some(WorkspaceId::from(work.tenant_id).into()),
-                |task, _, workspace| {
-                    decide(task, workspace, TaskCommand::UnassignDeparted { user })
-                },
-            )
+            .recorded_as(metadata)
+            .on::<Task>(work.tenant_id, task)
+            .checking::<Workspace>(WorkspaceId::from(work.tenant_id))
+            .decide(|task, workspace| {
+                decide(task, workspace, TaskCommand::UnassignDeparted { user })
+            })
+            .outcome()
             .await;
         match outcome {
             Ok(_) | Err(ExecuteError::Rejected(TaskError::NotFound)) => Ok(()),
-            Err(error) => Err(format!("cannot unassign task {task}: {error:?}")),
+            Err(error) => Err(PolicyError::Unassign { task, error }),
         }
     }
 }

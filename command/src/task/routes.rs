@@ -7,10 +7,7 @@ use tenet_events::catalogue::double_option;
 use tenet_events::catalogue::task::{Priority, TaskStatus};
 use tenet_events::ids::{ProjectId, TaskId, WorkspaceId};
 use tenet_http::auth::{Access, Scoped, TasksDelete, TasksWrite};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::{ChangeErrors, CreateErrors, DeleteErrors};
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::tasks::TaskView;
 use utoipa::ToSchema;
@@ -18,10 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{NewTask, Task, TaskChanges, TaskCommand, TaskError, create, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
+use crate::http::CommandState;
+use crate::idempotency::Idempotency;
+use crate::pipeline::Refusal;
 use crate::project::aggregate::Project;
-use crate::repository::{Committed, Related, Target, Unrelated};
+use crate::reply::{Deleted, Reply, Written};
+use crate::repository::Committed;
 use crate::workspace::aggregate::Workspace;
 
 pub fn router() -> OpenApiRouter<CommandState> {
@@ -91,20 +90,22 @@ pub struct TaskPath {
     pub task_id: TaskId,
 }
 
-pub(crate) fn rejected(error: TaskError) -> ApiError {
-    match error {
-        TaskError::NotFound => ApiError::not_found("No such task"),
-        TaskError::ProjectNotFound => ApiError::not_found("No such project"),
-        TaskError::AssigneeNotMember => {
-            ApiError::field("assignee_id", "must be a member of this workspace")
+impl Refusal for TaskError {
+    fn problem(self) -> ApiError {
+        match self {
+            TaskError::NotFound => ApiError::not_found("No such task"),
+            TaskError::ProjectNotFound => ApiError::not_found("No such project"),
+            TaskError::AssigneeNotMember => {
+                ApiError::field("assignee_id", "must be a member of this workspace")
+            }
+            TaskError::InvalidTransition { from, to } => ApiError::conflict(format!(
+                "The task is {}; it cannot move to {}",
+                from.as_str(),
+                to.as_str()
+            ))
+            .with_code("INVALID_TRANSITION"),
+            other => ApiError::conflict(other.to_string()),
         }
-        TaskError::InvalidTransition { from, to } => ApiError::conflict(format!(
-            "The task is {}; it cannot move to {}",
-            from.as_str(),
-            to.as_str()
-        ))
-        .with_code("INVALID_TRANSITION"),
-        other => ApiError::conflict(other.to_string()),
     }
 }
 
@@ -156,20 +157,6 @@ pub(crate) fn view(
     }
 }
 
-fn target(
-    access: &Access,
-    task: TaskId,
-    if_match: Option<i64>,
-    request_id: &RequestId,
-) -> Target<Task> {
-    Target::new(
-        access.tenant(),
-        task,
-        metadata(Some(&access.principal), request_id),
-    )
-    .if_match(if_match)
-}
-
 /// The task's comment count for a response: what the read model knows.
 async fn comment_count(
     state: &CommandState,
@@ -194,13 +181,7 @@ async fn comment_count(
     responses(
         (status = 201, description = "Created", body = TaskView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        CreateErrors,
     ),
     security(("bearer" = ["tasks:write"]))
 )]
@@ -230,30 +211,24 @@ pub async fn create_task(
         labels,
         due_date: body.due_date,
     };
-    let id = TaskId::generate();
-    let workspace = access.workspace_id;
-    let reply = move |committed: &Committed<Task>| {
-        Reply::created(
-            view(workspace, id, 0, committed),
-            Some(committed.version),
-            format!("/api/v1/workspaces/{workspace}/tasks/{id}"),
-        )
-    };
-    let checked = new.assignee.map(|_| workspace.into());
-    let (committed, _) = state
+    let (id, workspace) = (TaskId::generate(), access.workspace_id);
+    state
         .repository
-        .execute_checked::<Task, Project, Workspace, _>(
-            target(&access, id, None, &request_id)
-                .new_stream()
-                .idempotent(idempotency.record(reply)),
-            Some((path.project_id.into(), Related::Write)),
-            checked,
-            |task, project, workspace| create(task, project, workspace, id, new.clone()),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Task>(access.tenant(), id)
+        .writing::<Project>(path.project_id)
+        .checking_if::<Workspace>(new.assignee.is_some(), workspace)
+        .new_stream()
+        .decide(|task, project, workspace| create(task, project, workspace, id, new.clone()))
+        .reply(move |task| {
+            Reply::created(
+                view(workspace, id, 0, task),
+                Some(task.version),
+                format!("/api/v1/workspaces/{workspace}/tasks/{id}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/tasks/{task_id}`: changes any
@@ -271,14 +246,7 @@ pub async fn create_task(
     responses(
         (status = 200, description = "Updated", body = TaskView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["tasks:write"]))
 )]
@@ -310,24 +278,18 @@ pub async fn update_task(
     };
     checks.finish()?;
     // The workspace is read only to check a new assignee is a member.
-    let checked = matches!(changes.assignee, Some(Some(_))).then(|| access.workspace_id.into());
+    let assigns = matches!(changes.assignee, Some(Some(_)));
     let comments = comment_count(&state, &access, path.task_id).await?;
-    let (committed, _) = state
+    let (workspace, id) = (access.workspace_id, path.task_id);
+    state
         .repository
-        .execute_checked::<Task, Unrelated, Workspace, _>(
-            target(&access, path.task_id, if_match, &request_id),
-            None,
-            checked,
-            |task, _, workspace| decide(task, workspace, TaskCommand::Edit(changes.clone())),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Task>(access.tenant(), id)
+        .checking_if::<Workspace>(assigns, workspace)
+        .if_match(if_match)
+        .decide(|task, workspace| decide(task, workspace, TaskCommand::Edit(changes.clone())))
+        .reply(move |task| Reply::ok(view(workspace, id, comments, task), Some(task.version)))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(
-        view(access.workspace_id, path.task_id, comments, &committed),
-        Some(committed.version),
-    )
-    .written(position))
 }
 
 /// `POST /api/v1/workspaces/{workspace_id}/tasks/{task_id}/transitions`:
@@ -348,14 +310,7 @@ pub async fn update_task(
     responses(
         (status = 200, description = "Moved", body = TaskView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["tasks:write"]))
 )]
@@ -369,26 +324,17 @@ pub async fn transition_task(
     Json(body): Json<Transition>,
 ) -> Result<Written<TaskView>, ApiError> {
     let comments = comment_count(&state, &access, path.task_id).await?;
-    let (workspace, id) = (access.workspace_id, path.task_id);
-    let reply = move |committed: &Committed<Task>| {
-        Reply::ok(
-            view(workspace, id, comments, committed),
-            Some(committed.version),
-        )
-    };
-    let to = body.to;
-    let (committed, _) = state
+    let (workspace, id, to) = (access.workspace_id, path.task_id, body.to);
+    // A move reads no workspace.
+    state
         .repository
-        .execute_checked::<Task, Unrelated, Workspace, _>(
-            target(&access, id, if_match, &request_id).idempotent(idempotency.record(reply)),
-            None,
-            None,
-            |task, _, workspace| decide(task, workspace, TaskCommand::Transition { to }),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Task>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|task| decide(task, &Workspace::default(), TaskCommand::Transition { to }))
+        .reply(move |task| Reply::ok(view(workspace, id, comments, task), Some(task.version)))
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/tasks/{task_id}`: removes a
@@ -404,11 +350,7 @@ pub async fn transition_task(
     ),
     responses(
         (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        DeleteErrors,
     ),
     security(("bearer" = ["tasks:delete"]))
 )]
@@ -419,16 +361,12 @@ pub async fn delete_task(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let (committed, _) = state
+    state
         .repository
-        .execute_checked::<Task, Unrelated, Workspace, _>(
-            target(&access, path.task_id, if_match, &request_id),
-            None,
-            None,
-            |task, _, workspace| decide(task, workspace, TaskCommand::Delete),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Task>(access.tenant(), path.task_id)
+        .if_match(if_match)
+        .decide(|task| decide(task, &Workspace::default(), TaskCommand::Delete))
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(Reply::ok(Deleted::ok(), None).written(position))
 }

@@ -175,58 +175,78 @@ pub fn decide(
             })])
         }
         WorkspaceCommand::Delete => Ok(vec![WorkspaceEvent::Deleted(WorkspaceDeleted {})]),
-        WorkspaceCommand::AddMember { user, role, by } => {
-            let by = acting_role(workspace, by)?;
-            if workspace.members.contains_key(&user) {
-                return Err(WorkspaceError::AlreadyMember);
-            }
-            if role == Role::Owner && by != Role::Owner {
-                return Err(WorkspaceError::OwnersOnly);
-            }
-            Ok(vec![WorkspaceEvent::MemberAdded(MemberAdded {
-                user_id: user,
-                role,
-            })])
-        }
-        WorkspaceCommand::ChangeRole { user, role, by } => {
-            let by = acting_role(workspace, by)?;
-            let current = *workspace
-                .members
-                .get(&user)
-                .ok_or(WorkspaceError::NotMember)?;
-            if current == role {
-                return Ok(vec![]);
-            }
-            if (current == Role::Owner || role == Role::Owner) && by != Role::Owner {
-                return Err(WorkspaceError::OwnersOnly);
-            }
-            if current == Role::Owner && workspace.owners() == 1 {
-                return Err(WorkspaceError::LastOwner);
-            }
-            Ok(vec![WorkspaceEvent::MemberRoleChanged(MemberRoleChanged {
-                user_id: user,
-                from: current,
-                to: role,
-            })])
-        }
-        WorkspaceCommand::RemoveMember { user, by } => {
-            let by = acting_role(workspace, by)?;
-            let current = *workspace
-                .members
-                .get(&user)
-                .ok_or(WorkspaceError::NotMember)?;
-            if current == Role::Owner && by != Role::Owner {
-                return Err(WorkspaceError::OwnersOnly);
-            }
-            if current == Role::Owner && workspace.owners() == 1 {
-                return Err(WorkspaceError::LastOwner);
-            }
-            Ok(vec![WorkspaceEvent::MemberRemoved(MemberRemoved {
-                user_id: user,
-                role: current,
-            })])
-        }
+        WorkspaceCommand::AddMember { user, role, by } => add_member(workspace, user, role, by),
+        WorkspaceCommand::ChangeRole { user, role, by } => change_role(workspace, user, role, by),
+        WorkspaceCommand::RemoveMember { user, by } => remove_member(workspace, user, by),
     }
+}
+
+fn add_member(
+    workspace: &Workspace,
+    user: UserId,
+    role: Role,
+    by: UserId,
+) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+    let by = acting_role(workspace, by)?;
+    if workspace.members.contains_key(&user) {
+        return Err(WorkspaceError::AlreadyMember);
+    }
+    if role == Role::Owner && by != Role::Owner {
+        return Err(WorkspaceError::OwnersOnly);
+    }
+    Ok(vec![WorkspaceEvent::MemberAdded(MemberAdded {
+        user_id: user,
+        role,
+    })])
+}
+
+fn change_role(
+    workspace: &Workspace,
+    user: UserId,
+    role: Role,
+    by: UserId,
+) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+    let by = acting_role(workspace, by)?;
+    let current = *workspace
+        .members
+        .get(&user)
+        .ok_or(WorkspaceError::NotMember)?;
+    if current == role {
+        return Ok(vec![]);
+    }
+    if (current == Role::Owner || role == Role::Owner) && by != Role::Owner {
+        return Err(WorkspaceError::OwnersOnly);
+    }
+    if current == Role::Owner && workspace.owners() == 1 {
+        return Err(WorkspaceError::LastOwner);
+    }
+    Ok(vec![WorkspaceEvent::MemberRoleChanged(MemberRoleChanged {
+        user_id: user,
+        from: current,
+        to: role,
+    })])
+}
+
+fn remove_member(
+    workspace: &Workspace,
+    user: UserId,
+    by: UserId,
+) -> Result<Vec<WorkspaceEvent>, WorkspaceError> {
+    let by = acting_role(workspace, by)?;
+    let current = *workspace
+        .members
+        .get(&user)
+        .ok_or(WorkspaceError::NotMember)?;
+    if current == Role::Owner && by != Role::Owner {
+        return Err(WorkspaceError::OwnersOnly);
+    }
+    if current == Role::Owner && workspace.owners() == 1 {
+        return Err(WorkspaceError::LastOwner);
+    }
+    Ok(vec![WorkspaceEvent::MemberRemoved(MemberRemoved {
+        user_id: user,
+        role: current,
+    })])
 }
 
 /// The acting user's role in this version of the workspace.

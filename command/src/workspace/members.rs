@@ -1,25 +1,22 @@
 //! Membership: adding a user by email, changing a role, removing a member.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::ids::{UserId, WorkspaceId};
 use tenet_http::auth::{Access, Credential, MembersDelete, MembersWrite, Requirement, Scoped};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::ChangeErrors;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::access::{MemberView, RoleName};
 use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
-use crate::repository::{Committed, Target};
+use super::aggregate::{Workspace, WorkspaceCommand, decide};
+use crate::http::CommandState;
+use crate::idempotency::Idempotency;
+use crate::openapi::StateErrors;
+use crate::reply::{Deleted, Reply, Written};
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -45,28 +42,6 @@ pub struct ChangeRole {
 pub struct MemberPath {
     pub workspace_id: WorkspaceId,
     pub user_id: UserId,
-}
-
-fn rejected(error: WorkspaceError) -> ApiError {
-    match error {
-        WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
-        WorkspaceError::NotMember => ApiError::not_found("No such member"),
-        WorkspaceError::OwnersOnly | WorkspaceError::ActorNotMember => {
-            ApiError::forbidden(error.to_string())
-        }
-        other => ApiError::conflict(other.to_string()),
-    }
-}
-
-fn target(access: &Access, if_match: Option<i64>, request_id: &RequestId) -> Target<Workspace> {
-    Target {
-        tenant: access.tenant(),
-        stream: access.workspace_id.into(),
-        metadata: metadata(Some(&access.principal), request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    }
 }
 
 async fn member_view(
@@ -95,14 +70,7 @@ async fn member_view(
     request_body = AddMember,
     responses(
         (status = 201, description = "Added", body = MemberView, headers(("Location" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["members:write"]))
 )]
@@ -128,29 +96,27 @@ pub async fn add_member(
         .await?
         .ok_or_else(|| ApiError::field("email", "no account has this email"))?;
     let (role, by, workspace) = (body.role, access.principal.user_id, access.workspace_id);
-    let reply = move |committed: &Committed<Workspace>| {
-        Reply::created(
-            MemberView {
-                user_id: user,
-                email: profile.email.clone(),
-                name: profile.name.clone(),
-                role: RoleName(role),
-                joined_at: committed.state.updated_at.unwrap_or_default(),
-            },
-            Some(committed.version),
-            format!("/api/v1/workspaces/{workspace}/members/{user}"),
-        )
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Workspace, _>(
-            target(&access, if_match, &request_id).idempotent(idempotency.record(reply.clone())),
-            |workspace| decide(workspace, WorkspaceCommand::AddMember { user, role, by }),
-        )
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), workspace)
+        .if_match(if_match)
+        .decide(|workspace| decide(workspace, WorkspaceCommand::AddMember { user, role, by }))
+        .reply(move |committed| {
+            Reply::created(
+                MemberView {
+                    user_id: user,
+                    email: profile.email.clone(),
+                    name: profile.name.clone(),
+                    role: RoleName(role),
+                    joined_at: committed.state.updated_at.unwrap_or_default(),
+                },
+                Some(committed.version),
+                format!("/api/v1/workspaces/{workspace}/members/{user}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| failure(error, rejected))?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}/members/{user_id}`: changes a
@@ -164,14 +130,7 @@ pub async fn add_member(
     request_body = ChangeRole,
     responses(
         (status = 200, description = "Changed", body = MemberView, headers(("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["members:write"]))
 )]
@@ -184,20 +143,18 @@ pub async fn change_role(
     Json(body): Json<ChangeRole>,
 ) -> Result<Written<MemberView>, ApiError> {
     let (user, role, by) = (path.user_id, body.role, access.principal.user_id);
-    let committed = state
+    let done = state
         .repository
-        .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
-            decide(workspace, WorkspaceCommand::ChangeRole { user, role, by })
-        })
-        .await
-        .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: member_view(&state, access.workspace_id, user).await?,
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), access.workspace_id)
+        .if_match(if_match)
+        .decide(|workspace| decide(workspace, WorkspaceCommand::ChangeRole { user, role, by }))
+        .commit()
+        .await?;
+    // The member as the read model knows them once the change committed
+    // (when they joined is not the workspace's to know).
+    let member = member_view(&state, access.workspace_id, user).await?;
+    Ok(done.reply(|workspace| Reply::ok(member, Some(workspace.version))))
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}/members/{user_id}`: removes a
@@ -210,12 +167,7 @@ pub async fn change_role(
     params(("workspace_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
     responses(
         (status = 200, description = "Removed", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        StateErrors,
     ),
     security(("bearer" = ["members:delete"]))
 )]
@@ -235,18 +187,12 @@ pub async fn remove_member(
         access.require(MembersDelete::SCOPE)?;
     }
     let (user, by) = (path.user_id, access.principal.user_id);
-    let committed = state
+    state
         .repository
-        .execute::<Workspace, _>(target(&access, if_match, &request_id), |workspace| {
-            decide(workspace, WorkspaceCommand::RemoveMember { user, by })
-        })
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), access.workspace_id)
+        .if_match(if_match)
+        .decide(|workspace| decide(workspace, WorkspaceCommand::RemoveMember { user, by }))
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: Deleted::ok(),
-        version: None,
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }

@@ -1,15 +1,12 @@
 //! Creating, renaming and deleting workspaces.
 
 use axum::extract::State;
-use axum::http::StatusCode;
 use serde::Deserialize;
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::ids::WorkspaceId;
+use tenet_events::store::Claim;
 use tenet_http::auth::{Credential, Principal, Scoped, WorkspaceDelete, WorkspaceWrite};
-use tenet_http::openapi::{
-    BadRequest, Conflict, Forbidden, NotFound, PreconditionFailed, Unauthenticated, Unprocessable,
-    UnsupportedMediaType,
-};
+use tenet_http::openapi::{ChangeErrors, DeleteErrors};
 use tenet_http::validate::slugify;
 use tenet_http::{ApiError, Checks, IfMatch, Json, RequestId};
 use tenet_projections::access::{RoleName, WorkspaceView};
@@ -18,9 +15,12 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use super::aggregate::{Workspace, WorkspaceCommand, WorkspaceError, decide};
-use crate::http::{CommandState, Deleted, Written, failure, metadata, position_of};
-use crate::idempotency::{Idempotency, Reply};
-use crate::repository::{Committed, ExecuteError, Target};
+use crate::http::CommandState;
+use crate::idempotency::Idempotency;
+use crate::openapi::NewWorkspaceErrors;
+use crate::pipeline::Refusal;
+use crate::reply::{Deleted, Reply, Written};
+use crate::repository::Committed;
 
 pub fn router() -> OpenApiRouter<CommandState> {
     OpenApiRouter::new()
@@ -44,16 +44,24 @@ pub struct UpdateWorkspace {
     pub slug: Option<String>,
 }
 
-fn rejected(error: WorkspaceError) -> ApiError {
-    match error {
-        WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
-        other => ApiError::conflict(other.to_string()),
+/// For the workspace's own routes and its members' (`members.rs`).
+impl Refusal for WorkspaceError {
+    fn problem(self) -> ApiError {
+        match self {
+            WorkspaceError::NotFound => ApiError::not_found("No such workspace"),
+            WorkspaceError::NotMember => ApiError::not_found("No such member"),
+            WorkspaceError::OwnersOnly | WorkspaceError::ActorNotMember => {
+                ApiError::forbidden(self.to_string())
+            }
+            other => ApiError::conflict(other.to_string()),
+        }
     }
-}
 
-fn slug_taken(slug: &str) -> ApiError {
-    ApiError::conflict(format!("The workspace slug {slug:?} is taken"))
-        .with_field("slug", "is taken")
+    /// A workspace claims its slug (when created or renamed).
+    fn claim_taken(claim: &Claim) -> ApiError {
+        ApiError::conflict(format!("The workspace slug {:?} is taken", claim.value))
+            .with_field("slug", "is taken")
+    }
 }
 
 fn view(id: WorkspaceId, role: Role, committed: &Committed<Workspace>) -> WorkspaceView {
@@ -80,12 +88,7 @@ fn view(id: WorkspaceId, role: Role, committed: &Committed<Workspace>) -> Worksp
     responses(
         (status = 201, description = "Created", body = WorkspaceView,
             headers(("Location" = String), ("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 409, response = Conflict),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        NewWorkspaceErrors,
     ),
     security(("bearer" = []))
 )]
@@ -107,20 +110,14 @@ pub async fn create_workspace(
         None => slugify(&name, "workspace", id.as_uuid()),
     };
     checks.finish()?;
-    let reply = move |committed: &Committed<Workspace>| {
-        Reply::created(
-            view(id, Role::Owner, committed),
-            Some(committed.version),
-            format!("/api/v1/workspaces/{id}"),
-        )
-    };
-    let target = Target::new(id.into(), id, metadata(Some(&principal), &request_id))
-        .new_stream()
-        .idempotent(idempotency.record(reply));
     let owner = principal.user_id;
-    let committed = state
+    // The new workspace is its own tenant.
+    state
         .repository
-        .execute::<Workspace, _>(target, |workspace| {
+        .by(&principal, &request_id)
+        .on::<Workspace>(id.into(), id)
+        .new_stream()
+        .decide(|workspace| {
             decide(
                 workspace,
                 WorkspaceCommand::Create {
@@ -130,13 +127,15 @@ pub async fn create_workspace(
                 },
             )
         })
+        .reply(move |workspace| {
+            Reply::created(
+                view(id, Role::Owner, workspace),
+                Some(workspace.version),
+                format!("/api/v1/workspaces/{id}"),
+            )
+        })
+        .idempotent(&idempotency)
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => slug_taken(&slug),
-            other => failure(other, rejected),
-        })?;
-    let position = position_of(&state.repository, committed.position).await?;
-    Ok(reply(&committed).written(position))
 }
 
 /// `PATCH /api/v1/workspaces/{workspace_id}`: renames a workspace or
@@ -150,14 +149,7 @@ pub async fn create_workspace(
     responses(
         (status = 200, description = "Updated", body = WorkspaceView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),
-        (status = 400, response = BadRequest),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 409, response = Conflict),
-        (status = 412, response = PreconditionFailed),
-        (status = 415, response = UnsupportedMediaType),
-        (status = 422, response = Unprocessable),
+        ChangeErrors,
     ),
     security(("bearer" = ["workspace:write"]))
 )]
@@ -175,17 +167,13 @@ pub async fn update_workspace(
         .map(|name| checks.line("name", name, 100));
     let slug = body.slug.as_deref().map(|slug| checks.slug("slug", slug));
     checks.finish()?;
-    let target = Target {
-        tenant: access.tenant(),
-        stream: access.workspace_id.into(),
-        metadata: metadata(Some(&access.principal), &request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    let (id, role) = (access.workspace_id, access.role);
+    state
         .repository
-        .execute::<Workspace, _>(target, |workspace| {
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), id)
+        .if_match(if_match)
+        .decide(|workspace| {
             decide(
                 workspace,
                 WorkspaceCommand::Rename {
@@ -194,18 +182,8 @@ pub async fn update_workspace(
                 },
             )
         })
+        .reply(move |workspace| Reply::ok(view(id, role, workspace), Some(workspace.version)))
         .await
-        .map_err(|error| match error {
-            ExecuteError::ClaimTaken(_) => slug_taken(slug.as_deref().unwrap_or_default()),
-            other => failure(other, rejected),
-        })?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: view(access.workspace_id, access.role, &committed),
-        version: Some(committed.version),
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }
 
 /// `DELETE /api/v1/workspaces/{workspace_id}`: deletes a workspace (owners
@@ -217,11 +195,7 @@ pub async fn update_workspace(
     params(("workspace_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on")),
     responses(
         (status = 200, description = "Deleted", body = Deleted, headers(("X-Consistency-Token" = String))),
-        (status = 401, response = Unauthenticated),
-        (status = 403, response = Forbidden),
-        (status = 404, response = NotFound),
-        (status = 412, response = PreconditionFailed),
-        (status = 422, response = Unprocessable),
+        DeleteErrors,
     ),
     security(("bearer" = ["workspace:delete"]))
 )]
@@ -231,26 +205,12 @@ pub async fn delete_workspace(
     IfMatch(if_match): IfMatch,
     request_id: RequestId,
 ) -> Result<Written<Deleted>, ApiError> {
-    let target = Target {
-        tenant: access.tenant(),
-        stream: access.workspace_id.into(),
-        metadata: metadata(Some(&access.principal), &request_id),
-        if_match,
-        idempotency: None,
-        new_stream: false,
-    };
-    let committed = state
+    state
         .repository
-        .execute::<Workspace, _>(target, |workspace| {
-            decide(workspace, WorkspaceCommand::Delete)
-        })
+        .by(&access.principal, &request_id)
+        .on::<Workspace>(access.tenant(), access.workspace_id)
+        .if_match(if_match)
+        .decide(|workspace| decide(workspace, WorkspaceCommand::Delete))
+        .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
-        .map_err(|error| failure(error, rejected))?;
-    Ok(Written {
-        status: StatusCode::OK,
-        body: Deleted::ok(),
-        version: None,
-        position: position_of(&state.repository, committed.position).await?,
-        location: None,
-    })
 }

@@ -3,7 +3,9 @@
 //! Postgres database and a private NATS prefix), and talks HTTP to it.
 //!
 //! Every helper more than one test file uses lives here, once:
-//! - [`server`]: the backing, `tenet serve` and the CLI;
+//! - [`server`]: the backing, `tenet serve` and the CLI, and where a
+//!   server's log goes (into the test's captured output, shown only if
+//!   the test fails; `TENET_TEST_LOG` sets its filter);
 //! - [`http`]: the client, the reply and what tests read off it;
 //! - [`paths`]: the API paths several files build;
 //! - [`fixtures`]: users and sessions, members, API keys, a board.

@@ -1,13 +1,23 @@
 //! The real `tenet` binary under test: what it runs on (a temporary data
 //! directory, or a fresh Postgres database and a private NATS prefix), the
 //! `tenet serve` process on a free port, its CLI, and its log.
+//!
+//! A server's log (its stderr) goes to the test's captured output, so a
+//! passing test prints nothing and a failing one shows the log of every
+//! server it started beside its panic. The filter is `warn,tenet=info`;
+//! `TENET_TEST_LOG` replaces it (`TENET_TEST_LOG=debug cargo test ...`),
+//! and `cargo test -- --nocapture` shows the log live.
 
 use std::process::Stdio;
 use std::time::Duration;
 
 use tenet_events::testing::{TestBus, TestDatabase};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncRead, BufReader};
 use tokio::process::{Child, Command};
+
+/// The log filter of every `tenet` a test runs, unless `TENET_TEST_LOG`
+/// names another.
+const LOG_FILTER: &str = "warn,tenet=info";
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Mode {
@@ -65,12 +75,13 @@ impl Backing {
 
     /// Environment for a `tenet serve` on this backing.
     pub fn env(&self) -> Vec<(String, String)> {
+        let log = std::env::var("TENET_TEST_LOG").unwrap_or_else(|_| LOG_FILTER.to_owned());
         let mut env = vec![
             (
                 "TENET_DATA_DIR".to_owned(),
                 self.dir.path().join("data").display().to_string(),
             ),
-            ("RUST_LOG".to_owned(), "warn,tenet=info".to_owned()),
+            ("RUST_LOG".to_owned(), log),
         ];
         if let (Some(database), Some(bus)) = (&self.database, &self.bus) {
             env.push((
@@ -177,6 +188,20 @@ pub fn command() -> Command {
     command
 }
 
+/// Copies a server's log into the captured output of the test that
+/// started it, line by line, until the server closes it.
+///
+/// `eprintln!` is the point: libtest captures it per test (the runtime's
+/// threads inherit the capture of the test that built the runtime), keeps
+/// it for a failing test and drops it for a passing one. Writing to the
+/// inherited stderr would print every server's log, passing or not.
+async fn forward_log(log: impl AsyncRead + Unpin, pid: u32) {
+    let mut lines = BufReader::new(log).lines();
+    while let Ok(Some(line)) = lines.next_line().await {
+        eprintln!("[tenet {pid}] {line}");
+    }
+}
+
 impl Tenet {
     /// Starts `tenet serve` on `backing` with extra environment.
     pub async fn start(backing: &Backing, extra: &[(&str, &str)]) -> Tenet {
@@ -186,15 +211,22 @@ impl Tenet {
             .envs(backing.env())
             .envs(extra.iter().map(|(k, v)| (k.to_string(), v.to_string())))
             .stdout(Stdio::piped())
-            .stderr(Stdio::inherit());
+            .stderr(Stdio::piped());
         let mut child = command.spawn().expect("start tenet");
+        let pid = child.id().expect("a running child");
+        let log = tokio::spawn(forward_log(child.stderr.take().expect("stderr"), pid));
         let stdout = child.stdout.take().expect("stdout");
         let mut lines = BufReader::new(stdout).lines();
         let line = tokio::time::timeout(Duration::from_secs(60), lines.next_line())
             .await
             .expect("tenet did not report its address within 60 s")
-            .expect("read stdout")
-            .expect("tenet exited before listening");
+            .expect("read stdout");
+        let Some(line) = line else {
+            // Its last words are the reason: let them reach the output
+            // before the panic ends the test.
+            let _ = tokio::time::timeout(Duration::from_secs(5), log).await;
+            panic!("tenet exited before listening");
+        };
         let base = line
             .strip_prefix("listening on ")
             .unwrap_or_else(|| panic!("unexpected first line: {line}"))

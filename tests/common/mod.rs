@@ -2,7 +2,9 @@
 //! embedded mode (temporary data directory) or distributed mode (a fresh
 //! Postgres database and a private NATS prefix), and talks HTTP to it.
 //!
-//! Every helper more than one test file uses lives here, once:
+//! The tests in `tests/black_box` and the benches in `benches/` include it
+//! (`#[path]`). Every helper more than one of their files uses lives
+//! here, once:
 //! - [`server`]: the backing, `tenet serve` and the CLI, and where a
 //!   server's log goes (into the test's captured output, shown only if
 //!   the test fails; `TENET_TEST_LOG` sets its filter);
@@ -10,7 +12,7 @@
 //! - [`paths`]: the API paths several files build;
 //! - [`fixtures`]: users and sessions, members, API keys, a board.
 
-// Each test file and bench uses a part of the harness.
+// The test binary and each bench use a part of the harness.
 #![allow(dead_code, unused_imports)]
 
 pub mod fixtures;

@@ -3,12 +3,10 @@
 //! idempotent commands, the policy that unassigns departed members,
 //! filters and sorts, comments.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Backing, Board, Client, Reply, User, id, start, strings};
+use crate::common::{Backing, Board, Client, Reply, User, id, start, strings};
 use serde_json::{Value, json};
 
 /// The highest of several consistency tokens.

@@ -2,13 +2,11 @@
 //! sessions and refresh tokens, JWT validation, platform admins, rate
 //! limits and security headers, in both modes (and across two processes).
 
-mod common;
-
-use base64::Engine;
-use common::{
+use crate::common::{
     ApiKey, Backing, Client, Mode, Reply, Tenet, User, add_member, issue_key, keys_url,
     members_url, projects_url, start_with,
 };
+use base64::Engine;
 use serde_json::{Value, json};
 
 /// A signing secret the tests know, so they can forge tokens with it.

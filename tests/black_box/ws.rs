@@ -4,12 +4,10 @@
 //! isolation, slow consumers, lost membership, credentials, and (on
 //! Postgres + NATS) two processes sharing one feed.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Backing, Board, Client, Mode, Tenet, start, start_with};
+use crate::common::{Backing, Board, Client, Mode, Tenet, start, start_with};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;

@@ -2,11 +2,9 @@
 //! workspace and platform audit logs with their filters, tenant scoping
 //! and redaction; stream history; time travel and task history.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Backing, Client, Tenet, User, add_member, id, keys_url, start, strings};
+use crate::common::{Backing, Client, Tenet, User, add_member, id, keys_url, start, strings};
 use serde_json::{Value, json};
 
 fn items(page: &Value) -> &Vec<Value> {

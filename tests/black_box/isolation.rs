@@ -9,11 +9,9 @@
 //! [`create`], which makes a fresh resource for a path parameter; the
 //! sweep then fails loudly until it has one.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{
+use crate::common::{
     Backing, Client, PASSWORD, Reply, Tenet, User, add_member, id, issue_key, register, start,
 };
 use reqwest::Method;
@@ -308,7 +306,7 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
         }
         other => panic!(
             "no fixture for the path parameter {{{other}}} (after {:?}): add an arm to `create` \
-             in tests/isolation.rs",
+             in tests/black_box/isolation.rs",
             ids.keys().collect::<Vec<_>>()
         ),
     }

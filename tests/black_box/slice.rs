@@ -5,9 +5,7 @@
 //! Reads of the asynchronous projects view wait on the consistency token of
 //! the write they follow; nothing here sleeps.
 
-mod common;
-
-use common::{
+use crate::common::{
     Backing, Client, PASSWORD, Reply, Tenet, User, login, project_url, projects_url, register,
     workspace_url,
 };

@@ -3,13 +3,11 @@
 //! for row while queries keep answering in full; a failing projection
 //! stops alone; events in an older schema are read and rebuilt.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Backing, Client, Tenet, User, id, start};
+use crate::common::{Backing, Client, Tenet, User, id, start};
 use serde_json::{Value, json};
 use tenet_events::db::{Backend, Db};
 use tenet_events::envelope::{Actor, Metadata, NewEvent};

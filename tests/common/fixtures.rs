@@ -135,13 +135,12 @@ impl Board {
                 json!({ "name": "Web", "slug": "web" }),
             )
             .await;
-        let token = project.token();
-        let project = id(&project, 201);
+        let id = id(&project, 201);
         Board {
             owner,
             workspace,
-            project,
-            token,
+            project: id,
+            token: project.token(),
         }
     }
 

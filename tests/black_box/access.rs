@@ -2,74 +2,34 @@
 //! sessions and refresh tokens, JWT validation, platform admins, rate
 //! limits and security headers, in both modes (and across two processes).
 
-mod common;
-
+use crate::common::{
+    ApiKey, Backing, Client, Mode, Reply, Tenet, User, add_member, issue_key, keys_url,
+    members_url, projects_url, start_with,
+};
 use base64::Engine;
-use common::{Backing, Client, Mode, PASSWORD, Reply, Tenet, User, command};
 use serde_json::{Value, json};
 
 /// A signing secret the tests know, so they can forge tokens with it.
 const SECRET: &str = "access-tests-signing-secret-0123456789";
 
-/// Limits high enough for tests that make many calls, and a known secret.
-const GENEROUS: [(&str, &str); 3] = [
-    ("TENET_RATE_LIMIT", "1000000"),
-    ("TENET_AUTH_RATE_LIMIT", "1000000"),
-    ("TENET_JWT_SECRET", SECRET),
-];
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &GENEROUS).await
-}
-
-fn members(workspace: &str) -> String {
-    format!("/api/v1/workspaces/{workspace}/members")
-}
-
-fn keys(workspace: &str) -> String {
-    format!("/api/v1/workspaces/{workspace}/api-keys")
-}
-
-fn projects(workspace: &str) -> String {
-    format!("/api/v1/workspaces/{workspace}/projects")
-}
-
-async fn add_member(owner: &User, workspace: &str, who: &User, role: &str) -> Reply {
-    owner
-        .client
-        .post(
-            &members(workspace),
-            json!({ "email": who.email, "role": role }),
-        )
-        .await
-}
-
-/// Issues an API key and answers a client that uses it.
-async fn issue_key(issuer: &User, workspace: &str, scopes: &[&str]) -> (Client, Value) {
-    let issued = issuer
-        .client
-        .post(&keys(workspace), json!({ "name": "key", "scopes": scopes }))
-        .await;
-    let body = issued.assert_status(201).clone();
-    let secret = body["secret"].as_str().expect("secret").to_owned();
-    (issuer.client.with_token(&secret), body)
-}
+/// The signing secret every service here starts with.
+const KNOWN_SECRET: (&str, &str) = ("TENET_JWT_SECRET", SECRET);
 
 async fn members_can_be_added_listed_changed_and_removed(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let ada = User::register(&tenet, "ada").await;
     let workspace = owner.workspace("Team").await;
 
-    let added = add_member(&owner, &workspace, &ada, "member").await;
+    let added = add_member(&owner.client, &workspace, &ada.email, "member").await;
     assert_eq!(added.assert_status(201)["role"], "member");
     assert_eq!(added.body["email"], ada.email.as_str());
     assert!(added.header("location").unwrap().ends_with(&ada.id));
-    add_member(&owner, &workspace, &ada, "viewer")
+    add_member(&owner.client, &workspace, &ada.email, "viewer")
         .await
         .assert_problem(409, "CONFLICT");
 
-    let listed = owner.client.get(&members(&workspace)).await;
+    let listed = owner.client.get(&members_url(&workspace)).await;
     let list = listed.assert_status(200);
     assert_eq!(list["total"], 2);
     let roles: Vec<&str> = list["items"]
@@ -82,14 +42,14 @@ async fn members_can_be_added_listed_changed_and_removed(backing: Backing) {
 
     // Ada sees the workspace now.
     ada.client
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_status(200);
 
     let promoted = owner
         .client
         .patch(
-            &format!("{}/{}", members(&workspace), ada.id),
+            &format!("{}/{}", members_url(&workspace), ada.id),
             json!({ "role": "admin" }),
         )
         .await;
@@ -97,24 +57,24 @@ async fn members_can_be_added_listed_changed_and_removed(backing: Backing) {
 
     owner
         .client
-        .delete(&format!("{}/{}", members(&workspace), ada.id))
+        .delete(&format!("{}/{}", members_url(&workspace), ada.id))
         .await
         .assert_status(200);
     // Her very next request is refused.
     ada.client
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_problem(404, "NOT_FOUND");
 }
 
 async fn adding_an_unknown_email_names_the_field(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let workspace = owner.workspace("Team").await;
     let unknown = owner
         .client
         .post(
-            &members(&workspace),
+            &members_url(&workspace),
             json!({ "email": "nobody@example.com", "role": "member" }),
         )
         .await;
@@ -123,7 +83,7 @@ async fn adding_an_unknown_email_names_the_field(backing: Backing) {
     let bad_role = owner
         .client
         .post(
-            &members(&workspace),
+            &members_url(&workspace),
             json!({ "email": owner.email, "role": "emperor" }),
         )
         .await;
@@ -132,18 +92,18 @@ async fn adding_an_unknown_email_names_the_field(backing: Backing) {
 }
 
 async fn the_last_owner_stays_even_when_two_owners_step_down_at_once(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let first = User::register(&tenet, "first").await;
     let second = User::register(&tenet, "second").await;
     let workspace = first.workspace("Team").await;
-    add_member(&first, &workspace, &second, "owner")
+    add_member(&first.client, &workspace, &second.email, "owner")
         .await
         .assert_status(201);
 
     // Each owner demotes the other at the same moment: one must lose.
     let demote = |by: &User, whom: &User| {
         let client = by.client.clone();
-        let path = format!("{}/{}", members(&workspace), whom.id);
+        let path = format!("{}/{}", members_url(&workspace), whom.id);
         async move { client.patch(&path, json!({ "role": "member" })).await }
     };
     let (a, b) = tokio::join!(demote(&first, &second), demote(&second, &first));
@@ -157,7 +117,7 @@ async fn the_last_owner_stays_even_when_two_owners_step_down_at_once(backing: Ba
         a.body,
         b.body
     );
-    let list = first.client.get(&members(&workspace)).await;
+    let list = first.client.get(&members_url(&workspace)).await;
     let survivor = list.body["items"]
         .as_array()
         .unwrap()
@@ -165,7 +125,7 @@ async fn the_last_owner_stays_even_when_two_owners_step_down_at_once(backing: Ba
         .filter(|m| m["role"] == "owner")
         .count();
     let list = if survivor == 0 {
-        second.client.get(&members(&workspace)).await
+        second.client.get(&members_url(&workspace)).await
     } else {
         list
     };
@@ -194,38 +154,38 @@ async fn the_last_owner_stays_even_when_two_owners_step_down_at_once(backing: Ba
     };
     last.client
         .patch(
-            &format!("{}/{owner_id}", members(&workspace)),
+            &format!("{}/{owner_id}", members_url(&workspace)),
             json!({ "role": "admin" }),
         )
         .await
         .assert_problem(409, "CONFLICT");
     last.client
-        .delete(&format!("{}/{owner_id}", members(&workspace)))
+        .delete(&format!("{}/{owner_id}", members_url(&workspace)))
         .await
         .assert_problem(409, "CONFLICT");
 }
 
 async fn roles_limit_what_members_may_do(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let admin = User::register(&tenet, "admin").await;
     let viewer = User::register(&tenet, "viewer").await;
     let workspace = owner.workspace("Team").await;
-    add_member(&owner, &workspace, &admin, "admin")
+    add_member(&owner.client, &workspace, &admin.email, "admin")
         .await
         .assert_status(201);
-    add_member(&owner, &workspace, &viewer, "viewer")
+    add_member(&owner.client, &workspace, &viewer.email, "viewer")
         .await
         .assert_status(201);
 
     viewer
         .client
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_status(200);
     let refused = viewer
         .client
-        .post(&projects(&workspace), json!({ "name": "Nope" }))
+        .post(&projects_url(&workspace), json!({ "name": "Nope" }))
         .await;
     refused.assert_problem(403, "AUTHORIZATION_ERROR");
     assert!(
@@ -239,7 +199,7 @@ async fn roles_limit_what_members_may_do(backing: Backing) {
     // touch the owner role.
     admin
         .client
-        .post(&projects(&workspace), json!({ "name": "Admin's" }))
+        .post(&projects_url(&workspace), json!({ "name": "Admin's" }))
         .await
         .assert_status(201);
     admin
@@ -248,13 +208,13 @@ async fn roles_limit_what_members_may_do(backing: Backing) {
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
     let newcomer = User::register(&tenet, "newcomer").await;
-    add_member(&admin, &workspace, &newcomer, "owner")
+    add_member(&admin.client, &workspace, &newcomer.email, "owner")
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
     admin
         .client
         .patch(
-            &format!("{}/{}", members(&workspace), owner.id),
+            &format!("{}/{}", members_url(&workspace), owner.id),
             json!({ "role": "member" }),
         )
         .await
@@ -263,22 +223,22 @@ async fn roles_limit_what_members_may_do(backing: Backing) {
     // Any member may leave; a viewer may not remove someone else.
     viewer
         .client
-        .delete(&format!("{}/{}", members(&workspace), admin.id))
+        .delete(&format!("{}/{}", members_url(&workspace), admin.id))
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
     viewer
         .client
-        .delete(&format!("{}/{}", members(&workspace), viewer.id))
+        .delete(&format!("{}/{}", members_url(&workspace), viewer.id))
         .await
         .assert_status(200);
 }
 
 async fn api_keys_carry_a_subset_of_their_issuers_scopes(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let member = User::register(&tenet, "member").await;
     let workspace = owner.workspace("Team").await;
-    add_member(&owner, &workspace, &member, "member")
+    add_member(&owner.client, &workspace, &member.email, "member")
         .await
         .assert_status(201);
 
@@ -286,20 +246,26 @@ async fn api_keys_carry_a_subset_of_their_issuers_scopes(backing: Backing) {
     member
         .client
         .post(
-            &keys(&workspace),
+            &keys_url(&workspace),
             json!({ "name": "k", "scopes": ["projects:read"] }),
         )
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
-    let (reader, issued) = issue_key(&owner, &workspace, &["projects:read"]).await;
-    let secret = issued["secret"].as_str().unwrap();
+    let ApiKey {
+        client: reader,
+        issued,
+    } = issue_key(&owner.client, &workspace, "key", &["projects:read"]).await;
+    let secret = issued.body["secret"].as_str().unwrap();
     assert!(secret.starts_with("tnt_") && secret.len() >= 4 + 43);
-    assert_eq!(issued["scopes"], json!(["projects:read"]));
-    assert!(secret.starts_with(issued["prefix"].as_str().unwrap()));
+    assert_eq!(issued.body["scopes"], json!(["projects:read"]));
+    assert!(secret.starts_with(issued.body["prefix"].as_str().unwrap()));
 
-    reader.get(&projects(&workspace)).await.assert_status(200);
     reader
-        .post(&projects(&workspace), json!({ "name": "Nope" }))
+        .get(&projects_url(&workspace))
+        .await
+        .assert_status(200);
+    reader
+        .post(&projects_url(&workspace), json!({ "name": "Nope" }))
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
 
@@ -307,7 +273,7 @@ async fn api_keys_carry_a_subset_of_their_issuers_scopes(backing: Backing) {
     let bad = owner
         .client
         .post(
-            &keys(&workspace),
+            &keys_url(&workspace),
             json!({ "name": "k", "scopes": ["projects:fly"] }),
         )
         .await;
@@ -315,20 +281,20 @@ async fn api_keys_carry_a_subset_of_their_issuers_scopes(backing: Backing) {
     assert_eq!(bad.fields(), vec!["scopes[0]"]);
     owner
         .client
-        .post(&keys(&workspace), json!({ "name": "k", "scopes": [] }))
+        .post(&keys_url(&workspace), json!({ "name": "k", "scopes": [] }))
         .await
         .assert_problem(422, "VALIDATION_ERROR");
     owner
         .client
         .post(
-            &keys(&workspace),
+            &keys_url(&workspace),
             json!({ "name": "k", "scopes": ["*"], "expires_at": "2001-01-01T00:00:00Z" }),
         )
         .await
         .assert_problem(422, "VALIDATION_ERROR");
 
     // Listed without secrets.
-    let listed = owner.client.get(&keys(&workspace)).await;
+    let listed = owner.client.get(&keys_url(&workspace)).await;
     let text = listed.body.to_string();
     assert!(!text.contains(secret), "a secret leaked into the list");
     assert_eq!(listed.body["total"], 1);
@@ -336,41 +302,53 @@ async fn api_keys_carry_a_subset_of_their_issuers_scopes(backing: Backing) {
 }
 
 async fn a_key_cannot_carry_more_than_its_issuer_holds_and_shows_when_last_used(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let admin = User::register(&tenet, "admin").await;
     let workspace = owner.workspace("Team").await;
-    add_member(&owner, &workspace, &admin, "admin")
+    add_member(&owner.client, &workspace, &admin.email, "admin")
         .await
         .assert_status(201);
     // An admin holds everything but deleting the workspace: not `*`.
     let refused = admin
         .client
-        .post(&keys(&workspace), json!({ "name": "all", "scopes": ["*"] }))
+        .post(
+            &keys_url(&workspace),
+            json!({ "name": "all", "scopes": ["*"] }),
+        )
         .await;
     refused.assert_problem(403, "AUTHORIZATION_ERROR");
     admin
         .client
         .post(
-            &keys(&workspace),
+            &keys_url(&workspace),
             json!({ "name": "ws", "scopes": ["workspace:delete"] }),
         )
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
-    let (key, issued) = issue_key(&admin, &workspace, &["projects:*", "tasks:read"]).await;
-    let listed = owner.client.get(&keys(&workspace)).await;
+    let ApiKey {
+        client: key,
+        issued,
+    } = issue_key(
+        &admin.client,
+        &workspace,
+        "key",
+        &["projects:*", "tasks:read"],
+    )
+    .await;
+    let listed = owner.client.get(&keys_url(&workspace)).await;
     let before = &listed.assert_status(200)["items"][0];
     assert_eq!(before["last_used_at"], Value::Null);
-    key.get(&projects(&workspace)).await.assert_status(200);
+    key.get(&projects_url(&workspace)).await.assert_status(200);
     // Use is recorded off the request's path: soon, not at once.
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let listed = owner.client.get(&keys(&workspace)).await;
+        let listed = owner.client.get(&keys_url(&workspace)).await;
         let used = listed.body["items"]
             .as_array()
             .unwrap()
             .iter()
-            .find(|k| k["id"] == issued["id"])
+            .find(|k| k["id"] == issued.body["id"])
             .unwrap()
             .clone();
         if used["last_used_at"].is_string() {
@@ -416,14 +394,14 @@ async fn the_per_principal_limit_answers_429_with_retry_after(backing: Backing) 
 }
 
 async fn a_key_is_bound_to_its_workspace(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let mine = owner.workspace("Mine").await;
     let other = owner.workspace("Other").await;
-    let (key, _) = issue_key(&owner, &mine, &["*"]).await;
-    key.get(&projects(&mine)).await.assert_status(200);
+    let ApiKey { client: key, .. } = issue_key(&owner.client, &mine, "key", &["*"]).await;
+    key.get(&projects_url(&mine)).await.assert_status(200);
     // Its issuer owns the other workspace too, but the key is not for it.
-    key.get(&projects(&other))
+    key.get(&projects_url(&other))
         .await
         .assert_problem(404, "NOT_FOUND");
     let me = key.get("/api/v1/auth/me").await;
@@ -441,49 +419,54 @@ async fn a_key_is_bound_to_its_workspace(backing: Backing) {
 }
 
 async fn a_revoked_or_expired_key_is_refused_on_the_next_request(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&tenet, "owner").await;
     let workspace = owner.workspace("Team").await;
-    let (key, issued) = issue_key(&owner, &workspace, &["projects:read"]).await;
-    key.get(&projects(&workspace)).await.assert_status(200);
-    let id = issued["id"].as_str().unwrap();
+    let ApiKey {
+        client: key,
+        issued,
+    } = issue_key(&owner.client, &workspace, "key", &["projects:read"]).await;
+    key.get(&projects_url(&workspace)).await.assert_status(200);
+    let id = issued.body["id"].as_str().unwrap();
     owner
         .client
-        .delete(&format!("{}/{id}", keys(&workspace)))
+        .delete(&format!("{}/{id}", keys_url(&workspace)))
         .await
         .assert_status(200);
-    key.get(&projects(&workspace))
+    key.get(&projects_url(&workspace))
         .await
         .assert_problem(401, "AUTHENTICATION_ERROR");
     // Revoking again is harmless.
     owner
         .client
-        .delete(&format!("{}/{id}", keys(&workspace)))
+        .delete(&format!("{}/{id}", keys_url(&workspace)))
         .await
         .assert_status(200);
     let revoked = owner
         .client
-        .get(&format!("{}?status=revoked", keys(&workspace)))
+        .get(&format!("{}?status=revoked", keys_url(&workspace)))
         .await;
     assert_eq!(revoked.body["total"], 1);
 
     // A key whose issuer leaves the workspace stops working too.
     let admin = User::register(&tenet, "admin").await;
-    add_member(&owner, &workspace, &admin, "admin")
+    add_member(&owner.client, &workspace, &admin.email, "admin")
         .await
         .assert_status(201);
-    let (admins_key, _) = issue_key(&admin, &workspace, &["projects:read"]).await;
+    let ApiKey {
+        client: admins_key, ..
+    } = issue_key(&admin.client, &workspace, "key", &["projects:read"]).await;
     admins_key
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_status(200);
     owner
         .client
-        .delete(&format!("{}/{}", members(&workspace), admin.id))
+        .delete(&format!("{}/{}", members_url(&workspace), admin.id))
         .await
         .assert_status(200);
     admins_key
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_problem(401, "AUTHENTICATION_ERROR");
 
@@ -492,17 +475,20 @@ async fn a_revoked_or_expired_key_is_refused_on_the_next_request(backing: Backin
     let issued = owner
         .client
         .post(
-            &keys(&workspace),
+            &keys_url(&workspace),
             json!({ "name": "short", "scopes": ["projects:read"], "expires_at": soon }),
         )
         .await;
     let short = owner
         .client
         .with_token(issued.assert_status(201)["secret"].as_str().unwrap());
-    short.get(&projects(&workspace)).await.assert_status(200);
+    short
+        .get(&projects_url(&workspace))
+        .await
+        .assert_status(200);
     let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let reply = short.get(&projects(&workspace)).await;
+        let reply = short.get(&projects_url(&workspace)).await;
         if reply.status == 401 {
             reply.assert_problem(401, "AUTHENTICATION_ERROR");
             break;
@@ -515,16 +501,6 @@ async fn a_revoked_or_expired_key_is_refused_on_the_next_request(backing: Backin
     }
 }
 
-async fn login(tenet: &Tenet, user: &User) -> Value {
-    let reply = Client::anonymous(tenet)
-        .post(
-            "/api/v1/auth/login",
-            json!({ "email": user.email, "password": PASSWORD }),
-        )
-        .await;
-    reply.assert_status(200).clone()
-}
-
 async fn refresh(tenet: &Tenet, token: &str) -> Reply {
     Client::anonymous(tenet)
         .post("/api/v1/auth/refresh", json!({ "refresh_token": token }))
@@ -532,9 +508,9 @@ async fn refresh(tenet: &Tenet, token: &str) -> Reply {
 }
 
 async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let user = User::register(&tenet, "ada").await;
-    let first = login(&tenet, &user).await;
+    let first = user.new_session(&tenet).await;
     let old = first["refresh_token"].as_str().unwrap().to_owned();
 
     let rotated = refresh(&tenet, &old).await;
@@ -567,9 +543,9 @@ async fn refresh_tokens_rotate_and_a_reused_one_revokes_the_session(backing: Bac
 }
 
 async fn logging_out_ends_the_session(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let user = User::register(&tenet, "ada").await;
-    let pair = login(&tenet, &user).await;
+    let pair = user.new_session(&tenet).await;
     let access = Client::anonymous(&tenet).with_token(pair["access_token"].as_str().unwrap());
     access
         .post("/api/v1/auth/logout", json!({}))
@@ -603,7 +579,7 @@ fn sign(claims: &Value, secret: &[u8]) -> String {
 }
 
 async fn forged_and_stale_tokens_are_refused(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let user = User::register(&tenet, "ada").await;
     let now = chrono::Utc::now().timestamp();
     let claims = |iat: i64, exp: i64| json!({ "sub": user.id, "iat": iat, "exp": exp });
@@ -673,10 +649,15 @@ async fn forged_and_stale_tokens_are_refused(backing: Backing) {
 }
 
 async fn a_configured_issuer_and_audience_are_required(backing: Backing) {
-    let mut env = GENEROUS.to_vec();
-    env.push(("TENET_JWT_ISSUER", "https://tenet.example"));
-    env.push(("TENET_JWT_AUDIENCE", "tenet-api"));
-    let tenet = Tenet::start(&backing, &env).await;
+    let tenet = start_with(
+        &backing,
+        &[
+            KNOWN_SECRET,
+            ("TENET_JWT_ISSUER", "https://tenet.example"),
+            ("TENET_JWT_AUDIENCE", "tenet-api"),
+        ],
+    )
+    .await;
     let user = User::register(&tenet, "ada").await;
     user.client.get("/api/v1/auth/me").await.assert_status(200);
     let now = chrono::Utc::now().timestamp();
@@ -820,19 +801,8 @@ async fn configured_origins_are_allowed_by_cors(backing: Backing) {
     );
 }
 
-/// Runs `tenet admin ...` against the backing of a running service.
-async fn admin_cli(backing: &Backing, args: &[&str]) -> std::process::Output {
-    command()
-        .arg("admin")
-        .args(args)
-        .envs(backing.env())
-        .output()
-        .await
-        .unwrap()
-}
-
 async fn platform_admins_are_granted_from_the_cli_and_see_every_tenant(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = start_with(&backing, &[KNOWN_SECRET]).await;
     let admin = User::register(&tenet, "root").await;
     let tenant = User::register(&tenet, "tenant").await;
     tenant.workspace("Theirs").await;
@@ -847,7 +817,7 @@ async fn platform_admins_are_granted_from_the_cli_and_see_every_tenant(backing: 
         .await
         .assert_problem(401, "AUTHENTICATION_ERROR");
 
-    let granted = admin_cli(&backing, &["grant", &admin.email]).await;
+    let granted = backing.cli(&["admin", "grant", &admin.email]).await;
     assert!(
         granted.status.success(),
         "{}",
@@ -869,7 +839,7 @@ async fn platform_admins_are_granted_from_the_cli_and_see_every_tenant(backing: 
     let me = admin.client.get("/api/v1/auth/me").await;
     assert_eq!(me.body["platform_admin"], true);
 
-    let revoked = admin_cli(&backing, &["revoke", &admin.email]).await;
+    let revoked = backing.cli(&["admin", "revoke", &admin.email]).await;
     assert!(revoked.status.success());
     admin
         .client
@@ -877,7 +847,7 @@ async fn platform_admins_are_granted_from_the_cli_and_see_every_tenant(backing: 
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
 
-    let unknown = admin_cli(&backing, &["grant", "nobody@example.com"]).await;
+    let unknown = backing.cli(&["admin", "grant", "nobody@example.com"]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no account"));
 }
@@ -909,27 +879,30 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_at_once() {
     let Some(backing) = Backing::new(Mode::Distributed).await else {
         return;
     };
-    let first = start(&backing).await;
-    let second = start(&backing).await;
+    let first = start_with(&backing, &[KNOWN_SECRET]).await;
+    let second = start_with(&backing, &[KNOWN_SECRET]).await;
     let owner = User::register(&first, "owner").await;
     let workspace = owner.workspace("Team").await;
-    let (key, issued) = issue_key(&owner, &workspace, &["projects:read"]).await;
+    let ApiKey {
+        client: key,
+        issued,
+    } = issue_key(&owner.client, &workspace, "key", &["projects:read"]).await;
     let on_second = Client::anonymous(&second).with_token(key.token.as_deref().unwrap());
     on_second
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_status(200);
     owner
         .client
         .delete(&format!(
             "{}/{}",
-            keys(&workspace),
-            issued["id"].as_str().unwrap()
+            keys_url(&workspace),
+            issued.body["id"].as_str().unwrap()
         ))
         .await
         .assert_status(200);
     on_second
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_problem(401, "AUTHENTICATION_ERROR");
     // A key that expires is refused by every instance once it has.
@@ -937,7 +910,7 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_at_once() {
     let issued = owner
         .client
         .post(
-            &keys(&workspace),
+            &keys_url(&workspace),
             json!({ "name": "short", "scopes": ["projects:read"], "expires_at": soon }),
         )
         .await;
@@ -947,19 +920,19 @@ async fn a_key_revoked_on_one_instance_is_refused_by_another_at_once() {
         .to_owned();
     let short_on_second = Client::anonymous(&second).with_token(&secret);
     short_on_second
-        .get(&projects(&workspace))
+        .get(&projects_url(&workspace))
         .await
         .assert_status(200);
     tokio::time::sleep(std::time::Duration::from_millis(2_500)).await;
     for instance in [&first, &second] {
         Client::anonymous(instance)
             .with_token(&secret)
-            .get(&projects(&workspace))
+            .get(&projects_url(&workspace))
             .await
             .assert_problem(401, "AUTHENTICATION_ERROR");
     }
     // And a session logged out through one instance is dead on the other.
-    let pair = login(&first, &owner).await;
+    let pair = owner.new_session(&first).await;
     let token = pair["access_token"].as_str().unwrap();
     Client::anonymous(&second)
         .with_token(token)

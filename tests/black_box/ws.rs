@@ -4,12 +4,10 @@
 //! isolation, slow consumers, lost membership, credentials, and (on
 //! Postgres + NATS) two processes sharing one feed.
 
-mod common;
-
 use std::collections::HashSet;
 use std::time::Duration;
 
-use common::{Backing, Client, Mode, Tenet, User};
+use crate::common::{Backing, Board, Client, Mode, Tenet, start, start_with};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -17,18 +15,8 @@ use tokio_tungstenite::tungstenite::Message;
 use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
 
-/// Limits high enough for tests that send many requests at once.
-const GENEROUS: [(&str, &str); 2] = [
-    ("TENET_RATE_LIMIT", "1000000"),
-    ("TENET_AUTH_RATE_LIMIT", "1000000"),
-];
-
 /// How long any one expected message may take.
 const PATIENCE: Duration = Duration::from_secs(20);
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &GENEROUS).await
-}
 
 /// A WebSocket client of the feed.
 struct Socket {
@@ -149,59 +137,6 @@ impl Socket {
     }
 }
 
-/// An owner with a workspace and a project in it.
-struct Board {
-    owner: User,
-    workspace: String,
-    project: String,
-}
-
-impl Board {
-    async fn new(tenet: &Tenet) -> Board {
-        let owner = User::register(tenet, "owner").await;
-        let workspace = owner.workspace("Live").await;
-        let project = owner
-            .client
-            .post(
-                &format!("/api/v1/workspaces/{workspace}/projects"),
-                json!({ "name": "Web", "slug": "web" }),
-            )
-            .await;
-        let project = project.assert_status(201)["id"]
-            .as_str()
-            .expect("id")
-            .to_owned();
-        Board {
-            owner,
-            workspace,
-            project,
-        }
-    }
-
-    fn tasks(&self) -> String {
-        format!(
-            "/api/v1/workspaces/{}/projects/{}/tasks",
-            self.workspace, self.project
-        )
-    }
-
-    fn task(&self, task: &str) -> String {
-        format!("/api/v1/workspaces/{}/tasks/{task}", self.workspace)
-    }
-
-    async fn create(&self, title: &str) -> String {
-        let created = self
-            .owner
-            .client
-            .post(&self.tasks(), json!({ "title": title }))
-            .await;
-        created.assert_status(201)["id"]
-            .as_str()
-            .expect("id")
-            .to_owned()
-    }
-}
-
 /// Positions of messages as numbers.
 fn position(message: &Value) -> i64 {
     message["position"].as_i64().expect("position")
@@ -231,7 +166,7 @@ fn assert_ordered_once(messages: &[Value]) {
 
 async fn task_changes_arrive_with_the_rest_body(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let mut socket = Socket::connect(&tenet, &board.owner.client).await;
     let subscribed = socket
         .subscribe(&format!("project:{}", board.project), None)
@@ -316,12 +251,12 @@ async fn task_changes_arrive_with_the_rest_body(backing: Backing) {
 
 async fn five_hundred_rapid_changes_arrive_in_order_exactly_once(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let mut socket = Socket::connect(&tenet, &board.owner.client).await;
     socket
         .subscribe(&format!("workspace:{}", board.workspace), None)
         .await;
-    let task = board.create("Hot").await;
+    let task = board.add_task("Hot").await;
     // 500 changes from 8 writers at once: creates and edits interleaved.
     let writers = (0..8).map(|writer| {
         let client = board.owner.client.clone();
@@ -382,7 +317,7 @@ async fn five_hundred_rapid_changes_arrive_in_order_exactly_once(backing: Backin
 
 async fn a_resume_replays_what_was_missed_without_gap_or_duplicate(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let channel = format!("workspace:{}", board.workspace);
     // A witness that never disconnects sees the whole history.
     let mut witness = Socket::connect(&tenet, &board.owner.client).await;
@@ -390,14 +325,14 @@ async fn a_resume_replays_what_was_missed_without_gap_or_duplicate(backing: Back
     let mut socket = Socket::connect(&tenet, &board.owner.client).await;
     socket.subscribe(&channel, None).await;
 
-    board.create("before").await;
+    board.add_task("before").await;
     let before = socket.next_task().await;
     let resume_from = position(&before);
     drop(socket);
 
     let mut away = Vec::new();
     for n in 0..5 {
-        away.push(board.create(&format!("away {n}")).await);
+        away.push(board.add_task(&format!("away {n}")).await);
     }
     let mut socket = Socket::connect(&tenet, &board.owner.client).await;
     let subscribed = socket.subscribe(&channel, Some(resume_from)).await;
@@ -443,24 +378,22 @@ async fn a_resume_replays_what_was_missed_without_gap_or_duplicate(backing: Back
 }
 
 async fn resumes_the_server_cannot_answer_are_refused_clearly(backing: Backing) {
-    let tenet = Tenet::start(
+    let tenet = start_with(
         &backing,
         &[
-            GENEROUS[0],
-            GENEROUS[1],
             ("TENET_FEED_RETENTION_SECS", "0"),
             ("TENET_FEED_PRUNE_EVERY_MS", "100"),
         ],
     )
     .await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let channel = format!("workspace:{}", board.workspace);
     let mut socket = Socket::connect(&tenet, &board.owner.client).await;
     socket.refused(&channel, Some(-1), "BAD_REQUEST").await;
     socket
         .refused(&channel, Some(i64::MAX / 2), "BAD_REQUEST")
         .await;
-    board.create("soon pruned").await;
+    board.add_task("soon pruned").await;
     // Nothing is kept: as soon as the pruner has passed the task, resuming
     // from before it is refused.
     let deadline = tokio::time::Instant::now() + PATIENCE;
@@ -509,9 +442,9 @@ async fn resumes_the_server_cannot_answer_are_refused_clearly(backing: Backing) 
 
 async fn another_tenants_updates_never_arrive_and_its_ids_are_not_found(backing: Backing) {
     let tenet = start(&backing).await;
-    let mine = Board::new(&tenet).await;
-    let theirs = Board::new(&tenet).await;
-    let their_task = theirs.create("secret").await;
+    let mine = Board::new(&tenet, "Live").await;
+    let theirs = Board::new(&tenet, "Live").await;
+    let their_task = theirs.add_task("secret").await;
     let mut socket = Socket::connect(&tenet, &mine.owner.client).await;
     for channel in [
         format!("workspace:{}", theirs.workspace),
@@ -528,7 +461,7 @@ async fn another_tenants_updates_never_arrive_and_its_ids_are_not_found(backing:
         .subscribe(&format!("workspace:{}", mine.workspace), None)
         .await;
     // Their changes, then mine: the first thing to arrive is mine.
-    theirs.create("also secret").await;
+    theirs.add_task("also secret").await;
     theirs
         .owner
         .client
@@ -538,7 +471,7 @@ async fn another_tenants_updates_never_arrive_and_its_ids_are_not_found(backing:
         )
         .await
         .assert_status(200);
-    let my_task = mine.create("mine").await;
+    let my_task = mine.add_task("mine").await;
     let first = socket.next_task().await;
     assert_eq!(first["data"]["id"], my_task.as_str());
     assert_eq!(first["data"]["workspace_id"], mine.workspace.as_str());
@@ -568,15 +501,15 @@ async fn another_tenants_updates_never_arrive_and_its_ids_are_not_found(backing:
 }
 
 async fn a_slow_consumer_is_cut_off_while_others_continue(backing: Backing) {
-    let tenet = Tenet::start(
+    let tenet = start_with(
         &backing,
         // Room for a burst (the feed hands over every update of a stretch
         // of the log at once, and the fast client may be a beat behind on
         // two busy cores), far short of the 400 the slow one never reads.
-        &[GENEROUS[0], GENEROUS[1], ("TENET_WS_SEND_BUFFER", "64")],
+        &[("TENET_WS_SEND_BUFFER", "64")],
     )
     .await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let client = &board.owner.client;
     // Every update of this task carries 20,000 characters of description.
     let created = client
@@ -635,24 +568,15 @@ async fn a_slow_consumer_is_cut_off_while_others_continue(backing: Backing) {
 
 async fn removing_a_member_ends_their_subscription(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
-    let member = User::register(&tenet, "member").await;
-    board
-        .owner
-        .client
-        .post(
-            &format!("/api/v1/workspaces/{}/members", board.workspace),
-            json!({ "email": member.email, "role": "member" }),
-        )
-        .await
-        .assert_status(201);
+    let board = Board::new(&tenet, "Live").await;
+    let member = board.add_member(&tenet, "member").await;
     let channel = format!("workspace:{}", board.workspace);
     let mut theirs = Socket::connect(&tenet, &member.client).await;
     theirs.subscribe(&channel, None).await;
     let mut owners = Socket::connect(&tenet, &board.owner.client).await;
     owners.subscribe(&channel, None).await;
 
-    board.create("seen by both").await;
+    board.add_task("seen by both").await;
     assert_eq!(theirs.next_task().await["type"], "update");
     owners.next_task().await;
 
@@ -674,7 +598,7 @@ async fn removing_a_member_ends_their_subscription(backing: Backing) {
     assert_eq!(ended["code"], "NOT_FOUND");
     assert_eq!(ended["channel"], channel.as_str());
 
-    let unseen = board.create("after the removal").await;
+    let unseen = board.add_task("after the removal").await;
     let seen = owners.next_task().await;
     assert_eq!(seen["data"]["id"], unseen.as_str());
     // The removed member's next message is the answer to its ping, not
@@ -686,7 +610,7 @@ async fn removing_a_member_ends_their_subscription(backing: Backing) {
 
 async fn the_upgrade_needs_a_valid_credential(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let anonymous = Client::anonymous(&tenet);
     anonymous
         .get("/api/v1/ws")
@@ -746,7 +670,7 @@ async fn the_upgrade_needs_a_valid_credential(backing: Backing) {
 
 async fn shutdown_closes_connections_as_going_away(backing: Backing) {
     let mut tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Live").await;
     let mut socket = Socket::connect(&tenet, &board.owner.client).await;
     socket
         .subscribe(&format!("workspace:{}", board.workspace), None)
@@ -794,14 +718,14 @@ async fn two_processes_share_one_feed() {
     };
     let reader = start(&backing).await;
     let writer = start(&backing).await;
-    let board = Board::new(&writer).await;
+    let board = Board::new(&writer, "Live").await;
     let mut socket = Socket::connect(&reader, &board.owner.client).await;
     socket
         .subscribe(&format!("workspace:{}", board.workspace), None)
         .await;
     let mut created = Vec::new();
     for n in 0..20 {
-        created.push(board.create(&format!("elsewhere {n}")).await);
+        created.push(board.add_task(&format!("elsewhere {n}")).await);
     }
     let messages = socket
         .collect(|seen| seen.iter().filter(|m| m["resource"] == "task").count() >= 20)

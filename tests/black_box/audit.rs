@@ -2,41 +2,13 @@
 //! workspace and platform audit logs with their filters, tenant scoping
 //! and redaction; stream history; time travel and task history.
 
-mod common;
-
 use std::time::Duration;
 
-use common::{Backing, Client, Reply, Tenet, User};
+use crate::common::{Backing, Client, Tenet, User, add_member, id, keys_url, start, strings};
 use serde_json::{Value, json};
-
-const GENEROUS: [(&str, &str); 2] = [
-    ("TENET_RATE_LIMIT", "1000000"),
-    ("TENET_AUTH_RATE_LIMIT", "1000000"),
-];
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &GENEROUS).await
-}
 
 fn items(page: &Value) -> &Vec<Value> {
     page["items"].as_array().expect("items")
-}
-
-fn column(page: &Value, field: &str) -> Vec<String> {
-    items(page)
-        .iter()
-        .map(|item| match &item[field] {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        })
-        .collect()
-}
-
-fn id(reply: &Reply, status: u16) -> String {
-    reply.assert_status(status)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
 }
 
 /// A workspace with a project, a task moved along, a comment, a member and
@@ -78,18 +50,13 @@ async fn busy_workspace(tenet: &Tenet, owner: &User) -> (String, String, String,
         .await
         .assert_status(201);
     let member = User::register(tenet, "member").await;
-    owner
-        .client
-        .post(
-            &format!("{base}/members"),
-            json!({ "email": member.email, "role": "member" }),
-        )
+    add_member(&owner.client, &workspace, &member.email, "member")
         .await
         .assert_status(201);
     owner
         .client
         .post(
-            &format!("{base}/api-keys"),
+            &keys_url(&workspace),
             json!({ "name": "ci", "scopes": ["tasks:read"] }),
         )
         .await
@@ -107,7 +74,7 @@ async fn the_workspace_audit_log_filters_its_own_events_and_redacts_secrets(back
 
     let all = owner.client.get(&format!("{log}?limit=100")).await;
     let all = all.assert_status(200);
-    let types = column(all, "event_type");
+    let types = strings(all, "event_type");
     assert_eq!(
         types,
         vec![
@@ -156,19 +123,19 @@ async fn the_workspace_audit_log_filters_its_own_events_and_redacts_secrets(back
         }
     };
     assert_eq!(
-        column(&filtered("event_type=task.").await, "event_type"),
+        strings(&filtered("event_type=task.").await, "event_type"),
         vec!["task.created", "task.status_changed"]
     );
     assert_eq!(
-        column(&filtered("event_type=comment.added").await, "event_type"),
+        strings(&filtered("event_type=comment.added").await, "event_type"),
         vec!["comment.added"]
     );
     assert_eq!(
-        column(&filtered(&format!("stream_id={task}")).await, "event_type"),
+        strings(&filtered(&format!("stream_id={task}")).await, "event_type"),
         vec!["task.created", "task.status_changed"]
     );
     assert_eq!(
-        column(
+        strings(
             &filtered(&format!("stream_id={project}")).await,
             "event_type"
         ),
@@ -184,7 +151,7 @@ async fn the_workspace_audit_log_filters_its_own_events_and_redacts_secrets(back
     );
     let after = positions[5];
     assert_eq!(
-        column(
+        strings(
             &filtered(&format!("after_position={after}")).await,
             "event_type"
         ),

@@ -3,124 +3,11 @@
 //! idempotent commands, the policy that unassigns departed members,
 //! filters and sorts, comments.
 
-mod common;
-
 use std::collections::BTreeSet;
 use std::time::Duration;
 
-use common::{Backing, Client, Reply, Tenet, User};
+use crate::common::{Backing, Board, Client, Reply, User, id, start, strings};
 use serde_json::{Value, json};
-
-/// Limits high enough for tests that send many requests at once.
-const GENEROUS: [(&str, &str); 2] = [
-    ("TENET_RATE_LIMIT", "1000000"),
-    ("TENET_AUTH_RATE_LIMIT", "1000000"),
-];
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &GENEROUS).await
-}
-
-/// An owner with a workspace and a project (slug `web`) in it.
-struct Board {
-    owner: User,
-    workspace: String,
-    project: String,
-    /// The consistency token of the project's creation.
-    token: String,
-}
-
-impl Board {
-    async fn new(tenet: &Tenet) -> Board {
-        let owner = User::register(tenet, "owner").await;
-        let workspace = owner.workspace("Board").await;
-        let project = owner
-            .client
-            .post(
-                &format!("/api/v1/workspaces/{workspace}/projects"),
-                json!({ "name": "Web", "slug": "web" }),
-            )
-            .await;
-        let token = project.token();
-        let project = id(&project, 201);
-        Board {
-            owner,
-            workspace,
-            project,
-            token,
-        }
-    }
-
-    fn client(&self) -> &Client {
-        &self.owner.client
-    }
-
-    fn tasks(&self) -> String {
-        format!(
-            "/api/v1/workspaces/{}/projects/{}/tasks",
-            self.workspace, self.project
-        )
-    }
-
-    fn all_tasks(&self) -> String {
-        format!("/api/v1/workspaces/{}/tasks", self.workspace)
-    }
-
-    fn task(&self, task: &str) -> String {
-        format!("/api/v1/workspaces/{}/tasks/{task}", self.workspace)
-    }
-
-    fn project_url(&self) -> String {
-        format!(
-            "/api/v1/workspaces/{}/projects/{}",
-            self.workspace, self.project
-        )
-    }
-
-    async fn create(&self, body: Value) -> Reply {
-        self.client().post(&self.tasks(), body).await
-    }
-
-    async fn move_to(&self, task: &str, to: &str) -> Reply {
-        self.client()
-            .post(
-                &format!("{}/transitions", self.task(task)),
-                json!({ "to": to }),
-            )
-            .await
-    }
-
-    async fn add_member(&self, tenet: &Tenet, role: &str) -> User {
-        let user = User::register(tenet, role).await;
-        self.client()
-            .post(
-                &format!("/api/v1/workspaces/{}/members", self.workspace),
-                json!({ "email": user.email, "role": role }),
-            )
-            .await
-            .assert_status(201);
-        user
-    }
-}
-
-fn id(reply: &Reply, status: u16) -> String {
-    reply.assert_status(status)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
-
-fn strings(page: &Value, field: &str) -> Vec<String> {
-    page["items"]
-        .as_array()
-        .expect("items")
-        .iter()
-        .map(|item| match &item[field] {
-            Value::String(text) => text.clone(),
-            other => other.to_string(),
-        })
-        .collect()
-}
 
 /// The highest of several consistency tokens.
 fn latest<'a>(tokens: impl IntoIterator<Item = &'a Reply>) -> String {
@@ -134,7 +21,7 @@ fn latest<'a>(tokens: impl IntoIterator<Item = &'a Reply>) -> String {
 
 async fn a_task_is_created_with_a_number_a_key_and_every_field(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let created = board
         .create(json!({
             "title": "  Ship the login page ",
@@ -182,7 +69,7 @@ async fn fifty_concurrent_creates_in_one_project_number_one_to_fifty_exactly_onc
     backing: Backing,
 ) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let creates = (0..50).map(|n| board.create(json!({ "title": format!("Task {n}") })));
     let replies = futures::future::join_all(creates).await;
     let numbers: BTreeSet<i64> = replies
@@ -230,7 +117,7 @@ async fn fifty_concurrent_creates_in_one_project_number_one_to_fifty_exactly_onc
 
 async fn twenty_concurrent_patches_without_if_match_are_all_applied(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let task = id(&board.create(json!({ "title": "Contended" })).await, 201);
     let path = board.task(&task);
     let patches = (0..20).map(|n| {
@@ -268,7 +155,7 @@ async fn twenty_concurrent_patches_without_if_match_are_all_applied(backing: Bac
 
 async fn twenty_concurrent_patches_with_one_if_match_have_exactly_one_winner(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let created = board.create(json!({ "title": "Contended" })).await;
     let task = id(&created, 201);
     let etag = created.etag();
@@ -293,7 +180,7 @@ async fn transitions_follow_the_workflow_and_others_are_refused_naming_the_statu
     backing: Backing,
 ) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let task = id(&board.create(json!({ "title": "Flow" })).await, 201);
 
     let refused = board.move_to(&task, "done").await;
@@ -353,7 +240,7 @@ async fn transitions_follow_the_workflow_and_others_are_refused_naming_the_statu
 
 async fn if_match_guards_patch_transitions_and_delete(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let task = id(&board.create(json!({ "title": "Guarded" })).await, 201);
     let client = board.client();
     let with_if_match = |method: reqwest::Method, path: String, etag: &str| {
@@ -415,7 +302,7 @@ async fn if_match_guards_patch_transitions_and_delete(backing: Backing) {
 
 async fn a_patch_changes_each_field_and_null_clears_assignee_and_due_date(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let member = board.add_member(&tenet, "member").await;
     let task = id(
         &board
@@ -474,7 +361,7 @@ async fn a_patch_changes_each_field_and_null_clears_assignee_and_due_date(backin
 
 async fn assignees_must_be_members_of_the_workspace(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let stranger = User::register(&tenet, "stranger").await;
     stranger.workspace("Elsewhere").await;
     for assignee in [stranger.id.clone(), uuid::Uuid::new_v4().to_string()] {
@@ -495,7 +382,7 @@ async fn assignees_must_be_members_of_the_workspace(backing: Backing) {
 
 async fn tasks_cannot_be_created_in_an_archived_or_unknown_project(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     board
         .client()
         .delete(&board.project_url())
@@ -519,7 +406,7 @@ async fn tasks_cannot_be_created_in_an_archived_or_unknown_project(backing: Back
 
 async fn bad_task_input_is_422_naming_each_field(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let too_many: Vec<String> = (0..21).map(|n| format!("l{n}")).collect();
     let cases = [
         (json!({ "title": "" }), "title"),
@@ -564,7 +451,7 @@ async fn send_with_key(client: &Client, path: &str, key: &str, body: &Value) -> 
 
 async fn a_retried_post_with_an_idempotency_key_replays_the_first_response(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let body = json!({ "title": "Exactly once" });
     let first = send_with_key(board.client(), &board.tasks(), "create-1", &body).await;
     first.assert_status(201);
@@ -617,7 +504,7 @@ async fn a_retried_post_with_an_idempotency_key_replays_the_first_response(backi
 
 async fn concurrent_duplicates_of_an_idempotent_post_create_one_task(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let body = json!({ "title": "Racing" });
     let tasks = board.tasks();
     let sends = (0..10).map(|_| send_with_key(board.client(), &tasks, "race-1", &body));
@@ -654,7 +541,7 @@ async fn eventually(client: &Client, path: &str, done: impl Fn(&Value) -> bool) 
 
 async fn removing_a_member_unassigns_their_open_tasks(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let member = board.add_member(&tenet, "member").await;
     let assigned = json!({ "title": "Theirs", "assignee_id": member.id });
     let open = id(&board.create(assigned.clone()).await, 201);
@@ -732,7 +619,7 @@ async fn known_tasks(board: &Board, member: &User) -> (Vec<String>, String) {
 
 async fn filters_and_sorts_match_a_known_data_set(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let member = board.add_member(&tenet, "member").await;
     let (t, token) = known_tasks(&board, &member).await;
     let (alpha, beta, gamma, delta, epsilon) = (&t[0], &t[1], &t[2], &t[3], &t[4]);
@@ -879,7 +766,7 @@ async fn filters_and_sorts_match_a_known_data_set(backing: Backing) {
 
 async fn comments_are_added_listed_edited_and_deleted(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let member = board.add_member(&tenet, "member").await;
     let task = id(&board.create(json!({ "title": "Discuss" })).await, 201);
     let comments = format!("{}/comments", board.task(&task));
@@ -985,7 +872,7 @@ async fn comments_are_added_listed_edited_and_deleted(backing: Backing) {
 
 async fn ids_of_other_kinds_of_resources_are_404_and_task_keys_never_repeat(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let task = id(&board.create(json!({ "title": "Real" })).await, 201);
     // A project's or the workspace's id where a task's is expected.
     for wrong in [board.project.clone(), board.workspace.clone()] {

@@ -1,9 +1,7 @@
 //! The service as an operator meets it: start, health, readiness, errors,
 //! configuration mistakes and shutdown.
 
-mod common;
-
-use common::{Backing, Mode, Tenet, command};
+use crate::common::{Backing, Mode, Tenet, command};
 use serde_json::Value;
 
 async fn health_is_ok_and_every_response_carries_a_request_id(backing: Backing) {

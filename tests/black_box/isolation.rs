@@ -9,29 +9,19 @@
 //! [`create`], which makes a fresh resource for a path parameter; the
 //! sweep then fails loudly until it has one.
 
-mod common;
-
 use std::collections::BTreeMap;
 
-use common::{Backing, Client, PASSWORD, Reply, Tenet, User};
+use crate::common::{
+    Backing, Client, PASSWORD, Reply, Tenet, User, add_member, id, issue_key, register, start,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
-
-/// Limits high enough for tests that make many calls and register many users.
-const GENEROUS: [(&str, &str); 2] = [
-    ("TENET_RATE_LIMIT", "1000000"),
-    ("TENET_AUTH_RATE_LIMIT", "1000000"),
-];
 
 /// The path parameter naming the tenant.
 const WORKSPACE: &str = "workspace_id";
 
 /// The path every workspace-scoped operation starts with.
 const WORKSPACE_PATH: &str = "/api/v1/workspaces/{workspace_id}";
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &GENEROUS).await
-}
 
 fn unique() -> String {
     uuid::Uuid::new_v4().simple().to_string()
@@ -205,42 +195,13 @@ struct Made {
 async fn stranger(tenet: &Tenet) -> (String, String, String) {
     let name = format!("stranger{}", unique());
     let email = format!("{name}@example.com");
-    let registered = Client::anonymous(tenet)
-        .post(
-            "/api/v1/auth/register",
-            json!({ "email": email, "name": name, "password": PASSWORD }),
-        )
-        .await;
-    let id = registered.assert_status(201)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned();
+    let id = id(&register(tenet, &name, &email, PASSWORD).await, 201);
     (id, email, name)
 }
 
-async fn add_member(owner: &Client, workspace: &str, email: &str, role: &str) -> Reply {
-    owner
-        .post(
-            &format!("/api/v1/workspaces/{workspace}/members"),
-            json!({ "email": email, "role": role }),
-        )
-        .await
-}
-
-/// Issues an API key with `scopes` and answers the 201's body.
-async fn issue_key(issuer: &Client, workspace: &str, scopes: &[&str]) -> Reply {
-    let issued = issuer
-        .post(
-            &format!("/api/v1/workspaces/{workspace}/api-keys"),
-            json!({ "name": format!("Key {}", unique()), "scopes": scopes }),
-        )
-        .await;
-    issued.assert_status(201);
-    issued
-}
-
-fn secret(issued: &Reply) -> String {
-    issued.body["secret"].as_str().expect("secret").to_owned()
+/// A name no other key in the test's workspaces has.
+fn key_name() -> String {
+    format!("Key {}", unique())
 }
 
 fn field(body: &Value, name: &str) -> String {
@@ -284,7 +245,9 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
             }
         }
         "key_id" => {
-            let issued = issue_key(owner, workspace, &["projects:read"]).await;
+            let issued = issue_key(owner, workspace, &key_name(), &["projects:read"])
+                .await
+                .issued;
             let body = &issued.body;
             Made {
                 id: field(body, "id"),
@@ -343,7 +306,7 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
         }
         other => panic!(
             "no fixture for the path parameter {{{other}}} (after {:?}): add an arm to `create` \
-             in tests/isolation.rs",
+             in tests/black_box/isolation.rs",
             ids.keys().collect::<Vec<_>>()
         ),
     }
@@ -447,9 +410,9 @@ async fn another_tenant_gets_404_and_none_of_its_data_from_every_operation_with_
     }
     let b = User::register(&tenet, "bravo").await;
     let b_workspace = b.workspace("Bravo").await;
-    let b_key = b
-        .client
-        .with_token(&secret(&issue_key(&b.client, &b_workspace, &["*"]).await));
+    let b_key = issue_key(&b.client, &b_workspace, &key_name(), &["*"])
+        .await
+        .client;
     let before = a.snapshot(&operations, &a.token).await;
 
     let swept: Vec<&Operation> = operations
@@ -602,8 +565,9 @@ impl Matrix<'_> {
                 user.client.clone()
             }
             Who::Key(scope) => {
-                let issued = issue_key(self.owner(), workspace, &[scope]).await;
-                self.owner().with_token(&secret(&issued))
+                issue_key(self.owner(), workspace, &key_name(), &[scope])
+                    .await
+                    .client
             }
         }
     }
@@ -775,8 +739,8 @@ async fn every_role_and_single_scope_key_is_refused_exactly_what_its_scopes_lack
         principals.push((Who::Role(role), users[role].client.clone()));
     }
     for scope in &scopes {
-        let issued = issue_key(&owner, &workspace, &[scope]).await;
-        principals.push((Who::Key(scope.clone()), owner.with_token(&secret(&issued))));
+        let key = issue_key(&owner, &workspace, &key_name(), &[scope]).await;
+        principals.push((Who::Key(scope.clone()), key.client));
     }
     let mut ids = Ids::from([(WORKSPACE.to_owned(), workspace.clone())]);
     for operation in &operations {
@@ -855,9 +819,9 @@ async fn check_special_cases(matrix: &Matrix<'_>) {
     let owner_path = format!("{members}/{owner_id}");
     let promote = json!({ "role": "owner" });
     let demote = json!({ "role": "admin" });
-    let admins_key = admin.with_token(&secret(
-        &issue_key(admin, &matrix.workspace, &["members:*"]).await,
-    ));
+    let admins_key = issue_key(admin, &matrix.workspace, &key_name(), &["members:*"])
+        .await
+        .client;
     for (who, client) in [
         ("admin user", admin),
         ("admin's key [members:*]", &admins_key),
@@ -977,9 +941,9 @@ async fn a_key_without_members_delete_cannot_remove_its_issuer_from_the_workspac
         .await
         .assert_status(201);
     for (role, issuer) in [("admin", &admin), ("owner", &owner)] {
-        let key = issuer.client.with_token(&secret(
-            &issue_key(&issuer.client, &workspace, &["projects:read"]).await,
-        ));
+        let key = issue_key(&issuer.client, &workspace, &key_name(), &["projects:read"])
+            .await
+            .client;
         let path = format!("{members}/{}", issuer.id);
         let removed = key.delete(&path).await;
         let what = format!("DELETE {path} (the {role}) as the {role}'s key [projects:read]");

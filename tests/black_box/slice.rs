@@ -5,32 +5,13 @@
 //! Reads of the asynchronous projects view wait on the consistency token of
 //! the write they follow; nothing here sleeps.
 
-mod common;
-
-use common::{Backing, Client, PASSWORD, Reply, Tenet, User};
+use crate::common::{
+    Backing, Client, PASSWORD, Reply, Tenet, User, login, project_url, projects_url, register,
+    workspace_url,
+};
 use reqwest::Method;
 use serde_json::{Value, json};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &[]).await
-}
-
-fn workspace_url(workspace: &str) -> String {
-    format!("/api/v1/workspaces/{workspace}")
-}
-
-fn projects_url(workspace: &str) -> String {
-    format!("/api/v1/workspaces/{workspace}/projects")
-}
-
-fn project_url(workspace: &str, project: &str) -> String {
-    format!("/api/v1/workspaces/{workspace}/projects/{project}")
-}
-
-fn id(reply: &Reply) -> String {
-    reply.body["id"].as_str().expect("id").to_owned()
-}
 
 /// One string field of every item of a page (a 200), in order.
 #[track_caller]
@@ -52,24 +33,6 @@ async fn create_project(user: &User, workspace: &str, body: Value) -> Reply {
     let reply = user.client.post(&projects_url(workspace), body).await;
     reply.assert_status(201);
     reply
-}
-
-async fn register(tenet: &Tenet, email: &str, password: &str) -> Reply {
-    Client::anonymous(tenet)
-        .post(
-            "/api/v1/auth/register",
-            json!({ "email": email, "name": "Someone", "password": password }),
-        )
-        .await
-}
-
-async fn login(tenet: &Tenet, email: &str, password: &str) -> Reply {
-    Client::anonymous(tenet)
-        .post(
-            "/api/v1/auth/login",
-            json!({ "email": email, "password": password }),
-        )
-        .await
 }
 
 async fn patch_if_match(client: &Client, path: &str, if_match: &str, body: Value) -> Reply {
@@ -109,8 +72,8 @@ fn assert_one_winner(replies: &[Reply]) -> &Reply {
 // Identity
 
 async fn register_then_login_then_me_lists_the_owned_workspace(backing: Backing) {
-    let tenet = start(&backing).await;
-    let registered = register(&tenet, "  Ada.Lovelace@Example.COM ", PASSWORD).await;
+    let tenet = Tenet::start(&backing, &[]).await;
+    let registered = register(&tenet, "Someone", "  Ada.Lovelace@Example.COM ", PASSWORD).await;
     let body = registered.assert_status(201);
     assert_eq!(body["email"], "ada.lovelace@example.com");
     assert_eq!(body["name"], "Someone");
@@ -119,7 +82,7 @@ async fn register_then_login_then_me_lists_the_owned_workspace(backing: Backing)
         registered.header("location").as_deref(),
         Some("/api/v1/auth/me")
     );
-    let user_id = id(&registered);
+    let user_id = registered.id();
 
     let logged_in = login(&tenet, "ada.lovelace@example.com", PASSWORD).await;
     let tokens = logged_in.assert_status(200);
@@ -139,7 +102,7 @@ async fn register_then_login_then_me_lists_the_owned_workspace(backing: Backing)
             json!({ "name": "Analytical Engines" }),
         )
         .await;
-    let workspace = id(&created);
+    let workspace = created.id();
     let me = client.get("/api/v1/auth/me").await;
     let listed = me.assert_status(200)["workspaces"].as_array().unwrap();
     assert_eq!(listed.len(), 1, "{:#}", me.body);
@@ -150,14 +113,19 @@ async fn register_then_login_then_me_lists_the_owned_workspace(backing: Backing)
 }
 
 async fn duplicate_email_is_a_conflict_whatever_its_case(backing: Backing) {
-    let tenet = start(&backing).await;
-    register(&tenet, "grace@example.com", PASSWORD)
+    let tenet = Tenet::start(&backing, &[]).await;
+    register(&tenet, "Someone", "grace@example.com", PASSWORD)
         .await
         .assert_status(201);
-    register(&tenet, "Grace@EXAMPLE.com", "another long password")
-        .await
-        .assert_problem(409, "CONFLICT");
-    register(&tenet, "grace@example.com", PASSWORD)
+    register(
+        &tenet,
+        "Someone",
+        "Grace@EXAMPLE.com",
+        "another long password",
+    )
+    .await
+    .assert_problem(409, "CONFLICT");
+    register(&tenet, "Someone", "grace@example.com", PASSWORD)
         .await
         .assert_problem(409, "CONFLICT");
     // The first password still opens the account, under any case.
@@ -170,7 +138,7 @@ async fn duplicate_email_is_a_conflict_whatever_its_case(backing: Backing) {
 }
 
 async fn wrong_password_and_unknown_email_are_the_same_401(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "alan").await;
     let wrong_password = login(&tenet, &user.email, "not the right password").await;
     wrong_password.assert_problem(401, "AUTHENTICATION_ERROR");
@@ -184,20 +152,20 @@ async fn wrong_password_and_unknown_email_are_the_same_401(backing: Backing) {
 }
 
 async fn invalid_email_or_short_password_is_422_naming_the_field(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     for email in ["not-an-email", "ada@", "@example.com", "ada@example", ""] {
-        let reply = register(&tenet, email, PASSWORD).await;
+        let reply = register(&tenet, "Someone", email, PASSWORD).await;
         reply.assert_problem(422, "VALIDATION_ERROR");
         assert_eq!(reply.fields(), vec!["email"], "{email:?}: {:#}", reply.body);
     }
-    let short = register(&tenet, "short@example.com", "123456789").await;
+    let short = register(&tenet, "Someone", "short@example.com", "123456789").await;
     short.assert_problem(422, "VALIDATION_ERROR");
     assert_eq!(short.fields(), vec!["password"]);
-    let both = register(&tenet, "nope", "short").await;
+    let both = register(&tenet, "Someone", "nope", "short").await;
     both.assert_problem(422, "VALIDATION_ERROR");
     assert_eq!(both.fields(), vec!["email", "password"]);
     // Nothing was registered by the refused attempts; ten characters is enough.
-    register(&tenet, "short@example.com", "1234567890")
+    register(&tenet, "Someone", "short@example.com", "1234567890")
         .await
         .assert_status(201);
 }
@@ -205,14 +173,14 @@ async fn invalid_email_or_short_password_is_422_naming_the_field(backing: Backin
 // Workspaces
 
 async fn creating_a_workspace_answers_201_with_location_etag_and_token(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let created = user
         .client
         .post("/api/v1/workspaces", json!({ "name": "  Acme Corp!  " }))
         .await;
     let body = created.assert_status(201);
-    let workspace = id(&created);
+    let workspace = created.id();
     assert_eq!(body["name"], "Acme Corp!");
     assert_eq!(body["slug"], "acme-corp");
     assert_eq!(body["role"], "owner");
@@ -256,7 +224,7 @@ async fn creating_a_workspace_answers_201_with_location_etag_and_token(backing: 
 }
 
 async fn listing_my_workspaces_is_paginated_and_shows_only_mine(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let ada = User::register(&tenet, "ada").await;
     let grace = User::register(&tenet, "grace").await;
     let mut mine = Vec::new();
@@ -295,7 +263,7 @@ async fn listing_my_workspaces_is_paginated_and_shows_only_mine(backing: Backing
 }
 
 async fn renaming_a_workspace_checks_if_match_and_bumps_the_etag(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let path = workspace_url(&workspace);
@@ -334,7 +302,7 @@ async fn renaming_a_workspace_checks_if_match_and_bumps_the_etag(backing: Backin
 }
 
 async fn duplicate_workspace_slug_is_a_conflict(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let ada = User::register(&tenet, "ada").await;
     let grace = User::register(&tenet, "grace").await;
     ada.client
@@ -371,7 +339,7 @@ async fn duplicate_workspace_slug_is_a_conflict(backing: Backing) {
 }
 
 async fn sixteen_concurrent_workspace_creates_for_one_slug_have_one_winner(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let replies = race(
         &user.client,
@@ -381,12 +349,12 @@ async fn sixteen_concurrent_workspace_creates_for_one_slug_have_one_winner(backi
     .await;
     let winner = assert_one_winner(&replies);
     let mine = user.client.get("/api/v1/workspaces").await;
-    assert_eq!(column(&mine, "id"), vec![id(winner)]);
+    assert_eq!(column(&mine, "id"), vec![winner.id()]);
     assert_eq!(mine.body["total"], 1);
 }
 
 async fn a_deleted_workspace_is_404_and_frees_its_slug(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let created = user
         .client
@@ -395,7 +363,7 @@ async fn a_deleted_workspace_is_404_and_frees_its_slug(backing: Backing) {
             json!({ "name": "Doomed", "slug": "doomed" }),
         )
         .await;
-    let workspace = id(&created);
+    let workspace = created.id();
     create_project(&user, &workspace, json!({ "name": "Inside" })).await;
 
     let deleted = user.client.delete(&workspace_url(&workspace)).await;
@@ -429,7 +397,7 @@ async fn a_deleted_workspace_is_404_and_frees_its_slug(backing: Backing) {
 // Projects
 
 async fn creating_a_project_answers_201_with_location_and_fields(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let created = create_project(
@@ -438,7 +406,7 @@ async fn creating_a_project_answers_201_with_location_and_fields(backing: Backin
         json!({ "name": "  Web Platform  ", "description": "The site.\nAnd its API." }),
     )
     .await;
-    let project = id(&created);
+    let project = created.id();
     let body = &created.body;
     assert_eq!(body["workspace_id"], workspace.as_str());
     assert_eq!(body["name"], "Web Platform");
@@ -473,7 +441,7 @@ async fn creating_a_project_answers_201_with_location_and_fields(backing: Backin
 }
 
 async fn duplicate_project_slug_is_a_conflict(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let acme = user.workspace("Acme").await;
     let globex = user.workspace("Globex").await;
@@ -499,22 +467,22 @@ async fn duplicate_project_slug_is_a_conflict(backing: Backing) {
     // Renaming onto a taken slug is refused; renaming away frees the old one.
     let api = create_project(&user, &acme, json!({ "name": "API" })).await;
     user.client
-        .patch(&project_url(&acme, &id(&api)), json!({ "slug": "web" }))
+        .patch(&project_url(&acme, &api.id()), json!({ "slug": "web" }))
         .await
         .assert_problem(409, "CONFLICT");
     user.client
-        .patch(&project_url(&acme, &id(&api)), json!({ "slug": "api-v2" }))
+        .patch(&project_url(&acme, &api.id()), json!({ "slug": "api-v2" }))
         .await
         .assert_status(200);
     create_project(&user, &acme, json!({ "name": "Api" })).await;
 }
 
 async fn patching_a_project_with_a_stale_if_match_is_412_and_the_current_one_200(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let created = create_project(&user, &workspace, json!({ "name": "Web" })).await;
-    let path = project_url(&workspace, &id(&created));
+    let path = project_url(&workspace, &created.id());
 
     let first = patch_if_match(
         &user.client,
@@ -557,12 +525,12 @@ async fn patching_a_project_with_a_stale_if_match_is_412_and_the_current_one_200
 }
 
 async fn deleting_a_project_archives_it_and_restore_brings_it_back(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let kept = create_project(&user, &workspace, json!({ "name": "Kept" })).await;
     let shelved = create_project(&user, &workspace, json!({ "name": "Shelved" })).await;
-    let path = project_url(&workspace, &id(&shelved));
+    let path = project_url(&workspace, &shelved.id());
     let list = projects_url(&workspace);
 
     let archived = user.client.delete(&path).await;
@@ -574,15 +542,15 @@ async fn deleting_a_project_archives_it_and_restore_brings_it_back(backing: Back
     assert_eq!(read.etag(), quoted(2));
 
     let active = user.client.get_after(&list, &token).await;
-    assert_eq!(column(&active, "id"), vec![id(&kept)]);
+    assert_eq!(column(&active, "id"), vec![kept.id()]);
     assert_eq!(active.body["total"], 1);
     let explicit = user.client.get(&format!("{list}?status=active")).await;
-    assert_eq!(column(&explicit, "id"), vec![id(&kept)]);
+    assert_eq!(column(&explicit, "id"), vec![kept.id()]);
     let only_archived = user.client.get(&format!("{list}?status=archived")).await;
-    assert_eq!(column(&only_archived, "id"), vec![id(&shelved)]);
+    assert_eq!(column(&only_archived, "id"), vec![shelved.id()]);
     assert_eq!(only_archived.body["total"], 1);
     let all = user.client.get(&format!("{list}?status=all")).await;
-    assert_eq!(column(&all, "id"), vec![id(&kept), id(&shelved)]);
+    assert_eq!(column(&all, "id"), vec![kept.id(), shelved.id()]);
     assert_eq!(all.body["total"], 2);
     let bogus = user.client.get(&format!("{list}?status=deleted")).await;
     bogus.assert_problem(422, "VALIDATION_ERROR");
@@ -596,7 +564,7 @@ async fn deleting_a_project_archives_it_and_restore_brings_it_back(backing: Back
     assert_eq!(restored.body["archived_at"], Value::Null);
     assert_eq!(restored.etag(), quoted(3));
     let active = user.client.get_after(&list, &restored.token()).await;
-    assert_eq!(column(&active, "id"), vec![id(&kept), id(&shelved)]);
+    assert_eq!(column(&active, "id"), vec![kept.id(), shelved.id()]);
     assert_eq!(active.body["total"], 2);
     let only_archived = user.client.get(&format!("{list}?status=archived")).await;
     assert_eq!(only_archived.body["items"], json!([]));
@@ -606,11 +574,11 @@ async fn deleting_a_project_archives_it_and_restore_brings_it_back(backing: Back
 async fn archiving_twice_restoring_an_active_project_and_updating_an_archived_one_conflict(
     backing: Backing,
 ) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let created = create_project(&user, &workspace, json!({ "name": "Web" })).await;
-    let path = project_url(&workspace, &id(&created));
+    let path = project_url(&workspace, &created.id());
 
     user.client
         .post(&format!("{path}/restore"), json!({}))
@@ -634,7 +602,7 @@ async fn archiving_twice_restoring_an_active_project_and_updating_an_archived_on
 }
 
 async fn sixteen_concurrent_project_creates_for_one_slug_have_one_winner(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let replies = race(
@@ -653,7 +621,7 @@ async fn sixteen_concurrent_project_creates_for_one_slug_have_one_winner(backing
             &marker.token(),
         )
         .await;
-    assert_eq!(column(&found, "id"), vec![id(winner)]);
+    assert_eq!(column(&found, "id"), vec![winner.id()]);
     assert_eq!(found.body["total"], 1);
     assert_eq!(found.body["items"][0]["slug"], "contested");
 }
@@ -672,14 +640,14 @@ async fn projects_named(user: &User, workspace: &str, names: &[&str]) -> (Vec<St
             json!({ "name": name, "slug": format!("p{index}") }),
         )
         .await;
-        ids.push(id(&created));
+        ids.push(created.id());
         token = created.token();
     }
     (ids, token)
 }
 
 async fn project_pages_follow_limit_and_offset(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let names = ["A", "B", "C", "D", "E", "F", "G"];
@@ -732,7 +700,7 @@ async fn project_pages_follow_limit_and_offset(backing: Backing) {
 }
 
 async fn bad_limits_offsets_and_sorts_are_422_naming_the_parameter(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let list = projects_url(&workspace);
@@ -755,7 +723,7 @@ async fn bad_limits_offsets_and_sorts_are_422_naming_the_parameter(backing: Back
 }
 
 async fn sorting_by_name_is_correct_and_stable_in_both_directions(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     // Two pairs of equal names: their order must come from the id.
@@ -800,7 +768,7 @@ async fn sorting_by_name_is_correct_and_stable_in_both_directions(backing: Backi
 }
 
 async fn search_matches_every_word_in_any_order_and_case_including_description(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let list = projects_url(&workspace);
@@ -819,7 +787,7 @@ async fn search_matches_every_word_in_any_order_and_case_including_description(b
             json!({ "name": name, "description": description }),
         )
         .await;
-        ids.push(id(&created));
+        ids.push(created.id());
         token = created.token();
     }
 
@@ -859,13 +827,13 @@ async fn search_matches_every_word_in_any_order_and_case_including_description(b
 // Read-your-writes
 
 async fn every_project_command_is_readable_with_its_consistency_token(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     for round in 0..3 {
         let name = format!("Round {round}");
         let created = create_project(&user, &workspace, json!({ "name": name })).await;
-        let path = project_url(&workspace, &id(&created));
+        let path = project_url(&workspace, &created.id());
         let read = user.client.get_after(&path, &created.token()).await;
         assert_eq!(read.assert_status(200), &created.body);
         assert_eq!(read.etag(), created.etag());
@@ -896,7 +864,7 @@ async fn every_project_command_is_readable_with_its_consistency_token(backing: B
     // A command that changes nothing still answers a token that reads
     // everything written before it.
     let created = create_project(&user, &workspace, json!({ "name": "Still" })).await;
-    let path = project_url(&workspace, &id(&created));
+    let path = project_url(&workspace, &created.id());
     let unchanged = user.client.patch(&path, json!({ "name": "Still" })).await;
     assert_eq!(unchanged.assert_status(200)["version"], 1);
     let read = user.client.get_after(&path, &unchanged.token()).await;
@@ -904,11 +872,11 @@ async fn every_project_command_is_readable_with_its_consistency_token(backing: B
 }
 
 async fn garbage_and_future_consistency_tokens_are_400(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let created = create_project(&user, &workspace, json!({ "name": "Web" })).await;
-    let project = project_url(&workspace, &id(&created));
+    let project = project_url(&workspace, &created.id());
     let list = projects_url(&workspace);
     for path in [&list, &project] {
         for token in ["garbage", "-1", "1.5", "99999999999999999999999"] {
@@ -936,7 +904,7 @@ fn assert_reveals_nothing(reply: &Reply, secrets: &[&str]) {
 }
 
 async fn another_tenant_gets_404_on_every_workspace_and_project_route(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let ada = User::register(&tenet, "ada").await;
     let mallory = User::register(&tenet, "mallory").await;
     let created = ada
@@ -946,14 +914,14 @@ async fn another_tenant_gets_404_on_every_workspace_and_project_route(backing: B
             json!({ "name": "Umbrella Secret Labs", "slug": "umbrella-secret" }),
         )
         .await;
-    let workspace = id(&created);
+    let workspace = created.id();
     let project = create_project(
         &ada,
         &workspace,
         json!({ "name": "Project Nemesis", "slug": "nemesis", "description": "classified" }),
     )
     .await;
-    let project_id = id(&project);
+    let project_id = project.id();
     mallory.workspace("Mallory's own").await;
     let secrets = [
         "Umbrella",
@@ -1008,14 +976,14 @@ async fn another_tenant_gets_404_on_every_workspace_and_project_route(backing: B
 }
 
 async fn a_project_requested_under_another_workspace_is_404(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let ada = User::register(&tenet, "ada").await;
     let grace = User::register(&tenet, "grace").await;
     let home = ada.workspace("Home").await;
     let away = ada.workspace("Away").await;
     let graces = grace.workspace("Grace's").await;
     let project = create_project(&ada, &home, json!({ "name": "Homebody" })).await;
-    let project_id = id(&project);
+    let project_id = project.id();
 
     // Ada is a member of both workspaces; Grace only of her own.
     for (user, workspace) in [(&ada, &away), (&grace, &graces)] {
@@ -1050,7 +1018,7 @@ async fn a_project_requested_under_another_workspace_is_404(backing: Backing) {
 }
 
 async fn project_lists_show_only_their_own_workspace_projects(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let ada = User::register(&tenet, "ada").await;
     let grace = User::register(&tenet, "grace").await;
     let home = ada.workspace("Home").await;
@@ -1065,9 +1033,9 @@ async fn project_lists_show_only_their_own_workspace_projects(backing: Backing) 
         .unwrap_or_default()
         .to_string();
     for (user, workspace, expected) in [
-        (&ada, &home, vec![id(&mine)]),
+        (&ada, &home, vec![mine.id()]),
         (&ada, &away, vec![]),
-        (&grace, &graces, vec![id(&hers)]),
+        (&grace, &graces, vec![hers.id()]),
     ] {
         for status in ["active", "all"] {
             let path = format!("{}?status={status}", projects_url(workspace));
@@ -1081,7 +1049,7 @@ async fn project_lists_show_only_their_own_workspace_projects(backing: Backing) 
 // Malformed input
 
 async fn malformed_json_is_a_400_problem(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     for (path, body) in [
@@ -1108,12 +1076,12 @@ async fn malformed_json_is_a_400_problem(backing: Backing) {
 }
 
 async fn wrong_types_unknown_and_missing_fields_are_422(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let created = create_project(&user, &workspace, json!({ "name": "Web" })).await;
     let projects = projects_url(&workspace);
-    let project = project_url(&workspace, &id(&created));
+    let project = project_url(&workspace, &created.id());
 
     for (reply, field) in [
         (
@@ -1183,7 +1151,7 @@ async fn wrong_types_unknown_and_missing_fields_are_422(backing: Backing) {
 }
 
 async fn a_missing_field_is_named_in_the_errors(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let reply = user
@@ -1198,7 +1166,7 @@ async fn a_missing_field_is_named_in_the_errors(backing: Backing) {
 }
 
 async fn a_body_that_is_not_json_is_415(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     for content_type in [
@@ -1221,7 +1189,7 @@ async fn a_body_that_is_not_json_is_415(backing: Backing) {
 }
 
 async fn a_bad_uuid_in_the_path_is_422_naming_the_parameter(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let client = &user.client;
@@ -1267,12 +1235,12 @@ async fn a_bad_uuid_in_the_path_is_422_naming_the_parameter(backing: Backing) {
 }
 
 async fn nul_bytes_and_over_long_or_empty_names_are_422(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let created = create_project(&user, &workspace, json!({ "name": "Web" })).await;
     let projects = projects_url(&workspace);
-    let project = project_url(&workspace, &id(&created));
+    let project = project_url(&workspace, &created.id());
     let long = "n".repeat(101);
     for (reply, field) in [
         (
@@ -1353,7 +1321,7 @@ async fn nul_bytes_and_over_long_or_empty_names_are_422(backing: Backing) {
 }
 
 async fn a_body_over_256_kib_is_413_problem_json(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let body = json!({ "name": "Big", "description": "d".repeat(300 * 1024) });
@@ -1393,7 +1361,7 @@ async fn post_chunked(tenet: &Tenet, path: &str, token: &str, body: &[u8]) -> (u
 }
 
 async fn a_chunked_body_over_256_kib_is_413_problem_json(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let body = json!({ "name": "Big", "description": "d".repeat(256 * 1024) }).to_string();
@@ -1414,7 +1382,7 @@ async fn a_chunked_body_over_256_kib_is_413_problem_json(backing: Backing) {
 }
 
 async fn missing_or_invalid_bearer_tokens_are_401_with_www_authenticate(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let ada = User::register(&tenet, "ada").await;
     let grace = User::register(&tenet, "grace").await;
     let workspace = ada.workspace("Acme").await;
@@ -1463,7 +1431,7 @@ async fn missing_or_invalid_bearer_tokens_are_401_with_www_authenticate(backing:
 // Request ids
 
 async fn x_request_id_is_echoed_and_carried_by_the_problem_body(backing: Backing) {
-    let tenet = start(&backing).await;
+    let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
     let client = &user.client;

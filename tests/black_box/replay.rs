@@ -3,34 +3,16 @@
 //! for row while queries keep answering in full; a failing projection
 //! stops alone; events in an older schema are read and rebuilt.
 
-mod common;
-
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use common::{Backing, Client, Reply, Tenet, User};
+use crate::common::{Backing, Client, Tenet, User, id, start};
 use serde_json::{Value, json};
 use tenet_events::db::{Backend, Db};
 use tenet_events::envelope::{Actor, Metadata, NewEvent};
 use tenet_events::ids::{EventId, StreamId, TenantId};
 use tenet_events::store::{self, AppendRequest, ExpectedVersion, StoreOptions};
-
-const GENEROUS: [(&str, &str); 2] = [
-    ("TENET_RATE_LIMIT", "1000000"),
-    ("TENET_AUTH_RATE_LIMIT", "1000000"),
-];
-
-async fn start(backing: &Backing) -> Tenet {
-    Tenet::start(backing, &GENEROUS).await
-}
-
-fn id(reply: &Reply, status: u16) -> String {
-    reply.assert_status(status)["id"]
-        .as_str()
-        .expect("id")
-        .to_owned()
-}
 
 /// The read-model tables of each projection.
 const TABLES: [(&str, &[&str]); 3] = [
@@ -706,12 +688,7 @@ async fn the_cli_lists_projections_and_replays_one_against_a_running_deployment(
         )
         .await;
     let project = id(&created, 201);
-    let cli = |args: &[&str]| {
-        let mut command = common::command();
-        command.arg("projections").args(args).envs(backing.env());
-        async move { command.output().await.expect("run tenet projections") }
-    };
-    let listed = cli(&["list"]).await;
+    let listed = backing.cli(&["projections", "list"]).await;
     assert!(
         listed.status.success(),
         "{}",
@@ -721,7 +698,7 @@ async fn the_cli_lists_projections_and_replays_one_against_a_running_deployment(
     for name in ["access", "projects", "tasks", "unassign-departed-members"] {
         assert!(text.contains(name), "{name} in {text}");
     }
-    let replayed = cli(&["replay", "projects"]).await;
+    let replayed = backing.cli(&["projections", "replay", "projects"]).await;
     assert!(
         replayed.status.success(),
         "{}",
@@ -736,7 +713,7 @@ async fn the_cli_lists_projections_and_replays_one_against_a_running_deployment(
         ))
         .await
         .assert_status(200);
-    let unknown = cli(&["replay", "nothing"]).await;
+    let unknown = backing.cli(&["projections", "replay", "nothing"]).await;
     assert!(!unknown.status.success());
     assert!(String::from_utf8_lossy(&unknown.stderr).contains("no projection is named"));
 }

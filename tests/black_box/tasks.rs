@@ -945,7 +945,7 @@ async fn ids_of_other_kinds_of_resources_are_404_and_task_keys_never_repeat(back
 
 async fn started_at_is_the_first_start_and_completed_at_lasts_while_done(backing: Backing) {
     let tenet = start(&backing).await;
-    let board = Board::new(&tenet).await;
+    let board = Board::new(&tenet, "Board").await;
     let created = board.create(json!({ "title": "Timed" })).await;
     let task = id(&created, 201);
     assert_eq!(created.body["started_at"], Value::Null);

@@ -41,7 +41,9 @@ use crate::ops::{self, Ops};
 /// a 20,000-character description, is far below it).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-pub struct Parts<'a> {
+/// What the HTTP surface of this process is built from (the binary's
+/// wiring hands it over once, to [`router`]).
+pub struct HttpDeps<'a> {
     pub config: &'a ServeConfig,
     pub db: Db,
     pub store: Arc<dyn EventStore>,
@@ -93,42 +95,42 @@ pub struct Parts<'a> {
 )]
 struct ApiDoc;
 
-pub fn router(parts: Parts<'_>) -> axum::Router {
+pub fn router(deps: HttpDeps<'_>) -> axum::Router {
     let ops = ops::router(Ops {
-        db: parts.db.clone(),
-        store: parts.store.clone(),
-        bus: parts.bus.clone(),
-        metrics: parts.metrics,
-        ready_max_lag: parts.config.ready_max_lag,
+        db: deps.db.clone(),
+        store: deps.store.clone(),
+        bus: deps.bus.clone(),
+        metrics: deps.metrics,
+        ready_max_lag: deps.config.ready_max_lag,
     });
-    let access = Arc::new(AccessModel::new(parts.db.clone()));
-    let auth: Auth = Arc::new(Authenticator::new(parts.jwt.clone(), access.clone()));
+    let access = Arc::new(AccessModel::new(deps.db.clone()));
+    let auth: Auth = Arc::new(Authenticator::new(deps.jwt.clone(), access.clone()));
     let command_state = CommandState {
-        repository: parts.repository,
-        db: parts.db.clone(),
+        repository: deps.repository,
+        db: deps.db.clone(),
         keys_in_flight: Arc::default(),
         auth: auth.clone(),
         access,
-        jwt: parts.jwt,
-        passwords: parts.passwords,
-        refresh_ttl: Duration::from_secs(parts.config.auth.refresh_token_ttl_secs),
+        jwt: deps.jwt,
+        passwords: deps.passwords,
+        refresh_ttl: Duration::from_secs(deps.config.auth.refresh_token_ttl_secs),
     };
     let commands = tenet_command::router(command_state.clone());
     let realtime = tenet_query::realtime::router(tenet_query::realtime::Realtime {
-        hub: parts.hub,
-        db: parts.db.clone(),
-        store: parts.store.clone(),
+        hub: deps.hub,
+        db: deps.db.clone(),
+        store: deps.store.clone(),
         auth: auth.clone(),
-        checkpoints: parts.checkpoints.clone(),
-        settings: parts.config.realtime.settings(),
-        shutdown: parts.shutdown,
+        checkpoints: deps.checkpoints.clone(),
+        settings: deps.config.realtime.settings(),
+        shutdown: deps.shutdown,
     });
     let queries = tenet_query::router(QueryState {
-        db: parts.db,
-        store: parts.store,
+        db: deps.db,
+        store: deps.store,
         auth,
-        checkpoints: parts.checkpoints,
-        consistency_timeout: parts.config.consistency_timeout(),
+        checkpoints: deps.checkpoints,
+        consistency_timeout: deps.config.consistency_timeout(),
     });
     // The document describes the whole API, whichever roles this process
     // serves.
@@ -142,13 +144,13 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     doc.merge(ops::ApiDoc::openapi());
     tenet_http::openapi::complete(&mut doc);
     let mut api = axum::Router::new();
-    if parts.config.runs(Role::Command) {
+    if deps.config.runs(Role::Command) {
         api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(
             command_state,
             tenet_command::idempotency::layer,
         )));
     }
-    if parts.config.runs(Role::Query) {
+    if deps.config.runs(Role::Query) {
         api = api.merge(query_routes).merge(realtime_routes);
     }
     let router = axum::Router::new()
@@ -162,13 +164,13 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     // CORS answers preflights itself: inside the layers below, so those
     // answers carry the rate-limit and security headers and a request id
     // like every other response.
-    let router = match cors(&parts.config.cors_origins) {
+    let router = match cors(&deps.config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
     router
         .layer(middleware::from_fn_with_state(
-            parts.limits,
+            deps.limits,
             ratelimit::layer,
         ))
         .layer(middleware::from_fn(security_headers))

@@ -22,7 +22,7 @@ use tenet_events::store::{self, StoreOptions};
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::password::Passwords;
 use tenet_http::ratelimit::RateLimits;
-use tenet_projections::{Checkpoints, Feed, Runtime};
+use tenet_projections::{Checkpoints, Runtime, SourceKind};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -158,9 +158,9 @@ impl Server {
                 // supervisors' occasional reads.
                 db: db.without_fsync(2 * (projectors.len() + inline_projectors().len()) as u32 + 2),
                 store: store.clone(),
-                feed: bus
+                source: bus
                     .clone()
-                    .map_or(Feed::Log, |bus| Feed::JetStream(Box::new(bus))),
+                    .map_or(SourceKind::Log, |bus| SourceKind::JetStream(Box::new(bus))),
                 checkpoints: checkpoints.clone(),
             };
             let mut runners = runtime
@@ -262,7 +262,7 @@ impl Server {
                 }
             });
         }
-        let router = http::router(http::Parts {
+        let router = http::router(http::HttpDeps {
             config,
             db: db.clone(),
             store,
@@ -472,7 +472,7 @@ pub async fn replay_projection(
         runtime: Runtime {
             db: db.clone(),
             store: store.clone(),
-            feed: Feed::Log,
+            source: SourceKind::Log,
             checkpoints: Checkpoints::default(),
         },
         projector,

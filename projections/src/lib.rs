@@ -16,4 +16,5 @@ pub mod source;
 pub mod tasks;
 
 pub use checkpoints::Checkpoints;
-pub use runtime::{Feed, Runtime};
+pub use runtime::Runtime;
+pub use source::SourceKind;

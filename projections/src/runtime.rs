@@ -27,7 +27,6 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenet_events::bus::Bus;
 use tenet_events::db::{Db, Tx};
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::Position;
@@ -38,23 +37,15 @@ use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoints::{self, CHECKPOINT_CHANNEL, Checkpoints, Status};
-use crate::source::{BATCH, Delivery, EventSource, JetStreamSource, LogTail};
-
-/// Where runners read events from.
-#[derive(Clone)]
-pub enum Feed {
-    /// Tail the log in the database (embedded, or Postgres without NATS).
-    Log,
-    /// A durable JetStream consumer per projection.
-    JetStream(Box<Bus>),
-}
+use crate::source::{BATCH, Delivery, EventSource, SourceKind};
 
 /// What the runtime needs to run projections.
 #[derive(Clone)]
 pub struct Runtime {
     pub db: Db,
     pub store: Arc<dyn EventStore>,
-    pub feed: Feed,
+    /// Where runners read events from.
+    pub source: SourceKind,
     pub checkpoints: Checkpoints,
 }
 
@@ -242,26 +233,6 @@ impl Runner {
         }
     }
 
-    /// Where this generation's events come from. A rebuild reads the log
-    /// itself (the fastest way through history, and JetStream's durable
-    /// consumer belongs to the live generation); so does a rebuilt
-    /// generation after its swap, until the process restarts.
-    async fn open_source(
-        &self,
-        status: Status,
-    ) -> Result<Box<dyn EventSource>, crate::source::SourceError> {
-        Ok(match &self.runtime.feed {
-            Feed::JetStream(bus) if status != Status::Rebuilding => {
-                Box::new(JetStreamSource::open(bus, self.name()).await?)
-            }
-            _ if status == Status::Rebuilding => Box::new(LogTail::with_batch(
-                self.runtime.store.clone(),
-                crate::source::REBUILD_BATCH,
-            )),
-            _ => Box::new(LogTail::new(self.runtime.store.clone())),
-        })
-    }
-
     async fn checkpoint(&self) -> Result<(Position, Status), String> {
         let row = checkpoints::load(&self.runtime.db, self.name(), self.generation)
             .await
@@ -282,7 +253,12 @@ impl Runner {
             // at this generation may have left some).
             self.clear().await?;
         }
-        let source = self.open_source(status).await.map_err(|e| e.to_string())?;
+        let source = self
+            .runtime
+            .source
+            .open(&self.runtime.store, self.name(), status)
+            .await
+            .map_err(|e| e.to_string())?;
         self.drive(source, shutdown).await
     }
 

@@ -5,6 +5,9 @@
 //! durable JetStream consumer per projection. Either way the runtime gets
 //! batches in position order and checks them for duplicates and gaps itself,
 //! so a source only has to be "at least once, mostly in order".
+//!
+//! [`SourceKind`] is what the wiring chooses for a deployment; an
+//! [`EventSource`] is one opened source a runner reads from.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -17,6 +20,8 @@ use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::Position;
 use tenet_events::store::{EventStore, LogQuery, StoreError};
 
+use crate::checkpoints::Status;
+
 /// Most events handed to a projector in one transaction.
 pub const BATCH: usize = 500;
 
@@ -24,6 +29,39 @@ pub const BATCH: usize = 500;
 /// history, where fewer, larger commits write each hot index page once
 /// per batch instead of once per 500 events.
 pub const REBUILD_BATCH: usize = 5_000;
+
+/// Which kind of source the runners of a deployment read from.
+#[derive(Clone)]
+pub enum SourceKind {
+    /// Tail the log in the database (embedded, or Postgres without NATS).
+    Log,
+    /// A durable JetStream consumer per projection.
+    JetStream(Box<Bus>),
+}
+
+impl SourceKind {
+    /// Opens the source of one generation of projection `name`, in
+    /// `status`. A rebuild reads the log itself (the fastest way through
+    /// history, and JetStream's durable consumer belongs to the live
+    /// generation); so does a rebuilt generation after its swap, until the
+    /// process restarts.
+    pub async fn open(
+        &self,
+        store: &Arc<dyn EventStore>,
+        name: &str,
+        status: Status,
+    ) -> Result<Box<dyn EventSource>, SourceError> {
+        Ok(match self {
+            SourceKind::JetStream(bus) if status != Status::Rebuilding => {
+                Box::new(JetStreamSource::open(bus, name).await?)
+            }
+            _ if status == Status::Rebuilding => {
+                Box::new(LogTail::with_batch(store.clone(), REBUILD_BATCH))
+            }
+            _ => Box::new(LogTail::new(store.clone())),
+        })
+    }
+}
 
 /// A batch of events and the acknowledgement to send once it is applied.
 pub struct Delivery {

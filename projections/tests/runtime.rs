@@ -17,7 +17,8 @@ use tenet_events::store::{
 use tenet_events::testing::TestDatabase;
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::{self, Checkpoints};
-use tenet_projections::runtime::{Feed, Runner, Runtime};
+use tenet_projections::runtime::{Runner, Runtime};
+use tenet_projections::source::SourceKind;
 use tenet_projections::source::{Delivery, EventSource, SourceError};
 use tokio_util::sync::CancellationToken;
 
@@ -147,7 +148,7 @@ fn runtime(database: &TestDatabase, store: Arc<dyn EventStore>) -> Runtime {
     Runtime {
         db: database.db.clone(),
         store,
-        feed: Feed::Log,
+        source: SourceKind::Log,
         checkpoints: Checkpoints::default(),
     }
 }

@@ -459,6 +459,16 @@ pub async fn purge_expired_responses(db: &Db) -> Result<u64, sqlx::Error> {
     Ok(deleted)
 }
 
+/// Holds back every append until `tx` ends: an inline projection's
+/// blue/green swap needs the log to stand still while it catches up and
+/// flips. SQLite needs nothing: a write transaction holds the database.
+pub async fn hold_appends(tx: &mut crate::db::Tx<'_>) -> Result<(), sqlx::Error> {
+    if let crate::db::Tx::Postgres(conn) = tx {
+        sqlx::query(postgres::LOG_LOCK).execute(&mut **conn).await?;
+    }
+    Ok(())
+}
+
 /// Opens the event store of a database.
 pub async fn open(db: Db, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match db {

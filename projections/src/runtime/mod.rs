@@ -29,20 +29,39 @@ use std::time::Duration;
 
 use tenet_events::db::Db;
 use tenet_events::ids::Position;
-use tenet_events::projection::{self, Projector};
-use tenet_events::store::EventStore;
+use tenet_events::projection::{self, ProjectionError, Projector};
+use tenet_events::store::{EventStore, StoreError};
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
 use crate::checkpoints::{self, Checkpoints};
-use crate::source::SourceKind;
+use crate::source::{SourceError, SourceKind};
 
+mod apply;
 mod runner;
 mod supervisor;
 mod swap;
 
 pub use runner::Runner;
 pub use supervisor::Supervisor;
+
+/// Why a runner, a supervisor or a swap could not go on. None is final:
+/// the runner reopens its source and starts again from its checkpoint, the
+/// supervisor looks again, the swap is tried after the next batch.
+#[derive(Debug, thiserror::Error)]
+pub enum RuntimeError {
+    #[error("database error: {0}")]
+    Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Projection(#[from] ProjectionError),
+    /// A hole in what the source delivered is not in the log yet either.
+    #[error("position {0} is not in the log yet")]
+    NotInLog(Position),
+}
 
 /// What the runtime needs to run projections.
 #[derive(Clone)]

@@ -1,20 +1,21 @@
-//! A runner: applies the log to one generation of one projection.
+//! A runner: applies the log to one generation of one projection, from the
+//! source it opens, until shutdown or its generation's retirement.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tenet_events::db::{Db, Tx};
+use tenet_events::db::Db;
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::Position;
 use tenet_events::leader::Leadership;
-use tenet_events::projection::{ProjectionError, Projector};
-use tenet_events::store::LogQuery;
+use tenet_events::projection::Projector;
 use tokio_util::sync::CancellationToken;
 
-use crate::checkpoints::{self, CHECKPOINT_CHANNEL, Status};
-use crate::source::{BATCH, Delivery, EventSource};
+use crate::checkpoints::{self, Status};
+use crate::source::{Delivery, EventSource};
 
-use super::{Runtime, pause};
+use super::apply::ApplyError;
+use super::{Runtime, RuntimeError, pause};
 
 /// Applies the log to one generation of one projection.
 pub struct Runner {
@@ -23,15 +24,48 @@ pub struct Runner {
     pub generation: i32,
 }
 
-enum ApplyError {
-    /// The checkpoint is no longer where this batch starts.
-    Moved,
-    Transient(String),
-    /// `position` cannot be applied.
-    Poison {
-        position: Position,
-        error: String,
-    },
+/// The first wait after a batch that could not be applied; it doubles up
+/// to [`MAX_BACKOFF`] while the failures go on.
+const FIRST_BACKOFF: Duration = Duration::from_millis(50);
+const MAX_BACKOFF: Duration = Duration::from_secs(5);
+
+/// Where a runner's drive stands between two batches.
+struct Progress {
+    checkpoint: Position,
+    status: Status,
+    /// Delivered events not yet (all) applied, with their delivery: taken
+    /// up again before the source is asked for more, and acknowledged only
+    /// once every event it brought is applied.
+    pending: Option<(Vec<RecordedEvent>, Delivery)>,
+    backoff: Duration,
+}
+
+impl Progress {
+    fn at((checkpoint, status): (Position, Status)) -> Progress {
+        Progress {
+            checkpoint,
+            status,
+            pending: None,
+            backoff: FIRST_BACKOFF,
+        }
+    }
+
+    fn reload(&mut self, (checkpoint, status): (Position, Status)) {
+        self.checkpoint = checkpoint;
+        self.status = status;
+    }
+
+    /// Keeps `fresh` for the next round and waits, longer each time.
+    async fn retry_later(
+        &mut self,
+        fresh: Vec<RecordedEvent>,
+        delivery: Delivery,
+        shutdown: &CancellationToken,
+    ) {
+        self.pending = Some((fresh, delivery));
+        pause(shutdown, self.backoff).await;
+        self.backoff = (self.backoff * 2).min(MAX_BACKOFF);
+    }
 }
 
 impl Runner {
@@ -80,10 +114,8 @@ impl Runner {
         }
     }
 
-    async fn checkpoint(&self) -> Result<(Position, Status), String> {
-        let row = checkpoints::load(&self.runtime.db, self.name(), self.generation)
-            .await
-            .map_err(|e| e.to_string())?;
+    pub(super) async fn checkpoint(&self) -> Result<(Position, Status), RuntimeError> {
+        let row = checkpoints::load(&self.runtime.db, self.name(), self.generation).await?;
         // A retired generation's checkpoint is removed with its rows.
         Ok(row.map_or((Position::START, Status::Retired), |row| {
             (
@@ -93,7 +125,7 @@ impl Runner {
         }))
     }
 
-    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), String> {
+    async fn lead(&self, shutdown: &CancellationToken) -> Result<(), RuntimeError> {
         let (checkpoint, status) = self.checkpoint().await?;
         if status == Status::Rebuilding && checkpoint == Position::START {
             // A rebuild starts from empty rows (a crashed earlier attempt
@@ -104,18 +136,15 @@ impl Runner {
             .runtime
             .source
             .open(&self.runtime.store, self.name(), status)
-            .await
-            .map_err(|e| e.to_string())?;
+            .await?;
         self.drive(source, shutdown).await
     }
 
-    async fn clear(&self) -> Result<(), String> {
-        let mut tx = self.runtime.db.begin().await.map_err(|e| e.to_string())?;
-        self.projector
-            .clear(&mut tx, self.generation)
-            .await
-            .map_err(|e| e.to_string())?;
-        tx.commit().await.map_err(|e| e.to_string())
+    async fn clear(&self) -> Result<(), RuntimeError> {
+        let mut tx = self.runtime.db.begin().await?;
+        self.projector.clear(&mut tx, self.generation).await?;
+        tx.commit().await?;
+        Ok(())
     }
 
     /// Applies what `source` delivers until shutdown (or an error of the
@@ -124,299 +153,158 @@ impl Runner {
         &self,
         mut source: Box<dyn EventSource>,
         shutdown: &CancellationToken,
-    ) -> Result<(), String> {
-        let (mut checkpoint, mut status) = self.checkpoint().await?;
-        let mut pending: Option<(Vec<RecordedEvent>, Delivery)> = None;
-        let mut backoff = Duration::from_millis(50);
+    ) -> Result<(), RuntimeError> {
+        let mut progress = Progress::at(self.checkpoint().await?);
         while !shutdown.is_cancelled() {
-            if status == Status::Retired {
-                return Ok(());
-            }
-            if status == Status::Failed {
-                // Parked until an operator repairs it (a replay resets the
-                // status); checked now and then.
-                pause(shutdown, Duration::from_secs(2)).await;
-                (checkpoint, status) = self.checkpoint().await?;
-                continue;
-            }
-            let (events, delivery) = match pending.take() {
-                Some(pending) => pending,
-                None => {
-                    let delivery = tokio::select! {
-                        () = shutdown.cancelled() => return Ok(()),
-                        delivery = source.next(checkpoint) => delivery.map_err(|e| e.to_string())?,
-                    };
-                    let events = delivery.events.clone();
-                    (events, delivery)
-                }
-            };
-            let fresh: Vec<RecordedEvent> = events
-                .into_iter()
-                .filter(|e| e.position > checkpoint)
-                .collect();
-            if fresh.is_empty() {
-                delivery.ack().await;
-                continue;
-            }
-            let batch = match self.contiguous(checkpoint, fresh.clone()).await {
-                Ok(batch) => batch,
-                Err(error) => {
-                    tracing::warn!(projection = self.name(), %error, "cannot fill a gap from the log");
-                    pending = Some((fresh, delivery));
-                    pause(shutdown, backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
+            match progress.status {
+                Status::Retired => return Ok(()),
+                Status::Failed => {
+                    // Parked until an operator repairs it (a replay resets
+                    // the status); checked now and then.
+                    pause(shutdown, Duration::from_secs(2)).await;
+                    progress.reload(self.checkpoint().await?);
                     continue;
                 }
-            };
-            let started = std::time::Instant::now();
-            let applied = self.apply_isolating(checkpoint, status, &batch).await;
-            metrics::histogram!("tenet_projection_batch_seconds", "projection" => self.name())
-                .record(started.elapsed().as_secs_f64());
-            if let Some(first) = batch.first() {
-                // How long the oldest event of the batch waited to be applied.
-                let age = (tenet_events::envelope::now() - first.occurred_at)
-                    .num_microseconds()
-                    .unwrap_or(0);
-                metrics::histogram!("tenet_projection_lag_seconds", "projection" => self.name())
-                    .record(age as f64 / 1e6);
+                Status::Live | Status::Rebuilding => {}
             }
-            match applied {
-                Ok(reached) => {
-                    checkpoint = reached;
-                    backoff = Duration::from_millis(50);
-                    if status == Status::Rebuilding {
-                        match self.try_swap(checkpoint).await {
-                            Ok(Some(swapped)) => {
-                                checkpoint = swapped;
-                                status = Status::Live;
-                            }
-                            Ok(None) => {}
-                            Err(error) => {
-                                tracing::warn!(projection = self.name(), %error, "cannot swap the rebuilt generation in yet")
-                            }
-                        }
+            let (events, delivery) = match progress.pending.take() {
+                Some(pending) => pending,
+                None => tokio::select! {
+                    () = shutdown.cancelled() => return Ok(()),
+                    delivery = source.next(progress.checkpoint) => {
+                        let delivery = delivery?;
+                        (delivery.events.clone(), delivery)
                     }
-                    // Reads wait on the active generation only: a rebuild's
-                    // progress says nothing about what queries see.
-                    if status == Status::Live {
-                        self.runtime.checkpoints.advance(self.name(), checkpoint);
-                    }
-                    metrics::counter!("tenet_projection_events_total", "projection" => self.name())
-                        .increment(batch.len() as u64);
-                    metrics::gauge!("tenet_projection_position", "projection" => self.name())
-                        .set(checkpoint.0 as f64);
-                    // Done with the delivery only when every event it
-                    // brought is applied (a gap repair or a poison event
-                    // can stop the batch short of them).
-                    let delivered = fresh.last().map_or(reached, |e| e.position);
-                    if reached >= delivered {
-                        delivery.ack().await;
-                    } else {
-                        pending = Some((fresh, delivery));
-                    }
+                },
+            };
+            self.step(&mut progress, events, delivery, shutdown).await?;
+        }
+        Ok(())
+    }
+
+    /// Applies what of one delivery is new (closing the gaps before it from
+    /// the log), and settles the outcome: the checkpoint moves on, the
+    /// batch waits for a retry, or the projection fails at a poison event.
+    async fn step(
+        &self,
+        progress: &mut Progress,
+        events: Vec<RecordedEvent>,
+        delivery: Delivery,
+        shutdown: &CancellationToken,
+    ) -> Result<(), RuntimeError> {
+        let fresh: Vec<RecordedEvent> = events
+            .into_iter()
+            .filter(|e| e.position > progress.checkpoint)
+            .collect();
+        if fresh.is_empty() {
+            delivery.ack().await;
+            return Ok(());
+        }
+        let batch = match self.contiguous(progress.checkpoint, fresh.clone()).await {
+            Ok(batch) => batch,
+            Err(error) => {
+                tracing::warn!(projection = self.name(), %error, "cannot fill a gap from the log");
+                progress.retry_later(fresh, delivery, shutdown).await;
+                return Ok(());
+            }
+        };
+        let applied = self.apply_measured(progress, &batch).await;
+        match applied {
+            Ok(reached) => {
+                self.advance(progress, reached, batch.len()).await;
+                // Done with the delivery only when every event it brought
+                // is applied (a gap repair or a poison event can stop the
+                // batch short of them).
+                let delivered = fresh.last().map_or(reached, |e| e.position);
+                if reached >= delivered {
+                    delivery.ack().await;
+                } else {
+                    progress.pending = Some((fresh, delivery));
                 }
-                Err(ApplyError::Moved) => {
-                    (checkpoint, status) = self.checkpoint().await?;
-                    pending = Some((fresh, delivery));
-                }
-                Err(ApplyError::Transient(error)) => {
-                    tracing::warn!(projection = self.name(), %error, "retrying a batch");
-                    pending = Some((fresh, delivery));
-                    pause(shutdown, backoff).await;
-                    backoff = (backoff * 2).min(Duration::from_secs(5));
-                }
-                Err(ApplyError::Poison { position, error }) => {
-                    tracing::error!(projection = self.name(), %position, %error, "projection failed");
-                    metrics::counter!("tenet_projection_failures_total", "projection" => self.name())
-                        .increment(1);
-                    checkpoints::mark_failed(
-                        &self.runtime.db,
-                        self.name(),
-                        self.generation,
-                        position,
-                        &error,
-                    )
-                    .await
-                    .map_err(|e| e.to_string())?;
-                    status = Status::Failed;
-                }
+            }
+            Err(ApplyError::Moved) => {
+                progress.reload(self.checkpoint().await?);
+                progress.pending = Some((fresh, delivery));
+            }
+            Err(ApplyError::Transient(error)) => {
+                tracing::warn!(projection = self.name(), %error, "retrying a batch");
+                progress.retry_later(fresh, delivery, shutdown).await;
+            }
+            Err(ApplyError::Poison { position, reason }) => {
+                self.fail(position, &reason).await?;
+                progress.status = Status::Failed;
             }
         }
         Ok(())
     }
 
-    /// Makes `events` (all after `checkpoint`, in position order) start at
-    /// `checkpoint + 1` and leave no hole, reading what is missing from the
-    /// log — at most one batch's worth per call: a large hole (a projection
-    /// new to an old log, a recreated stream) is closed over several
-    /// transactions, never loaded at once. What it answers may therefore
-    /// end before the delivered events; the caller keeps them for later.
-    async fn contiguous(
+    /// Applies `batch` from where `progress` stands, recording how long it
+    /// took and how long its oldest event waited.
+    async fn apply_measured(
         &self,
-        checkpoint: Position,
-        events: Vec<RecordedEvent>,
-    ) -> Result<Vec<RecordedEvent>, String> {
-        let mut batch = Vec::with_capacity(events.len());
-        let mut expected = checkpoint.next();
-        let mut budget = BATCH;
-        for event in events {
-            if event.position < expected {
-                continue;
-            }
-            if event.position > expected {
-                if budget == 0 {
-                    break;
-                }
-                let missing = usize::try_from(event.position.0 - expected.0).unwrap_or(usize::MAX);
-                let found = self
-                    .runtime
-                    .store
-                    .read_log(LogQuery::all_after(
-                        Position(expected.0 - 1),
-                        missing.min(budget),
-                    ))
-                    .await
-                    .map_err(|e| e.to_string())?;
-                let found: Vec<RecordedEvent> = found
-                    .into_iter()
-                    .take_while(|e| e.position < event.position)
-                    .collect();
-                if found.first().map(|e| e.position) != Some(expected) {
-                    return Err(format!("position {expected} is not in the log yet"));
-                }
-                metrics::counter!("tenet_projection_gap_repairs_total", "projection" => self.name())
-                    .increment(found.len() as u64);
-                budget = budget.saturating_sub(found.len());
-                for missing in found {
-                    expected = missing.position.next();
-                    batch.push(missing);
-                }
-                if event.position > expected {
-                    break;
-                }
-            }
-            expected = event.position.next();
-            batch.push(event);
-        }
-        Ok(batch)
-    }
-
-    /// Applies a batch in one transaction; if the projector rejects it, goes
-    /// event by event to apply everything before the culprit and name it.
-    /// Answers the checkpoint reached.
-    async fn apply_isolating(
-        &self,
-        checkpoint: Position,
-        status: Status,
+        progress: &Progress,
         batch: &[RecordedEvent],
     ) -> Result<Position, ApplyError> {
-        match self.apply(checkpoint, status, batch).await {
-            Err(ApplyError::Poison { .. }) if batch.len() > 1 => {
-                let mut reached = checkpoint;
-                for event in batch {
-                    match self
-                        .apply(reached, status, std::slice::from_ref(event))
-                        .await
-                    {
-                        Ok(()) => reached = event.position,
-                        // Keep what was applied; the caller retries the rest
-                        // and meets the failing event again, alone.
-                        Err(_) if reached > checkpoint => return Ok(reached),
-                        Err(error) => return Err(error),
-                    }
-                }
-                Ok(reached)
-            }
-            Err(error) => Err(error),
-            Ok(()) => Ok(batch.last().map_or(checkpoint, |e| e.position)),
+        let started = std::time::Instant::now();
+        let applied = self
+            .apply_isolating(progress.checkpoint, progress.status, batch)
+            .await;
+        metrics::histogram!("tenet_projection_batch_seconds", "projection" => self.name())
+            .record(started.elapsed().as_secs_f64());
+        if let Some(first) = batch.first() {
+            // How long the oldest event of the batch waited to be applied.
+            let age = (tenet_events::envelope::now() - first.occurred_at)
+                .num_microseconds()
+                .unwrap_or(0);
+            metrics::histogram!("tenet_projection_lag_seconds", "projection" => self.name())
+                .record(age as f64 / 1e6);
         }
+        applied
     }
 
-    async fn apply(
-        &self,
-        from: Position,
-        status: Status,
-        batch: &[RecordedEvent],
-    ) -> Result<(), ApplyError> {
-        let Some(to) = batch.last().map(|e| e.position) else {
-            return Ok(());
-        };
-        // Only a fault of the statement or its data can never succeed; an
-        // outage, a timeout or a full disk is retried, never blamed on an
-        // event.
-        let database = |error: sqlx::Error| {
-            if tenet_events::db::is_fault(&error) {
-                ApplyError::Poison {
-                    position: batch[0].position,
-                    error: error.to_string(),
+    /// Moves `progress` to `reached` after `applied` events; a rebuild that
+    /// has caught up is swapped in.
+    async fn advance(&self, progress: &mut Progress, reached: Position, applied: usize) {
+        progress.checkpoint = reached;
+        progress.backoff = FIRST_BACKOFF;
+        if progress.status == Status::Rebuilding {
+            match self.try_swap(reached).await {
+                Ok(Some(swapped)) => {
+                    progress.checkpoint = swapped;
+                    progress.status = Status::Live;
                 }
-            } else {
-                ApplyError::Transient(error.to_string())
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::warn!(projection = self.name(), %error, "cannot swap the rebuilt generation in yet")
+                }
             }
-        };
-        let mut tx = self.runtime.db.begin().await.map_err(database)?;
-        let now = tenet_events::envelope::now();
-        // Claim the checkpoint (compare-and-set) first: it serialises rival
-        // instances before any read-model write, and a generation retired
-        // (or failed) meanwhile claims nothing. On Postgres the same round
-        // trip queues the checkpoint notification of a live generation,
-        // delivered only if the transaction commits.
-        let notify = if status == Status::Live {
-            checkpoints::notification(self.name(), to)
-        } else {
-            String::new()
-        };
-        let claimed: u64 = match &mut tx {
-            Tx::Postgres(conn) => sqlx::query_scalar::<_, i64>(
-                "WITH claimed AS ( \
-                   UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
-                   WHERE name = $1 AND generation = $2 AND position = $5 \
-                     AND status IN ('live', 'rebuilding') \
-                   RETURNING 1 \
-                 ) SELECT (SELECT count(*) FROM claimed) \
-                   FROM (SELECT CASE WHEN $7 <> '' THEN pg_notify($6, $7) END) AS notified",
-            )
-            .bind(self.name())
-            .bind(self.generation)
-            .bind(to.0)
-            .bind(now)
-            .bind(from.0)
-            .bind(CHECKPOINT_CHANNEL)
-            .bind(notify)
-            .fetch_one(&mut **conn)
-            .await
-            .map_err(database)? as u64,
-            Tx::Sqlite(conn) => sqlx::query(
-                "UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
-                 WHERE name = $1 AND generation = $2 AND position = $5 \
-                   AND status IN ('live', 'rebuilding')",
-            )
-            .bind(self.name())
-            .bind(self.generation)
-            .bind(to.0)
-            .bind(now)
-            .bind(from.0)
-            .execute(&mut **conn)
-            .await
-            .map_err(database)?
-            .rows_affected(),
-        };
-        if claimed == 0 {
-            let _ = tx.rollback().await;
-            return Err(ApplyError::Moved);
         }
-        if batch.iter().any(|e| self.projector.handles(&e.event_type))
-            && let Err(error) = self.projector.apply(&mut tx, self.generation, batch).await
-        {
-            let _ = tx.rollback().await;
-            return Err(match error {
-                ProjectionError::Database(error) => database(error),
-                ProjectionError::Event { position, reason } => ApplyError::Poison {
-                    position,
-                    error: reason,
-                },
-            });
+        // Reads wait on the active generation only: a rebuild's progress
+        // says nothing about what queries see.
+        if progress.status == Status::Live {
+            self.runtime
+                .checkpoints
+                .advance(self.name(), progress.checkpoint);
         }
-        tx.commit().await.map_err(database)
+        metrics::counter!("tenet_projection_events_total", "projection" => self.name())
+            .increment(applied as u64);
+        metrics::gauge!("tenet_projection_position", "projection" => self.name())
+            .set(progress.checkpoint.0 as f64);
+    }
+
+    /// Marks this generation failed at `position`, which it cannot apply.
+    async fn fail(&self, position: Position, reason: &str) -> Result<(), RuntimeError> {
+        tracing::error!(projection = self.name(), %position, error = %reason, "projection failed");
+        metrics::counter!("tenet_projection_failures_total", "projection" => self.name())
+            .increment(1);
+        checkpoints::mark_failed(
+            &self.runtime.db,
+            self.name(),
+            self.generation,
+            position,
+            reason,
+        )
+        .await?;
+        Ok(())
     }
 }

@@ -8,7 +8,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoints::{self, Status};
 
-use super::{Runner, Runtime, pause};
+use super::{Runner, Runtime, RuntimeError, pause};
 
 /// Keeps a runner going for each generation of one projection that needs
 /// one, and removes the rows of retired generations.
@@ -65,23 +65,11 @@ impl Supervisor {
     }
 
     /// Deletes a retired generation's rows, then its checkpoint.
-    async fn retire(&self, generation: i32) -> Result<(), String> {
-        let mut tx = self.runtime.db.begin().await.map_err(|e| e.to_string())?;
-        self.projector
-            .clear(&mut tx, generation)
-            .await
-            .map_err(|e| e.to_string())?;
-        tenet_events::with_tx!(&mut tx, conn => {
-            sqlx::query(
-                "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND status = 'retired'",
-            )
-            .bind(self.projector.name())
-            .bind(generation)
-            .execute(&mut *conn)
-            .await
-            .map_err(|e| e.to_string())?;
-        });
-        tx.commit().await.map_err(|e| e.to_string())?;
+    async fn retire(&self, generation: i32) -> Result<(), RuntimeError> {
+        let mut tx = self.runtime.db.begin().await?;
+        self.projector.clear(&mut tx, generation).await?;
+        checkpoints::remove_retired(&mut tx, self.projector.name(), generation).await?;
+        tx.commit().await?;
         tracing::info!(
             projection = self.projector.name(),
             generation,

@@ -22,7 +22,7 @@ use tenet_events::store::{self, StoreOptions};
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::password::Passwords;
 use tenet_http::ratelimit::RateLimits;
-use tenet_projections::{Checkpoints, Runtime, SourceKind};
+use tenet_projections::{Checkpoints, FEED_WRITERS, Runtime, SourceKind};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
@@ -170,6 +170,7 @@ impl Server {
             background.spawn(async move { while runners.join_next().await.is_some() {} });
             background.spawn(tenet_projections::feed::run_pruner(
                 db.clone(),
+                &FEED_WRITERS,
                 Duration::from_secs(config.realtime.retention_secs),
                 Duration::from_millis(config.realtime.prune_every_ms.max(1)),
                 shutdown.clone(),
@@ -179,6 +180,7 @@ impl Server {
                     db.clone(),
                     checkpoints.clone(),
                     bus.clone(),
+                    &FEED_WRITERS,
                     shutdown.clone(),
                 ));
             }
@@ -231,6 +233,7 @@ impl Server {
                 background.spawn(tenet_projections::feed::follow_announcements(
                     bus.clone(),
                     checkpoints.clone(),
+                    &FEED_WRITERS,
                     shutdown.clone(),
                 ));
             }

@@ -8,6 +8,7 @@
 pub mod access;
 pub mod checkpoints;
 pub mod feed;
+pub mod feed_writers;
 pub mod projects;
 pub mod replay;
 mod rows;
@@ -16,5 +17,6 @@ pub mod source;
 pub mod tasks;
 
 pub use checkpoints::Checkpoints;
+pub use feed_writers::FEED_WRITERS;
 pub use runtime::Runtime;
 pub use source::SourceKind;

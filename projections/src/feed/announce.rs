@@ -10,64 +10,85 @@ use tokio_util::sync::CancellationToken;
 
 use crate::checkpoints::Checkpoints;
 
-use super::WRITERS;
-
 /// The NATS subject on which projector processes announce the checkpoints
 /// of the outbox's writers (`name:position`).
 pub fn announcement_subject(bus: &Bus) -> String {
     format!("{}.feed.checkpoints", bus.prefix())
 }
 
-/// Announces, on NATS, each advance of the outbox writers' checkpoints that
-/// this process sees, until shutdown. Query instances elsewhere learn from
-/// it that the feed can move on (the outbox in the database stays the
-/// source of truth; a lost announcement only delays delivery until the
-/// next one, or the database notification, or the poll).
-pub async fn announce(db: Db, checkpoints: Checkpoints, bus: Bus, shutdown: CancellationToken) {
+/// Announces, on NATS, each advance of the checkpoints of the outbox's
+/// `writers` that this process sees, until shutdown. Query instances
+/// elsewhere learn from it that the feed can move on (the outbox in the
+/// database stays the source of truth; a lost announcement only delays
+/// delivery until the next one, or the database notification, or the poll).
+pub async fn announce(
+    db: Db,
+    checkpoints: Checkpoints,
+    bus: Bus,
+    writers: &'static [&'static str],
+    shutdown: CancellationToken,
+) {
     let subject = announcement_subject(&bus);
     let mut tasks = tokio::task::JoinSet::new();
-    for name in WRITERS {
-        let (db, checkpoints, bus, subject, shutdown) = (
+    for &name in writers {
+        tasks.spawn(announce_writer(
+            name,
             db.clone(),
             checkpoints.clone(),
             bus.clone(),
             subject.clone(),
             shutdown.clone(),
-        );
-        tasks.spawn(async move {
-            let mut announced = Position::START;
-            while !shutdown.is_cancelled() {
-                let waited = tokio::select! {
-                    () = shutdown.cancelled() => return,
-                    waited = checkpoints.follow_to(&db, name, announced.next(), Duration::from_secs(5)) => waited,
-                };
-                if let Err(crate::checkpoints::WaitError::Database(error)) = waited {
-                    tracing::debug!(%error, "cannot read checkpoints to announce");
-                    tokio::select! {
-                        () = shutdown.cancelled() => return,
-                        () = tokio::time::sleep(Duration::from_secs(1)) => {}
-                    }
-                    continue;
-                }
-                let reached = checkpoints.current(name);
-                if reached <= announced {
-                    continue;
-                }
-                let payload = format!("{name}:{reached}");
-                if let Err(error) = bus.client.publish(subject.clone(), payload.into()).await {
-                    tracing::debug!(%error, "cannot announce a checkpoint");
-                    continue;
-                }
-                announced = reached;
-            }
-        });
+        ));
     }
     while tasks.join_next().await.is_some() {}
 }
 
+/// Announces each advance of the checkpoint of one writer, `name`, on
+/// `subject`, until shutdown.
+async fn announce_writer(
+    name: &'static str,
+    db: Db,
+    checkpoints: Checkpoints,
+    bus: Bus,
+    subject: String,
+    shutdown: CancellationToken,
+) {
+    let mut announced = Position::START;
+    while !shutdown.is_cancelled() {
+        let waited = tokio::select! {
+            () = shutdown.cancelled() => return,
+            waited = checkpoints.follow_to(&db, name, announced.next(), Duration::from_secs(5)) => waited,
+        };
+        if let Err(crate::checkpoints::WaitError::Database(error)) = waited {
+            tracing::debug!(%error, "cannot read checkpoints to announce");
+            tokio::select! {
+                () = shutdown.cancelled() => return,
+                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+            }
+            continue;
+        }
+        let reached = checkpoints.current(name);
+        if reached <= announced {
+            continue;
+        }
+        let payload = format!("{name}:{reached}");
+        if let Err(error) = bus.client.publish(subject.clone(), payload.into()).await {
+            tracing::debug!(%error, "cannot announce a checkpoint");
+            continue;
+        }
+        announced = reached;
+    }
+}
+
 /// Follows the announcements of [`announce`] (from every projector
-/// process) into this process's checkpoint registry, until shutdown.
-pub async fn follow_announcements(bus: Bus, checkpoints: Checkpoints, shutdown: CancellationToken) {
+/// process) into this process's checkpoint registry, until shutdown. Only
+/// the checkpoints of the outbox's `writers` are taken.
+pub async fn follow_announcements(
+    bus: Bus,
+    checkpoints: Checkpoints,
+    writers: &'static [&'static str],
+    shutdown: CancellationToken,
+) {
     use futures::StreamExt;
     while !shutdown.is_cancelled() {
         let mut subscription = match bus.client.subscribe(announcement_subject(&bus)).await {
@@ -87,7 +108,7 @@ pub async fn follow_announcements(bus: Bus, checkpoints: Checkpoints, shutdown: 
             };
             let Some(message) = message else { break };
             if let Some((name, position)) = parse_announcement(&message.payload)
-                && WRITERS.contains(&name)
+                && writers.contains(&name)
             {
                 checkpoints.advance(name, position);
             }

@@ -18,6 +18,12 @@
 //! (ranges, a tenant's pages, the horizon, the watermark), [`prune`](mod@prune), and
 //! [`announce`](mod@announce) (checkpoint announcements over NATS, and following them).
 //! What this module defines itself is the update they all share.
+//!
+//! - **It does not know its writers.** The projectors depend on the outbox
+//!   (they record into it), so the outbox must not name them: the
+//!   functions that need the set of writers (the watermark, the pruner,
+//!   the announcements) take it from whoever wires them
+//!   ([`crate::FEED_WRITERS`]).
 
 use tenet_events::ids::{CommentId, Position, ProjectId, TaskId, TenantId};
 use uuid::Uuid;
@@ -31,10 +37,6 @@ pub use announce::{announce, announcement_subject, follow_announcements};
 pub use prune::{prune, run_pruner};
 pub use read::{Cursor, Scope, horizon, read_range, read_tenant, watermark};
 pub use record::Recorder;
-
-/// The projections that write the outbox. The feed can deliver a position
-/// only once every one of them has applied it.
-pub const WRITERS: [&str; 2] = [crate::projects::NAME, crate::tasks::NAME];
 
 /// What happened to the row.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -9,11 +9,12 @@ use tokio_util::sync::CancellationToken;
 
 use super::read::watermark;
 
-/// Deletes updates recorded before `cutoff` (and below the watermark, so a
-/// lagging writer's rows are never cut out from under the live feed), and
-/// moves the horizon past them. Answers how many rows went.
-pub async fn prune(db: &Db, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {
-    let through = watermark(db).await?;
+/// Deletes updates recorded before `cutoff` (and below the watermark of
+/// the outbox's `writers`, so a lagging writer's rows are never cut out
+/// from under the live feed), and moves the horizon past them. Answers how
+/// many rows went.
+pub async fn prune(db: &Db, writers: &[&str], cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {
+    let through = watermark(db, writers).await?;
     let oldest_kept: Option<i64> = with_pool!(db, pool => {
         sqlx::query_scalar(
             "SELECT max(position) FROM feed_updates WHERE recorded_at < $1 AND position <= $2",
@@ -43,8 +44,15 @@ pub async fn prune(db: &Db, cutoff: DateTime<Utc>) -> Result<u64, sqlx::Error> {
     Ok(deleted)
 }
 
-/// Prunes the outbox every `every`, keeping `retention`, until shutdown.
-pub async fn run_pruner(db: Db, retention: Duration, every: Duration, shutdown: CancellationToken) {
+/// Prunes the outbox (written by `writers`) every `every`, keeping
+/// `retention`, until shutdown.
+pub async fn run_pruner(
+    db: Db,
+    writers: &'static [&'static str],
+    retention: Duration,
+    every: Duration,
+    shutdown: CancellationToken,
+) {
     let mut ticks = tokio::time::interval(every);
     ticks.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -55,7 +63,7 @@ pub async fn run_pruner(db: Db, retention: Duration, every: Duration, shutdown: 
         let Ok(retention) = chrono::Duration::from_std(retention) else {
             continue;
         };
-        match prune(&db, tenet_events::envelope::now() - retention).await {
+        match prune(&db, writers, tenet_events::envelope::now() - retention).await {
             Ok(0) => {}
             Ok(deleted) => tracing::debug!(deleted, "pruned the feed outbox"),
             Err(error) => tracing::warn!(%error, "cannot prune the feed outbox"),

@@ -6,7 +6,7 @@ use tenet_events::ids::{Position, ProjectId, TaskId, TenantId};
 use tenet_events::with_pool;
 use uuid::Uuid;
 
-use super::{FeedUpdate, Kind, Resource, WRITERS};
+use super::{FeedUpdate, Kind, Resource};
 
 /// A row of the outbox, read back.
 #[derive(sqlx::FromRow)]
@@ -179,11 +179,12 @@ pub async fn horizon(db: &Db) -> Result<Position, sqlx::Error> {
     Ok(Position(position.unwrap_or(0)))
 }
 
-/// The position through which every writer of the outbox has applied the
-/// log (their active generations' checkpoints), from the database.
-pub async fn watermark(db: &Db) -> Result<Position, sqlx::Error> {
+/// The position through which every one of the outbox's `writers` has
+/// applied the log (their active generations' checkpoints), from the
+/// database.
+pub async fn watermark(db: &Db, writers: &[&str]) -> Result<Position, sqlx::Error> {
     let mut lowest: Option<Position> = None;
-    for name in WRITERS {
+    for name in writers {
         let position = crate::checkpoints::active_position(db, name)
             .await?
             .unwrap_or(Position::START);

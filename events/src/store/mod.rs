@@ -7,9 +7,13 @@
 //! and one fsync, and positions are handed out under the log's single lock,
 //! so they are dense and commit in order.
 
+mod batch;
 pub mod commit;
 pub mod postgres;
+mod rows;
 pub mod sqlite;
+
+pub use rows::{EVENT_COLUMNS, EventRow};
 
 use std::sync::Arc;
 
@@ -18,8 +22,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::db::Db;
-use crate::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
-use crate::ids::{EventId, Position, StreamId, TenantId};
+use crate::envelope::{Metadata, NewEvent, RecordedEvent};
+use crate::ids::{Position, StreamId, TenantId};
 use crate::projection::Projector;
 
 /// What the appender believes the stream's current version to be.
@@ -341,106 +345,6 @@ impl Default for StoreOptions {
             max_batch_events: 2_000,
             inline: Vec::new(),
         }
-    }
-}
-
-/// One row of the `events` table, as both backends return it (for readers
-/// that select events their own way, such as time travel).
-#[derive(sqlx::FromRow)]
-pub struct EventRow {
-    position: i64,
-    event_id: uuid::Uuid,
-    tenant_id: uuid::Uuid,
-    stream_id: uuid::Uuid,
-    stream_type: String,
-    stream_version: i64,
-    event_type: String,
-    schema_version: i32,
-    data: serde_json::Value,
-    actor_type: String,
-    actor_id: Option<uuid::Uuid>,
-    actor_name: Option<String>,
-    actor_user_id: Option<uuid::Uuid>,
-    request_id: Option<String>,
-    correlation_id: Option<uuid::Uuid>,
-    causation_id: Option<uuid::Uuid>,
-    occurred_at: DateTime<Utc>,
-}
-
-/// The column list that [`EventRow`] decodes.
-pub const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
-    stream_version, event_type, schema_version, data, actor_type, actor_id, actor_name, \
-    actor_user_id, request_id, correlation_id, causation_id, occurred_at";
-
-impl EventRow {
-    pub fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
-        let actor = Actor::from_columns(
-            &self.actor_type,
-            self.actor_id,
-            self.actor_name,
-            self.actor_user_id,
-        )
-        .ok_or_else(|| StoreError::Corrupt {
-            position: self.position,
-            reason: format!("actor of type {:?} lacks its id or name", self.actor_type),
-        })?;
-        Ok(RecordedEvent {
-            position: Position(self.position),
-            event_id: EventId::from_uuid(self.event_id),
-            tenant_id: TenantId::from_uuid(self.tenant_id),
-            stream_id: StreamId::from_uuid(self.stream_id),
-            stream_type: self.stream_type,
-            stream_version: self.stream_version,
-            event_type: self.event_type,
-            schema_version: self.schema_version,
-            data: self.data,
-            metadata: Metadata {
-                actor,
-                request_id: self.request_id,
-                correlation_id: self.correlation_id,
-                causation_id: self.causation_id,
-            },
-            occurred_at: self.occurred_at,
-        })
-    }
-}
-
-pub(crate) fn into_recorded(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
-    rows.into_iter().map(EventRow::into_recorded).collect()
-}
-
-/// Whether an append failed on the unique key of (tenant, stream, version)
-/// (Postgres names the constraint; SQLite names the columns).
-pub(crate) fn is_stream_version_conflict(error: &StoreError) -> bool {
-    let StoreError::Database(error) = error else {
-        return false;
-    };
-    let sqlx::Error::Database(db) = error.as_ref() else {
-        return false;
-    };
-    db.is_unique_violation()
-        && (db
-            .constraint()
-            .is_some_and(|name| name.contains("stream_version"))
-            || db.message().contains("stream_version"))
-}
-
-/// The outcome of a single append that hit the (tenant, stream, version)
-/// key: a stream its caller believed new exists after all.
-pub(crate) fn as_conflict(
-    batch: &[AppendRequest],
-    outcome: Result<Vec<Result<Appended, AppendError>>, StoreError>,
-) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-    match outcome {
-        // For a batch, the requests are retried one by one to find it.
-        Err(error) if batch.len() == 1 && is_stream_version_conflict(&error) => {
-            Ok(vec![Err(AppendError::WrongExpectedVersion {
-                stream_id: batch[0].stream_id,
-                expected: 0,
-                actual: 1,
-            })])
-        }
-        other => other,
     }
 }
 

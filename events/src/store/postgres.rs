@@ -22,10 +22,12 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::batch::{as_conflict, run_inline};
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
+use super::rows::{EVENT_COLUMNS, EventRow, into_recorded, limit_of};
 use super::{
-    AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    PendingAppend, StoreError, StoreOptions, StoredResponse, as_conflict, into_recorded,
+    AppendError, AppendRequest, Appended, Claim, EventStore, LogQuery, PendingAppend, StoreError,
+    StoreOptions, StoredResponse,
 };
 use crate::db::Tx;
 use crate::envelope::RecordedEvent;
@@ -246,10 +248,6 @@ impl EventStore for PostgresStore {
     fn watch_head(&self) -> watch::Receiver<Position> {
         self.head.subscribe()
     }
-}
-
-pub(crate) fn limit_of(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// Commits batches on a connection of its own: one batch is in flight at a
@@ -578,29 +576,6 @@ async fn write_responses(
         .bind(record.expires_at)
         .execute(&mut **tx)
         .await?;
-    }
-    Ok(())
-}
-
-/// Applies the batch's events to every inline projection, inside the append
-/// transaction, each to its active generation.
-pub(crate) async fn run_inline(
-    tx: &mut Tx<'_>,
-    inline: &[Arc<dyn Projector>],
-    events: &[RecordedEvent],
-) -> Result<(), StoreError> {
-    for projector in inline {
-        if !events.iter().any(|e| projector.handles(&e.event_type)) {
-            continue;
-        }
-        let generation = projection::active_generation(tx, projector.name()).await?;
-        projector
-            .apply(tx, generation, events)
-            .await
-            .map_err(|error| match error {
-                crate::projection::ProjectionError::Database(error) => StoreError::from(error),
-                other => StoreError::Projection(format!("{}: {other}", projector.name())),
-            })?;
     }
     Ok(())
 }

@@ -12,11 +12,12 @@ use async_trait::async_trait;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::watch;
 
+use super::batch::{as_conflict, run_inline};
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
-use super::postgres::{limit_of, run_inline};
+use super::rows::{EVENT_COLUMNS, EventRow, into_recorded, limit_of};
 use super::{
-    AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    PendingAppend, StoreError, StoreOptions, StoredResponse, into_recorded,
+    AppendError, AppendRequest, Appended, Claim, EventStore, LogQuery, PendingAppend, StoreError,
+    StoreOptions, StoredResponse,
 };
 use crate::db::{Db, SqliteDb, Tx};
 use crate::envelope::{RecordedEvent, now};
@@ -162,7 +163,7 @@ impl BatchWriter for SqliteWriter {
         &self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        super::as_conflict(batch, self.write_batch(batch).await)
+        as_conflict(batch, self.write_batch(batch).await)
     }
 }
 

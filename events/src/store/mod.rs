@@ -6,10 +6,18 @@
 //! group-commit loop ([`commit`]): concurrent appends share one transaction
 //! and one fsync, and positions are handed out under the log's single lock,
 //! so they are dense and commit in order.
+//!
+//! What the backends agree on is written once: one store handle answers
+//! for both (`handle`), its reads are one set of SQL (`reads`), rows decode
+//! in one place (`rows`), and the batch writers share inline projections
+//! and conflict detection (`batch`). A backend module holds only what
+//! differs: how it opens, and how its writer commits a batch.
 
 mod batch;
 pub mod commit;
+mod handle;
 pub mod postgres;
+mod reads;
 mod rows;
 pub mod sqlite;
 
@@ -376,7 +384,7 @@ pub async fn hold_appends(tx: &mut crate::db::Tx<'_>) -> Result<(), sqlx::Error>
 /// Opens the event store of a database.
 pub async fn open(db: Db, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match db {
-        Db::Postgres(pool) => Arc::new(postgres::PostgresStore::open(pool, options).await?),
-        Db::Sqlite(sqlite) => Arc::new(sqlite::SqliteStore::open(sqlite, options).await?),
+        Db::Postgres(pool) => Arc::new(postgres::open(pool, options).await?),
+        Db::Sqlite(sqlite) => Arc::new(sqlite::open(sqlite, options).await?),
     })
 }

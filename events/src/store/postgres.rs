@@ -24,13 +24,10 @@ use uuid::Uuid;
 
 use super::batch::{as_conflict, run_inline};
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
-use super::rows::{EVENT_COLUMNS, EventRow, into_recorded, limit_of};
-use super::{
-    AppendError, AppendRequest, Appended, Claim, EventStore, LogQuery, PendingAppend, StoreError,
-    StoreOptions, StoredResponse,
-};
-use crate::db::Tx;
-use crate::envelope::RecordedEvent;
+use super::handle::Store;
+use super::reads;
+use super::{AppendError, AppendRequest, Appended, Claim, StoreError, StoreOptions};
+use crate::db::{Db, Tx};
 use crate::ids::{Position, StreamId, TenantId};
 use crate::projection::{self, Projector};
 use crate::task::AbortOnDrop;
@@ -69,45 +66,22 @@ const WRITER_SESSION: [(&str, &str); 4] = [
     ("plan_cache_mode", "force_generic_plan"),
 ];
 
-pub struct PostgresStore {
-    pool: PgPool,
-    commit: GroupCommit,
-    head: watch::Sender<Position>,
-    _listener: AbortOnDrop,
-}
-
-impl PostgresStore {
-    pub async fn open(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
-        let db = crate::db::Db::Postgres(pool.clone());
-        for inline in &options.inline {
-            projection::register_inline(&db, inline.name()).await?;
-        }
-        let current = read_head(&pool).await?;
-        let (head, _) = watch::channel(current);
-        let writer = PgWriter {
-            options: (*pool.connect_options()).clone().options(WRITER_SESSION),
-            connection: tokio::sync::Mutex::new(None),
-            inline: options.inline,
-        };
-        let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
-        let listener = AbortOnDrop(tokio::spawn(follow_other_processes(
-            pool.clone(),
-            head.clone(),
-        )));
-        Ok(PostgresStore {
-            pool,
-            commit,
-            head,
-            _listener: listener,
-        })
+/// Opens the store on Postgres: registers the inline projections, starts
+/// the writer and follows other processes' commits.
+pub(super) async fn open(pool: PgPool, options: StoreOptions) -> Result<Store, StoreError> {
+    let db = Db::Postgres(pool.clone());
+    for inline in &options.inline {
+        projection::register_inline(&db, inline.name()).await?;
     }
-}
-
-async fn read_head(pool: &PgPool) -> Result<Position, StoreError> {
-    let position: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-        .fetch_one(pool)
-        .await?;
-    Ok(Position(position))
+    let (head, _) = watch::channel(reads::head(&db).await?);
+    let writer = PgWriter {
+        options: (*pool.connect_options()).clone().options(WRITER_SESSION),
+        connection: tokio::sync::Mutex::new(None),
+        inline: options.inline,
+    };
+    let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
+    let follower = AbortOnDrop(tokio::spawn(follow_other_processes(pool, head.clone())));
+    Ok(Store::new(db, commit, head, Some(follower)))
 }
 
 /// Keeps the head watch current with commits of other processes, so local
@@ -144,7 +118,7 @@ async fn follow_other_processes(pool: PgPool, head: watch::Sender<Position>) {
     }
 }
 
-pub(crate) fn advance(head: &watch::Sender<Position>, position: Position) {
+fn advance(head: &watch::Sender<Position>, position: Position) {
     head.send_if_modified(|current| {
         let advanced = position > *current;
         if advanced {
@@ -152,102 +126,6 @@ pub(crate) fn advance(head: &watch::Sender<Position>, position: Position) {
         }
         advanced
     });
-}
-
-#[async_trait]
-impl EventStore for PostgresStore {
-    async fn submit(&self, request: AppendRequest) -> Result<PendingAppend, AppendError> {
-        self.commit.submit(request).await
-    }
-
-    async fn read_stream(
-        &self,
-        tenant_id: TenantId,
-        stream_id: StreamId,
-        after_version: i64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 \
-             AND stream_version > $3 ORDER BY stream_version LIMIT $4"
-        );
-        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id)
-            .bind(stream_id)
-            .bind(after_version)
-            .bind(limit_of(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        into_recorded(rows)
-    }
-
-    async fn read_log(&self, query: LogQuery) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = match query.tenant_id {
-            Some(tenant_id) => {
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND position > $2 \
-                     ORDER BY position LIMIT $3"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(tenant_id)
-                    .bind(query.after)
-                    .bind(limit_of(query.limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 \
-                     ORDER BY position LIMIT $2"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(query.after)
-                    .bind(limit_of(query.limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        into_recorded(rows)
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        read_head(&self.pool).await
-    }
-
-    async fn find_response(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<StoredResponse>, StoreError> {
-        let row: Option<(String, serde_json::Value, i64)> = sqlx::query_as(
-            "SELECT fingerprint, response, position FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2 AND expires_at > now()",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(fingerprint, response, position)| StoredResponse {
-            fingerprint,
-            response,
-            position: Position(position),
-        }))
-    }
-
-    async fn find_claim(&self, claim: &Claim) -> Result<Option<(TenantId, StreamId)>, StoreError> {
-        let row: Option<(TenantId, StreamId)> = sqlx::query_as(
-            "SELECT tenant_id, stream_id FROM unique_claims WHERE scope = $1 AND value = $2",
-        )
-        .bind(&claim.scope)
-        .bind(&claim.value)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row)
-    }
-
-    fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
-    }
 }
 
 /// Commits batches on a connection of its own: one batch is in flight at a

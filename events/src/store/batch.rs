@@ -1,13 +1,38 @@
-//! What the batch writers of both backends share: inline projections,
-//! applied inside the append transaction, and reading the unique key of
-//! (tenant, stream, version) as a version conflict.
+//! What the batch writers of both backends share: what a batch must look
+//! up before it is planned, inline projections, applied inside the append
+//! transaction, and reading the unique key of (tenant, stream, version) as
+//! a version conflict.
 
 use std::sync::Arc;
 
-use super::{AppendError, AppendRequest, Appended, StoreError};
+use std::collections::HashSet;
+
+use super::{AppendError, AppendRequest, Appended, Claim, StoreError};
 use crate::db::Tx;
 use crate::envelope::RecordedEvent;
+use crate::ids::{StreamId, TenantId};
 use crate::projection::{self, Projector};
+
+/// The streams whose versions a batch must read: every stream it writes
+/// or checks, but those its callers just created (they cannot exist).
+pub(crate) fn streams_to_check(batch: &[AppendRequest]) -> HashSet<(TenantId, StreamId)> {
+    batch
+        .iter()
+        .flat_map(|r| {
+            r.segments()
+                .filter(|segment| !segment.new_stream)
+                .map(move |segment| (r.tenant_id, segment.stream_id))
+        })
+        .collect()
+}
+
+/// The values whose holders a batch must read: those it claims or releases.
+pub(crate) fn claims_to_check(batch: &[AppendRequest]) -> HashSet<&Claim> {
+    batch
+        .iter()
+        .flat_map(|r| r.claims.iter().chain(&r.releases))
+        .collect()
+}
 
 /// Whether an append failed on the unique key of (tenant, stream, version)
 /// (Postgres names the constraint; SQLite names the columns).

@@ -12,11 +12,11 @@ use async_trait::async_trait;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::watch;
 
-use super::batch::{as_conflict, run_inline};
+use super::batch::{as_conflict, claims_to_check, run_inline, streams_to_check};
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
 use super::handle::Store;
 use super::reads;
-use super::{AppendError, AppendRequest, Appended, Claim, StoreError, StoreOptions};
+use super::{AppendError, AppendRequest, Appended, StoreError, StoreOptions};
 use crate::db::{Db, SqliteDb, Tx};
 use crate::envelope::now;
 use crate::ids::{Position, StreamId, TenantId};
@@ -87,15 +87,7 @@ async fn read_state(
         .fetch_one(&mut **tx)
         .await?;
     let mut versions = HashMap::new();
-    let streams: HashSet<(TenantId, StreamId)> = batch
-        .iter()
-        .flat_map(|r| {
-            r.segments()
-                .filter(|segment| !segment.new_stream)
-                .map(move |segment| (r.tenant_id, segment.stream_id))
-        })
-        .collect();
-    for (tenant, stream) in streams {
+    for (tenant, stream) in streams_to_check(batch) {
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT max(stream_version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
         )
@@ -108,11 +100,7 @@ async fn read_state(
         }
     }
     let mut claims = HashMap::new();
-    let wanted: HashSet<&Claim> = batch
-        .iter()
-        .flat_map(|r| r.claims.iter().chain(&r.releases))
-        .collect();
-    for claim in wanted {
+    for claim in claims_to_check(batch) {
         let holder: Option<(TenantId, StreamId)> = sqlx::query_as(
             "SELECT tenant_id, stream_id FROM unique_claims WHERE scope = $1 AND value = $2",
         )

@@ -95,14 +95,34 @@ pub struct HttpDeps<'a> {
 )]
 struct ApiDoc;
 
-pub fn router(deps: HttpDeps<'_>) -> axum::Router {
+/// The whole HTTP surface of this process: operations, the API of its
+/// roles, the document of the whole API, under the layers every response
+/// passes through.
+pub fn router(mut deps: HttpDeps<'_>) -> axum::Router {
     let ops = ops::router(Ops {
         db: deps.db.clone(),
         store: deps.store.clone(),
         bus: deps.bus.clone(),
-        metrics: deps.metrics,
+        metrics: deps.metrics.take(),
         ready_max_lag: deps.config.ready_max_lag,
     });
+    let config = deps.config;
+    let limits = deps.limits.clone();
+    let (api, doc) = api(deps);
+    let router = axum::Router::new()
+        .merge(ops)
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::from_fn(problem_for_bare_errors));
+    with_outer_layers(router, config, limits)
+}
+
+/// The command, query and realtime routes of the roles this process
+/// serves, and the document of the whole API, whichever roles it serves.
+fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
     let access = Arc::new(AccessModel::new(deps.db.clone()));
     let auth: Auth = Arc::new(Authenticator::new(deps.jwt.clone(), access.clone()));
     let command_state = CommandState {
@@ -132,8 +152,6 @@ pub fn router(deps: HttpDeps<'_>) -> axum::Router {
         checkpoints: deps.checkpoints,
         consistency_timeout: deps.config.consistency_timeout(),
     });
-    // The document describes the whole API, whichever roles this process
-    // serves.
     let (command_routes, command_doc) = commands.split_for_parts();
     let (query_routes, query_doc) = queries.split_for_parts();
     let (realtime_routes, realtime_doc) = realtime.split_for_parts();
@@ -153,26 +171,25 @@ pub fn router(deps: HttpDeps<'_>) -> axum::Router {
     if deps.config.runs(Role::Query) {
         api = api.merge(query_routes).merge(realtime_routes);
     }
-    let router = axum::Router::new()
-        .merge(ops)
-        .merge(api)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(middleware::from_fn(problem_for_bare_errors));
+    (api, doc)
+}
+
+/// The layers outside the routes' own: CORS, rate limits, security
+/// headers, metrics and the request id.
+fn with_outer_layers(
+    router: axum::Router,
+    config: &ServeConfig,
+    limits: Arc<RateLimits>,
+) -> axum::Router {
     // CORS answers preflights itself: inside the layers below, so those
     // answers carry the rate-limit and security headers and a request id
     // like every other response.
-    let router = match cors(&deps.config.cors_origins) {
+    let router = match cors(&config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
     router
-        .layer(middleware::from_fn_with_state(
-            deps.limits,
-            ratelimit::layer,
-        ))
+        .layer(middleware::from_fn_with_state(limits, ratelimit::layer))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn(request_id::layer))

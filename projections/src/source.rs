@@ -15,7 +15,7 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
-use tenet_events::bus::Bus;
+use tenet_events::bus::{Bus, BusError};
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::Position;
 use tenet_events::store::{EventStore, LogQuery, StoreError};
@@ -91,8 +91,14 @@ impl Delivery {
 pub enum SourceError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The events stream could not be set up.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The durable consumer could not be opened or read.
     #[error("JetStream: {0}")]
-    Bus(String),
+    Consumer(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("JetStream: the consumer's stream ended")]
+    Ended,
 }
 
 #[async_trait]
@@ -149,10 +155,7 @@ pub struct JetStreamSource {
 impl JetStreamSource {
     /// Opens (creating on first use) the durable consumer `name`.
     pub async fn open(bus: &Bus, name: &str) -> Result<Self, SourceError> {
-        let stream = bus
-            .ensure_events_stream()
-            .await
-            .map_err(|error| SourceError::Bus(error.to_string()))?;
+        let stream = bus.ensure_events_stream().await?;
         let durable = bus.consumer_name(name);
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
@@ -169,7 +172,7 @@ impl JetStreamSource {
                 },
             )
             .await
-            .map_err(|error| SourceError::Bus(error.to_string()))?;
+            .map_err(|error| SourceError::Consumer(error.into()))?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(BATCH)
@@ -177,7 +180,7 @@ impl JetStreamSource {
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(|error| SourceError::Bus(error.to_string()))?;
+            .map_err(|error| SourceError::Consumer(error.into()))?;
         Ok(JetStreamSource { messages })
     }
 
@@ -199,8 +202,8 @@ impl EventSource for JetStreamSource {
     async fn next(&mut self, _after: Position) -> Result<Delivery, SourceError> {
         let first = match self.messages.next().await {
             Some(Ok(message)) => message,
-            Some(Err(error)) => return Err(SourceError::Bus(error.to_string())),
-            None => return Err(SourceError::Bus("the consumer's stream ended".into())),
+            Some(Err(error)) => return Err(SourceError::Consumer(error.into())),
+            None => return Err(SourceError::Ended),
         };
         let mut events: Vec<RecordedEvent> = Self::decode(&first).into_iter().collect();
         let mut last = first;

@@ -256,6 +256,15 @@ pub enum StoreError {
     Projection(String),
     #[error("stored event at position {position} is unreadable: {reason}")]
     Corrupt { position: i64, reason: String },
+    /// The log head was not where the batch read it under the append lock
+    /// (a writer that did not take the lock): nothing is written, rather
+    /// than positions duplicated.
+    #[error("the log head moved under the append lock; refusing to write")]
+    HeadMoved,
+    /// A batch writer panicked (an inline projector's bug): the batch is
+    /// not written, and the loop goes on.
+    #[error("append panicked: {0}")]
+    Panicked(String),
     #[error("the event store is shutting down")]
     Closed,
     #[error("the database did not answer in time ({0})")]

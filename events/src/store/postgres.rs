@@ -433,9 +433,7 @@ async fn insert_events(
     // every writer takes the lock, and this makes any that did not fail
     // loudly instead of duplicating positions.
     if moved != 1 {
-        return Err(StoreError::Projection(
-            "the log head moved under the append lock; refusing to write".to_owned(),
-        ));
+        return Err(StoreError::HeadMoved);
     }
     Ok(())
 }

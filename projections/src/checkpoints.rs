@@ -1,6 +1,10 @@
 //! Projection checkpoints: how far each generation of each projection has
 //! applied the log, and a local registry that lets a query wait until the
 //! read model it reads has passed a consistency token.
+//!
+//! Every statement on the checkpoints the runtime needs lives here, typed:
+//! loading them, claiming a batch's advance, marking a failure, locking the
+//! generations for a swap and swapping one in, removing a retired one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
@@ -77,6 +81,24 @@ pub async fn load(db: &Db, name: &str, generation: i32) -> Result<Option<Checkpo
         .fetch_optional(pool)
         .await
     })
+}
+
+/// Where one generation's checkpoint stands, as transaction `tx` sees it.
+pub async fn position_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    generation: i32,
+) -> Result<Option<Position>, sqlx::Error> {
+    let position: Option<i64> = tenet_events::with_tx!(tx, conn => {
+        sqlx::query_scalar(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_optional(&mut *conn)
+        .await?
+    });
+    Ok(position.map(Position))
 }
 
 /// The generations of one projection and their states.

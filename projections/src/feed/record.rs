@@ -36,18 +36,10 @@ impl Recorder {
                 from: Position::START,
             });
         }
-        let reached: Option<i64> = tenet_events::with_tx!(tx, conn => {
-            sqlx::query_scalar(
-                "SELECT position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
-            )
-            .bind(projection)
-            .bind(active)
-            .fetch_optional(&mut *conn)
-            .await?
-        });
+        let reached = crate::checkpoints::position_in(tx, projection, active).await?;
         Ok(Recorder {
             updates: Some(Vec::new()),
-            from: Position(reached.unwrap_or(i64::MAX)),
+            from: reached.unwrap_or(Position(i64::MAX)),
         })
     }
 

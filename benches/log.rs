@@ -24,7 +24,7 @@ use tenet_events::store::{
 };
 use tenet_events::testing::{TestBus, TestDatabase};
 use tenet_events::with_tx;
-use tenet_projections::{Checkpoints, Feed, Runtime};
+use tenet_projections::{Checkpoints, Runtime, SourceKind};
 use tokio_util::sync::CancellationToken;
 
 fn payload() -> serde_json::Value {
@@ -183,7 +183,7 @@ async fn projector_rate(
     let runtime = Runtime {
         db: database.db.clone(),
         store: store.clone(),
-        feed: Feed::Log,
+        source: SourceKind::Log,
         checkpoints: Checkpoints::default(),
     };
     let shutdown = CancellationToken::new();

@@ -29,7 +29,7 @@ use tenet_events::store::{
 use tenet_events::testing::TestDatabase;
 use tenet_projections::runtime::Supervisor;
 use tenet_projections::tasks::TasksProjector;
-use tenet_projections::{Checkpoints, Feed, Runtime, checkpoints, replay};
+use tenet_projections::{Checkpoints, Runtime, SourceKind, checkpoints, replay};
 use tokio_util::sync::CancellationToken;
 
 fn log_length() -> usize {
@@ -166,7 +166,7 @@ async fn replay_rate(db: &Db, store: &Arc<dyn EventStore>, head: Position) -> f6
         runtime: Runtime {
             db: db.clone(),
             store: store.clone(),
-            feed: Feed::Log,
+            source: SourceKind::Log,
             checkpoints: Checkpoints::default(),
         },
         projector: projector.clone(),

@@ -41,7 +41,9 @@ use crate::ops::{self, Ops};
 /// a 20,000-character description, is far below it).
 pub const BODY_LIMIT: usize = 256 * 1024;
 
-pub struct Parts<'a> {
+/// What the HTTP surface of this process is built from (the binary's
+/// wiring hands it over once, to [`router`]).
+pub struct HttpDeps<'a> {
     pub config: &'a ServeConfig,
     pub db: Db,
     pub store: Arc<dyn EventStore>,
@@ -93,45 +95,63 @@ pub struct Parts<'a> {
 )]
 struct ApiDoc;
 
-pub fn router(parts: Parts<'_>) -> axum::Router {
+/// The whole HTTP surface of this process: operations, the API of its
+/// roles, the document of the whole API, under the layers every response
+/// passes through.
+pub fn router(mut deps: HttpDeps<'_>) -> axum::Router {
     let ops = ops::router(Ops {
-        db: parts.db.clone(),
-        store: parts.store.clone(),
-        bus: parts.bus.clone(),
-        metrics: parts.metrics,
-        ready_max_lag: parts.config.ready_max_lag,
+        db: deps.db.clone(),
+        store: deps.store.clone(),
+        bus: deps.bus.clone(),
+        metrics: deps.metrics.take(),
+        ready_max_lag: deps.config.ready_max_lag,
     });
-    let access = Arc::new(AccessModel::new(parts.db.clone()));
-    let auth: Auth = Arc::new(Authenticator::new(parts.jwt.clone(), access.clone()));
+    let config = deps.config;
+    let limits = deps.limits.clone();
+    let (api, doc) = api(deps);
+    let router = axum::Router::new()
+        .merge(ops)
+        .merge(api)
+        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
+        .layer(middleware::from_fn(problem_for_bare_errors));
+    with_outer_layers(router, config, limits)
+}
+
+/// The command, query and realtime routes of the roles this process
+/// serves, and the document of the whole API, whichever roles it serves.
+fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
+    let access = Arc::new(AccessModel::new(deps.db.clone()));
+    let auth: Auth = Arc::new(Authenticator::new(deps.jwt.clone(), access.clone()));
     let command_state = CommandState {
-        repository: parts.repository,
-        db: parts.db.clone(),
+        repository: deps.repository,
+        db: deps.db.clone(),
         keys_in_flight: Arc::default(),
         auth: auth.clone(),
         access,
-        jwt: parts.jwt,
-        passwords: parts.passwords,
-        refresh_ttl: Duration::from_secs(parts.config.auth.refresh_token_ttl_secs),
+        jwt: deps.jwt,
+        passwords: deps.passwords,
+        refresh_ttl: Duration::from_secs(deps.config.auth.refresh_token_ttl_secs),
     };
     let commands = tenet_command::router(command_state.clone());
     let realtime = tenet_query::realtime::router(tenet_query::realtime::Realtime {
-        hub: parts.hub,
-        db: parts.db.clone(),
-        store: parts.store.clone(),
+        hub: deps.hub,
+        db: deps.db.clone(),
+        store: deps.store.clone(),
         auth: auth.clone(),
-        checkpoints: parts.checkpoints.clone(),
-        settings: parts.config.realtime.settings(),
-        shutdown: parts.shutdown,
+        checkpoints: deps.checkpoints.clone(),
+        settings: deps.config.realtime.settings(),
+        shutdown: deps.shutdown,
     });
     let queries = tenet_query::router(QueryState {
-        db: parts.db,
-        store: parts.store,
+        db: deps.db,
+        store: deps.store,
         auth,
-        checkpoints: parts.checkpoints,
-        consistency_timeout: parts.config.consistency_timeout(),
+        checkpoints: deps.checkpoints,
+        consistency_timeout: deps.config.consistency_timeout(),
     });
-    // The document describes the whole API, whichever roles this process
-    // serves.
     let (command_routes, command_doc) = commands.split_for_parts();
     let (query_routes, query_doc) = queries.split_for_parts();
     let (realtime_routes, realtime_doc) = realtime.split_for_parts();
@@ -142,35 +162,34 @@ pub fn router(parts: Parts<'_>) -> axum::Router {
     doc.merge(ops::ApiDoc::openapi());
     tenet_http::openapi::complete(&mut doc);
     let mut api = axum::Router::new();
-    if parts.config.runs(Role::Command) {
+    if deps.config.runs(Role::Command) {
         api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(
             command_state,
             tenet_command::idempotency::layer,
         )));
     }
-    if parts.config.runs(Role::Query) {
+    if deps.config.runs(Role::Query) {
         api = api.merge(query_routes).merge(realtime_routes);
     }
-    let router = axum::Router::new()
-        .merge(ops)
-        .merge(api)
-        .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
-        .fallback(not_found)
-        .method_not_allowed_fallback(method_not_allowed)
-        .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(middleware::from_fn(problem_for_bare_errors));
+    (api, doc)
+}
+
+/// The layers outside the routes' own: CORS, rate limits, security
+/// headers, metrics and the request id.
+fn with_outer_layers(
+    router: axum::Router,
+    config: &ServeConfig,
+    limits: Arc<RateLimits>,
+) -> axum::Router {
     // CORS answers preflights itself: inside the layers below, so those
     // answers carry the rate-limit and security headers and a request id
     // like every other response.
-    let router = match cors(&parts.config.cors_origins) {
+    let router = match cors(&config.cors_origins) {
         Some(cors) => router.layer(cors),
         None => router,
     };
     router
-        .layer(middleware::from_fn_with_state(
-            parts.limits,
-            ratelimit::layer,
-        ))
+        .layer(middleware::from_fn_with_state(limits, ratelimit::layer))
         .layer(middleware::from_fn(security_headers))
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn(request_id::layer))

@@ -3,6 +3,7 @@
 //! `tenet-projections`, `tenet-query`); this crate only decides which parts
 //! run in this process and connects them.
 
+mod background;
 pub mod config;
 mod http;
 pub mod ops;
@@ -13,20 +14,19 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use metrics_exporter_prometheus::PrometheusHandle;
-use tenet_command::repository::Repository;
 use tenet_events::bus::Bus;
 use tenet_events::db::{Db, DbOptions};
 use tenet_events::projection::Projector;
-use tenet_events::relay::Relay;
-use tenet_events::store::{self, StoreOptions};
+use tenet_events::store::{self, EventStore, StoreOptions};
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::password::Passwords;
 use tenet_http::ratelimit::RateLimits;
-use tenet_projections::{Checkpoints, Feed, Runtime};
+use tenet_projections::{Checkpoints, Runtime, SourceKind};
 use tokio::net::TcpListener;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 
+use crate::background::Background;
 use crate::config::{Role, ServeConfig, StorageConfig, redact};
 
 /// Opens the configured database (creating the embedded one if needed)
@@ -72,6 +72,64 @@ pub fn inline_projectors() -> Vec<Arc<dyn Projector>> {
     vec![Arc::new(tenet_projections::access::AccessProjector)]
 }
 
+/// Refuses configurations the embedded database cannot serve.
+fn check_deployment(config: &ServeConfig) -> anyhow::Result<()> {
+    let embedded = config.storage.database_url.is_none();
+    if embedded && config.nats_url.is_some() {
+        bail!(
+            "NATS_URL needs DATABASE_URL: the embedded database serves one process, so there is nothing to fan out"
+        );
+    }
+    if embedded && !config.runs(Role::All) {
+        bail!("--role needs DATABASE_URL: the embedded database runs every role in one process");
+    }
+    Ok(())
+}
+
+/// What signs and checks access tokens, with the configured secret (or,
+/// embedded, one kept in the data directory).
+fn token_signer(config: &ServeConfig) -> anyhow::Result<Jwt> {
+    let secret = tenet_http::auth::signing_key::jwt_secret(
+        config.auth.jwt_secret.as_deref(),
+        config.storage.database_url.is_none(),
+        &config.storage.data_dir,
+    )?;
+    Ok(Jwt::hs256(
+        &secret,
+        config.auth.jwt_issuer.clone(),
+        config.auth.jwt_audience.clone(),
+        Duration::from_secs(config.auth.access_token_ttl_secs),
+    ))
+}
+
+/// Connects to NATS, when configured, and makes sure the events stream
+/// exists.
+async fn connect_bus(config: &ServeConfig) -> anyhow::Result<Option<Bus>> {
+    let Some(url) = &config.nats_url else {
+        return Ok(None);
+    };
+    let bus = Bus::connect(url, &config.nats_prefix)
+        .await
+        .context("cannot reach NATS")?;
+    bus.ensure_events_stream()
+        .await
+        .context("cannot set up the JetStream stream")?;
+    Ok(Some(bus))
+}
+
+/// Opens the event store, with the inline projectors it applies.
+async fn open_store(db: &Db) -> anyhow::Result<Arc<dyn EventStore>> {
+    store::open(
+        db.clone(),
+        StoreOptions {
+            inline: inline_projectors(),
+            ..StoreOptions::default()
+        },
+    )
+    .await
+    .context("cannot open the event store")
+}
+
 /// A bound, not yet serving, Tenet process.
 pub struct Server {
     listener: TcpListener,
@@ -89,192 +147,39 @@ impl Server {
         config: &ServeConfig,
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<Server> {
-        let embedded = config.storage.database_url.is_none();
-        if embedded && config.nats_url.is_some() {
-            bail!(
-                "NATS_URL needs DATABASE_URL: the embedded database serves one process, so there is nothing to fan out"
-            );
-        }
-        if embedded && !config.runs(Role::All) {
-            bail!(
-                "--role needs DATABASE_URL: the embedded database runs every role in one process"
-            );
-        }
-        let secret = tenet_http::auth::signing_key::jwt_secret(
-            config.auth.jwt_secret.as_deref(),
-            embedded,
-            &config.storage.data_dir,
-        )?;
-        let jwt = Arc::new(Jwt::hs256(
-            &secret,
-            config.auth.jwt_issuer.clone(),
-            config.auth.jwt_audience.clone(),
-            Duration::from_secs(config.auth.access_token_ttl_secs),
-        ));
+        check_deployment(config)?;
+        let jwt = Arc::new(token_signer(config)?);
         let db = open_database(&config.storage).await?;
-        let bus = match &config.nats_url {
-            Some(url) => Some(
-                Bus::connect(url, &config.nats_prefix)
-                    .await
-                    .context("cannot reach NATS")?,
-            ),
-            None => None,
-        };
-        if let Some(bus) = &bus {
-            bus.ensure_events_stream()
-                .await
-                .context("cannot set up the JetStream stream")?;
-        }
-        let store = store::open(
-            db.clone(),
-            StoreOptions {
-                inline: inline_projectors(),
-                ..StoreOptions::default()
-            },
-        )
-        .await
-        .context("cannot open the event store")?;
+        let bus = connect_bus(config).await?;
+        let store = open_store(&db).await?;
         let passwords = Arc::new(
             Passwords::new(std::thread::available_parallelism().map_or(2, usize::from))
                 .context("cannot set up password hashing")?,
         );
-
-        let shutdown = CancellationToken::new();
-        let mut background = JoinSet::new();
-        let checkpoints = Checkpoints::default();
-        // One per process: commands on a stream take turns on its lock and
-        // share its cached state.
-        let repository = Arc::new(Repository::new(store.clone()));
-        if let (Some(bus), Db::Postgres(pool)) = (&bus, &db)
-            && (config.runs(Role::Command) || config.runs(Role::Projector))
-        {
-            let relay = Relay::new(pool.clone(), store.clone(), bus.clone());
-            background.spawn(relay.run(shutdown.clone()));
-        }
-        if config.runs(Role::Projector) {
-            let projectors = projectors();
-            let runtime = Runtime {
-                // A runner per projection, another per rebuild, and their
-                // supervisors' occasional reads.
-                db: db.without_fsync(2 * (projectors.len() + inline_projectors().len()) as u32 + 2),
-                store: store.clone(),
-                feed: bus
-                    .clone()
-                    .map_or(Feed::Log, |bus| Feed::JetStream(Box::new(bus))),
-                checkpoints: checkpoints.clone(),
-            };
-            let mut runners = runtime
-                .start(&projectors, &inline_projectors(), shutdown.clone())
-                .await
-                .context("cannot start the projectors")?;
-            background.spawn(async move { while runners.join_next().await.is_some() {} });
-            background.spawn(tenet_projections::feed::run_pruner(
-                db.clone(),
-                Duration::from_secs(config.realtime.retention_secs),
-                Duration::from_millis(config.realtime.prune_every_ms.max(1)),
-                shutdown.clone(),
-            ));
-            if let Some(bus) = &bus {
-                background.spawn(tenet_projections::feed::announce(
-                    db.clone(),
-                    checkpoints.clone(),
-                    bus.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            background.spawn(tenet_command::task::policy::run(
-                tenet_command::task::policy::Worker {
-                    db: db.clone(),
-                    repository: repository.clone(),
-                    checkpoints: checkpoints.clone(),
-                },
-                shutdown.clone(),
-            ));
-        }
-        if let Db::Postgres(pool) = &db
-            && config.runs(Role::Query)
-        {
-            let follower = checkpoints.clone().follow(pool.clone());
-            let stop = shutdown.clone();
-            background.spawn(async move {
-                tokio::select! {
-                    () = follower => {}
-                    () = stop.cancelled() => {}
-                }
-            });
-        }
-
-        if config.runs(Role::Command) {
-            // Idempotency records are replayed for 24 hours; afterwards
-            // they only take room.
-            let db = db.clone();
-            let stop = shutdown.clone();
-            background.spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(3600));
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        _ = every.tick() => {
-                            match store::purge_expired_responses(&db).await {
-                                Ok(0) => {}
-                                Ok(purged) => tracing::info!(purged, "expired idempotency records removed"),
-                                Err(error) => tracing::warn!(%error, "cannot remove expired idempotency records"),
-                            }
-                        }
-                    }
-                }
-            });
-        }
         let hub = Arc::new(tenet_query::realtime::Hub::new(config.realtime.send_buffer));
-        if config.runs(Role::Query) {
-            if let Some(bus) = &bus {
-                background.spawn(tenet_projections::feed::follow_announcements(
-                    bus.clone(),
-                    checkpoints.clone(),
-                    shutdown.clone(),
-                ));
-            }
-            let worker = tenet_query::realtime::worker::Worker {
-                hub: hub.clone(),
-                db: db.clone(),
-                store: store.clone(),
-                checkpoints: checkpoints.clone(),
-            };
-            background.spawn(worker.run(shutdown.clone()));
-        }
-
         let limits = Arc::new(RateLimits::new(
             config.rate_limit,
             config.auth_rate_limit,
             jwt.clone(),
             config.trust_forwarded_for,
         ));
-        {
-            let limits = limits.clone();
-            let stop = shutdown.clone();
-            background.spawn(async move {
-                let mut every = tokio::time::interval(Duration::from_secs(60));
-                loop {
-                    tokio::select! {
-                        () = stop.cancelled() => return,
-                        _ = every.tick() => limits.forget_idle(),
-                    }
-                }
-            });
-        }
-        let router = http::router(http::Parts {
+        let mut background = Background::new(db.clone(), store.clone(), bus.clone());
+        background
+            .start(config, hub.clone(), limits.clone())
+            .await?;
+        let router = http::router(http::HttpDeps {
             config,
             db: db.clone(),
             store,
-            repository,
+            repository: background.repository.clone(),
             bus,
-            checkpoints,
+            checkpoints: background.checkpoints.clone(),
             metrics,
             jwt,
             passwords,
             limits,
             hub,
-            shutdown: shutdown.clone(),
+            shutdown: background.shutdown.clone(),
         });
         let listener = TcpListener::bind(config.listen)
             .await
@@ -283,8 +188,8 @@ impl Server {
             listener,
             router,
             db,
-            shutdown,
-            background,
+            shutdown: background.shutdown,
+            background: background.tasks,
             shutdown_timeout: config.shutdown_timeout(),
         })
     }
@@ -379,15 +284,7 @@ pub async fn set_platform_admin(
     use tenet_events::ids::TenantId;
 
     let db = open_database(storage).await?;
-    let store = store::open(
-        db.clone(),
-        StoreOptions {
-            inline: inline_projectors(),
-            ..StoreOptions::default()
-        },
-    )
-    .await
-    .context("cannot open the event store")?;
+    let store = open_store(&db).await?;
     let email = email.trim().to_lowercase();
     let user = tenet_projections::access::find_user_by_email(&db, &email)
         .await
@@ -466,7 +363,7 @@ pub async fn replay_projection(
         runtime: Runtime {
             db: db.clone(),
             store: store.clone(),
-            feed: Feed::Log,
+            source: SourceKind::Log,
             checkpoints: Checkpoints::default(),
         },
         projector,

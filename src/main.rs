@@ -124,18 +124,7 @@ fn one_line(error: &anyhow::Error) -> String {
 
 async fn run(command: Command) -> anyhow::Result<()> {
     match command {
-        Command::Serve(config) => {
-            let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
-                .install_recorder()
-                .ok();
-            let server = tenet::Server::bind(&config, metrics).await?;
-            let signal = tenet::shutdown_signal()?;
-            let address = server.local_addr()?;
-            let mut stdout = std::io::stdout();
-            writeln!(stdout, "listening on http://{address}")?;
-            stdout.flush()?;
-            server.serve(signal).await
-        }
+        Command::Serve(config) => serve(&config).await,
         Command::Admin(AdminCommand::Grant { email, storage }) => {
             let changed = tenet::set_platform_admin(&storage, &email, true).await?;
             let verb = if changed { "granted" } else { "already had" };
@@ -153,81 +142,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
         Command::Projections(ProjectionsCommand::List { storage }) => {
-            let states = tenet::projection_states(&storage).await?;
-            let mut out = std::io::stdout();
-            writeln!(
-                out,
-                "{:<28} {:>4} {:<11} {:>10} {:>10} {:>9}  rebuild",
-                "name", "gen", "state", "position", "lag", "lag (s)"
-            )?;
-            for state in states {
-                let rebuild = state.rebuild.map_or_else(String::new, |job| {
-                    format!(
-                        "generation {} at {:.0}% ({:.0} events/s), job {}",
-                        job.generation,
-                        job.progress * 100.0,
-                        job.events_per_second,
-                        job.id
-                    )
-                });
-                writeln!(
-                    out,
-                    "{:<28} {:>4} {:<11} {:>10} {:>10} {:>9.1}  {rebuild}",
-                    state.name,
-                    state.generation,
-                    state.state,
-                    state.position,
-                    state.lag_events,
-                    state.lag_seconds
-                )?;
-                if let Some(error) = state.last_error {
-                    writeln!(
-                        out,
-                        "{:<28} failed at position {}: {error}",
-                        "",
-                        state.error_position.unwrap_or_default()
-                    )?;
-                }
-            }
-            Ok(())
+            list_projections(&storage).await
         }
         Command::Projections(ProjectionsCommand::Replay {
             name,
             detach,
             storage,
-        }) => {
-            let bar = indicatif::ProgressBar::new(0);
-            bar.set_style(
-                indicatif::ProgressStyle::with_template(
-                    "{prefix} [{bar:40}] {pos}/{len} events {msg}",
-                )
-                .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
-                .progress_chars("=> "),
-            );
-            bar.set_prefix(name.clone());
-            let job = tenet::replay_projection(&storage, &name, detach, |job| {
-                bar.set_length(job.head.max(0) as u64);
-                bar.set_position(job.position.max(0) as u64);
-                let eta = job
-                    .eta_seconds
-                    .map_or_else(String::new, |eta| format!(", ETA {eta:.0} s"));
-                bar.set_message(format!("{:.0} events/s{eta}", job.events_per_second));
-            })
-            .await;
-            bar.finish_and_clear();
-            let job = job?;
-            let mut out = std::io::stdout();
-            if detach {
-                writeln!(out, "rebuild of {name} requested: job {}", job.id)?;
-            } else {
-                writeln!(
-                    out,
-                    "{name} rebuilt: generation {} live at position {} ({:.0} events/s)",
-                    job.generation, job.position, job.events_per_second
-                )?;
-            }
-            Ok(())
-        }
+        }) => replay_projection(&storage, &name, detach).await,
         Command::Migrate(storage) => {
             let db = tenet::open_database(&storage).await?;
             db.close().await;
@@ -235,4 +156,98 @@ async fn run(command: Command) -> anyhow::Result<()> {
             Ok(())
         }
     }
+}
+
+/// `tenet serve`: serves until SIGINT or SIGTERM.
+async fn serve(config: &ServeConfig) -> anyhow::Result<()> {
+    let metrics = metrics_exporter_prometheus::PrometheusBuilder::new()
+        .install_recorder()
+        .ok();
+    let server = tenet::Server::bind(config, metrics).await?;
+    let signal = tenet::shutdown_signal()?;
+    let address = server.local_addr()?;
+    let mut stdout = std::io::stdout();
+    writeln!(stdout, "listening on http://{address}")?;
+    stdout.flush()?;
+    server.serve(signal).await
+}
+
+/// `tenet projections list`: one line per projection (and one more for a
+/// failed one's error).
+async fn list_projections(storage: &StorageConfig) -> anyhow::Result<()> {
+    let states = tenet::projection_states(storage).await?;
+    let mut out = std::io::stdout();
+    writeln!(
+        out,
+        "{:<28} {:>4} {:<11} {:>10} {:>10} {:>9}  rebuild",
+        "name", "gen", "state", "position", "lag", "lag (s)"
+    )?;
+    for state in states {
+        let rebuild = state.rebuild.map_or_else(String::new, |job| {
+            format!(
+                "generation {} at {:.0}% ({:.0} events/s), job {}",
+                job.generation,
+                job.progress * 100.0,
+                job.events_per_second,
+                job.id
+            )
+        });
+        writeln!(
+            out,
+            "{:<28} {:>4} {:<11} {:>10} {:>10} {:>9.1}  {rebuild}",
+            state.name,
+            state.generation,
+            state.state,
+            state.position,
+            state.lag_events,
+            state.lag_seconds
+        )?;
+        if let Some(error) = state.last_error {
+            writeln!(
+                out,
+                "{:<28} failed at position {}: {error}",
+                "",
+                state.error_position.unwrap_or_default()
+            )?;
+        }
+    }
+    Ok(())
+}
+
+/// `tenet projections replay NAME`: a rebuild, with a progress bar unless
+/// `detach`.
+async fn replay_projection(
+    storage: &StorageConfig,
+    name: &str,
+    detach: bool,
+) -> anyhow::Result<()> {
+    let bar = indicatif::ProgressBar::new(0);
+    bar.set_style(
+        indicatif::ProgressStyle::with_template("{prefix} [{bar:40}] {pos}/{len} events {msg}")
+            .unwrap_or_else(|_| indicatif::ProgressStyle::default_bar())
+            .progress_chars("=> "),
+    );
+    bar.set_prefix(name.to_owned());
+    let job = tenet::replay_projection(storage, name, detach, |job| {
+        bar.set_length(job.head.max(0) as u64);
+        bar.set_position(job.position.max(0) as u64);
+        let eta = job
+            .eta_seconds
+            .map_or_else(String::new, |eta| format!(", ETA {eta:.0} s"));
+        bar.set_message(format!("{:.0} events/s{eta}", job.events_per_second));
+    })
+    .await;
+    bar.finish_and_clear();
+    let job = job?;
+    let mut out = std::io::stdout();
+    if detach {
+        writeln!(out, "rebuild of {name} requested: job {}", job.id)?;
+    } else {
+        writeln!(
+            out,
+            "{name} rebuilt: generation {} live at position {} ({:.0} events/s)",
+            job.generation, job.position, job.events_per_second
+        )?;
+    }
+    Ok(())
 }

@@ -21,14 +21,21 @@ pub struct Bus {
     prefix: String,
 }
 
+/// An error of the NATS client, whose operations each have their own type.
+pub type ClientError = Box<dyn std::error::Error + Send + Sync>;
+
 #[derive(Debug, thiserror::Error)]
 pub enum BusError {
     #[error("invalid NATS prefix {0:?}: use letters, digits, '-' or '_'")]
     InvalidPrefix(String),
-    #[error("cannot connect to NATS at {url}: {reason}")]
-    Connect { url: String, reason: String },
+    #[error("cannot connect to NATS at {url}: {source}")]
+    Connect {
+        url: String,
+        #[source]
+        source: ClientError,
+    },
     #[error("JetStream: {0}")]
-    JetStream(String),
+    JetStream(#[source] ClientError),
 }
 
 /// How long the server remembers a message id to drop a republished
@@ -58,7 +65,7 @@ impl Bus {
             .await
             .map_err(|error| BusError::Connect {
                 url: url.to_owned(),
-                reason: error.to_string(),
+                source: error.into(),
             })?;
         let jetstream = jetstream::new(client.clone());
         Ok(Bus {
@@ -116,11 +123,11 @@ impl Bus {
         self.jetstream
             .create_or_update_stream(config)
             .await
-            .map_err(|error| BusError::JetStream(error.to_string()))?;
+            .map_err(|error| BusError::JetStream(error.into()))?;
         self.jetstream
             .get_stream(self.events_stream())
             .await
-            .map_err(|error| BusError::JetStream(error.to_string()))
+            .map_err(|error| BusError::JetStream(error.into()))
     }
 
     /// Whether the connection to the server is up.
@@ -133,7 +140,7 @@ impl Bus {
         match self.jetstream.delete_stream(self.events_stream()).await {
             Ok(_) => Ok(()),
             Err(error) if error.to_string().contains("not found") => Ok(()),
-            Err(error) => Err(BusError::JetStream(error.to_string())),
+            Err(error) => Err(BusError::JetStream(error.into())),
         }
     }
 }

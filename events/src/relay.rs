@@ -15,7 +15,7 @@ use async_nats::jetstream::message::PublishMessage;
 use sqlx::{PgConnection, PgPool};
 use tokio_util::sync::CancellationToken;
 
-use crate::bus::Bus;
+use crate::bus::{Bus, BusError, ClientError};
 use crate::envelope::{RecordedEvent, now};
 use crate::ids::Position;
 use crate::leader::Leadership;
@@ -41,8 +41,10 @@ pub enum RelayError {
     Store(#[from] StoreError),
     #[error("database: {0}")]
     Database(#[from] sqlx::Error),
+    #[error(transparent)]
+    Bus(#[from] BusError),
     #[error("publishing to JetStream: {0}")]
-    Publish(String),
+    Publish(#[source] ClientError),
     #[error("encoding event: {0}")]
     Encode(#[from] serde_json::Error),
 }
@@ -85,10 +87,7 @@ impl Relay {
         sqlx::query("SET synchronous_commit = off")
             .execute(leader.connection())
             .await?;
-        self.bus
-            .ensure_events_stream()
-            .await
-            .map_err(|error| RelayError::Publish(error.to_string()))?;
+        self.bus.ensure_events_stream().await?;
         let mut head = self.store.watch_head();
         let mut checkpoint = self.checkpoint(leader.connection()).await?;
         while !shutdown.is_cancelled() {
@@ -163,7 +162,7 @@ impl Relay {
         for ack in acks {
             let ack = ack
                 .await
-                .map_err(|error| RelayError::Publish(error.to_string()))?;
+                .map_err(|error| RelayError::Publish(error.into()))?;
             duplicates += u64::from(ack.duplicate);
         }
         metrics::counter!("tenet_relay_published_total").increment(events.len() as u64);
@@ -187,6 +186,6 @@ impl Relay {
             .jetstream
             .send_publish(self.bus.event_subject(event), publish)
             .await
-            .map_err(|error| RelayError::Publish(error.to_string()))
+            .map_err(|error| RelayError::Publish(error.into()))
     }
 }

@@ -1,13 +1,17 @@
 //! Projection checkpoints: how far each generation of each projection has
 //! applied the log, and a local registry that lets a query wait until the
 //! read model it reads has passed a consistency token.
+//!
+//! Every statement on the checkpoints the runtime needs lives here, typed:
+//! loading them, claiming a batch's advance, marking a failure, locking the
+//! generations for a swap and swapping one in, removing a retired one.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use tenet_events::db::Db;
+use tenet_events::db::{Db, Tx};
 use tenet_events::ids::Position;
 use tenet_events::with_pool;
 use tokio::sync::watch;
@@ -77,6 +81,24 @@ pub async fn load(db: &Db, name: &str, generation: i32) -> Result<Option<Checkpo
         .fetch_optional(pool)
         .await
     })
+}
+
+/// Where one generation's checkpoint stands, as transaction `tx` sees it.
+pub async fn position_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    generation: i32,
+) -> Result<Option<Position>, sqlx::Error> {
+    let position: Option<i64> = tenet_events::with_tx!(tx, conn => {
+        sqlx::query_scalar(
+            "SELECT position FROM projection_checkpoints WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .fetch_optional(&mut *conn)
+        .await?
+    });
+    Ok(position.map(Position))
 }
 
 /// The generations of one projection and their states.
@@ -160,6 +182,207 @@ pub async fn mark_failed(
         .await?;
     });
     tx.commit().await
+}
+
+/// Claims a batch's advance of a generation's checkpoint from `from` to
+/// `to`, by compare-and-set, in the batch's transaction. Answers whether
+/// it was claimed: not if the checkpoint moved meanwhile (a rival instance)
+/// or the generation is neither live nor rebuilding (retired or failed).
+///
+/// It comes first in the transaction: it serialises rival instances before
+/// any read-model write. On Postgres, with `announce`, the same round trip
+/// queues the checkpoint notification, delivered only if the transaction
+/// commits.
+pub async fn claim(
+    tx: &mut Tx<'_>,
+    name: &str,
+    generation: i32,
+    from: Position,
+    to: Position,
+    announce: bool,
+) -> Result<bool, sqlx::Error> {
+    let now = tenet_events::envelope::now();
+    let claimed: u64 = match tx {
+        Tx::Postgres(conn) => {
+            let notify = if announce {
+                notification(name, to)
+            } else {
+                String::new()
+            };
+            sqlx::query_scalar::<_, i64>(
+                "WITH claimed AS ( \
+                   UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
+                   WHERE name = $1 AND generation = $2 AND position = $5 \
+                     AND status IN ('live', 'rebuilding') \
+                   RETURNING 1 \
+                 ) SELECT (SELECT count(*) FROM claimed) \
+                   FROM (SELECT CASE WHEN $7 <> '' THEN pg_notify($6, $7) END) AS notified",
+            )
+            .bind(name)
+            .bind(generation)
+            .bind(to.0)
+            .bind(now)
+            .bind(from.0)
+            .bind(CHECKPOINT_CHANNEL)
+            .bind(notify)
+            .fetch_one(&mut **conn)
+            .await? as u64
+        }
+        Tx::Sqlite(conn) => sqlx::query(
+            "UPDATE projection_checkpoints SET position = $3, updated_at = $4 \
+             WHERE name = $1 AND generation = $2 AND position = $5 \
+               AND status IN ('live', 'rebuilding')",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(to.0)
+        .bind(now)
+        .bind(from.0)
+        .execute(&mut **conn)
+        .await?
+        .rows_affected(),
+    };
+    Ok(claimed > 0)
+}
+
+/// Removes a retired generation's checkpoint (after its rows).
+pub async fn remove_retired(
+    tx: &mut Tx<'_>,
+    name: &str,
+    generation: i32,
+) -> Result<(), sqlx::Error> {
+    tenet_events::with_tx!(tx, conn => {
+        sqlx::query(
+            "DELETE FROM projection_checkpoints WHERE name = $1 AND generation = $2 AND status = 'retired'",
+        )
+        .bind(name)
+        .bind(generation)
+        .execute(&mut *conn)
+        .await?;
+    });
+    Ok(())
+}
+
+/// Whether the store applies projection `name` inside the append
+/// transaction.
+pub async fn is_inline(tx: &mut Tx<'_>, name: &str) -> Result<bool, sqlx::Error> {
+    tenet_events::with_tx!(tx, conn => {
+        sqlx::query_scalar("SELECT inline FROM projections WHERE name = $1")
+            .bind(name)
+            .fetch_one(&mut *conn)
+            .await
+    })
+}
+
+/// One generation's checkpoint, as a swap sees it.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct GenerationRow {
+    pub generation: i32,
+    pub position: i64,
+    pub status: String,
+}
+
+impl GenerationRow {
+    pub fn is(&self, status: Status) -> bool {
+        self.status == status.as_str()
+    }
+}
+
+/// Every generation of a projection, and which one is active, locked for a
+/// swap.
+#[derive(Clone, Debug)]
+pub struct Generations {
+    pub rows: Vec<GenerationRow>,
+    pub active: i32,
+}
+
+impl Generations {
+    pub fn get(&self, generation: i32) -> Option<&GenerationRow> {
+        self.rows.iter().find(|row| row.generation == generation)
+    }
+}
+
+/// Reads the generations of projection `name` and locks them (and the
+/// projection's row) until `tx` ends: the active generation's runner cannot
+/// commit a batch meanwhile. On SQLite the transaction holds the database:
+/// one writer at a time.
+pub async fn lock_generations(tx: &mut Tx<'_>, name: &str) -> Result<Generations, sqlx::Error> {
+    let lock = match tx {
+        Tx::Postgres(_) => " FOR UPDATE",
+        Tx::Sqlite(_) => "",
+    };
+    tenet_events::with_tx!(tx, conn => {
+        let rows: Vec<GenerationRow> = sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT generation, position, status FROM projection_checkpoints \
+             WHERE name = $1 ORDER BY generation{lock}"
+        )))
+        .bind(name)
+        .fetch_all(&mut *conn)
+        .await?;
+        let active: i32 = sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
+            "SELECT active_generation FROM projections WHERE name = $1{lock}"
+        )))
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+        Ok(Generations { rows, active })
+    })
+}
+
+/// Makes `generation` the active generation of `name`, live at `live_at`:
+/// every other generation is retired, the rebuild's job completes, and
+/// (on Postgres) the checkpoint is announced on commit. Runs inside the
+/// swap's transaction, after [`lock_generations`].
+pub async fn swap_in(
+    tx: &mut Tx<'_>,
+    name: &str,
+    generation: i32,
+    live_at: Position,
+) -> Result<(), sqlx::Error> {
+    let now = tenet_events::envelope::now();
+    tenet_events::with_tx!(&mut *tx, conn => {
+        sqlx::query("UPDATE projections SET active_generation = $2 WHERE name = $1")
+            .bind(name)
+            .bind(generation)
+            .execute(&mut *conn)
+            .await?;
+        sqlx::query(
+            "UPDATE projection_checkpoints SET status = 'retired', updated_at = $3 \
+             WHERE name = $1 AND generation <> $2 AND status <> 'retired'",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE projection_checkpoints SET status = 'live', position = $3, updated_at = $4 \
+             WHERE name = $1 AND generation = $2",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(live_at.0)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        sqlx::query(
+            "UPDATE projection_jobs SET state = 'completed', finished_at = $3 \
+             WHERE name = $1 AND generation = $2 AND state = 'running'",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+    });
+    if let Tx::Postgres(conn) = tx {
+        sqlx::query("SELECT pg_notify($1, $2)")
+            .bind(CHECKPOINT_CHANNEL)
+            .bind(notification(name, live_at))
+            .execute(&mut **conn)
+            .await?;
+    }
+    Ok(())
 }
 
 /// How far each projection's active generation has applied the log, as this

@@ -15,6 +15,7 @@ pub mod access;
 mod batch;
 pub mod checkpoints;
 pub mod feed;
+pub mod feed_writers;
 pub mod listing;
 pub mod projects;
 pub mod replay;
@@ -24,4 +25,6 @@ pub mod table;
 pub mod tasks;
 
 pub use checkpoints::Checkpoints;
-pub use runtime::{Feed, Runtime};
+pub use feed_writers::FEED_WRITERS;
+pub use runtime::Runtime;
+pub use source::SourceKind;

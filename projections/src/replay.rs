@@ -10,7 +10,7 @@
 
 use chrono::{DateTime, Utc};
 use serde::Serialize;
-use tenet_events::db::Db;
+use tenet_events::db::{Db, Tx};
 use tenet_events::ids::Position;
 use tenet_events::{with_pool, with_tx};
 use utoipa::ToSchema;
@@ -125,88 +125,7 @@ pub async fn request(
     let mut tx = db.begin().await?;
     let now = tenet_events::envelope::now();
     let id = Uuid::now_v7();
-    let outcome: Result<i32, ReplayError> = with_tx!(&mut tx, conn => {
-        let known: Option<i32> = sqlx::query_scalar("SELECT active_generation FROM projections WHERE name = $1")
-            .bind(name)
-            .fetch_optional(&mut *conn)
-            .await?;
-        match known {
-            None => Err(ReplayError::Unknown(name.to_owned())),
-            Some(_) => {
-                let running: Option<Uuid> = sqlx::query_scalar(
-                    "SELECT id FROM projection_jobs WHERE name = $1 AND state = 'running'",
-                )
-                .bind(name)
-                .fetch_optional(&mut *conn)
-                .await?;
-                if let Some(job) = running {
-                    Err(ReplayError::AlreadyRunning { name: name.to_owned(), job })
-                } else {
-                    let generation: i32 = sqlx::query_scalar(
-                        "SELECT CAST(coalesce(max(generation), 0) + 1 AS INTEGER) FROM projection_checkpoints WHERE name = $1",
-                    )
-                    .bind(name)
-                    .fetch_one(&mut *conn)
-                    .await?;
-                    // Earlier rebuilds that never swapped in (failed) give
-                    // way: the supervisor removes their rows.
-                    sqlx::query(
-                        "UPDATE projection_checkpoints SET status = 'retired', updated_at = $3 \
-                         WHERE name = $1 AND generation <> $2 AND status IN ('rebuilding', 'failed') \
-                           AND generation <> (SELECT active_generation FROM projections WHERE name = $1)",
-                    )
-                    .bind(name)
-                    .bind(generation)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await?;
-                    // A rebuild racing this one takes the same generation:
-                    // the key on the checkpoint refuses the second.
-                    let checkpoint = sqlx::query(
-                        "INSERT INTO projection_checkpoints \
-                           (name, generation, position, status, started_at, updated_at) \
-                         VALUES ($1, $2, 0, 'rebuilding', $3, $3)",
-                    )
-                    .bind(name)
-                    .bind(generation)
-                    .bind(now)
-                    .execute(&mut *conn)
-                    .await;
-                    match checkpoint {
-                        Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                            Err(ReplayError::AlreadyRunning { name: name.to_owned(), job: Uuid::nil() })
-                        }
-                        Err(error) => Err(error.into()),
-                        Ok(_) => {
-                            // The partial unique index on running jobs
-                            // refuses a second rebuild that raced this one.
-                            let inserted = sqlx::query(
-                                "INSERT INTO projection_jobs \
-                                   (id, name, generation, state, requested_by, start_head, created_at) \
-                                 VALUES ($1, $2, $3, 'running', $4, $5, $6)",
-                            )
-                            .bind(id)
-                            .bind(name)
-                            .bind(generation)
-                            .bind(requested_by)
-                            .bind(head.0)
-                            .bind(now)
-                            .execute(&mut *conn)
-                            .await;
-                            match inserted {
-                                Ok(_) => Ok(generation),
-                                Err(sqlx::Error::Database(error)) if error.is_unique_violation() => {
-                                    Err(ReplayError::AlreadyRunning { name: name.to_owned(), job: Uuid::nil() })
-                                }
-                                Err(error) => Err(error.into()),
-                            }
-                        }
-                    }
-                }
-            }
-        }
-    });
-    let generation = match outcome {
+    let generation = match start_generation(&mut tx, id, name, requested_by, head, now).await {
         Ok(generation) => generation,
         Err(error) => {
             let _ = tx.rollback().await;
@@ -230,6 +149,100 @@ pub async fn request(
         finished_at: None,
         error: None,
     })
+}
+
+/// In `tx`: refuses an unknown projection or a second rebuild, gives way
+/// to the new generation (earlier rebuilds that never swapped in are
+/// retired), and creates its checkpoint and its job `id`. Answers the new
+/// generation.
+async fn start_generation(
+    tx: &mut Tx<'_>,
+    id: Uuid,
+    name: &str,
+    requested_by: &str,
+    head: Position,
+    now: DateTime<Utc>,
+) -> Result<i32, ReplayError> {
+    with_tx!(tx, conn => {
+        let known: Option<i32> = sqlx::query_scalar("SELECT active_generation FROM projections WHERE name = $1")
+            .bind(name)
+            .fetch_optional(&mut *conn)
+            .await?;
+        if known.is_none() {
+            return Err(ReplayError::Unknown(name.to_owned()));
+        }
+        let running: Option<Uuid> = sqlx::query_scalar(
+            "SELECT id FROM projection_jobs WHERE name = $1 AND state = 'running'",
+        )
+        .bind(name)
+        .fetch_optional(&mut *conn)
+        .await?;
+        if let Some(job) = running {
+            return Err(ReplayError::AlreadyRunning { name: name.to_owned(), job });
+        }
+        let generation: i32 = sqlx::query_scalar(
+            "SELECT CAST(coalesce(max(generation), 0) + 1 AS INTEGER) FROM projection_checkpoints WHERE name = $1",
+        )
+        .bind(name)
+        .fetch_one(&mut *conn)
+        .await?;
+        // Earlier rebuilds that never swapped in (failed) give way: the
+        // supervisor removes their rows.
+        sqlx::query(
+            "UPDATE projection_checkpoints SET status = 'retired', updated_at = $3 \
+             WHERE name = $1 AND generation <> $2 AND status IN ('rebuilding', 'failed') \
+               AND generation <> (SELECT active_generation FROM projections WHERE name = $1)",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(now)
+        .execute(&mut *conn)
+        .await?;
+        // A rebuild racing this one takes the same generation: the key on
+        // the checkpoint refuses the second.
+        sqlx::query(
+            "INSERT INTO projection_checkpoints \
+               (name, generation, position, status, started_at, updated_at) \
+             VALUES ($1, $2, 0, 'rebuilding', $3, $3)",
+        )
+        .bind(name)
+        .bind(generation)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(|error| raced(name, error))?;
+        // The partial unique index on running jobs refuses a second
+        // rebuild that raced this one.
+        sqlx::query(
+            "INSERT INTO projection_jobs \
+               (id, name, generation, state, requested_by, start_head, created_at) \
+             VALUES ($1, $2, $3, 'running', $4, $5, $6)",
+        )
+        .bind(id)
+        .bind(name)
+        .bind(generation)
+        .bind(requested_by)
+        .bind(head.0)
+        .bind(now)
+        .execute(&mut *conn)
+        .await
+        .map_err(|error| raced(name, error))?;
+        Ok(generation)
+    })
+}
+
+/// A unique violation while starting a rebuild: another rebuild of `name`
+/// raced this one and won.
+fn raced(name: &str, error: sqlx::Error) -> ReplayError {
+    match error {
+        sqlx::Error::Database(error) if error.is_unique_violation() => {
+            ReplayError::AlreadyRunning {
+                name: name.to_owned(),
+                job: Uuid::nil(),
+            }
+        }
+        error => error.into(),
+    }
 }
 
 /// One job, as it stands.

@@ -5,6 +5,9 @@
 //! durable JetStream consumer per projection. Either way the runtime gets
 //! batches in position order and checks them for duplicates and gaps itself,
 //! so a source only has to be "at least once, mostly in order".
+//!
+//! [`SourceKind`] is what the wiring chooses for a deployment; an
+//! [`EventSource`] is one opened source a runner reads from.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -12,10 +15,12 @@ use std::time::Duration;
 use async_nats::jetstream::consumer::{self, AckPolicy, DeliverPolicy, pull};
 use async_trait::async_trait;
 use futures::{FutureExt, StreamExt};
-use tenet_events::bus::Bus;
+use tenet_events::bus::{Bus, BusError};
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::Position;
 use tenet_events::store::{EventStore, LogQuery, StoreError};
+
+use crate::checkpoints::Status;
 
 /// Most events handed to a projector in one transaction.
 pub const BATCH: usize = 500;
@@ -24,6 +29,39 @@ pub const BATCH: usize = 500;
 /// history, where fewer, larger commits write each hot index page once
 /// per batch instead of once per 500 events.
 pub const REBUILD_BATCH: usize = 5_000;
+
+/// Which kind of source the runners of a deployment read from.
+#[derive(Clone)]
+pub enum SourceKind {
+    /// Tail the log in the database (embedded, or Postgres without NATS).
+    Log,
+    /// A durable JetStream consumer per projection.
+    JetStream(Box<Bus>),
+}
+
+impl SourceKind {
+    /// Opens the source of one generation of projection `name`, in
+    /// `status`. A rebuild reads the log itself (the fastest way through
+    /// history, and JetStream's durable consumer belongs to the live
+    /// generation); so does a rebuilt generation after its swap, until the
+    /// process restarts.
+    pub async fn open(
+        &self,
+        store: &Arc<dyn EventStore>,
+        name: &str,
+        status: Status,
+    ) -> Result<Box<dyn EventSource>, SourceError> {
+        Ok(match self {
+            SourceKind::JetStream(bus) if status != Status::Rebuilding => {
+                Box::new(JetStreamSource::open(bus, name).await?)
+            }
+            _ if status == Status::Rebuilding => {
+                Box::new(LogTail::with_batch(store.clone(), REBUILD_BATCH))
+            }
+            _ => Box::new(LogTail::new(store.clone())),
+        })
+    }
+}
 
 /// A batch of events and the acknowledgement to send once it is applied.
 pub struct Delivery {
@@ -53,8 +91,14 @@ impl Delivery {
 pub enum SourceError {
     #[error(transparent)]
     Store(#[from] StoreError),
+    /// The events stream could not be set up.
+    #[error(transparent)]
+    Bus(#[from] BusError),
+    /// The durable consumer could not be opened or read.
     #[error("JetStream: {0}")]
-    Bus(String),
+    Consumer(#[source] Box<dyn std::error::Error + Send + Sync>),
+    #[error("JetStream: the consumer's stream ended")]
+    Ended,
 }
 
 #[async_trait]
@@ -111,10 +155,7 @@ pub struct JetStreamSource {
 impl JetStreamSource {
     /// Opens (creating on first use) the durable consumer `name`.
     pub async fn open(bus: &Bus, name: &str) -> Result<Self, SourceError> {
-        let stream = bus
-            .ensure_events_stream()
-            .await
-            .map_err(|error| SourceError::Bus(error.to_string()))?;
+        let stream = bus.ensure_events_stream().await?;
         let durable = bus.consumer_name(name);
         let consumer: consumer::PullConsumer = stream
             .get_or_create_consumer(
@@ -131,7 +172,7 @@ impl JetStreamSource {
                 },
             )
             .await
-            .map_err(|error| SourceError::Bus(error.to_string()))?;
+            .map_err(|error| SourceError::Consumer(error.into()))?;
         let messages = consumer
             .stream()
             .max_messages_per_batch(BATCH)
@@ -139,7 +180,7 @@ impl JetStreamSource {
             .expires(Duration::from_secs(30))
             .messages()
             .await
-            .map_err(|error| SourceError::Bus(error.to_string()))?;
+            .map_err(|error| SourceError::Consumer(error.into()))?;
         Ok(JetStreamSource { messages })
     }
 
@@ -161,8 +202,8 @@ impl EventSource for JetStreamSource {
     async fn next(&mut self, _after: Position) -> Result<Delivery, SourceError> {
         let first = match self.messages.next().await {
             Some(Ok(message)) => message,
-            Some(Err(error)) => return Err(SourceError::Bus(error.to_string())),
-            None => return Err(SourceError::Bus("the consumer's stream ended".into())),
+            Some(Err(error)) => return Err(SourceError::Consumer(error.into())),
+            None => return Err(SourceError::Ended),
         };
         let mut events: Vec<RecordedEvent> = Self::decode(&first).into_iter().collect();
         let mut last = first;

@@ -10,7 +10,8 @@ use tenet_events::envelope::{Actor, Metadata, RecordedEvent};
 use tenet_events::ids::{CommentId, EventId, Position, ProjectId, StreamId, TaskId, TenantId};
 use tenet_events::projection;
 use tenet_events::testing::TestDatabase;
-use tenet_projections::feed::{self, Cursor, FeedUpdate, Recorder, Resource, Scope, WRITERS};
+use tenet_projections::FEED_WRITERS as WRITERS;
+use tenet_projections::feed::{self, Cursor, FeedUpdate, Recorder, Resource, Scope};
 
 fn event(tenant: TenantId, position: i64, event_type: &str) -> RecordedEvent {
     RecordedEvent {
@@ -151,7 +152,7 @@ async fn outbox_contract(db: Db) {
     set_checkpoint(&db, "projects", 3).await;
     assert_eq!(feed::horizon(&db).await.expect("horizon"), Position(0));
     let cutoff = tenet_events::envelope::now() + Duration::seconds(1);
-    let pruned = feed::prune(&db, cutoff).await.expect("prune");
+    let pruned = feed::prune(&db, &WRITERS, cutoff).await.expect("prune");
     assert_eq!(pruned, 6, "positions 1 to 3");
     assert_eq!(feed::horizon(&db).await.expect("horizon"), Position(3));
     let left = feed::read_range(&db, Position(0), Position(10))

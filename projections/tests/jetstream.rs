@@ -15,7 +15,8 @@ use tenet_events::store::{self, AppendRequest, EventStore, ExpectedVersion, Stor
 use tenet_events::testing::{TestBus, TestDatabase};
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::Checkpoints;
-use tenet_projections::runtime::{Feed, Runtime};
+use tenet_projections::runtime::Runtime;
+use tenet_projections::source::SourceKind;
 use tokio_util::sync::CancellationToken;
 
 struct Positions;
@@ -124,7 +125,7 @@ async fn relayed_events_reach_a_durable_consumer_in_order_exactly_once() {
     let runtime = Runtime {
         db: database.db.clone(),
         store: store.clone(),
-        feed: Feed::JetStream(Box::new(bus.bus.clone())),
+        source: SourceKind::JetStream(Box::new(bus.bus.clone())),
         checkpoints: Checkpoints::default(),
     };
     let projector: Arc<dyn Projector> = Arc::new(Positions);

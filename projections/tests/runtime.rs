@@ -17,7 +17,8 @@ use tenet_events::store::{
 use tenet_events::testing::TestDatabase;
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::{self, Checkpoints};
-use tenet_projections::runtime::{Feed, Runner, Runtime};
+use tenet_projections::runtime::{Runner, Runtime};
+use tenet_projections::source::SourceKind;
 use tenet_projections::source::{Delivery, EventSource, SourceError};
 use tokio_util::sync::CancellationToken;
 
@@ -147,7 +148,7 @@ fn runtime(database: &TestDatabase, store: Arc<dyn EventStore>) -> Runtime {
     Runtime {
         db: database.db.clone(),
         store,
-        feed: Feed::Log,
+        source: SourceKind::Log,
         checkpoints: Checkpoints::default(),
     }
 }
@@ -343,6 +344,45 @@ async fn two_runners_of_one_projection_apply_each_event_once(database: TestDatab
     assert_dense_and_ordered(&seen(&database.db, "seen").await, head);
 }
 
+/// Generation 1 of `name` once it is marked failed (within 30 seconds).
+async fn failed_checkpoint(
+    db: &Db,
+    name: &str,
+) -> Result<checkpoints::Checkpoint, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            if let Some(checkpoint) = checkpoints::load(db, name, 1).await.unwrap()
+                && checkpoint.status == "failed"
+            {
+                return checkpoint;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
+/// Rebuild job `id` once it is no longer running (within 30 seconds).
+async fn finished_job(
+    db: &Db,
+    head: Position,
+    id: uuid::Uuid,
+) -> Result<tenet_projections::replay::Job, tokio::time::error::Elapsed> {
+    tokio::time::timeout(Duration::from_secs(30), async {
+        loop {
+            let job = tenet_projections::replay::job(db, head, id)
+                .await
+                .unwrap()
+                .unwrap();
+            if job.state != "running" {
+                return job;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    })
+    .await
+}
+
 async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
     let store = open_store(&database).await;
     let runtime = runtime(&database, store.clone());
@@ -386,20 +426,9 @@ async fn a_poison_event_fails_its_projection_alone(database: TestDatabase) {
         .wait_for(&database.db, "lenient", head, Duration::from_secs(30))
         .await
         .unwrap();
-    let failed = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let checkpoint = checkpoints::load(&database.db, "strict", 1)
-                .await
-                .unwrap()
-                .unwrap();
-            if checkpoint.status == "failed" {
-                return checkpoint;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the strict projection is marked failed");
+    let failed = failed_checkpoint(&database.db, "strict")
+        .await
+        .expect("the strict projection is marked failed");
     assert_eq!(failed.error_position, Some(poison_at.0));
     assert_eq!(
         failed.position,
@@ -444,17 +473,9 @@ async fn a_failed_projection_resumes_after_a_fix_and_a_replay(database: TestData
     for n in 0..10 {
         append(n == 4).await.unwrap();
     }
-    tokio::time::timeout(Duration::from_secs(30), async {
-        while checkpoints::load(&database.db, "fixable", 1)
-            .await
-            .unwrap()
-            .is_none_or(|c| c.status != "failed")
-        {
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the projection fails at the poison");
+    failed_checkpoint(&database.db, "fixable")
+        .await
+        .expect("the projection fails at the poison");
 
     // The fix ships; a replay rebuilds past the event and swaps in.
     strict.store(false, Ordering::SeqCst);
@@ -468,20 +489,9 @@ async fn a_failed_projection_resumes_after_a_fix_and_a_replay(database: TestData
         again,
         Err(tenet_projections::replay::ReplayError::AlreadyRunning { .. })
     ));
-    let done = tokio::time::timeout(Duration::from_secs(30), async {
-        loop {
-            let job = tenet_projections::replay::job(&database.db, head, job.id)
-                .await
-                .unwrap()
-                .unwrap();
-            if job.state != "running" {
-                return job;
-            }
-            tokio::time::sleep(Duration::from_millis(20)).await;
-        }
-    })
-    .await
-    .expect("the rebuild finishes");
+    let done = finished_job(&database.db, head, job.id)
+        .await
+        .expect("the rebuild finishes");
     assert_eq!(done.state, "completed");
     assert_eq!(
         tenet_events::projection::register(&database.db, "fixable")

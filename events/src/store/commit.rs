@@ -276,7 +276,7 @@ async fn guarded_write(
                 .or_else(|| panic.downcast_ref::<String>().cloned())
                 .unwrap_or_else(|| "unknown panic".to_owned());
             tracing::error!(%reason, "an append batch panicked");
-            Err(StoreError::Projection(format!("append panicked: {reason}")))
+            Err(StoreError::Panicked(reason))
         }
     }
 }

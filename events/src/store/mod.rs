@@ -6,10 +6,22 @@
 //! group-commit loop ([`commit`]): concurrent appends share one transaction
 //! and one fsync, and positions are handed out under the log's single lock,
 //! so they are dense and commit in order.
+//!
+//! What the backends agree on is written once: one store handle answers
+//! for both (`handle`), its reads are one set of SQL (`reads`), rows decode
+//! in one place (`rows`), and the batch writers share inline projections
+//! and conflict detection (`batch`). A backend module holds only what
+//! differs: how it opens, and how its writer commits a batch.
 
+mod batch;
 pub mod commit;
+mod handle;
 pub mod postgres;
+mod reads;
+mod rows;
 pub mod sqlite;
+
+pub use rows::{EVENT_COLUMNS, EventRow};
 
 use std::sync::Arc;
 
@@ -18,8 +30,8 @@ use chrono::{DateTime, Utc};
 use tokio::sync::watch;
 
 use crate::db::Db;
-use crate::envelope::{Actor, Metadata, NewEvent, RecordedEvent};
-use crate::ids::{EventId, Position, StreamId, TenantId};
+use crate::envelope::{Metadata, NewEvent, RecordedEvent};
+use crate::ids::{Position, StreamId, TenantId};
 use crate::projection::Projector;
 
 /// What the appender believes the stream's current version to be.
@@ -244,6 +256,15 @@ pub enum StoreError {
     Projection(String),
     #[error("stored event at position {position} is unreadable: {reason}")]
     Corrupt { position: i64, reason: String },
+    /// The log head was not where the batch read it under the append lock
+    /// (a writer that did not take the lock): nothing is written, rather
+    /// than positions duplicated.
+    #[error("the log head moved under the append lock; refusing to write")]
+    HeadMoved,
+    /// A batch writer panicked (an inline projector's bug): the batch is
+    /// not written, and the loop goes on.
+    #[error("append panicked: {0}")]
+    Panicked(String),
     #[error("the event store is shutting down")]
     Closed,
     #[error("the database did not answer in time ({0})")]
@@ -344,106 +365,6 @@ impl Default for StoreOptions {
     }
 }
 
-/// One row of the `events` table, as both backends return it (for readers
-/// that select events their own way, such as time travel).
-#[derive(sqlx::FromRow)]
-pub struct EventRow {
-    position: i64,
-    event_id: uuid::Uuid,
-    tenant_id: uuid::Uuid,
-    stream_id: uuid::Uuid,
-    stream_type: String,
-    stream_version: i64,
-    event_type: String,
-    schema_version: i32,
-    data: serde_json::Value,
-    actor_type: String,
-    actor_id: Option<uuid::Uuid>,
-    actor_name: Option<String>,
-    actor_user_id: Option<uuid::Uuid>,
-    request_id: Option<String>,
-    correlation_id: Option<uuid::Uuid>,
-    causation_id: Option<uuid::Uuid>,
-    occurred_at: DateTime<Utc>,
-}
-
-/// The column list that [`EventRow`] decodes.
-pub const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
-    stream_version, event_type, schema_version, data, actor_type, actor_id, actor_name, \
-    actor_user_id, request_id, correlation_id, causation_id, occurred_at";
-
-impl EventRow {
-    pub fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
-        let actor = Actor::from_columns(
-            &self.actor_type,
-            self.actor_id,
-            self.actor_name,
-            self.actor_user_id,
-        )
-        .ok_or_else(|| StoreError::Corrupt {
-            position: self.position,
-            reason: format!("actor of type {:?} lacks its id or name", self.actor_type),
-        })?;
-        Ok(RecordedEvent {
-            position: Position(self.position),
-            event_id: EventId::from_uuid(self.event_id),
-            tenant_id: TenantId::from_uuid(self.tenant_id),
-            stream_id: StreamId::from_uuid(self.stream_id),
-            stream_type: self.stream_type,
-            stream_version: self.stream_version,
-            event_type: self.event_type,
-            schema_version: self.schema_version,
-            data: self.data,
-            metadata: Metadata {
-                actor,
-                request_id: self.request_id,
-                correlation_id: self.correlation_id,
-                causation_id: self.causation_id,
-            },
-            occurred_at: self.occurred_at,
-        })
-    }
-}
-
-pub(crate) fn into_recorded(rows: Vec<EventRow>) -> Result<Vec<RecordedEvent>, StoreError> {
-    rows.into_iter().map(EventRow::into_recorded).collect()
-}
-
-/// Whether an append failed on the unique key of (tenant, stream, version)
-/// (Postgres names the constraint; SQLite names the columns).
-pub(crate) fn is_stream_version_conflict(error: &StoreError) -> bool {
-    let StoreError::Database(error) = error else {
-        return false;
-    };
-    let sqlx::Error::Database(db) = error.as_ref() else {
-        return false;
-    };
-    db.is_unique_violation()
-        && (db
-            .constraint()
-            .is_some_and(|name| name.contains("stream_version"))
-            || db.message().contains("stream_version"))
-}
-
-/// The outcome of a single append that hit the (tenant, stream, version)
-/// key: a stream its caller believed new exists after all.
-pub(crate) fn as_conflict(
-    batch: &[AppendRequest],
-    outcome: Result<Vec<Result<Appended, AppendError>>, StoreError>,
-) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-    match outcome {
-        // For a batch, the requests are retried one by one to find it.
-        Err(error) if batch.len() == 1 && is_stream_version_conflict(&error) => {
-            Ok(vec![Err(AppendError::WrongExpectedVersion {
-                stream_id: batch[0].stream_id,
-                expected: 0,
-                actual: 1,
-            })])
-        }
-        other => other,
-    }
-}
-
 /// Deletes idempotency records past their expiry (they are no longer
 /// replayed, whatever is kept); answers how many went.
 pub async fn purge_expired_responses(db: &Db) -> Result<u64, sqlx::Error> {
@@ -459,10 +380,20 @@ pub async fn purge_expired_responses(db: &Db) -> Result<u64, sqlx::Error> {
     Ok(deleted)
 }
 
+/// Holds back every append until `tx` ends: an inline projection's
+/// blue/green swap needs the log to stand still while it catches up and
+/// flips. SQLite needs nothing: a write transaction holds the database.
+pub async fn hold_appends(tx: &mut crate::db::Tx<'_>) -> Result<(), sqlx::Error> {
+    if let crate::db::Tx::Postgres(conn) = tx {
+        sqlx::query(postgres::LOG_LOCK).execute(&mut **conn).await?;
+    }
+    Ok(())
+}
+
 /// Opens the event store of a database.
 pub async fn open(db: Db, options: StoreOptions) -> Result<Arc<dyn EventStore>, StoreError> {
     Ok(match db {
-        Db::Postgres(pool) => Arc::new(postgres::PostgresStore::open(pool, options).await?),
-        Db::Sqlite(sqlite) => Arc::new(sqlite::SqliteStore::open(sqlite, options).await?),
+        Db::Postgres(pool) => Arc::new(postgres::open(pool, options).await?),
+        Db::Sqlite(sqlite) => Arc::new(sqlite::open(sqlite, options).await?),
     })
 }

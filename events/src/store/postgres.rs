@@ -22,13 +22,12 @@ use sqlx::{Connection, PgConnection, PgPool, Postgres, Transaction};
 use tokio::sync::watch;
 use uuid::Uuid;
 
+use super::batch::{as_conflict, claims_to_check, run_inline, streams_to_check};
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
-use super::{
-    AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    PendingAppend, StoreError, StoreOptions, StoredResponse, as_conflict, into_recorded,
-};
-use crate::db::Tx;
-use crate::envelope::RecordedEvent;
+use super::handle::Store;
+use super::reads;
+use super::{AppendError, AppendRequest, Appended, StoreError, StoreOptions};
+use crate::db::{Db, Tx};
 use crate::ids::{Position, StreamId, TenantId};
 use crate::projection::{self, Projector};
 use crate::task::AbortOnDrop;
@@ -67,45 +66,22 @@ const WRITER_SESSION: [(&str, &str); 4] = [
     ("plan_cache_mode", "force_generic_plan"),
 ];
 
-pub struct PostgresStore {
-    pool: PgPool,
-    commit: GroupCommit,
-    head: watch::Sender<Position>,
-    _listener: AbortOnDrop,
-}
-
-impl PostgresStore {
-    pub async fn open(pool: PgPool, options: StoreOptions) -> Result<Self, StoreError> {
-        let db = crate::db::Db::Postgres(pool.clone());
-        for inline in &options.inline {
-            projection::register_inline(&db, inline.name()).await?;
-        }
-        let current = read_head(&pool).await?;
-        let (head, _) = watch::channel(current);
-        let writer = PgWriter {
-            options: (*pool.connect_options()).clone().options(WRITER_SESSION),
-            connection: tokio::sync::Mutex::new(None),
-            inline: options.inline,
-        };
-        let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
-        let listener = AbortOnDrop(tokio::spawn(follow_other_processes(
-            pool.clone(),
-            head.clone(),
-        )));
-        Ok(PostgresStore {
-            pool,
-            commit,
-            head,
-            _listener: listener,
-        })
+/// Opens the store on Postgres: registers the inline projections, starts
+/// the writer and follows other processes' commits.
+pub(super) async fn open(pool: PgPool, options: StoreOptions) -> Result<Store, StoreError> {
+    let db = Db::Postgres(pool.clone());
+    for inline in &options.inline {
+        projection::register_inline(&db, inline.name()).await?;
     }
-}
-
-async fn read_head(pool: &PgPool) -> Result<Position, StoreError> {
-    let position: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-        .fetch_one(pool)
-        .await?;
-    Ok(Position(position))
+    let (head, _) = watch::channel(reads::head(&db).await?);
+    let writer = PgWriter {
+        options: (*pool.connect_options()).clone().options(WRITER_SESSION),
+        connection: tokio::sync::Mutex::new(None),
+        inline: options.inline,
+    };
+    let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
+    let follower = AbortOnDrop(tokio::spawn(follow_other_processes(pool, head.clone())));
+    Ok(Store::new(db, commit, head, Some(follower)))
 }
 
 /// Keeps the head watch current with commits of other processes, so local
@@ -142,7 +118,7 @@ async fn follow_other_processes(pool: PgPool, head: watch::Sender<Position>) {
     }
 }
 
-pub(crate) fn advance(head: &watch::Sender<Position>, position: Position) {
+fn advance(head: &watch::Sender<Position>, position: Position) {
     head.send_if_modified(|current| {
         let advanced = position > *current;
         if advanced {
@@ -150,106 +126,6 @@ pub(crate) fn advance(head: &watch::Sender<Position>, position: Position) {
         }
         advanced
     });
-}
-
-#[async_trait]
-impl EventStore for PostgresStore {
-    async fn submit(&self, request: AppendRequest) -> Result<PendingAppend, AppendError> {
-        self.commit.submit(request).await
-    }
-
-    async fn read_stream(
-        &self,
-        tenant_id: TenantId,
-        stream_id: StreamId,
-        after_version: i64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 \
-             AND stream_version > $3 ORDER BY stream_version LIMIT $4"
-        );
-        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id)
-            .bind(stream_id)
-            .bind(after_version)
-            .bind(limit_of(limit))
-            .fetch_all(&self.pool)
-            .await?;
-        into_recorded(rows)
-    }
-
-    async fn read_log(&self, query: LogQuery) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = match query.tenant_id {
-            Some(tenant_id) => {
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND position > $2 \
-                     ORDER BY position LIMIT $3"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(tenant_id)
-                    .bind(query.after)
-                    .bind(limit_of(query.limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 \
-                     ORDER BY position LIMIT $2"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(query.after)
-                    .bind(limit_of(query.limit))
-                    .fetch_all(&self.pool)
-                    .await?
-            }
-        };
-        into_recorded(rows)
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        read_head(&self.pool).await
-    }
-
-    async fn find_response(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<StoredResponse>, StoreError> {
-        let row: Option<(String, serde_json::Value, i64)> = sqlx::query_as(
-            "SELECT fingerprint, response, position FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2 AND expires_at > now()",
-        )
-        .bind(scope)
-        .bind(key)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row.map(|(fingerprint, response, position)| StoredResponse {
-            fingerprint,
-            response,
-            position: Position(position),
-        }))
-    }
-
-    async fn find_claim(&self, claim: &Claim) -> Result<Option<(TenantId, StreamId)>, StoreError> {
-        let row: Option<(TenantId, StreamId)> = sqlx::query_as(
-            "SELECT tenant_id, stream_id FROM unique_claims WHERE scope = $1 AND value = $2",
-        )
-        .bind(&claim.scope)
-        .bind(&claim.value)
-        .fetch_optional(&self.pool)
-        .await?;
-        Ok(row)
-    }
-
-    fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
-    }
-}
-
-pub(crate) fn limit_of(limit: usize) -> i64 {
-    i64::try_from(limit).unwrap_or(i64::MAX)
 }
 
 /// Commits batches on a connection of its own: one batch is in flight at a
@@ -321,21 +197,21 @@ async fn read_state(
     tx: &mut Transaction<'_, Postgres>,
     batch: &[AppendRequest],
 ) -> Result<BatchState, StoreError> {
-    let streams: HashSet<(TenantId, StreamId)> = batch
-        .iter()
-        .flat_map(|r| {
-            r.segments()
-                .filter(|segment| !segment.new_stream)
-                .map(move |segment| (r.tenant_id, segment.stream_id))
-        })
-        .collect();
-    let (tenants, stream_ids): (Vec<TenantId>, Vec<StreamId>) = streams.into_iter().unzip();
-    let wanted: HashSet<&Claim> = batch
-        .iter()
-        .flat_map(|r| r.claims.iter().chain(&r.releases))
-        .collect();
-    let (scopes, values): (Vec<&str>, Vec<&str>) = wanted
-        .iter()
+    let mut state = read_versions_and_claims(tx, batch).await?;
+    state.used_keys = read_used_keys(tx, batch).await?;
+    Ok(state)
+}
+
+/// The head, the versions of the batch's existing streams and the holders
+/// of the values it claims or releases, in one statement.
+async fn read_versions_and_claims(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[AppendRequest],
+) -> Result<BatchState, StoreError> {
+    let (tenants, stream_ids): (Vec<TenantId>, Vec<StreamId>) =
+        streams_to_check(batch).into_iter().unzip();
+    let (scopes, values): (Vec<&str>, Vec<&str>) = claims_to_check(batch)
+        .into_iter()
         .map(|c| (c.scope.as_str(), c.value.as_str()))
         .unzip();
     // Rows: ('h', head) once; ('v', tenant, stream, version) per stream;
@@ -365,42 +241,36 @@ async fn read_state(
     .await?;
     let mut state = BatchState::default();
     for row in rows {
-        match (row.kind.as_str(), row.tenant_id, row.stream_id) {
-            ("h", _, _) => state.head = Position(row.version.unwrap_or(0)),
-            ("v", Some(tenant), Some(stream)) => {
-                if let Some(version) = row.version {
-                    state.versions.insert((tenant, stream), version);
-                }
-            }
-            ("c", Some(tenant), Some(stream)) => {
-                if let (Some(scope), Some(value)) = (row.scope, row.value) {
-                    state.claims.insert((scope, value), (tenant, stream));
-                }
-            }
-            _ => {}
-        }
+        row.fold_into(&mut state);
     }
+    Ok(state)
+}
 
+/// Which of the batch's idempotency keys are in use (and unexpired).
+async fn read_used_keys(
+    tx: &mut Transaction<'_, Postgres>,
+    batch: &[AppendRequest],
+) -> Result<HashSet<(String, String)>, StoreError> {
     let keys: Vec<(&str, &str)> = batch
         .iter()
         .filter_map(|r| r.idempotency.as_ref())
         .map(|i| (i.scope.as_str(), i.key.as_str()))
         .collect();
-    if !keys.is_empty() {
-        let (scopes, keys): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
-        let rows: Vec<(String, String)> = sqlx::query_as(
-            "SELECT i.scope, i.key \
-             FROM unnest($1::text[], $2::text[]) AS k(scope, key) \
-             CROSS JOIN LATERAL (SELECT * FROM idempotency_keys u \
-               WHERE u.scope = k.scope AND u.key = k.key AND u.expires_at > now() LIMIT 1) AS i",
-        )
-        .bind(&scopes)
-        .bind(&keys)
-        .fetch_all(&mut **tx)
-        .await?;
-        state.used_keys = rows.into_iter().collect();
+    if keys.is_empty() {
+        return Ok(HashSet::new());
     }
-    Ok(state)
+    let (scopes, keys): (Vec<&str>, Vec<&str>) = keys.into_iter().unzip();
+    let rows: Vec<(String, String)> = sqlx::query_as(
+        "SELECT i.scope, i.key \
+         FROM unnest($1::text[], $2::text[]) AS k(scope, key) \
+         CROSS JOIN LATERAL (SELECT * FROM idempotency_keys u \
+           WHERE u.scope = k.scope AND u.key = k.key AND u.expires_at > now() LIMIT 1) AS i",
+    )
+    .bind(&scopes)
+    .bind(&keys)
+    .fetch_all(&mut **tx)
+    .await?;
+    Ok(rows.into_iter().collect())
 }
 
 #[derive(sqlx::FromRow)]
@@ -413,6 +283,98 @@ struct StateRow {
     value: Option<String>,
 }
 
+impl StateRow {
+    fn fold_into(self, state: &mut BatchState) {
+        match (self.kind.as_str(), self.tenant_id, self.stream_id) {
+            ("h", _, _) => state.head = Position(self.version.unwrap_or(0)),
+            ("v", Some(tenant), Some(stream)) => {
+                if let Some(version) = self.version {
+                    state.versions.insert((tenant, stream), version);
+                }
+            }
+            ("c", Some(tenant), Some(stream)) => {
+                if let (Some(scope), Some(value)) = (self.scope, self.value) {
+                    state.claims.insert((scope, value), (tenant, stream));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+/// The accepted events of a batch as one array per column, for `unnest`.
+#[derive(Default)]
+struct EventColumns<'a> {
+    tenant_ids: Vec<TenantId>,
+    positions: Vec<i64>,
+    event_ids: Vec<crate::ids::EventId>,
+    stream_ids: Vec<StreamId>,
+    stream_types: Vec<&'a str>,
+    versions: Vec<i64>,
+    event_types: Vec<&'a str>,
+    schema_versions: Vec<i32>,
+    data: Vec<String>,
+    actor_types: Vec<&'a str>,
+    actor_ids: Vec<Option<Uuid>>,
+    actor_names: Vec<Option<&'a str>>,
+    actor_user_ids: Vec<Option<Uuid>>,
+    request_ids: Vec<Option<&'a str>>,
+    correlation_ids: Vec<Option<Uuid>>,
+    causation_ids: Vec<Option<Uuid>>,
+    occurred: Vec<chrono::DateTime<chrono::Utc>>,
+}
+
+impl<'a> EventColumns<'a> {
+    fn of(batch: &'a [AppendRequest], plan: &Plan) -> Self {
+        let mut columns = EventColumns::default();
+        for planned in &plan.events {
+            let request = &batch[planned.request];
+            let event = planned.event(batch);
+            let metadata = &request.metadata;
+            columns.tenant_ids.push(request.tenant_id);
+            columns.positions.push(planned.position.0);
+            columns.event_ids.push(event.event_id);
+            columns.stream_ids.push(planned.stream_id);
+            columns.stream_types.push(planned.stream_type);
+            columns.versions.push(planned.stream_version);
+            columns.event_types.push(event.event_type.as_ref());
+            columns.schema_versions.push(event.schema_version);
+            columns.data.push(event.data.to_string());
+            columns.actor_types.push(metadata.actor.kind());
+            columns.actor_ids.push(metadata.actor.id());
+            columns.actor_names.push(metadata.actor.name());
+            columns.actor_user_ids.push(metadata.actor.user_id());
+            columns.request_ids.push(metadata.request_id.as_deref());
+            columns.correlation_ids.push(metadata.correlation_id);
+            columns.causation_ids.push(metadata.causation_id);
+            columns.occurred.push(request.occurred_at);
+        }
+        columns
+    }
+}
+
+/// The claims a batch takes, as one array per column, for `unnest`.
+#[derive(Default)]
+struct ClaimColumns<'a> {
+    scopes: Vec<&'a str>,
+    values: Vec<&'a str>,
+    tenants: Vec<TenantId>,
+    streams: Vec<StreamId>,
+}
+
+impl<'a> ClaimColumns<'a> {
+    fn of(plan: &'a Plan) -> Self {
+        let mut columns = ClaimColumns::default();
+        for (scope, value, tenant, stream) in &plan.claimed {
+            columns.scopes.push(scope.as_str());
+            columns.values.push(value.as_str());
+            columns.tenants.push(*tenant);
+            columns.streams.push(*stream);
+        }
+        columns
+    }
+}
+
 /// Inserts every accepted event in one statement (arrays unnested into
 /// rows), advances the head and notifies listeners, in one round trip.
 async fn insert_events(
@@ -420,56 +382,8 @@ async fn insert_events(
     batch: &[AppendRequest],
     plan: &Plan,
 ) -> Result<(), StoreError> {
-    let mut claim_scopes = Vec::with_capacity(plan.claimed.len());
-    let mut claim_values = Vec::with_capacity(plan.claimed.len());
-    let mut claim_tenants = Vec::with_capacity(plan.claimed.len());
-    let mut claim_streams = Vec::with_capacity(plan.claimed.len());
-    for (scope, value, tenant, stream) in &plan.claimed {
-        claim_scopes.push(scope.as_str());
-        claim_values.push(value.as_str());
-        claim_tenants.push(*tenant);
-        claim_streams.push(*stream);
-    }
-    let n = plan.events.len();
-    let mut tenant_ids = Vec::with_capacity(n);
-    let mut positions = Vec::with_capacity(n);
-    let mut event_ids = Vec::with_capacity(n);
-    let mut stream_ids = Vec::with_capacity(n);
-    let mut stream_types = Vec::with_capacity(n);
-    let mut versions = Vec::with_capacity(n);
-    let mut event_types = Vec::with_capacity(n);
-    let mut schema_versions = Vec::with_capacity(n);
-    let mut data = Vec::with_capacity(n);
-    let mut actor_types = Vec::with_capacity(n);
-    let mut actor_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
-    let mut actor_names: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut actor_user_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
-    let mut request_ids: Vec<Option<&str>> = Vec::with_capacity(n);
-    let mut correlation_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
-    let mut causation_ids: Vec<Option<Uuid>> = Vec::with_capacity(n);
-    let mut occurred = Vec::with_capacity(n);
-    for planned in &plan.events {
-        let request = &batch[planned.request];
-        let event = planned.event(batch);
-        let metadata = &request.metadata;
-        tenant_ids.push(request.tenant_id);
-        positions.push(planned.position.0);
-        event_ids.push(event.event_id);
-        stream_ids.push(planned.stream_id);
-        stream_types.push(planned.stream_type);
-        versions.push(planned.stream_version);
-        event_types.push(event.event_type.as_ref());
-        schema_versions.push(event.schema_version);
-        data.push(event.data.to_string());
-        actor_types.push(metadata.actor.kind());
-        actor_ids.push(metadata.actor.id());
-        actor_names.push(metadata.actor.name());
-        actor_user_ids.push(metadata.actor.user_id());
-        request_ids.push(metadata.request_id.as_deref());
-        correlation_ids.push(metadata.correlation_id);
-        causation_ids.push(metadata.causation_id);
-        occurred.push(request.occurred_at);
-    }
+    let claims = ClaimColumns::of(plan);
+    let events = EventColumns::of(batch, plan);
     let moved: i64 = sqlx::query_scalar(
         "WITH appended AS ( \
            INSERT INTO events (tenant_id, position, event_id, stream_id, stream_type, \
@@ -489,39 +403,37 @@ async fn insert_events(
          ) \
          SELECT (SELECT count(*) FROM head), pg_notify($19, $18::text)",
     )
-    .bind(&tenant_ids)
-    .bind(&positions)
-    .bind(&event_ids)
-    .bind(&stream_ids)
-    .bind(&stream_types)
-    .bind(&versions)
-    .bind(&event_types)
-    .bind(&schema_versions)
-    .bind(&data)
-    .bind(&actor_types)
-    .bind(&actor_ids)
-    .bind(&actor_names)
-    .bind(&actor_user_ids)
-    .bind(&request_ids)
-    .bind(&correlation_ids)
-    .bind(&causation_ids)
-    .bind(&occurred)
+    .bind(&events.tenant_ids)
+    .bind(&events.positions)
+    .bind(&events.event_ids)
+    .bind(&events.stream_ids)
+    .bind(&events.stream_types)
+    .bind(&events.versions)
+    .bind(&events.event_types)
+    .bind(&events.schema_versions)
+    .bind(&events.data)
+    .bind(&events.actor_types)
+    .bind(&events.actor_ids)
+    .bind(&events.actor_names)
+    .bind(&events.actor_user_ids)
+    .bind(&events.request_ids)
+    .bind(&events.correlation_ids)
+    .bind(&events.causation_ids)
+    .bind(&events.occurred)
     .bind(plan.head.0)
     .bind(LOG_CHANNEL)
     .bind(plan.first_head.0)
-    .bind(&claim_scopes)
-    .bind(&claim_values)
-    .bind(&claim_tenants)
-    .bind(&claim_streams)
+    .bind(&claims.scopes)
+    .bind(&claims.values)
+    .bind(&claims.tenants)
+    .bind(&claims.streams)
     .fetch_one(&mut **tx)
     .await?;
     // The head moves by compare-and-set: positions are unique only while
     // every writer takes the lock, and this makes any that did not fail
     // loudly instead of duplicating positions.
     if moved != 1 {
-        return Err(StoreError::Projection(
-            "the log head moved under the append lock; refusing to write".to_owned(),
-        ));
+        return Err(StoreError::HeadMoved);
     }
     Ok(())
 }
@@ -578,29 +490,6 @@ async fn write_responses(
         .bind(record.expires_at)
         .execute(&mut **tx)
         .await?;
-    }
-    Ok(())
-}
-
-/// Applies the batch's events to every inline projection, inside the append
-/// transaction, each to its active generation.
-pub(crate) async fn run_inline(
-    tx: &mut Tx<'_>,
-    inline: &[Arc<dyn Projector>],
-    events: &[RecordedEvent],
-) -> Result<(), StoreError> {
-    for projector in inline {
-        if !events.iter().any(|e| projector.handles(&e.event_type)) {
-            continue;
-        }
-        let generation = projection::active_generation(tx, projector.name()).await?;
-        projector
-            .apply(tx, generation, events)
-            .await
-            .map_err(|error| match error {
-                crate::projection::ProjectionError::Database(error) => StoreError::from(error),
-                other => StoreError::Projection(format!("{}: {other}", projector.name())),
-            })?;
     }
     Ok(())
 }

@@ -12,143 +12,31 @@ use async_trait::async_trait;
 use sqlx::{Sqlite, SqlitePool, Transaction};
 use tokio::sync::watch;
 
+use super::batch::{as_conflict, claims_to_check, run_inline, streams_to_check};
 use super::commit::{BatchState, BatchWriter, GroupCommit, Plan, plan};
-use super::postgres::{limit_of, run_inline};
-use super::{
-    AppendError, AppendRequest, Appended, Claim, EVENT_COLUMNS, EventRow, EventStore, LogQuery,
-    PendingAppend, StoreError, StoreOptions, StoredResponse, into_recorded,
-};
+use super::handle::Store;
+use super::reads;
+use super::{AppendError, AppendRequest, Appended, StoreError, StoreOptions};
 use crate::db::{Db, SqliteDb, Tx};
-use crate::envelope::{RecordedEvent, now};
+use crate::envelope::now;
 use crate::ids::{Position, StreamId, TenantId};
 use crate::projection::{self, Projector};
 
-pub struct SqliteStore {
-    reader: SqlitePool,
-    commit: GroupCommit,
-    head: watch::Sender<Position>,
-}
-
-impl SqliteStore {
-    pub async fn open(db: SqliteDb, options: StoreOptions) -> Result<Self, StoreError> {
-        for inline in &options.inline {
-            projection::register_inline(&Db::Sqlite(db.clone()), inline.name()).await?;
-        }
-        let current: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-            .fetch_one(&db.writer)
-            .await?;
-        let (head, _) = watch::channel(Position(current));
-        let writer = SqliteWriter {
-            writer: db.writer.clone(),
-            inline: options.inline,
-        };
-        let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
-        Ok(SqliteStore {
-            reader: db.reader,
-            commit,
-            head,
-        })
+/// Opens the store on SQLite: registers the inline projections and starts
+/// the writer on the one write connection.
+pub(super) async fn open(db: SqliteDb, options: StoreOptions) -> Result<Store, StoreError> {
+    let writer = db.writer.clone();
+    let db = Db::Sqlite(db);
+    for inline in &options.inline {
+        projection::register_inline(&db, inline.name()).await?;
     }
-}
-
-#[async_trait]
-impl EventStore for SqliteStore {
-    async fn submit(&self, request: AppendRequest) -> Result<PendingAppend, AppendError> {
-        self.commit.submit(request).await
-    }
-
-    async fn read_stream(
-        &self,
-        tenant_id: TenantId,
-        stream_id: StreamId,
-        after_version: i64,
-        limit: usize,
-    ) -> Result<Vec<RecordedEvent>, StoreError> {
-        let sql = format!(
-            "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND stream_id = $2 \
-             AND stream_version > $3 ORDER BY stream_version LIMIT $4"
-        );
-        let rows: Vec<EventRow> = sqlx::query_as(sqlx::AssertSqlSafe(sql))
-            .bind(tenant_id)
-            .bind(stream_id)
-            .bind(after_version)
-            .bind(limit_of(limit))
-            .fetch_all(&self.reader)
-            .await?;
-        into_recorded(rows)
-    }
-
-    async fn read_log(&self, query: LogQuery) -> Result<Vec<RecordedEvent>, StoreError> {
-        let rows: Vec<EventRow> = match query.tenant_id {
-            Some(tenant_id) => {
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE tenant_id = $1 AND position > $2 \
-                     ORDER BY position LIMIT $3"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(tenant_id)
-                    .bind(query.after)
-                    .bind(limit_of(query.limit))
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-            None => {
-                let sql = format!(
-                    "SELECT {EVENT_COLUMNS} FROM events WHERE position > $1 \
-                     ORDER BY position LIMIT $2"
-                );
-                sqlx::query_as(sqlx::AssertSqlSafe(sql))
-                    .bind(query.after)
-                    .bind(limit_of(query.limit))
-                    .fetch_all(&self.reader)
-                    .await?
-            }
-        };
-        into_recorded(rows)
-    }
-
-    async fn head(&self) -> Result<Position, StoreError> {
-        let position: i64 = sqlx::query_scalar("SELECT position FROM event_log_head")
-            .fetch_one(&self.reader)
-            .await?;
-        Ok(Position(position))
-    }
-
-    async fn find_response(
-        &self,
-        scope: &str,
-        key: &str,
-    ) -> Result<Option<StoredResponse>, StoreError> {
-        let row: Option<(String, serde_json::Value, i64)> = sqlx::query_as(
-            "SELECT fingerprint, response, position FROM idempotency_keys \
-             WHERE scope = $1 AND key = $2 AND expires_at > $3",
-        )
-        .bind(scope)
-        .bind(key)
-        .bind(now())
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row.map(|(fingerprint, response, position)| StoredResponse {
-            fingerprint,
-            response,
-            position: Position(position),
-        }))
-    }
-
-    async fn find_claim(&self, claim: &Claim) -> Result<Option<(TenantId, StreamId)>, StoreError> {
-        let row: Option<(TenantId, StreamId)> = sqlx::query_as(
-            "SELECT tenant_id, stream_id FROM unique_claims WHERE scope = $1 AND value = $2",
-        )
-        .bind(&claim.scope)
-        .bind(&claim.value)
-        .fetch_optional(&self.reader)
-        .await?;
-        Ok(row)
-    }
-
-    fn watch_head(&self) -> watch::Receiver<Position> {
-        self.head.subscribe()
-    }
+    let (head, _) = watch::channel(reads::head(&db).await?);
+    let writer = SqliteWriter {
+        writer,
+        inline: options.inline,
+    };
+    let commit = GroupCommit::start(Arc::new(writer), options.max_batch_events, head.clone());
+    Ok(Store::new(db, commit, head, None))
 }
 
 struct SqliteWriter {
@@ -162,7 +50,7 @@ impl BatchWriter for SqliteWriter {
         &self,
         batch: &[AppendRequest],
     ) -> Result<Vec<Result<Appended, AppendError>>, StoreError> {
-        super::as_conflict(batch, self.write_batch(batch).await)
+        as_conflict(batch, self.write_batch(batch).await)
     }
 }
 
@@ -199,15 +87,7 @@ async fn read_state(
         .fetch_one(&mut **tx)
         .await?;
     let mut versions = HashMap::new();
-    let streams: HashSet<(TenantId, StreamId)> = batch
-        .iter()
-        .flat_map(|r| {
-            r.segments()
-                .filter(|segment| !segment.new_stream)
-                .map(move |segment| (r.tenant_id, segment.stream_id))
-        })
-        .collect();
-    for (tenant, stream) in streams {
+    for (tenant, stream) in streams_to_check(batch) {
         let version: Option<i64> = sqlx::query_scalar(
             "SELECT max(stream_version) FROM events WHERE tenant_id = $1 AND stream_id = $2",
         )
@@ -220,11 +100,7 @@ async fn read_state(
         }
     }
     let mut claims = HashMap::new();
-    let wanted: HashSet<&Claim> = batch
-        .iter()
-        .flat_map(|r| r.claims.iter().chain(&r.releases))
-        .collect();
-    for claim in wanted {
+    for claim in claims_to_check(batch) {
         let holder: Option<(TenantId, StreamId)> = sqlx::query_as(
             "SELECT tenant_id, stream_id FROM unique_claims WHERE scope = $1 AND value = $2",
         )

@@ -21,7 +21,7 @@ use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{ApiKeyId, Position, SessionId};
 use tenet_events::store::{EventStore, LogQuery, StoreError};
 use tenet_projections::Checkpoints;
-use tenet_projections::feed::{self, WRITERS};
+use tenet_projections::{FEED_WRITERS as WRITERS, feed};
 use tokio_util::sync::CancellationToken;
 
 use super::hub::{Hub, Recheck};
@@ -49,7 +49,7 @@ impl Worker {
     /// that just started has no subscribers to catch up.
     pub async fn run(self, shutdown: CancellationToken) {
         let start = loop {
-            match feed::watermark(&self.db).await {
+            match feed::watermark(&self.db, &WRITERS).await {
                 Ok(position) => break position,
                 Err(error) => {
                     tracing::warn!(%error, "feed worker cannot read checkpoints; retrying");

@@ -178,7 +178,10 @@ impl TestBus {
         let url = nats_url();
         let prefix = format!("t{}", unique_suffix());
         match crate::bus::Bus::connect(&url, &prefix).await {
-            Ok(bus) => Some(TestBus { bus, url }),
+            Ok(bus) => {
+                keep_an_anchor_stream(&bus).await;
+                Some(TestBus { bus, url })
+            }
             Err(error) => unavailable("NATS", error),
         }
     }
@@ -186,6 +189,30 @@ impl TestBus {
     pub fn prefix(&self) -> &str {
         self.bus.prefix()
     }
+}
+
+/// NATS 2.9 removes an account's stream directory when its last stream is
+/// deleted, and a stream created at that moment fails ("could not create
+/// storage directory", error 10077). Tests create and delete streams
+/// concurrently, so one stream that is never deleted keeps the directory.
+async fn keep_an_anchor_stream(bus: &crate::bus::Bus) {
+    static ANCHORED: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    ANCHORED
+        .get_or_init(|| async {
+            let created = bus
+                .jetstream
+                .get_or_create_stream(async_nats::jetstream::stream::Config {
+                    name: "TENET_TEST_ANCHOR".to_owned(),
+                    subjects: vec!["tenet-test-anchor".to_owned()],
+                    max_messages: 1,
+                    ..Default::default()
+                })
+                .await;
+            if let Err(error) = created {
+                eprintln!("could not keep the NATS anchor stream: {error}");
+            }
+        })
+        .await;
 }
 
 impl Drop for TestBus {

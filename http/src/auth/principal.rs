@@ -266,4 +266,15 @@ requirements! {
     CommentsWrite => Comments Write;
     CommentsDelete => Comments Delete;
     AuditRead => Audit Read;
+    EventsRead => Events Read;
+    WebhooksRead => Webhooks Read;
+    WebhooksWrite => Webhooks Write;
+    WebhooksDelete => Webhooks Delete;
+    TemplatesRead => Templates Read;
+    TemplatesWrite => Templates Write;
+    TemplatesDelete => Templates Delete;
+    AutomationsRead => Automations Read;
+    AutomationsWrite => Automations Write;
+    AutomationsDelete => Automations Delete;
+    AnalyticsRead => Analytics Read;
 }

@@ -18,10 +18,15 @@ pub enum Resource {
     Tasks,
     Comments,
     Audit,
+    Events,
+    Webhooks,
+    Templates,
+    Automations,
+    Analytics,
 }
 
 impl Resource {
-    pub const ALL: [Resource; 7] = [
+    pub const ALL: [Resource; 12] = [
         Resource::Workspace,
         Resource::Members,
         Resource::ApiKeys,
@@ -29,6 +34,11 @@ impl Resource {
         Resource::Tasks,
         Resource::Comments,
         Resource::Audit,
+        Resource::Events,
+        Resource::Webhooks,
+        Resource::Templates,
+        Resource::Automations,
+        Resource::Analytics,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -40,6 +50,11 @@ impl Resource {
             Resource::Tasks => "tasks",
             Resource::Comments => "comments",
             Resource::Audit => "audit",
+            Resource::Events => "events",
+            Resource::Webhooks => "webhooks",
+            Resource::Templates => "templates",
+            Resource::Automations => "automations",
+            Resource::Analytics => "analytics",
         }
     }
 }
@@ -174,28 +189,40 @@ impl Scopes {
 
     /// The scopes of a workspace role (API.md): owner `*`; admin `*` but
     /// deleting the workspace (changing owners is refused by the members
-    /// rules); member reads everything but the audit log and writes and
-    /// deletes projects, tasks and comments; viewer only reads.
+    /// rules); member reads everything but the audit log and webhooks, and
+    /// writes and deletes projects, tasks, comments, templates and
+    /// automations; viewer reads what a member reads.
     pub fn of_role(role: Role) -> Scopes {
         use Action::*;
         use Resource::*;
-        let reads =
-            [Workspace, Members, ApiKeys, Projects, Tasks, Comments].map(|r| Scope::new(r, Read));
+        let reads = [
+            Workspace,
+            Members,
+            ApiKeys,
+            Projects,
+            Tasks,
+            Comments,
+            Events,
+            Templates,
+            Automations,
+            Analytics,
+        ]
+        .map(|r| Scope::new(r, Read));
         match role {
             Role::Owner => Scopes::new([Scope::ALL]),
-            Role::Admin => Scopes::new([
-                Scope::new(Workspace, Read),
-                Scope::new(Workspace, Write),
-                Scope::any(Members),
-                Scope::any(ApiKeys),
-                Scope::any(Projects),
-                Scope::any(Tasks),
-                Scope::any(Comments),
-                Scope::any(Audit),
-            ]),
+            Role::Admin => Scopes::new(
+                [Scope::new(Workspace, Read), Scope::new(Workspace, Write)]
+                    .into_iter()
+                    .chain(
+                        Resource::ALL
+                            .into_iter()
+                            .filter(|r| *r != Workspace)
+                            .map(Scope::any),
+                    ),
+            ),
             Role::Member => Scopes::new(
                 reads.into_iter().chain(
-                    [Projects, Tasks, Comments]
+                    [Projects, Tasks, Comments, Templates, Automations]
                         .into_iter()
                         .flat_map(|r| [Scope::new(r, Write), Scope::new(r, Delete)]),
                 ),
@@ -285,6 +312,15 @@ mod tests {
         assert!(member.allows(scope("tasks:delete")) && member.allows(scope("members:read")));
         assert!(!member.allows(scope("members:write")) && !member.allows(scope("audit:read")));
         assert!(viewer.allows(scope("projects:read")) && !viewer.allows(scope("projects:write")));
+        for role in [&member, &viewer] {
+            assert!(role.allows(scope("events:read")) && role.allows(scope("analytics:read")));
+            assert!(!role.allows(scope("webhooks:read")) && !role.allows(scope("audit:read")));
+        }
+        assert!(
+            member.allows(scope("templates:write")) && member.allows(scope("automations:delete"))
+        );
+        assert!(!viewer.allows(scope("templates:write")));
+        assert!(admin.allows(scope("webhooks:write")) && !member.allows(scope("webhooks:write")));
     }
 
     #[test]

@@ -5,6 +5,7 @@
 
 mod background;
 pub mod config;
+mod console;
 mod http;
 pub mod ops;
 

@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod audit;
+mod console;
 mod isolation;
 mod replay;
 mod service;

@@ -5,8 +5,11 @@
 
 use std::time::Duration;
 
-use crate::common::{Backing, Board, Client, User, id, start, start_with, strings};
+use crate::common::{Backing, Board, Client, Tenet, User, id, start, start_with, strings};
+use futures::StreamExt;
 use serde_json::{Value, json};
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
 
 fn automations_url(board: &Board) -> String {
     format!("{}/automations", board.project_url())
@@ -589,7 +592,98 @@ async fn a_deleted_automation_runs_no_more(backing: Backing) {
     assert_eq!(tasks.assert_status(200)["total"], 1);
 }
 
+/// The WebSocket messages of a subscription to `channel`, as `client`,
+/// until `done` holds.
+async fn watch(
+    tenet: &Tenet,
+    client: &Client,
+    channel: &str,
+    ready: impl AsyncFnOnce(),
+    done: impl Fn(&[Value]) -> bool,
+) -> Vec<Value> {
+    use futures::SinkExt;
+    let url = format!("{}/api/v1/ws", tenet.base.replacen("http://", "ws://", 1));
+    let mut request = url.into_client_request().expect("request");
+    let token = client.token.as_deref().expect("a token");
+    request.headers_mut().insert(
+        "authorization",
+        format!("Bearer {token}").parse().expect("header"),
+    );
+    let (mut stream, _) = tokio_tungstenite::connect_async(request)
+        .await
+        .expect("upgrade");
+    let subscribe = json!({ "type": "subscribe", "channel": channel });
+    stream
+        .send(Message::text(subscribe.to_string()))
+        .await
+        .expect("send");
+    let mut seen: Vec<Value> = Vec::new();
+    let mut ready = Some(ready);
+    while !done(&seen) {
+        let frame = tokio::time::timeout(Duration::from_secs(20), stream.next())
+            .await
+            .unwrap_or_else(|_| panic!("no message in time after {seen:#?}"));
+        let Some(Ok(Message::Text(text))) = frame else {
+            continue;
+        };
+        let message: Value = serde_json::from_str(text.as_str()).expect("JSON");
+        if message["type"] == "subscribed" {
+            if let Some(ready) = ready.take() {
+                ready().await;
+            }
+            continue;
+        }
+        seen.push(message);
+    }
+    seen
+}
+
+async fn executions_are_pushed_on_the_websocket_step_by_step(backing: Backing) {
+    let tenet = start(&backing).await;
+    let board = Board::new(&tenet, "Board").await;
+    let rule = automation(&board, follow_up_rule()).await;
+    let task = board.add_task("Watched").await;
+    let messages = watch(
+        &tenet,
+        board.client(),
+        &format!("task:{task}"),
+        async || finish_task(&board, &task).await,
+        |seen| {
+            seen.iter()
+                .any(|m| m["resource"] == "execution" && m["data"]["status"] == "succeeded")
+        },
+    )
+    .await;
+    let executions: Vec<&Value> = messages
+        .iter()
+        .filter(|m| m["resource"] == "execution")
+        .collect();
+    let first = &executions[0]["data"];
+    assert_eq!(executions[0]["event_type"], "automation.execution_started");
+    assert_eq!(statuses(first), vec!["pending", "pending", "pending"]);
+    assert_eq!(first["automation_id"], rule.as_str());
+    // pending → running → succeeded for each step, then the finish.
+    let moves = executions
+        .iter()
+        .filter(|m| m["event_type"] == "automation.step_status_changed")
+        .count();
+    assert_eq!(moves, 6, "{executions:#?}");
+    let versions: Vec<i64> = executions
+        .iter()
+        .filter_map(|m| m["data"]["version"].as_i64())
+        .collect();
+    assert!(
+        versions.windows(2).all(|pair| pair[0] < pair[1]),
+        "{versions:?}"
+    );
+    let last = &executions.last().expect("an update")["data"];
+    let id = last["id"].as_str().expect("id");
+    let shown = board.client().get(&execution_url(&board, id)).await;
+    assert_eq!(shown.assert_status(200), last);
+}
+
 in_both_modes!(
+    executions_are_pushed_on_the_websocket_step_by_step,
     marking_a_task_done_runs_every_step_caused_by_the_transition,
     a_failing_step_stops_the_execution_and_says_why,
     an_automation_never_triggers_itself,

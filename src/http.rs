@@ -89,6 +89,7 @@ pub struct HttpDeps<'a> {
         (name = "projects", description = "Projects inside a workspace"),
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
         (name = "comments", description = "Comments on tasks"),
+        (name = "automations", description = "A project's automations (a trigger and ordered actions) and their executions, step by step"),
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),

@@ -78,6 +78,12 @@ uuid_id!(ProjectId);
 uuid_id!(TaskId);
 uuid_id!(CommentId);
 uuid_id!(ApiKeyId);
+uuid_id!(AutomationId);
+uuid_id!(
+    /// One run of an automation; derived from the automation and the
+    /// event that triggered it, so a run is recorded once.
+    ExecutionId
+);
 uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
@@ -122,7 +128,9 @@ stream_of!(
     TaskId,
     CommentId,
     ApiKeyId,
-    SessionId
+    SessionId,
+    AutomationId,
+    ExecutionId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

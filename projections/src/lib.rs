@@ -9,9 +9,10 @@
 //! Each read-model table is declared once ([`table`]); every projector
 //! batches the same way (`batch`: keys, load, pure apply in memory,
 //! save); lists share one way to page ([`listing`]). One module per
-//! projector: [`access`] (inline), [`projects`], [`tasks`] (with comments).
+//! projector: [`access`] (inline), [`projects`], [`tasks`] (with comments), [`automations`].
 
 pub mod access;
+pub mod automations;
 mod batch;
 pub mod checkpoints;
 pub mod feed;

@@ -22,7 +22,8 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, CommentId, ProjectId, SessionId, TaskId, TenantId, UserId, WorkspaceId,
+    ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, ProjectId, SessionId, TaskId,
+    TenantId, UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -66,6 +67,9 @@ column_types!(
     CommentId => "uuid[]",
     ApiKeyId => "uuid[]",
     SessionId => "uuid[]",
+    AutomationId => "uuid[]",
+    ExecutionId => "uuid[]",
+    EventId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",
     i64 => "int8[]",

@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod audit;
+mod automations;
 mod console;
 mod isolation;
 mod replay;

@@ -343,6 +343,7 @@ mod tests {
         projects: true,
         tasks: true,
         comments: true,
+        automations: true,
     };
 
     fn identity() -> Identity {

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Backing, Board, Client, Tenet, User, id, start, start_with, strings};
+use crate::common::{Backing, Board, Client, Reply, Tenet, User, id, start, start_with, strings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -63,6 +63,22 @@ async fn finished(board: &Board, automation: &str, count: usize) -> Vec<Value> {
     })
     .await;
     page["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// `GET path` once the read models have caught up with the whole log of
+/// the workspace so far: an execution's steps write tasks and comments
+/// that other projectors than the executions' apply.
+async fn settled(board: &Board, path: &str) -> Reply {
+    let log = format!("/api/v1/workspaces/{}/audit-log", board.workspace);
+    let total = board.client().get(&log).await.assert_status(200)["total"]
+        .as_u64()
+        .expect("total");
+    let last = board
+        .client()
+        .get(&format!("{log}?offset={}&limit=1", total.saturating_sub(1)))
+        .await;
+    let head = last.assert_status(200)["items"][0]["position"].to_string();
+    board.client().get_after(path, &head).await
 }
 
 /// Moves a task through the workflow to done.
@@ -169,17 +185,14 @@ async fn marking_a_task_done_runs_every_step_caused_by_the_transition(backing: B
     let follow_up = execution["steps"][2]["result"]["task_id"]
         .as_str()
         .expect("the follow-up's id");
-    let follow_up = board.client().get(&board.task(follow_up)).await;
+    let follow_up = settled(&board, &board.task(follow_up)).await;
     let follow_up = follow_up.assert_status(200);
     assert_eq!(follow_up["title"], "Review Login page");
     assert_eq!(follow_up["labels"], json!(["review"]));
     assert_eq!(follow_up["priority"], "high");
-    let labelled = board.client().get(&board.task(&task)).await;
+    let labelled = settled(&board, &board.task(&task)).await;
     assert_eq!(labelled.assert_status(200)["labels"], json!(["shipped"]));
-    let comments = board
-        .client()
-        .get(&format!("{}/comments", board.task(&task)))
-        .await;
+    let comments = settled(&board, &format!("{}/comments", board.task(&task))).await;
     let comments = comments.assert_status(200);
     assert_eq!(comments["total"], 1);
     assert_eq!(comments["items"][0]["body"], "Closed WEB-1");
@@ -232,7 +245,7 @@ async fn a_failing_step_stops_the_execution_and_says_why(backing: Backing) {
         "{execution:#}"
     );
     assert_eq!(execution["steps"][2]["error"], "an earlier step failed");
-    let read = board.client().get(&board.task(&task)).await;
+    let read = settled(&board, &board.task(&task)).await;
     let read = read.assert_status(200);
     assert_eq!(read["priority"], "urgent");
     assert!(read["assignee_id"].is_null());
@@ -278,7 +291,7 @@ async fn an_automation_never_triggers_itself(backing: Backing) {
     assert_eq!(depths.iter().max(), Some(&2), "{witnessed:#?}");
     let own = finished(&board, &rule, 1).await;
     assert_eq!(own[0]["status"], "succeeded");
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = settled(&board, &board.tasks()).await;
     assert_eq!(tasks.assert_status(200)["total"], 2);
 }
 
@@ -321,7 +334,7 @@ async fn a_chain_of_automations_stops_at_the_depth_limit(backing: Backing) {
             .contains("depth limit")
     );
     // The start and three follow-ups: the fourth was never made.
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = settled(&board, &board.tasks()).await;
     assert_eq!(tasks.assert_status(200)["total"], 4);
 }
 
@@ -370,7 +383,7 @@ async fn a_disabled_automation_does_nothing(backing: Backing) {
         let page = board.client().get(&executions_url(&board, rule)).await;
         assert_eq!(page.assert_status(200)["total"], 0);
     }
-    let read = board.client().get(&board.task(&task)).await;
+    let read = settled(&board, &board.task(&task)).await;
     let read = read.assert_status(200);
     assert_eq!(read["labels"], json!(["seen"]));
     assert_eq!(read["priority"], "medium");
@@ -425,14 +438,11 @@ async fn an_execution_interrupted_by_kill_9_completes_exactly_once_after_restart
         .filter(|e| e["data"]["to"] == "succeeded")
         .count();
     assert_eq!(succeeded, 3);
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = settled(&board, &board.tasks()).await;
     assert_eq!(tasks.assert_status(200)["total"], 2);
-    let comments = board
-        .client()
-        .get(&format!("{}/comments", board.task(&task)))
-        .await;
+    let comments = settled(&board, &format!("{}/comments", board.task(&task))).await;
     assert_eq!(comments.assert_status(200)["total"], 1);
-    let read = board.client().get(&board.task(&task)).await;
+    let read = settled(&board, &board.task(&task)).await;
     assert_eq!(read.assert_status(200)["labels"], json!(["shipped"]));
 }
 
@@ -566,14 +576,11 @@ async fn a_deleted_automation_runs_no_more(backing: Backing) {
     let tenet = start(&backing).await;
     let board = Board::new(&tenet, "Board").await;
     let rule = automation(&board, follow_up_rule()).await;
+    let deleted = board.client().delete(&automation_url(&board, &rule)).await;
+    deleted.assert_status(200);
     board
         .client()
-        .delete(&automation_url(&board, &rule))
-        .await
-        .assert_status(200);
-    board
-        .client()
-        .get(&automation_url(&board, &rule))
+        .get_after(&automation_url(&board, &rule), &deleted.token())
         .await
         .assert_problem(404, "NOT_FOUND");
     let witness = automation(
@@ -588,7 +595,7 @@ async fn a_deleted_automation_runs_no_more(backing: Backing) {
     let task = board.add_task("Gone").await;
     finish_task(&board, &task).await;
     finished(&board, &witness, 1).await;
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = settled(&board, &board.tasks()).await;
     assert_eq!(tasks.assert_status(200)["total"], 1);
 }
 

@@ -10,6 +10,7 @@ mod common;
 mod access;
 mod audit;
 mod isolation;
+mod platform;
 mod replay;
 mod service;
 mod slice;

@@ -35,13 +35,20 @@ pub struct KeyHolder {
     /// The issuer's current role in the key's workspace (none once they
     /// left it, or the workspace is gone).
     pub role: Option<Role>,
+    /// The issuer's account is deactivated.
+    pub issuer_deactivated: bool,
+    /// Issued before the issuer's last deactivation: dead for good.
+    pub superseded: bool,
 }
 
 /// The user an access token names, as authentication sees them.
 #[derive(Clone, Debug)]
 pub struct TokenHolder {
     pub platform_admin: bool,
-    /// Whether the token's session is live; `None` when the token names no
+    /// The account is deactivated: none of its credentials work.
+    pub deactivated: bool,
+    /// Whether the token's session is live (not revoked, and started after
+    /// the user's last deactivation); `None` when the token names no
     /// session, or a session that is not the user's.
     pub session_live: Option<bool>,
     /// The user's role in the workspace asked about, if any.
@@ -91,6 +98,16 @@ fn unauthenticated_token() -> ApiError {
 
 fn unauthenticated_key() -> ApiError {
     ApiError::unauthenticated("Invalid, expired or revoked API key")
+}
+
+/// The code of every refusal of a deactivated account's credentials (and
+/// of its login, as 403).
+pub const ACCOUNT_DEACTIVATED: &str = "ACCOUNT_DEACTIVATED";
+
+/// A valid credential of a deactivated account: 401, named as such so a
+/// client (and a WebSocket closing) can say why.
+pub fn deactivated() -> ApiError {
+    ApiError::unauthenticated("This account is deactivated").with_code(ACCOUNT_DEACTIVATED)
 }
 
 impl Authenticator {
@@ -156,6 +173,9 @@ impl Authenticator {
             .token_holder(claims.sub, claims.sid, workspace)
             .await?
             .ok_or_else(unauthenticated_token)?;
+        if holder.deactivated {
+            return Err(deactivated());
+        }
         // A token from a logged-out (or reuse-revoked) session is dead too.
         if claims.sid.is_some() && holder.session_live != Some(true) {
             return Err(unauthenticated_token());
@@ -180,7 +200,12 @@ impl Authenticator {
             .api_key(&api_key::digest(secret))
             .await?
             .ok_or_else(unauthenticated_key)?;
-        let live = key.revoked_at.is_none() && key.expires_at.is_none_or(|expires| expires > now());
+        if key.issuer_deactivated {
+            return Err(deactivated());
+        }
+        let live = !key.superseded
+            && key.revoked_at.is_none()
+            && key.expires_at.is_none_or(|expires| expires > now());
         // A key is only as good as its issuer's membership.
         let role = key.role.filter(|_| live).ok_or_else(unauthenticated_key)?;
         let scopes = Scopes::new(

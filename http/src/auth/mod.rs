@@ -15,5 +15,7 @@ mod principal;
 pub mod scope;
 pub mod signing_key;
 
-pub use authenticator::{Authenticator, CredentialStore, KeyHolder, TokenHolder};
+pub use authenticator::{
+    ACCOUNT_DEACTIVATED, Authenticator, CredentialStore, KeyHolder, TokenHolder, deactivated,
+};
 pub use principal::*;

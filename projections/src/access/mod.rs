@@ -23,11 +23,12 @@ pub use model::{AccessModel, Credentials, SessionRecord, find_user_by_email};
 pub(crate) use reads::tenant_among;
 pub use reads::{
     Account, AllWorkspacesOrder, KeyStatus, MemberOrder, UserOrder, WorkspaceOrder, account,
-    all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace, workspaces,
-    workspaces_of,
+    admin_user, all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace,
+    workspaces, workspaces_of,
 };
 pub use views::{
-    AdminUser, AdminWorkspace, ApiKeyView, MemberView, RoleName, UserView, WorkspaceView,
+    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, MemberView,
+    RoleName, UserView, WorkspaceView,
 };
 
 use std::collections::HashSet;
@@ -237,17 +238,33 @@ fn apply_user(batch: &mut Working, event: &RecordedEvent, decoded: UserEvent) {
                     password_hash: registered.password_hash,
                     created_at: at,
                     platform_admin: false,
+                    deactivated_at: None,
+                    deactivation_reason: None,
+                    credentials_after: 0,
                     updated_at: at,
                     version,
                 });
             }
         }
-        UserEvent::PlatformAdminGranted(_) | UserEvent::PlatformAdminRevoked(_) => {
-            let admin = matches!(decoded, UserEvent::PlatformAdminGranted(_));
+        changed => {
             if let Some(row) = batch.users.get_mut(&(id,))
                 && row.version < version
             {
-                row.platform_admin = admin;
+                match changed {
+                    UserEvent::Registered(_) => {}
+                    UserEvent::PlatformAdminGranted(_) => row.platform_admin = true,
+                    UserEvent::PlatformAdminRevoked(_) => row.platform_admin = false,
+                    UserEvent::Renamed(renamed) => row.name = renamed.name,
+                    UserEvent::Deactivated(deactivated) => {
+                        row.deactivated_at = Some(at);
+                        row.deactivation_reason = Some(deactivated.reason);
+                        row.credentials_after = event.position.0;
+                    }
+                    UserEvent::Reactivated(_) => {
+                        row.deactivated_at = None;
+                        row.deactivation_reason = None;
+                    }
+                }
                 row.updated_at = at;
                 row.version = version;
                 batch.users.changed((id,));
@@ -348,6 +365,7 @@ fn apply_api_key(batch: &mut Working, event: &RecordedEvent, decoded: ApiKeyEven
                     issued_by: issued.issued_by,
                     created_at: at,
                     expires_at: issued.expires_at,
+                    issued_position: event.position.0,
                     revoked_at: None,
                     version,
                 });
@@ -375,6 +393,7 @@ fn apply_session(batch: &mut Working, event: &RecordedEvent, decoded: SessionEve
                     id,
                     user_id: started.user_id,
                     created_at: at,
+                    started_position: event.position.0,
                     current_hash: started.refresh_hash.clone(),
                     refreshed_at: at,
                     expires_at: started.expires_at,

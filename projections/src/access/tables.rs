@@ -20,12 +20,17 @@ table! {
         fixed {
             /// Lower-cased; unique per generation.
             email: String,
-            name: String,
             password_hash: String,
             created_at: DateTime<Utc>,
         }
         set {
+            name: String,
             platform_admin: bool,
+            deactivated_at: Option<DateTime<Utc>>,
+            deactivation_reason: Option<String>,
+            /// The log position of the last deactivation: sessions and API
+            /// keys that started before it are dead (0: none).
+            credentials_after: i64,
             updated_at: DateTime<Utc>,
             version: i64,
         }
@@ -87,6 +92,8 @@ table! {
             issued_by: UserId,
             created_at: DateTime<Utc>,
             expires_at: Option<DateTime<Utc>>,
+            /// The log position of `api_key.issued`.
+            issued_position: i64,
         }
         set {
             revoked_at: Option<DateTime<Utc>>,
@@ -106,6 +113,8 @@ table! {
         fixed {
             user_id: UserId,
             created_at: DateTime<Utc>,
+            /// The log position of `session.started`.
+            started_position: i64,
         }
         set {
             /// The digest of the current refresh token.

@@ -50,6 +50,9 @@ pub enum Recheck {
     Member(TenantId, UserId),
     ApiKey(ApiKeyId),
     Session(SessionId),
+    /// Every connection of a user, whatever the credential (a deactivated
+    /// account).
+    User(UserId),
 }
 
 /// What a connection's task holds of its registration.
@@ -324,6 +327,7 @@ impl Hub {
                     connection.identity.credential,
                     Credential::Token { session: Some(s) } if s == session
                 ),
+                Recheck::User(user) => connection.identity.user_id == user,
             });
             if concerned {
                 connection.recheck.notify_one();

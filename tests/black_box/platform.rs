@@ -1,0 +1,340 @@
+//! Platform administration through the real binary, in both modes: the
+//! account lifecycle (detail, rename, deactivate, reactivate) cutting off
+//! every credential and WebSocket of a deactivated user (also across two
+//! processes on Postgres + NATS).
+
+use std::time::Duration;
+
+use crate::common::{Backing, Client, Mode, Tenet, User, add_member, issue_key, login, start};
+use futures::{SinkExt, StreamExt};
+use serde_json::{Value, json};
+use tokio::net::TcpStream;
+use tokio_tungstenite::tungstenite::Message;
+use tokio_tungstenite::tungstenite::client::IntoClientRequest;
+use tokio_tungstenite::{MaybeTlsStream, WebSocketStream};
+
+/// How long any one expected message may take.
+const PATIENCE: Duration = Duration::from_secs(20);
+
+fn user_url(user: &str) -> String {
+    format!("/api/v1/admin/users/{user}")
+}
+
+/// A platform admin, granted from the CLI.
+async fn admin(tenet: &Tenet, backing: &Backing) -> User {
+    let root = User::register(tenet, "root").await;
+    backing.grant_platform_admin(&root.email).await;
+    root
+}
+
+/// A WebSocket client of the feed.
+pub struct Socket {
+    stream: WebSocketStream<MaybeTlsStream<TcpStream>>,
+}
+
+impl Socket {
+    pub async fn connect(tenet: &Tenet, token: &str) -> Socket {
+        let url = format!("{}/api/v1/ws", tenet.base.replacen("http://", "ws://", 1));
+        let mut request = url.into_client_request().expect("request");
+        request.headers_mut().insert(
+            "authorization",
+            format!("Bearer {token}").parse().expect("header"),
+        );
+        let (stream, response) = tokio_tungstenite::connect_async(request)
+            .await
+            .expect("upgrade");
+        assert_eq!(response.status().as_u16(), 101);
+        Socket { stream }
+    }
+
+    pub async fn send(&mut self, message: Value) {
+        self.stream
+            .send(Message::text(message.to_string()))
+            .await
+            .expect("send");
+    }
+
+    /// The next JSON message, or the close frame's code and reason once
+    /// the server closed.
+    pub async fn next(&mut self) -> Result<Value, Option<(u16, String)>> {
+        loop {
+            let frame = tokio::time::timeout(PATIENCE, self.stream.next())
+                .await
+                .expect("a message in time");
+            match frame {
+                Some(Ok(Message::Text(text))) => {
+                    return Ok(serde_json::from_str(text.as_str()).expect("JSON message"));
+                }
+                Some(Ok(Message::Close(frame))) => {
+                    return Err(frame.map(|f| (u16::from(f.code), f.reason.to_string())));
+                }
+                None | Some(Err(_)) => return Err(None),
+                Some(Ok(_)) => {}
+            }
+        }
+    }
+
+    pub async fn subscribe(&mut self, channel: &str) {
+        self.send(json!({ "type": "subscribe", "channel": channel }))
+            .await;
+        let answer = self.next().await.expect("open");
+        assert_eq!(answer["type"], "subscribed", "{answer:#}");
+    }
+
+    /// Reads past updates until an error arrives, then expects the close.
+    pub async fn ended_with(&mut self) -> (Value, Option<(u16, String)>) {
+        let error = loop {
+            let message = self.next().await.expect("an error before the close");
+            if message["type"] == "error" {
+                break message;
+            }
+        };
+        let closed = loop {
+            match self.next().await {
+                Ok(message) => assert_ne!(message["type"], "update", "{message:#}"),
+                Err(frame) => break frame,
+            }
+        };
+        (error, closed)
+    }
+}
+
+async fn a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login(
+    backing: Backing,
+) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let owner = User::register(&tenet, "owner").await;
+    let workspace = owner.workspace("Team").await;
+    let member = User::register(&tenet, "member").await;
+    add_member(&owner.client, &workspace, &member.email, "admin")
+        .await
+        .assert_status(201);
+    let key = issue_key(&member.client, &workspace, "ci", &["projects:read"]).await;
+    let pair = member.new_session(&tenet).await;
+    let refresh_token = pair["refresh_token"].as_str().expect("refresh").to_owned();
+    let url = user_url(&member.id);
+
+    // The detail.
+    let detail = root.client.get(&url).await;
+    let body = detail.assert_status(200).clone();
+    assert_eq!(body["email"], member.email.as_str());
+    assert_eq!(body["deactivated_at"], Value::Null);
+    assert_eq!(body["sessions"], 2);
+    assert_eq!(body["workspaces"][0]["id"], workspace.as_str());
+    assert_eq!(body["workspaces"][0]["role"], "admin");
+    assert_eq!(detail.etag(), format!("\"{}\"", body["version"]));
+    root.client
+        .get(&user_url(&uuid::Uuid::now_v7().to_string()))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    root.client
+        .get(&user_url("not-a-uuid"))
+        .await
+        .assert_problem(422, "VALIDATION_ERROR");
+
+    // Renaming.
+    let renamed = root
+        .client
+        .patch(&url, json!({ "name": "  Renamed " }))
+        .await;
+    assert_eq!(renamed.assert_status(200)["name"], "Renamed");
+    root.client
+        .patch(&url, json!({ "name": "" }))
+        .await
+        .assert_problem(422, "VALIDATION_ERROR");
+    let stale = root
+        .client
+        .request(reqwest::Method::PATCH, &url)
+        .header("if-match", "\"1\"")
+        .json(&json!({ "name": "Stale" }));
+    root.client
+        .send(stale)
+        .await
+        .assert_problem(412, "PRECONDITION_FAILED");
+    owner
+        .client
+        .patch(&url, json!({ "name": "Hijacked" }))
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+
+    // A live connection, before the deactivation.
+    let mut socket = Socket::connect(&tenet, member.client.token.as_deref().unwrap()).await;
+    socket.subscribe(&format!("workspace:{workspace}")).await;
+
+    let deactivate = format!("{url}/deactivate");
+    root.client
+        .post(&deactivate, json!({}))
+        .await
+        .assert_problem(422, "VALIDATION_ERROR");
+    let refused = root
+        .client
+        .post(&deactivate, json!({ "reason": " " }))
+        .await;
+    refused.assert_problem(422, "VALIDATION_ERROR");
+    assert_eq!(refused.fields(), vec!["reason".to_owned()]);
+    root.client
+        .post(
+            &format!("{}/deactivate", user_url(&root.id)),
+            json!({ "reason": "oops" }),
+        )
+        .await
+        .assert_problem(409, "CONFLICT");
+    owner
+        .client
+        .post(&deactivate, json!({ "reason": "not mine to do" }))
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+    let done = root
+        .client
+        .post(&deactivate, json!({ "reason": "Chargeback fraud" }))
+        .await;
+    let body = done.assert_status(200).clone();
+    assert!(body["deactivated_at"].is_string(), "{body:#}");
+    assert_eq!(body["deactivation_reason"], "Chargeback fraud");
+    assert_eq!(body["sessions"], 0);
+    // Twice changes nothing.
+    let again = root
+        .client
+        .post(&deactivate, json!({ "reason": "again" }))
+        .await;
+    assert_eq!(
+        again.assert_status(200)["deactivation_reason"],
+        "Chargeback fraud"
+    );
+
+    // Every credential is refused at once.
+    member
+        .client
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "ACCOUNT_DEACTIVATED");
+    Client::anonymous(&tenet)
+        .with_token(pair["access_token"].as_str().unwrap())
+        .get(&format!("/api/v1/workspaces/{workspace}/projects"))
+        .await
+        .assert_problem(401, "ACCOUNT_DEACTIVATED");
+    key.client
+        .get(&format!("/api/v1/workspaces/{workspace}/projects"))
+        .await
+        .assert_problem(401, "ACCOUNT_DEACTIVATED");
+    Client::anonymous(&tenet)
+        .post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    login(&tenet, &member.email, &member.password)
+        .await
+        .assert_problem(403, "ACCOUNT_DEACTIVATED");
+    // A wrong password still says only that.
+    login(&tenet, &member.email, "not the password at all")
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    // The connection is closed, saying why.
+    let (error, closed) = socket.ended_with().await;
+    assert_eq!(error["code"], "ACCOUNT_DEACTIVATED", "{error:#}");
+    let (code, reason) = closed.expect("a close frame");
+    assert_eq!((code, reason.as_str()), (1008, "account deactivated"));
+    // The platform's list shows it too.
+    let listed = root
+        .client
+        .get(&format!("/api/v1/admin/users?search={}", member.email))
+        .await;
+    assert!(listed.assert_status(200)["items"][0]["deactivated_at"].is_string());
+
+    // Reactivation restores login, and nothing older.
+    let back = root
+        .client
+        .post(&format!("{url}/reactivate"), json!({}))
+        .await;
+    assert_eq!(back.assert_status(200)["deactivated_at"], Value::Null);
+    member
+        .client
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    key.client
+        .get(&format!("/api/v1/workspaces/{workspace}/projects"))
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    Client::anonymous(&tenet)
+        .post(
+            "/api/v1/auth/refresh",
+            json!({ "refresh_token": refresh_token }),
+        )
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    let fresh = member.new_session(&tenet).await;
+    let fresh = Client::anonymous(&tenet).with_token(fresh["access_token"].as_str().unwrap());
+    fresh.get("/api/v1/auth/me").await.assert_status(200);
+    fresh
+        .get(&format!("/api/v1/workspaces/{workspace}/projects"))
+        .await
+        .assert_status(200);
+    assert_eq!(
+        root.client.get(&url).await.assert_status(200)["sessions"],
+        1
+    );
+
+    // Both are in the audit log, with who did them and why.
+    let audit = root
+        .client
+        .get(&format!("/api/v1/admin/audit-log?stream_id={}", member.id))
+        .await;
+    let types: Vec<&str> = audit.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert!(
+        types.ends_with(&["user.renamed", "user.deactivated", "user.reactivated"]),
+        "{types:?}"
+    );
+}
+
+in_both_modes!(a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,);
+
+/// Two processes of one deployment (shared Postgres and NATS): deactivating
+/// through one cuts off a live API key and a live WebSocket on the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn deactivation_cuts_off_a_key_and_a_websocket_on_another_instance() {
+    let Some(backing) = Backing::new(Mode::Distributed).await else {
+        return;
+    };
+    let first = start(&backing).await;
+    let second = start(&backing).await;
+    let root = admin(&first, &backing).await;
+    let member = User::register(&first, "member").await;
+    let workspace = member.workspace("Elsewhere").await;
+    let key = issue_key(
+        &member.client,
+        &workspace,
+        "ci",
+        &["projects:read", "workspace:read"],
+    )
+    .await;
+    let secret = key.client.token.clone().expect("secret");
+    let on_second = Client::anonymous(&second).with_token(&secret);
+    let projects = format!("/api/v1/workspaces/{workspace}/projects");
+    on_second.get(&projects).await.assert_status(200);
+    let mut socket = Socket::connect(&second, &secret).await;
+    socket.subscribe(&format!("workspace:{workspace}")).await;
+
+    root.client
+        .post(
+            &format!("{}/deactivate", user_url(&member.id)),
+            json!({ "reason": "compromised" }),
+        )
+        .await
+        .assert_status(200);
+    on_second
+        .get(&projects)
+        .await
+        .assert_problem(401, "ACCOUNT_DEACTIVATED");
+    let (error, closed) = socket.ended_with().await;
+    assert_eq!(error["code"], "ACCOUNT_DEACTIVATED", "{error:#}");
+    assert_eq!(closed.map(|(code, _)| code), Some(1008));
+}

@@ -82,6 +82,10 @@ uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
 );
+uuid_id!(
+    /// A platform admin acting as a user, for a short while.
+    ImpersonationId
+);
 
 impl TenantId {
     /// The tenant of platform-wide streams: users, sessions, platform admins.
@@ -122,7 +126,8 @@ stream_of!(
     TaskId,
     CommentId,
     ApiKeyId,
-    SessionId
+    SessionId,
+    ImpersonationId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

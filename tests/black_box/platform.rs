@@ -295,7 +295,176 @@ async fn a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only
     );
 }
 
-in_both_modes!(a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,);
+async fn an_admin_impersonates_a_user_and_the_log_names_both(backing: Backing) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let other_admin = admin(&tenet, &backing).await;
+    let member = User::register(&tenet, "member").await;
+    let workspace = member.workspace("Supported").await;
+    let start_url = "/api/v1/admin/impersonations";
+
+    // What is refused, and who may ask.
+    root.client
+        .post(start_url, json!({ "user_id": member.id }))
+        .await
+        .assert_problem(422, "VALIDATION_ERROR");
+    let unknown = root
+        .client
+        .post(
+            start_url,
+            json!({ "user_id": uuid::Uuid::now_v7(), "reason": "ticket" }),
+        )
+        .await;
+    unknown.assert_problem(422, "VALIDATION_ERROR");
+    assert_eq!(unknown.fields(), vec!["user_id".to_owned()]);
+    root.client
+        .post(
+            start_url,
+            json!({ "user_id": other_admin.id, "reason": "curious" }),
+        )
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+    member
+        .client
+        .post(start_url, json!({ "user_id": member.id, "reason": "me" }))
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+
+    let started = root
+        .client
+        .post(
+            start_url,
+            json!({ "user_id": member.id, "reason": "Support ticket #4521" }),
+        )
+        .await;
+    let body = started.assert_status(201).clone();
+    assert!(body.get("refresh_token").is_none(), "{body:#}");
+    assert_eq!(body["user_id"], member.id.as_str());
+    let impersonation = body["impersonation_id"].as_str().expect("id").to_owned();
+    assert_eq!(
+        started.header("location"),
+        Some(format!("{start_url}/{impersonation}"))
+    );
+    let expires: chrono::DateTime<chrono::Utc> =
+        body["expires_at"].as_str().unwrap().parse().expect("time");
+    assert!(expires <= chrono::Utc::now() + chrono::Duration::minutes(15));
+    let token = body["access_token"].as_str().expect("token").to_owned();
+    let acting = Client::anonymous(&tenet).with_token(&token);
+
+    // It acts as the user, with their roles and nothing more.
+    let me = acting.get("/api/v1/auth/me").await;
+    assert_eq!(me.assert_status(200)["id"], member.id.as_str());
+    acting
+        .get("/api/v1/admin/users")
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+    acting
+        .post("/api/v1/auth/logout", json!({}))
+        .await
+        .assert_problem(422, "VALIDATION_ERROR");
+    let created = acting
+        .post(
+            &format!("/api/v1/workspaces/{workspace}/projects"),
+            json!({ "name": "Fixed for the user" }),
+        )
+        .await;
+    let project = created.assert_status(201)["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+
+    // The audit log names both: the user as actor, the admin behind.
+    let audit = member
+        .client
+        .get_after(
+            &format!("/api/v1/workspaces/{workspace}/audit-log?stream_id={project}"),
+            &created.token(),
+        )
+        .await;
+    let event = audit.assert_status(200)["items"][0].clone();
+    assert_eq!(event["event_type"], "project.created");
+    assert_eq!(event["actor"]["type"], "user");
+    assert_eq!(event["actor"]["id"], member.id.as_str());
+    assert_eq!(
+        event["impersonated_by"]["id"],
+        root.id.as_str(),
+        "{event:#}"
+    );
+    assert!(
+        event["impersonated_by"]["display"]
+            .as_str()
+            .is_some_and(|d| d.contains(&root.email))
+    );
+    let own = member
+        .client
+        .get(&format!(
+            "/api/v1/workspaces/{workspace}/audit-log?event_type=workspace.created"
+        ))
+        .await;
+    assert_eq!(
+        own.assert_status(200)["items"][0]["impersonated_by"],
+        Value::Null
+    );
+    let platform = root
+        .client
+        .get(&format!(
+            "/api/v1/admin/audit-log?stream_id={impersonation}"
+        ))
+        .await;
+    let started_event = platform.assert_status(200)["items"][0].clone();
+    assert_eq!(started_event["event_type"], "impersonation.started");
+    assert_eq!(started_event["actor"]["id"], root.id.as_str());
+    assert_eq!(started_event["data"]["reason"], "Support ticket #4521");
+    assert_eq!(started_event["data"]["user_id"], member.id.as_str());
+
+    // Ending it refuses its token at once and closes its connections; the
+    // user's own session is untouched.
+    let mut socket = Socket::connect(&tenet, &token).await;
+    socket.subscribe(&format!("workspace:{workspace}")).await;
+    let end_url = format!("{start_url}/{impersonation}");
+    member
+        .client
+        .delete(&end_url)
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+    let ended = root.client.delete(&end_url).await;
+    assert!(ended.assert_status(200)["ended_at"].is_string());
+    acting
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "IMPERSONATION_ENDED");
+    let (error, closed) = socket.ended_with().await;
+    assert_eq!(error["code"], "IMPERSONATION_ENDED", "{error:#}");
+    assert_eq!(closed.map(|(code, _)| code), Some(1008));
+    member
+        .client
+        .get("/api/v1/auth/me")
+        .await
+        .assert_status(200);
+    root.client.delete(&end_url).await.assert_status(200);
+    root.client
+        .delete(&format!("{start_url}/{}", uuid::Uuid::now_v7()))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    let log = root
+        .client
+        .get(&format!(
+            "/api/v1/admin/audit-log?stream_id={impersonation}"
+        ))
+        .await;
+    let types: Vec<&str> = log.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(types, ["impersonation.started", "impersonation.ended"]);
+}
+
+in_both_modes!(
+    a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,
+    an_admin_impersonates_a_user_and_the_log_names_both,
+);
 
 /// Two processes of one deployment (shared Postgres and NATS): deactivating
 /// through one cuts off a live API key and a live WebSocket on the other.

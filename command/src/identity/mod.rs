@@ -2,6 +2,7 @@
 //! admins do to accounts.
 
 pub mod admin;
+pub mod impersonation;
 pub mod routes;
 pub mod session;
 pub mod user;

@@ -16,6 +16,7 @@ pub mod scope;
 pub mod signing_key;
 
 pub use authenticator::{
-    ACCOUNT_DEACTIVATED, Authenticator, CredentialStore, KeyHolder, TokenHolder, deactivated,
+    ACCOUNT_DEACTIVATED, Authenticator, CredentialStore, IMPERSONATION_ENDED, KeyHolder,
+    TokenHolder, deactivated,
 };
 pub use principal::*;

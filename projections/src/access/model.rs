@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::db::Db;
-use tenet_events::ids::{ApiKeyId, SessionId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, UserId, WorkspaceId};
 use tenet_events::{with_pool, with_tx};
 use tenet_http::auth::{CredentialStore, KeyHolder, TokenHolder};
 
@@ -181,9 +181,11 @@ impl CredentialStore for AccessModel {
         &self,
         user: UserId,
         session: Option<SessionId>,
+        impersonation: Option<ImpersonationId>,
         workspace: Option<WorkspaceId>,
     ) -> Result<Option<TokenHolder>, sqlx::Error> {
-        let row: Option<(bool, bool, Option<bool>, Option<String>)> = with_pool!(self.db, pool => {
+        type Row = (bool, bool, Option<bool>, Option<String>, Option<UserId>);
+        let row: Option<Row> = with_pool!(self.db, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT u.platform_admin, u.deactivated_at IS NOT NULL, \
                    (SELECT s.revoked_at IS NULL AND s.started_position >= u.credentials_after \
@@ -192,21 +194,27 @@ impl CredentialStore for AccessModel {
                    (SELECT m.role FROM access_members m \
                       JOIN access_workspaces w ON w.generation = m.generation AND w.id = m.workspace_id \
                     WHERE m.generation = u.generation AND m.workspace_id = $2 AND m.user_id = u.id \
-                      AND w.deleted_at IS NULL) \
+                      AND w.deleted_at IS NULL), \
+                   (SELECT i.admin_id FROM access_impersonations i \
+                     WHERE i.generation = u.generation AND i.id = $4 AND i.user_id = u.id \
+                       AND i.ended_at IS NULL AND i.expires_at > $5) \
                  FROM access_users u WHERE u.generation = {GENERATION} AND u.id = $1"
             )))
             .bind(user)
             .bind(workspace)
             .bind(session)
+            .bind(impersonation)
+            .bind(tenet_events::envelope::now())
             .fetch_optional(pool)
             .await?
         });
         Ok(row.map(
-            |(platform_admin, deactivated, session_live, role)| TokenHolder {
+            |(platform_admin, deactivated, session_live, role, impersonated_by)| TokenHolder {
                 platform_admin,
                 deactivated,
                 session_live,
                 role: role.as_deref().and_then(Role::parse),
+                impersonated_by,
             },
         ))
     }

@@ -6,7 +6,7 @@
 //! and session's streams.
 
 use chrono::{DateTime, Utc};
-use tenet_events::ids::{ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, TenantId, UserId, WorkspaceId};
 
 use crate::table::table;
 
@@ -141,5 +141,28 @@ table! {
         fixed {
             session_id: SessionId,
         }
+    }
+}
+
+table! {
+    /// One row of `access_impersonations`: a platform admin acting as a
+    /// user; its token works while it is neither ended nor expired.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct ImpersonationRow in access_impersonations {
+        key {
+            id: ImpersonationId,
+        }
+        fixed {
+            user_id: UserId,
+            admin_id: UserId,
+            reason: String,
+            created_at: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+        }
+        set {
+            ended_at: Option<DateTime<Utc>>,
+            version: i64,
+        }
+        guard "access_impersonations.version <= EXCLUDED.version";
     }
 }

@@ -421,6 +421,12 @@ impl Session {
                         "This account was deactivated by a platform admin",
                         "account deactivated",
                     )
+                } else if error.code == code::IMPERSONATION_ENDED {
+                    (
+                        code::IMPERSONATION_ENDED,
+                        "The impersonation this connection was opened with has ended",
+                        "impersonation ended",
+                    )
                 } else {
                     (
                         code::AUTHENTICATION_ERROR,

@@ -461,9 +461,145 @@ async fn an_admin_impersonates_a_user_and_the_log_names_both(backing: Backing) {
     assert_eq!(types, ["impersonation.started", "impersonation.ended"]);
 }
 
+/// Waits until the job at `location` is no longer running.
+async fn finished(admin: &Client, location: &str) -> Value {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
+    loop {
+        let job = admin.get(location).await.assert_status(200).clone();
+        if job["state"] != "running" {
+            return job;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never finished: {job:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
+
+/// Appends an event no projector of this build can apply (a payload of
+/// the wrong shape), as a buggy writer would have.
+async fn poison(backing: &Backing, workspace: &str) {
+    use tenet_events::envelope::{Actor, Metadata, NewEvent};
+    use tenet_events::ids::{EventId, StreamId, TenantId};
+    use tenet_events::store::{self, AppendRequest, ExpectedVersion, StoreOptions};
+    let db = backing.open_db().await;
+    let store = store::open(db.clone(), StoreOptions::default())
+        .await
+        .expect("open the store");
+    store
+        .append(AppendRequest::new(
+            TenantId::from_uuid(workspace.parse().expect("uuid")),
+            StreamId::generate(),
+            "comment",
+            ExpectedVersion::NO_STREAM,
+            vec![NewEvent {
+                event_id: EventId::generate(),
+                event_type: "comment.added".into(),
+                schema_version: 1,
+                data: json!({ "no": "such payload" }),
+            }],
+            Metadata::new(Actor::System {
+                name: "buggy-writer".into(),
+            }),
+        ))
+        .await
+        .expect("append");
+    db.close().await;
+}
+
+async fn jobs_are_listed_by_status_and_only_a_failed_one_is_retried(backing: Backing) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let owner = User::register(&tenet, "owner").await;
+    let workspace = owner.workspace("Jobs").await;
+
+    let replay = |name: &str| format!("/api/v1/admin/projections/{name}/replay");
+    let done = root.client.post(&replay("projects"), json!({})).await;
+    done.assert_status(202);
+    let completed = finished(&root.client, &done.header("location").expect("Location")).await;
+    assert_eq!(completed["state"], "completed");
+
+    poison(&backing, &workspace).await;
+    // The live projection meets it first; a rebuild then meets it too.
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let page = root.client.get("/api/v1/admin/projections").await;
+        let failed = page.assert_status(200)["items"]
+            .as_array()
+            .expect("items")
+            .iter()
+            .any(|p| p["name"] == "tasks" && p["state"] == "failed");
+        if failed {
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "tasks never failed");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let broken = root.client.post(&replay("tasks"), json!({})).await;
+    broken.assert_status(202);
+    let failed = finished(&root.client, &broken.header("location").expect("Location")).await;
+    assert_eq!(failed["state"], "failed", "{failed:#}");
+
+    let all = root.client.get("/api/v1/admin/jobs").await;
+    let page = all.assert_status(200).clone();
+    assert_eq!(page["total"], 2);
+    let ids: Vec<&str> = page["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .filter_map(|j| j["id"].as_str())
+        .collect();
+    assert_eq!(
+        ids,
+        [
+            failed["id"].as_str().unwrap(),
+            completed["id"].as_str().unwrap()
+        ]
+    );
+    let only = root
+        .client
+        .get("/api/v1/admin/jobs?status=completed&limit=1")
+        .await;
+    let only = only.assert_status(200).clone();
+    assert_eq!(
+        (only["total"].clone(), only["has_more"].clone()),
+        (json!(1), json!(false))
+    );
+    assert_eq!(only["items"][0]["projection"], "projects");
+    let bad = root.client.get("/api/v1/admin/jobs?status=stuck").await;
+    bad.assert_problem(422, "VALIDATION_ERROR");
+    assert_eq!(bad.fields(), vec!["status".to_owned()]);
+    owner
+        .client
+        .get("/api/v1/admin/jobs")
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+
+    let retry = |job: &Value| format!("/api/v1/admin/jobs/{}/retry", job["id"].as_str().unwrap());
+    root.client
+        .post(&retry(&completed), json!({}))
+        .await
+        .assert_problem(409, "CONFLICT");
+    root.client
+        .post(&retry(&json!({ "id": uuid::Uuid::now_v7() })), json!({}))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    let retried = root.client.post(&retry(&failed), json!({})).await;
+    let again = retried.assert_status(202).clone();
+    assert_eq!(again["projection"], "tasks");
+    assert_ne!(again["id"], failed["id"]);
+    // The same build meets the same event again.
+    let again = finished(&root.client, &retried.header("location").expect("Location")).await;
+    assert_eq!(again["state"], "failed");
+    let failures = root.client.get("/api/v1/admin/jobs?status=failed").await;
+    assert_eq!(failures.assert_status(200)["total"], 2);
+}
+
 in_both_modes!(
     a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,
     an_admin_impersonates_a_user_and_the_log_names_both,
+    jobs_are_listed_by_status_and_only_a_failed_one_is_retried,
 );
 
 /// Two processes of one deployment (shared Postgres and NATS): deactivating

@@ -8,11 +8,12 @@ use tenet_events::ids::UserId;
 use tenet_http::auth::PlatformAdmin;
 use tenet_http::headers::etag;
 use tenet_http::pagination::Page;
-use tenet_http::{ApiError, PageRequest, Path, Query, Sort};
+use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::access::{
     AdminUser, AdminUserDetail, AdminWorkspace, AllWorkspacesOrder, UserOrder, admin_user,
     all_users, all_workspaces,
 };
+use tenet_projections::stats::{self, PlatformStats};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -25,6 +26,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
     OpenApiRouter::new()
         .routes(routes!(list_users))
         .routes(routes!(get_user))
+        .routes(routes!(platform_stats))
         .routes(routes!(list_workspaces))
 }
 
@@ -165,4 +167,31 @@ pub async fn get_user(
         axum::Json(user),
     )
         .into_response())
+}
+
+/// `GET /api/v1/admin/stats`: the platform's figures (users, active users
+/// over 7 days, workspaces, projects, tasks, tasks created and done over 7
+/// days, events in 24 hours, and a series of the last 30 days), from the
+/// `platform_stats` projection of the log; windows are UTC days (and hours
+/// for the 24 hours), summed at read time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/stats",
+    tag = "admin",
+    params(("X-Consistency-Token" = Option<String>, Header, description = "Wait until this write is counted")),
+    responses(
+        (status = 200, description = "The figures", body = PlatformStats),
+        AdminErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn platform_stats(
+    State(state): State<QueryState>,
+    _admin: PlatformAdmin,
+    token: ConsistencyToken,
+) -> Result<axum::Json<PlatformStats>, ApiError> {
+    state.caught_up(token, stats::NAME).await?;
+    Ok(axum::Json(
+        stats::stats(&state.db, tenet_events::envelope::now()).await?,
+    ))
 }

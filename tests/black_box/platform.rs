@@ -5,7 +5,9 @@
 
 use std::time::Duration;
 
-use crate::common::{Backing, Client, Mode, Tenet, User, add_member, issue_key, login, start};
+use crate::common::{
+    Backing, Board, Client, Mode, Tenet, User, add_member, issue_key, login, start,
+};
 use futures::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tokio::net::TcpStream;
@@ -596,7 +598,77 @@ async fn jobs_are_listed_by_status_and_only_a_failed_one_is_retried(backing: Bac
     assert_eq!(failures.assert_status(200)["total"], 2);
 }
 
+async fn stats_count_the_log_and_are_equal_after_a_rebuild(backing: Backing) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let board = Board::new(&tenet, "Counted").await;
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        tasks.push(board.add_task(&format!("task {n}")).await);
+    }
+    for step in ["in_progress", "in_review"] {
+        board.move_to(&tasks[0], step).await.assert_status(200);
+    }
+    board.move_to(&tasks[0], "done").await.assert_status(200);
+    let deleted = board.client().delete(&board.task(&tasks[2])).await;
+    deleted.assert_status(200);
+    let token = deleted.token();
+
+    let read = |token: String| {
+        let client = root.client.clone();
+        async move {
+            let mut body = client
+                .get_after("/api/v1/admin/stats", &token)
+                .await
+                .assert_status(200)
+                .clone();
+            body.as_object_mut().expect("object").remove("as_of");
+            body
+        }
+    };
+    let stats = read(token.clone()).await;
+    assert_eq!(stats["users"], 2, "{stats:#}");
+    assert_eq!(stats["active_users_7d"], 2);
+    assert_eq!(stats["workspaces"], 1);
+    assert_eq!(stats["projects"], 1);
+    assert_eq!(stats["tasks"], 2);
+    assert_eq!(stats["tasks_created_7d"], 3);
+    assert_eq!(stats["tasks_done_7d"], 1);
+    let series = stats["series"].as_array().expect("series");
+    assert_eq!(series.len(), 30);
+    let today = &series[29];
+    assert_eq!(
+        today["date"],
+        chrono::Utc::now().date_naive().to_string().as_str()
+    );
+    assert_eq!(
+        (today["tasks_created"].clone(), today["tasks_done"].clone()),
+        (json!(3), json!(1))
+    );
+    assert_eq!(series[0]["events"], 0);
+    let events = today["events"].as_i64().expect("events");
+    assert!(events >= 10, "{today:#}");
+    assert_eq!(stats["events_24h"], events);
+    board
+        .client()
+        .get("/api/v1/admin/stats")
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+
+    // A rebuild from the log gives the same figures.
+    let started = root
+        .client
+        .post("/api/v1/admin/projections/platform_stats/replay", json!({}))
+        .await;
+    started.assert_status(202);
+    let job = finished(&root.client, &started.header("location").expect("Location")).await;
+    assert_eq!(job["state"], "completed", "{job:#}");
+    let again = read(token).await;
+    assert_eq!(again, stats);
+}
+
 in_both_modes!(
+    stats_count_the_log_and_are_equal_after_a_rebuild,
     a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,
     an_admin_impersonates_a_user_and_the_log_names_both,
     jobs_are_listed_by_status_and_only_a_failed_one_is_retried,

@@ -12,6 +12,7 @@ mod audit;
 mod automations;
 mod console;
 mod isolation;
+mod platform;
 mod replay;
 mod service;
 mod slice;

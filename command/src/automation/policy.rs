@@ -352,6 +352,9 @@ impl Worker {
                         .correlation_id
                         .or(Some(event.event_id.as_uuid())),
                     causation_id: Some(event.event_id.as_uuid()),
+                    // The automation acts on its own account, even when
+                    // an impersonated user's change triggered it.
+                    impersonated_by: None,
                 },
             };
             let start = Start {

@@ -544,14 +544,20 @@ async function statsPage() {
     if (typeof value === "number") {
       cards.push(h("div", { class: "card" }, h("div", { class: "n", text: value.toLocaleString() }), h("div", { class: "k", text: key.replaceAll("_", " ") })));
     } else if (Array.isArray(value) && value.length && typeof value[0] === "object") {
-      charts.push(chart(key, value));
+      // One small chart per figure of the series: figures of very
+      // different sizes (events, new users) stay readable side by side.
+      for (const figure of Object.keys(value[0]).filter((k) => typeof value[0][k] === "number")) {
+        charts.push(chart(figure, value.map((point) => ({ date: point.date ?? "", [figure]: point[figure] }))));
+      }
     } else if (value && typeof value === "object" && !Array.isArray(value)) {
       for (const [series, points] of Object.entries(value)) {
         if (Array.isArray(points) && points.length && typeof points[0] === "object") charts.push(chart(series, points));
       }
     }
   }
-  show(h("h2", { text: "Platform stats" }), h("div", { class: "cards" }, cards), charts);
+  show(h("h2", { text: "Platform stats" }),
+    stats.as_of ? h("p", { class: "muted", text: `As of ${when(stats.as_of)}` }) : null,
+    h("div", { class: "cards" }, cards), h("div", { class: "charts" }, charts));
 }
 
 // Bars per day for each numeric field of a series of points.
@@ -745,8 +751,8 @@ async function flagPage(key) {
   override.addEventListener("submit", async (event) => {
     event.preventDefault();
     const { workspace_id: workspace, value } = formValues(override);
-    const overrides = { ...(flag.overrides || {}), [workspace]: value === "true" };
-    if (await attempt(() => call("PATCH", path, { overrides }))) reload();
+    // A PATCH names only the overrides it changes; the others stay.
+    if (await attempt(() => call("PATCH", path, { overrides: { [workspace]: value === "true" } }))) reload();
   });
   const overrides = Object.entries(flag.overrides || {});
   show(
@@ -760,9 +766,7 @@ async function flagPage(key) {
       : table(["Workspace", "Value", ""], overrides.map(([workspace, value]) => h("tr", {},
         h("td", {}, h("code", { text: workspace })), h("td", { text: value ? "on" : "off" }),
         h("td", {}, h("button", { class: "secondary", onclick: async () => {
-          const rest = { ...(flag.overrides || {}) };
-          delete rest[workspace];
-          if (await attempt(() => call("PATCH", path, { overrides: rest }))) reload();
+          if (await attempt(() => call("PATCH", path, { overrides: { [workspace]: null } }))) reload();
         } }, "Remove"))))),
     override,
     h("h3", { text: "Delete" }),

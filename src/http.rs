@@ -89,7 +89,8 @@ pub struct HttpDeps<'a> {
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
         (name = "comments", description = "Comments on tasks"),
         (name = "audit", description = "The event log as an audit trail"),
-        (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
+        (name = "admin", description = "Platform administration: users and their lifecycle, impersonation, workspaces, the whole log, stats, projections, rebuilds and jobs"),
+        (name = "feature-flags", description = "Feature flags: platform-wide switches with a stable percentage rollout and per-workspace overrides"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),
     )
 )]

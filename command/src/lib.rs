@@ -9,6 +9,7 @@
 
 pub mod api_key;
 pub mod comment;
+pub mod feature_flag;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
@@ -38,5 +39,6 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(project::routes::router())
         .merge(task::routes::router())
         .merge(comment::routes::router())
+        .merge(feature_flag::routes::router())
         .with_state(state)
 }

@@ -15,6 +15,7 @@
 pub mod access;
 mod batch;
 pub mod checkpoints;
+pub mod feature_flags;
 pub mod feed;
 pub mod feed_writers;
 pub mod listing;

@@ -22,8 +22,8 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, CommentId, ImpersonationId, ProjectId, SessionId, TaskId, TenantId, UserId,
-    WorkspaceId,
+    ApiKeyId, CommentId, FeatureFlagId, ImpersonationId, ProjectId, SessionId, TaskId, TenantId,
+    UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -68,6 +68,7 @@ column_types!(
     ApiKeyId => "uuid[]",
     SessionId => "uuid[]",
     ImpersonationId => "uuid[]",
+    FeatureFlagId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",
     i64 => "int8[]",

@@ -10,6 +10,7 @@
 
 pub mod api_key;
 pub mod comment;
+pub mod feature_flag;
 pub mod impersonation;
 pub mod project;
 pub mod session;

@@ -825,7 +825,94 @@ async fn flags_evaluate_stably_per_workspace_and_overrides_win(backing: Backing)
     assert!(items.iter().all(|e| e["actor"]["id"] == root.id.as_str()));
 }
 
+/// Every `/admin` operation of the OpenAPI document, as method and path
+/// with each parameter filled (a fresh UUID, or a plain name).
+async fn admin_operations(tenet: &Tenet) -> Vec<(reqwest::Method, String)> {
+    let reply = Client::anonymous(tenet).get("/openapi.json").await;
+    let document = reply.assert_status(200).clone();
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/admin/") {
+            continue;
+        }
+        let filled = path
+            .split('/')
+            .map(|segment| match segment.strip_prefix('{') {
+                Some(param) if param.ends_with("_id}") => uuid::Uuid::now_v7().to_string(),
+                Some(_) => "tasks".to_owned(),
+                None => segment.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().expect("path item").keys() {
+            if let Ok(method) = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                && matches!(
+                    method,
+                    reqwest::Method::GET
+                        | reqwest::Method::POST
+                        | reqwest::Method::PATCH
+                        | reqwest::Method::PUT
+                        | reqwest::Method::DELETE
+                )
+            {
+                operations.push((method, filled.clone()));
+            }
+        }
+    }
+    operations
+}
+
+async fn every_admin_operation_refuses_everyone_but_platform_admins(backing: Backing) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let owner = User::register(&tenet, "owner").await;
+    let workspace = owner.workspace("Not admin").await;
+    let key = issue_key(&owner.client, &workspace, "everything", &["*"]).await;
+    let started = root
+        .client
+        .post(
+            "/api/v1/admin/impersonations",
+            json!({ "user_id": owner.id, "reason": "sweep" }),
+        )
+        .await;
+    let impersonating = Client::anonymous(&tenet).with_token(
+        started.assert_status(201)["access_token"]
+            .as_str()
+            .expect("token"),
+    );
+    let operations = admin_operations(&tenet).await;
+    // Users, workspaces, the log, projections, jobs, stats, flags,
+    // impersonations: the sweep must see them all.
+    assert!(operations.len() >= 20, "{operations:?}");
+    let callers = [
+        ("a workspace owner", &owner.client),
+        ("an owner's API key with every scope", &key.client),
+        ("an impersonation token", &impersonating),
+    ];
+    for (method, path) in &operations {
+        let anonymous = Client::anonymous(&tenet);
+        let request = anonymous.request(method.clone(), path).json(&json!({}));
+        let reply = anonymous.send(request).await;
+        assert_eq!(
+            reply.status, 401,
+            "anonymous {method} {path}: {:#}",
+            reply.body
+        );
+        for (who, client) in callers {
+            let request = client.request(method.clone(), path).json(&json!({}));
+            let reply = client.send(request).await;
+            assert_eq!(
+                (reply.status, reply.body["code"].as_str()),
+                (403, Some("AUTHORIZATION_ERROR")),
+                "{who}: {method} {path}: {:#}",
+                reply.body
+            );
+        }
+    }
+}
+
 in_both_modes!(
+    every_admin_operation_refuses_everyone_but_platform_admins,
     flags_evaluate_stably_per_workspace_and_overrides_win,
     stats_count_the_log_and_are_equal_after_a_rebuild,
     a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,

@@ -91,7 +91,8 @@ pub struct HttpDeps<'a> {
         (name = "comments", description = "Comments on tasks"),
         (name = "automations", description = "A project's automations (a trigger and ordered actions) and their executions, step by step"),
         (name = "audit", description = "The event log as an audit trail"),
-        (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
+        (name = "admin", description = "Platform administration: users and their lifecycle, impersonation, workspaces, the whole log, stats, projections, rebuilds and jobs"),
+        (name = "feature-flags", description = "Feature flags: platform-wide switches with a stable percentage rollout and per-workspace overrides"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),
     )
 )]

@@ -10,6 +10,7 @@
 pub mod api_key;
 pub mod automation;
 pub mod comment;
+pub mod feature_flag;
 pub mod http;
 pub mod idempotency;
 pub mod identity;
@@ -40,5 +41,6 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(task::routes::router())
         .merge(comment::routes::router())
         .merge(automation::routes::router())
+        .merge(feature_flag::routes::router())
         .with_state(state)
 }

@@ -92,6 +92,10 @@ uuid_id!(
     /// A platform admin acting as a user, for a short while.
     ImpersonationId
 );
+uuid_id!(
+    /// A feature flag's stream, named after its key (see the command side).
+    FeatureFlagId
+);
 
 impl TenantId {
     /// The tenant of platform-wide streams: users, sessions, platform admins.
@@ -135,7 +139,8 @@ stream_of!(
     SessionId,
     AutomationId,
     ExecutionId,
-    ImpersonationId
+    ImpersonationId,
+    FeatureFlagId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

@@ -16,6 +16,7 @@ pub mod access;
 pub mod automations;
 mod batch;
 pub mod checkpoints;
+pub mod feature_flags;
 pub mod feed;
 pub mod feed_writers;
 pub mod listing;

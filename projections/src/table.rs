@@ -22,8 +22,8 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, ImpersonationId, ProjectId, SessionId,
-    TaskId, TenantId, UserId, WorkspaceId,
+    ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, FeatureFlagId, ImpersonationId,
+    ProjectId, SessionId, TaskId, TenantId, UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -71,6 +71,7 @@ column_types!(
     ExecutionId => "uuid[]",
     EventId => "uuid[]",
     ImpersonationId => "uuid[]",
+    FeatureFlagId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",
     i64 => "int8[]",

@@ -11,6 +11,7 @@ pub mod admin;
 pub mod api_keys;
 pub mod audit;
 pub mod automations;
+pub mod feature_flags;
 pub mod history;
 pub mod me;
 pub mod members;
@@ -41,5 +42,6 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(audit::router())
         .merge(history::router())
         .merge(rebuilds::router())
+        .merge(feature_flags::router())
         .with_state(state)
 }

@@ -667,7 +667,253 @@ async fn stats_count_the_log_and_are_equal_after_a_rebuild(backing: Backing) {
     assert_eq!(again, stats);
 }
 
+async fn flags_evaluate_stably_per_workspace_and_overrides_win(backing: Backing) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let owner = User::register(&tenet, "owner").await;
+    let first = owner.workspace("First").await;
+    let member = User::register(&tenet, "member").await;
+    add_member(&owner.client, &first, &member.email, "member")
+        .await
+        .assert_status(201);
+    let stranger = User::register(&tenet, "stranger").await;
+    let second = stranger.workspace("Second").await;
+    let flags = "/api/v1/admin/feature-flags";
+    let flag = format!("{flags}/new-editor");
+
+    // Bad input names the field; only platform admins manage flags.
+    let bad = root
+        .client
+        .post(
+            flags,
+            json!({ "key": "New Editor", "rollout_percent": 101 }),
+        )
+        .await;
+    bad.assert_problem(422, "VALIDATION_ERROR");
+    assert_eq!(
+        bad.fields(),
+        vec!["key".to_owned(), "rollout_percent".to_owned()]
+    );
+    owner
+        .client
+        .post(flags, json!({ "key": "mine" }))
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+    let created = root
+        .client
+        .post(
+            flags,
+            json!({
+                "key": "new-editor",
+                "description": "The new editor",
+                "enabled": true,
+                "rollout_percent": 0,
+                "overrides": { first.clone(): true },
+            }),
+        )
+        .await;
+    let body = created.assert_status(201).clone();
+    assert_eq!(body["overrides"][&first], true);
+    assert_eq!(created.header("location"), Some(flag.clone()));
+    root.client
+        .post(flags, json!({ "key": "new-editor" }))
+        .await
+        .assert_problem(409, "CONFLICT");
+
+    let features = |client: Client, workspace: String, token: String| async move {
+        client
+            .get_after(&format!("/api/v1/workspaces/{workspace}/features"), &token)
+            .await
+            .assert_status(200)["flags"]
+            .clone()
+    };
+    let token = created.token();
+    // Any member reads their workspace's set; another tenant's is 404.
+    let seen = features(member.client.clone(), first.clone(), token.clone()).await;
+    assert_eq!(seen, json!({ "new-editor": true }));
+    let seen = features(stranger.client.clone(), second.clone(), token.clone()).await;
+    assert_eq!(seen, json!({ "new-editor": false }));
+    stranger
+        .client
+        .get(&format!("/api/v1/workspaces/{first}/features"))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+
+    // The rollout decides for workspaces without an override; an override
+    // wins even over 100 %.
+    let changed = root
+        .client
+        .patch(
+            &flag,
+            json!({ "rollout_percent": 100, "overrides": { first.clone(): false } }),
+        )
+        .await;
+    changed.assert_status(200);
+    let token = changed.token();
+    let seen = features(member.client.clone(), first.clone(), token.clone()).await;
+    assert_eq!(seen, json!({ "new-editor": false }));
+    let seen = features(stranger.client.clone(), second.clone(), token.clone()).await;
+    assert_eq!(seen, json!({ "new-editor": true }));
+    // Half the workspaces: whichever side each falls on, it stays there.
+    let half = root
+        .client
+        .patch(
+            &flag,
+            json!({ "rollout_percent": 50, "overrides": { first.clone(): null } }),
+        )
+        .await;
+    let token = half.token();
+    assert_eq!(half.assert_status(200)["overrides"], json!({}));
+    let once = features(owner.client.clone(), first.clone(), token.clone()).await;
+    for _ in 0..3 {
+        let again = features(member.client.clone(), first.clone(), token.clone()).await;
+        assert_eq!(again, once);
+    }
+    root.client
+        .patch(&flag, json!({ "rollout_percent": -1 }))
+        .await
+        .assert_problem(422, "VALIDATION_ERROR");
+    let read = root.client.get_after(&flag, &token).await;
+    assert_eq!(read.assert_status(200)["rollout_percent"], 50);
+    let listed = root.client.get_after(flags, &token).await;
+    assert_eq!(listed.assert_status(200)["total"], 1);
+
+    // Deleted: gone from every workspace's set, and the key is free again.
+    let deleted = root.client.delete(&flag).await;
+    deleted.assert_status(200);
+    let seen = features(member.client.clone(), first.clone(), deleted.token()).await;
+    assert_eq!(seen, json!({}));
+    root.client
+        .get_after(&flag, &deleted.token())
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    root.client
+        .patch(&flag, json!({ "enabled": false }))
+        .await
+        .assert_problem(404, "NOT_FOUND");
+    root.client
+        .post(flags, json!({ "key": "new-editor" }))
+        .await
+        .assert_status(201);
+
+    // The audit log shows who flipped what.
+    let audit = root
+        .client
+        .get("/api/v1/admin/audit-log?event_type=feature_flag.")
+        .await;
+    let items = audit.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .clone();
+    let types: Vec<&str> = items
+        .iter()
+        .filter_map(|e| e["event_type"].as_str())
+        .collect();
+    assert_eq!(
+        types,
+        [
+            "feature_flag.created",
+            "feature_flag.overridden",
+            "feature_flag.changed",
+            "feature_flag.overridden",
+            "feature_flag.changed",
+            "feature_flag.overridden",
+            "feature_flag.deleted",
+            "feature_flag.created",
+        ]
+    );
+    assert!(items.iter().all(|e| e["actor"]["id"] == root.id.as_str()));
+}
+
+/// Every `/admin` operation of the OpenAPI document, as method and path
+/// with each parameter filled (a fresh UUID, or a plain name).
+async fn admin_operations(tenet: &Tenet) -> Vec<(reqwest::Method, String)> {
+    let reply = Client::anonymous(tenet).get("/openapi.json").await;
+    let document = reply.assert_status(200).clone();
+    let mut operations = Vec::new();
+    for (path, item) in document["paths"].as_object().expect("paths") {
+        if !path.starts_with("/api/v1/admin/") {
+            continue;
+        }
+        let filled = path
+            .split('/')
+            .map(|segment| match segment.strip_prefix('{') {
+                Some(param) if param.ends_with("_id}") => uuid::Uuid::now_v7().to_string(),
+                Some(_) => "tasks".to_owned(),
+                None => segment.to_owned(),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        for method in item.as_object().expect("path item").keys() {
+            if let Ok(method) = reqwest::Method::from_bytes(method.to_ascii_uppercase().as_bytes())
+                && matches!(
+                    method,
+                    reqwest::Method::GET
+                        | reqwest::Method::POST
+                        | reqwest::Method::PATCH
+                        | reqwest::Method::PUT
+                        | reqwest::Method::DELETE
+                )
+            {
+                operations.push((method, filled.clone()));
+            }
+        }
+    }
+    operations
+}
+
+async fn every_admin_operation_refuses_everyone_but_platform_admins(backing: Backing) {
+    let tenet = start(&backing).await;
+    let root = admin(&tenet, &backing).await;
+    let owner = User::register(&tenet, "owner").await;
+    let workspace = owner.workspace("Not admin").await;
+    let key = issue_key(&owner.client, &workspace, "everything", &["*"]).await;
+    let started = root
+        .client
+        .post(
+            "/api/v1/admin/impersonations",
+            json!({ "user_id": owner.id, "reason": "sweep" }),
+        )
+        .await;
+    let impersonating = Client::anonymous(&tenet).with_token(
+        started.assert_status(201)["access_token"]
+            .as_str()
+            .expect("token"),
+    );
+    let operations = admin_operations(&tenet).await;
+    // Users, workspaces, the log, projections, jobs, stats, flags,
+    // impersonations: the sweep must see them all.
+    assert!(operations.len() >= 20, "{operations:?}");
+    let callers = [
+        ("a workspace owner", &owner.client),
+        ("an owner's API key with every scope", &key.client),
+        ("an impersonation token", &impersonating),
+    ];
+    for (method, path) in &operations {
+        let anonymous = Client::anonymous(&tenet);
+        let request = anonymous.request(method.clone(), path).json(&json!({}));
+        let reply = anonymous.send(request).await;
+        assert_eq!(
+            reply.status, 401,
+            "anonymous {method} {path}: {:#}",
+            reply.body
+        );
+        for (who, client) in callers {
+            let request = client.request(method.clone(), path).json(&json!({}));
+            let reply = client.send(request).await;
+            assert_eq!(
+                (reply.status, reply.body["code"].as_str()),
+                (403, Some("AUTHORIZATION_ERROR")),
+                "{who}: {method} {path}: {:#}",
+                reply.body
+            );
+        }
+    }
+}
+
 in_both_modes!(
+    every_admin_operation_refuses_everyone_but_platform_admins,
+    flags_evaluate_stably_per_workspace_and_overrides_win,
     stats_count_the_log_and_are_equal_after_a_rebuild,
     a_deactivated_user_is_refused_everywhere_and_reactivation_restores_only_login,
     an_admin_impersonates_a_user_and_the_log_names_both,

@@ -21,6 +21,9 @@ const session = {
   },
 };
 let me = null;
+// The highest X-Consistency-Token of this tab's commands: sent with every
+// read, so a page shown after a change already shows it.
+let consistency = null;
 
 class Problem extends Error {
   constructor(status, body) {
@@ -34,6 +37,7 @@ async function call(method, path, body, retried) {
   const headers = { Accept: "application/json" };
   if (session.access) headers.Authorization = `Bearer ${session.access}`;
   if (body !== undefined) headers["Content-Type"] = "application/json";
+  if (method === "GET" && consistency !== null) headers["X-Consistency-Token"] = String(consistency);
   const response = await fetch(API + path, {
     method,
     headers,
@@ -41,6 +45,10 @@ async function call(method, path, body, retried) {
   });
   if (response.status === 401 && !retried && session.refresh && path !== "/auth/refresh") {
     if (await refresh()) return call(method, path, body, true);
+  }
+  const token = Number(response.headers.get("X-Consistency-Token"));
+  if (method !== "GET" && response.ok && Number.isSafeInteger(token) && token > 0) {
+    consistency = Math.max(consistency ?? 0, token);
   }
   const text = await response.text();
   let parsed = null;
@@ -94,8 +102,7 @@ function h(tag, attrs, ...children) {
 const main = () => document.getElementById("main");
 
 function show(...nodes) {
-  const target = main();
-  target.replaceChildren(...nodes);
+  main().replaceChildren(...nodes.flat().filter((node) => node !== null && node !== undefined && node !== false));
 }
 
 function alertBox(message, kind) {
@@ -593,7 +600,8 @@ function chart(name, points) {
   });
   return h("figure", { class: "chart panel" },
     h("figcaption", {}, h("strong", { text: name.replaceAll("_", " ") }), " ",
-      h("span", { class: "legend", text: `(${numeric.map((k, i) => `${i % 2 ? "green" : "blue"}: ${k.replaceAll("_", " ")}`).join(", ")}${dateKey ? `; ${points[0][dateKey]} to ${points[points.length - 1][dateKey]}` : ""})` })),
+      numeric.length > 1 ? h("span", { class: "legend", text: `(${numeric.map((k, i) => `${i % 2 ? "green" : "blue"}: ${k.replaceAll("_", " ")}`).join(", ")})` }) : null,
+      dateKey ? h("span", { class: "legend", text: ` ${points[0][dateKey]} to ${points[points.length - 1][dateKey]}` }) : null),
     svg);
 }
 

@@ -113,6 +113,24 @@ async fn admins_travel_to_a_stream_state_of_any_workspace(backing: Backing) {
         .assert_problem(404, "NOT_FOUND");
 }
 
+/// Waits until the workspace's evaluated set says `expected` for the
+/// `new-board` flag (the browser's change has no token to wait on).
+async fn flag_becomes(board: &Board, features: &str, expected: bool) {
+    let deadline = tokio::time::Instant::now() + PATIENCE;
+    loop {
+        let seen = board.client().get(features).await;
+        let value = seen.assert_status(200)["flags"]["new-board"].clone();
+        if value == json!(expected) {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "new-board stayed {value} for the workspace, not {expected}"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 /// The instant of the first `event_type` of `stream` in the workspace's
 /// audit log.
 async fn audit_instant(board: &Board, stream: &str, event_type: &str) -> String {
@@ -353,6 +371,64 @@ async fn an_admin_uses_the_console_in_a_browser(backing: Backing) {
     chromium.press("Replay tasks").await;
     chromium.until_text("swapped in").await;
     chromium.snap("projections").await;
+
+    // Stats from the projection of the log.
+    chromium.click("#nav a[href='#/stats']").await;
+    let stats = chromium.until_text("active users 7d").await;
+    assert!(stats.contains("tasks created"), "{stats}");
+    chromium.snap("stats").await;
+
+    // Deactivate a member: their token is refused on the next request.
+    let member = board.add_member(&tenet, "member").await;
+    chromium.click("#nav a[href='#/users']").await;
+    chromium.fill("input[name=search]", &member.email).await;
+    chromium.press("Search").await;
+    chromium.until_text("1–1 of 1").await;
+    chromium.click("tbody tr.pick").await;
+    chromium
+        .fill("textarea[name=reason]", "Left the company")
+        .await;
+    chromium.press("Deactivate").await;
+    chromium.until_text("Left the company").await;
+    chromium.snap("user").await;
+    member
+        .client
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "ACCOUNT_DEACTIVATED");
+
+    // Create a flag, switch it off, override it for the workspace: the
+    // workspace's evaluated set follows each change.
+    let features = format!("/api/v1/workspaces/{}/features", board.workspace);
+    chromium.click("#nav a[href='#/flags']").await;
+    chromium
+        .fill("form[aria-label='New flag'] input[name=key]", "new-board")
+        .await;
+    chromium
+        .fill(
+            "form[aria-label='New flag'] input[name=rollout_percent]",
+            "100",
+        )
+        .await;
+    chromium
+        .click("form[aria-label='New flag'] input[name=enabled]")
+        .await;
+    chromium.press("Create flag").await;
+    chromium.until_text("on for 100% of workspaces").await;
+    flag_becomes(&board, &features, true).await;
+    chromium
+        .click("form[aria-label='Edit flag'] input[name=enabled]")
+        .await;
+    chromium.press("Save").await;
+    chromium.until_text("Saved new-board.").await;
+    flag_becomes(&board, &features, false).await;
+    chromium
+        .fill("input[name=workspace_id]", &board.workspace)
+        .await;
+    chromium.press("Override").await;
+    chromium.until_text("Remove").await;
+    chromium.snap("flag").await;
+    flag_becomes(&board, &features, true).await;
 
     // A problem's detail is what the page says when something fails: a
     // workspace id that is not a UUID in the audit filter.

@@ -88,6 +88,8 @@ pub struct HttpDeps<'a> {
         (name = "projects", description = "Projects inside a workspace"),
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
         (name = "comments", description = "Comments on tasks"),
+        (name = "templates", description = "Versioned project templates with typed parameters, instantiated as one atomic append"),
+        (name = "analytics", description = "Workspace analytics from a projection: tasks created and completed per day, cycle times, open tasks, completions per assignee"),
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),

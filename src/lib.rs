@@ -62,6 +62,7 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
     vec![
         Arc::new(tenet_projections::projects::ProjectsProjector),
         Arc::new(tenet_projections::tasks::TasksProjector),
+        Arc::new(tenet_projections::templates::TemplatesProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
     ]
 }

@@ -78,6 +78,7 @@ uuid_id!(ProjectId);
 uuid_id!(TaskId);
 uuid_id!(CommentId);
 uuid_id!(ApiKeyId);
+uuid_id!(TemplateId);
 uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
@@ -122,7 +123,8 @@ stream_of!(
     TaskId,
     CommentId,
     ApiKeyId,
-    SessionId
+    SessionId,
+    TemplateId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

@@ -22,7 +22,7 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, CommentId, ProjectId, SessionId, TaskId, TenantId, UserId, WorkspaceId,
+    ApiKeyId, CommentId, ProjectId, SessionId, TaskId, TemplateId, TenantId, UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -66,6 +66,7 @@ column_types!(
     CommentId => "uuid[]",
     ApiKeyId => "uuid[]",
     SessionId => "uuid[]",
+    TemplateId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",
     i64 => "int8[]",

@@ -20,6 +20,7 @@ pub mod responses;
 pub mod search;
 pub mod state;
 pub mod tasks;
+pub mod templates;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -33,6 +34,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(workspaces::router())
         .merge(projects::router())
         .merge(tasks::router())
+        .merge(templates::router())
         .merge(members::router())
         .merge(api_keys::router())
         .merge(admin::router())

@@ -14,4 +14,5 @@ mod replay;
 mod service;
 mod slice;
 mod tasks;
+mod templates;
 mod ws;

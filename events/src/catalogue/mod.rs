@@ -13,6 +13,7 @@ pub mod comment;
 pub mod project;
 pub mod session;
 pub mod task;
+pub mod template;
 pub mod user;
 pub mod workspace;
 

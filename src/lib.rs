@@ -63,6 +63,7 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(tenet_projections::projects::ProjectsProjector),
         Arc::new(tenet_projections::tasks::TasksProjector),
         Arc::new(tenet_projections::templates::TemplatesProjector),
+        Arc::new(tenet_projections::analytics::AnalyticsProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
     ]
 }

@@ -12,6 +12,7 @@
 //! projector: [`access`] (inline), [`projects`], [`tasks`] (with comments).
 
 pub mod access;
+pub mod analytics;
 mod batch;
 pub mod checkpoints;
 pub mod feed;

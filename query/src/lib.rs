@@ -8,6 +8,7 @@
 //! same rows over WebSockets as they change.
 
 pub mod admin;
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod history;
@@ -35,6 +36,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(projects::router())
         .merge(tasks::router())
         .merge(templates::router())
+        .merge(analytics::router())
         .merge(members::router())
         .merge(api_keys::router())
         .merge(admin::router())

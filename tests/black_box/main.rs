@@ -8,6 +8,7 @@
 mod common;
 
 mod access;
+mod analytics;
 mod audit;
 mod isolation;
 mod replay;

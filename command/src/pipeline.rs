@@ -19,7 +19,11 @@
 //!
 //! The builder's type grows with the streams named, so the decision takes
 //! exactly their states (`|task|`, `|task, workspace|`, `|task, project,
-//! workspace|`). A reply that needs what only the commit makes visible (a
+//! workspace|`). A decision may instead create any number of new streams
+//! of one aggregate beside its own (`.creating::<Task>()`: a project made
+//! from a template and all its tasks), answering each new stream's id
+//! with its events; they are appended at version 0 in the same
+//! transaction. A reply that needs what only the commit makes visible (a
 //! read model's view, a token for the new session) is made after
 //! `.commit()` instead. What every command shares is written here once: the
 //! events' metadata, the idempotent reply stored with the events, the

@@ -198,8 +198,8 @@ async fn naive_loop(db: &Db, tenant: TenantId, connections: usize) -> Histogram<
              AND status IN ('todo', 'in_progress', 'in_review') AND created_at >= $2 AND created_at < $3 GROUP BY 1"
         ),
         format!(
-            "SELECT coalesce(CAST(assignee_id AS TEXT), ''), count(*) FROM tasks_view WHERE generation = {generation} \
-             AND tenant_id = $1 AND completed_at >= $2 AND completed_at < $3 GROUP BY 1"
+            "SELECT 'assignee', count(*) FROM tasks_view WHERE generation = {generation} \
+             AND tenant_id = $1 AND completed_at >= $2 AND completed_at < $3 GROUP BY assignee_id"
         ),
     ];
     let cycles = format!(

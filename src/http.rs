@@ -90,6 +90,8 @@ pub struct HttpDeps<'a> {
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
         (name = "comments", description = "Comments on tasks"),
         (name = "automations", description = "A project's automations (a trigger and ordered actions) and their executions, step by step"),
+        (name = "templates", description = "Versioned project templates with typed parameters, instantiated as one atomic append"),
+        (name = "analytics", description = "Workspace analytics from a projection: tasks created and completed per day, cycle times, open tasks, completions per assignee"),
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users and their lifecycle, impersonation, workspaces, the whole log, stats, projections, rebuilds and jobs"),
         (name = "feature-flags", description = "Feature flags: platform-wide switches with a stable percentage rollout and per-workspace overrides"),

@@ -65,6 +65,8 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(tenet_projections::tasks::TasksProjector),
         Arc::new(tenet_projections::stats::PlatformStatsProjector),
         Arc::new(tenet_projections::feature_flags::FeatureFlagsProjector),
+        Arc::new(tenet_projections::templates::TemplatesProjector),
+        Arc::new(tenet_projections::analytics::AnalyticsProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
         Arc::new(tenet_projections::automations::AutomationsProjector),
         Arc::new(tenet_command::automation::policy::AutomationTriggers),

@@ -20,6 +20,7 @@ pub mod project;
 pub mod reply;
 pub mod repository;
 pub mod task;
+pub mod template;
 pub mod workspace;
 
 #[cfg(test)]
@@ -42,5 +43,6 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(comment::routes::router())
         .merge(automation::routes::router())
         .merge(feature_flag::routes::router())
+        .merge(template::routes::router())
         .with_state(state)
 }

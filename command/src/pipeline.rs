@@ -19,7 +19,11 @@
 //!
 //! The builder's type grows with the streams named, so the decision takes
 //! exactly their states (`|task|`, `|task, workspace|`, `|task, project,
-//! workspace|`). A reply that needs what only the commit makes visible (a
+//! workspace|`). A decision may instead create any number of new streams
+//! of one aggregate beside its own (`.creating::<Task>()`: a project made
+//! from a template and all its tasks), answering each new stream's id
+//! with its events; they are appended at version 0 in the same
+//! transaction. A reply that needs what only the commit makes visible (a
 //! read model's view, a token for the new session) is made after
 //! `.commit()` instead. What every command shares is written here once: the
 //! events' metadata, the idempotent reply stored with the events, the
@@ -34,6 +38,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use serde::Serialize;
+use tenet_events::catalogue::DomainEvent;
 use tenet_events::envelope::{Actor, Metadata};
 use tenet_events::ids::{Position, StreamId, TenantId, UserId};
 use tenet_events::store::Claim;
@@ -43,7 +48,8 @@ use tenet_http::{ApiError, RequestId};
 use crate::idempotency::{Idempotency, IdempotencyKey, TTL};
 use crate::reply::{Reply, Written};
 use crate::repository::{
-    Aggregate, Committed, ExecuteError, Idempotent, Pair, Plan, Repository, Unrelated,
+    Aggregate, Committed, Decision, ExecuteError, Idempotent, NewStream, Pair, Plan, Repository,
+    Unrelated,
 };
 
 /// How an aggregate's refusals answer: problem+json, never the error's
@@ -147,6 +153,9 @@ impl<'r> Author<'r> {
 pub struct Alone;
 /// The decision also writes a stream of aggregate `B`.
 pub struct Writing<B>(PhantomData<B>);
+/// The decision creates new streams of aggregate `T` (any number, ids
+/// generated for the command) instead of writing a second stream.
+pub struct Creating<T>(PhantomData<T>);
 /// The decision checks no other stream.
 pub struct Unchecked;
 /// The decision reads a stream of aggregate `C` that must be unchanged
@@ -192,6 +201,15 @@ impl<'r, A: Aggregate, C> Command<'r, A, Alone, C> {
         stream: impl Into<StreamId>,
     ) -> Command<'r, A, Writing<B>, C> {
         self.plan.written = Some(stream.into());
+        self.into_shape()
+    }
+}
+
+impl<'r, A: Aggregate, C> Command<'r, A, Alone, C> {
+    /// The decision may also create any number of new streams of
+    /// aggregate `T` in the same atomic append (the tasks of a project
+    /// made from a template); it answers their ids with their events.
+    pub fn creating<T: Aggregate>(self) -> Command<'r, A, Creating<T>, C> {
         self.into_shape()
     }
 }
@@ -247,7 +265,9 @@ impl<'r, A: Aggregate> Command<'r, A, Alone, Unchecked> {
         Decided::new(
             self.repository,
             self.plan,
-            Box::new(move |a, _, _| decide(a).map(|events| (events.into_events(), Vec::new()))),
+            Box::new(move |a, _, _| {
+                decide(a).map(|events| (events.into_events(), Vec::new(), Vec::new()))
+            }),
         )
     }
 }
@@ -261,7 +281,9 @@ impl<'r, A: Aggregate, C: Aggregate> Command<'r, A, Alone, Checking<C>> {
         Decided::new(
             self.repository,
             self.plan,
-            Box::new(move |a, _, c| decide(a, c).map(|events| (events.into_events(), Vec::new()))),
+            Box::new(move |a, _, c| {
+                decide(a, c).map(|events| (events.into_events(), Vec::new(), Vec::new()))
+            }),
         )
     }
 }
@@ -275,7 +297,7 @@ impl<'r, A: Aggregate, B: Aggregate> Command<'r, A, Writing<B>, Unchecked> {
         Decided::new(
             self.repository,
             self.plan,
-            Box::new(move |a, b, _| decide(a, b)),
+            Box::new(move |a, b, _| decide(a, b).map(|(a, b)| (a, b, Vec::new()))),
         )
     }
 }
@@ -286,7 +308,45 @@ impl<'r, A: Aggregate, B: Aggregate, C: Aggregate> Command<'r, A, Writing<B>, Ch
         self,
         decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E> + Send + Sync + 'r,
     ) -> Decided<'r, A, B, C, E> {
-        Decided::new(self.repository, self.plan, Box::new(decide))
+        Decided::new(
+            self.repository,
+            self.plan,
+            Box::new(move |a, b, c| decide(a, b, c).map(|(a, b)| (a, b, Vec::new()))),
+        )
+    }
+}
+
+/// What a decision that creates streams of `T` answers: the events of its
+/// own stream, and each new stream's id with its events.
+pub type Creations<A, T> = (
+    Vec<<A as Aggregate>::Event>,
+    Vec<(StreamId, Vec<<T as Aggregate>::Event>)>,
+);
+
+impl<'r, A: Aggregate, T: Aggregate, C: Aggregate> Command<'r, A, Creating<T>, Checking<C>> {
+    /// Decides on the command's own stream and the checked one, and the
+    /// new streams it creates.
+    pub fn decide<E>(
+        self,
+        decide: impl Fn(&A, &C) -> Result<Creations<A, T>, E> + Send + Sync + 'r,
+    ) -> Decided<'r, A, Unrelated, C, E> {
+        Decided::new(
+            self.repository,
+            self.plan,
+            Box::new(move |a, _, c| {
+                decide(a, c).map(|(events, created)| {
+                    let created = created
+                        .into_iter()
+                        .map(|(stream_id, events)| NewStream {
+                            stream_id,
+                            stream_type: T::KIND,
+                            events: events.iter().map(DomainEvent::to_new_event).collect(),
+                        })
+                        .collect();
+                    (events, Vec::new(), created)
+                })
+            }),
+        )
     }
 }
 
@@ -297,12 +357,13 @@ impl<'r, A: Aggregate, B: Aggregate, C: Aggregate> Command<'r, A, Writing<B>, Ch
 pub struct Decided<'r, A: Aggregate, B: Aggregate, C, E> {
     repository: &'r Repository,
     plan: Plan<A>,
-    decide: Decision<'r, A, B, C, E>,
+    decide: Decider<'r, A, B, C, E>,
 }
 
 /// A decision as the repository runs it, over the states of all three
 /// streams, whichever of them the command names.
-type Decision<'r, A, B, C, E> = Box<dyn Fn(&A, &B, &C) -> Result<Pair<A, B>, E> + Send + Sync + 'r>;
+type Decider<'r, A, B, C, E> =
+    Box<dyn Fn(&A, &B, &C) -> Result<Decision<A, B>, E> + Send + Sync + 'r>;
 
 impl<'r, A, B, C, E> Decided<'r, A, B, C, E>
 where
@@ -310,7 +371,7 @@ where
     B: Aggregate,
     C: Aggregate,
 {
-    fn new(repository: &'r Repository, plan: Plan<A>, decide: Decision<'r, A, B, C, E>) -> Self {
+    fn new(repository: &'r Repository, plan: Plan<A>, decide: Decider<'r, A, B, C, E>) -> Self {
         Decided {
             repository,
             plan,

@@ -28,7 +28,7 @@ use tokio::sync::OwnedMutexGuard;
 
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::{DecodeError, DomainEvent};
-use tenet_events::envelope::{Metadata, RecordedEvent};
+use tenet_events::envelope::{Metadata, NewEvent, RecordedEvent};
 use tenet_events::ids::{Position, StreamId, TenantId, UserId};
 use tenet_events::store::{
     AppendError, AppendId, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord,
@@ -198,6 +198,25 @@ pub struct Repository {
 /// What a decision over two aggregates answers.
 pub type Pair<A, B> = (Vec<<A as Aggregate>::Event>, Vec<<B as Aggregate>::Event>);
 
+/// A stream a decision creates beside the ones it writes (the tasks of a
+/// project made from a template): its id was generated for the command,
+/// so it is appended at version 0 in the same transaction, unread and
+/// uncached.
+#[derive(Clone, Debug)]
+pub struct NewStream {
+    pub stream_id: StreamId,
+    pub stream_type: &'static str,
+    pub events: Vec<NewEvent>,
+}
+
+/// What a decision answers: the events of the streams it writes, and the
+/// streams it creates (none for most commands).
+pub type Decision<A, B> = (
+    Vec<<A as Aggregate>::Event>,
+    Vec<<B as Aggregate>::Event>,
+    Vec<NewStream>,
+);
+
 impl Repository {
     pub fn new(store: Arc<dyn EventStore>) -> Self {
         Repository {
@@ -230,7 +249,7 @@ impl Repository {
     pub async fn execute<A, B, C, E>(
         &self,
         plan: Plan<A>,
-        decide: impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
+        decide: impl Fn(&A, &B, &C) -> Result<Decision<A, B>, E>,
     ) -> Result<(Committed<A>, Committed<B>), ExecuteError<E>>
     where
         A: Aggregate,
@@ -254,7 +273,7 @@ impl Repository {
     async fn attempt<A, B, C, E>(
         &self,
         plan: &Plan<A>,
-        decide: &impl Fn(&A, &B, &C) -> Result<Pair<A, B>, E>,
+        decide: &impl Fn(&A, &B, &C) -> Result<Decision<A, B>, E>,
         attempt: u32,
     ) -> Result<Attempt<A, B>, ExecuteError<E>>
     where
@@ -265,13 +284,14 @@ impl Repository {
         let mut turns = self.take_turns(plan).await;
         let mut read: Read<A, B, C> = self.read(plan, &turns, attempt).await?;
         self.check_if_match(plan, &mut read.a, &mut turns).await?;
-        let (a_events, b_events) =
+        let (a_events, b_events, created) =
             decide(&read.a.state, &read.b.state, &read.c.state).map_err(ExecuteError::Rejected)?;
-        if a_events.is_empty() && b_events.is_empty() {
+        if a_events.is_empty() && b_events.is_empty() && created.is_empty() {
             *turns.primary = Some(Cached::of(&read.a));
             return Ok(Attempt::Done(unchanged(read.a), unchanged(read.b)));
         }
-        let (request, committed_a, committed_b) = append_request(plan, &read, &a_events, &b_events);
+        let (request, committed_a, committed_b) =
+            append_request(plan, &read, &a_events, &b_events, created);
         let pending = match self.store.submit(request).await {
             Ok(pending) => pending,
             Err(error) => return Err(self.failed(error)),
@@ -570,6 +590,7 @@ fn append_request<A, B, C>(
     read: &Read<A, B, C>,
     a_events: &[A::Event],
     b_events: &[B::Event],
+    created: Vec<NewStream>,
 ) -> (AppendRequest, Committed<A>, Committed<B>)
 where
     A: Aggregate,
@@ -601,6 +622,15 @@ where
             new_stream: false,
         });
     }
+    request
+        .also
+        .extend(created.into_iter().map(|stream| StreamAppend {
+            stream_id: stream.stream_id,
+            stream_type: stream.stream_type,
+            expected: ExpectedVersion::NO_STREAM,
+            events: stream.events,
+            new_stream: true,
+        }));
     if let Some(id) = plan.checked {
         request.also.push(StreamAppend {
             stream_id: id,

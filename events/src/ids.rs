@@ -84,6 +84,7 @@ uuid_id!(
     /// event that triggered it, so a run is recorded once.
     ExecutionId
 );
+uuid_id!(TemplateId);
 uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
@@ -140,7 +141,8 @@ stream_of!(
     AutomationId,
     ExecutionId,
     ImpersonationId,
-    FeatureFlagId
+    FeatureFlagId,
+    TemplateId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

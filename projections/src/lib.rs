@@ -13,6 +13,7 @@
 //! [`automations`], [`stats`] (the platform's figures).
 
 pub mod access;
+pub mod analytics;
 pub mod automations;
 mod batch;
 pub mod checkpoints;
@@ -27,6 +28,7 @@ pub mod source;
 pub mod stats;
 pub mod table;
 pub mod tasks;
+pub mod templates;
 
 pub use checkpoints::Checkpoints;
 pub use feed_writers::FEED_WRITERS;

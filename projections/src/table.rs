@@ -23,7 +23,7 @@ use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
     ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, FeatureFlagId, ImpersonationId,
-    ProjectId, SessionId, TaskId, TenantId, UserId, WorkspaceId,
+    ProjectId, SessionId, TaskId, TemplateId, TenantId, UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -72,6 +72,7 @@ column_types!(
     EventId => "uuid[]",
     ImpersonationId => "uuid[]",
     FeatureFlagId => "uuid[]",
+    TemplateId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",
     i64 => "int8[]",

@@ -8,6 +8,7 @@
 //! same rows over WebSockets as they change.
 
 pub mod admin;
+pub mod analytics;
 pub mod api_keys;
 pub mod audit;
 pub mod automations;
@@ -22,6 +23,7 @@ pub mod responses;
 pub mod search;
 pub mod state;
 pub mod tasks;
+pub mod templates;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -36,6 +38,8 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(projects::router())
         .merge(tasks::router())
         .merge(automations::router())
+        .merge(templates::router())
+        .merge(analytics::router())
         .merge(members::router())
         .merge(api_keys::router())
         .merge(admin::router())

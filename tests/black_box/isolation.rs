@@ -331,6 +331,24 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                 token: created.token(),
             }
         }
+        "template_id" => {
+            let made = unique();
+            let created = owner
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/templates"),
+                    json!({
+                        "name": format!("Template {made}"),
+                        "project": { "name": format!("From {made}"), "tasks": [{ "title": "One" }] },
+                    }),
+                )
+                .await;
+            let body = created.assert_status(201);
+            Made {
+                id: field(body, "id"),
+                words: ["id", "name"].map(|name| field(body, name)).to_vec(),
+                token: created.token(),
+            }
+        }
         "execution_id" => {
             // A run of an automation of a project of its own, triggered by
             // a task created there.
@@ -594,13 +612,13 @@ impl Who {
 
 /// The scopes of a role, as API.md puts them: owner `*`; admin `*` but
 /// deleting the workspace; member reads everything but the audit log and
-/// writes and deletes projects, tasks and comments; viewer reads
-/// everything but the audit log.
+/// webhooks, and writes and deletes projects, tasks, comments, templates
+/// and automations; viewer reads what a member reads.
 fn role_holds(role: &str, scope: &str) -> bool {
     let (resource, action) = scope
         .split_once(':')
         .unwrap_or_else(|| panic!("{scope:?} is not resource:action"));
-    let reads = action == "read" && resource != "audit";
+    let reads = action == "read" && !matches!(resource, "audit" | "webhooks");
     match role {
         "owner" => true,
         "admin" => scope != "workspace:delete",
@@ -790,6 +808,15 @@ impl Matrix<'_> {
                 Some(json!({ "name": name }))
             }
             (&Method::DELETE, "/projects/{project_id}/automations/{automation_id}") => None,
+            (&Method::POST, "/templates") => Some(json!({
+                "name": name,
+                "project": { "name": "From a template", "tasks": [{ "title": "One" }] },
+            })),
+            (&Method::PATCH, "/templates/{template_id}") => Some(json!({ "name": name })),
+            (&Method::DELETE, "/templates/{template_id}") => None,
+            (&Method::POST, "/templates/{template_id}/instantiate") => {
+                Some(json!({ "parameters": {} }))
+            }
             (&Method::PATCH, "/tasks/{task_id}/comments/{comment_id}") => {
                 Some(json!({ "body": name }))
             }

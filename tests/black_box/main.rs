@@ -8,6 +8,7 @@
 mod common;
 
 mod access;
+mod analytics;
 mod audit;
 mod automations;
 mod console;
@@ -17,4 +18,5 @@ mod replay;
 mod service;
 mod slice;
 mod tasks;
+mod templates;
 mod ws;

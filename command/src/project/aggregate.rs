@@ -6,7 +6,7 @@ use tenet_events::catalogue::project::{
     ProjectArchived, ProjectCreated, ProjectEvent, ProjectRestored, ProjectUpdated, TaskAdded,
     key_claim, slug_claim,
 };
-use tenet_events::ids::{TaskId, TenantId, UserId};
+use tenet_events::ids::{TaskId, TemplateId, TenantId, UserId};
 use tenet_events::store::Claim;
 
 use crate::repository::{Aggregate, Applied};
@@ -28,6 +28,8 @@ pub struct Project {
     pub revision: i64,
     /// Tasks created in it: the last number handed out.
     pub tasks: i64,
+    /// The template (and its version) it was instantiated from.
+    pub template: Option<(TemplateId, i64)>,
 }
 
 impl Aggregate for Project {
@@ -42,6 +44,7 @@ impl Aggregate for Project {
                 self.slug = created.slug.clone();
                 self.description = created.description.clone();
                 self.key = created.key.clone();
+                self.template = created.template_id.zip(created.template_version);
                 self.created_by = applied.by;
                 self.created_at = Some(applied.occurred_at);
             }
@@ -159,6 +162,8 @@ pub fn decide(
             slug,
             description,
             key,
+            template_id: None,
+            template_version: None,
         })]);
     }
     if !project.created {
@@ -209,6 +214,8 @@ mod tests {
             slug: "web".into(),
             description: String::new(),
             key: "WEB".into(),
+            template_id: None,
+            template_version: None,
         })
     }
 

@@ -84,7 +84,7 @@ impl Refusal for ProjectError {
 
 /// The API's project, from the state a command commits and the task
 /// counts the read model knows.
-fn view(
+pub(crate) fn view(
     workspace: WorkspaceId,
     id: ProjectId,
     (open_tasks, done_tasks): (i64, i64),
@@ -110,6 +110,8 @@ fn view(
         open_tasks,
         done_tasks,
         version: committed.revision(),
+        template_id: state.template.map(|(id, _)| id),
+        template_version: state.template.map(|(_, version)| version),
     }
 }
 
@@ -126,7 +128,7 @@ async fn task_totals(
 /// and reused; task keys must never repeat), the first of `SLUG2`,
 /// `SLUG3`, ... none used. Claimed with the project, so a race for one is
 /// refused at commit.
-async fn free_key(
+pub(crate) async fn free_key(
     state: &CommandState,
     workspace: WorkspaceId,
     slug: &str,

@@ -324,6 +324,8 @@ mod tests {
             slug: "web-app".into(),
             description: String::new(),
             key: "WEB-APP".into(),
+            template_id: None,
+            template_version: None,
         })
     }
 

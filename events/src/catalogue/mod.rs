@@ -16,6 +16,7 @@ pub mod impersonation;
 pub mod project;
 pub mod session;
 pub mod task;
+pub mod template;
 pub mod user;
 pub mod workspace;
 

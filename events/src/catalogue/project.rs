@@ -3,7 +3,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event_family;
-use crate::ids::{TaskId, WorkspaceId};
+use crate::ids::{TaskId, TemplateId, WorkspaceId};
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ProjectCreated {
@@ -16,6 +16,13 @@ pub struct ProjectCreated {
     /// event (which has none) is read with its slug in capitals, the keys
     /// its tasks were given.
     pub key: String,
+    /// The template it was instantiated from, if any (optional: projects
+    /// created before templates, or without one, have none).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_id: Option<TemplateId>,
+    /// The version of that template.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub template_version: Option<i64>,
 }
 
 /// Reads `project.created` v1 (no `key`) as v2.

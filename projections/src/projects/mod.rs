@@ -264,6 +264,8 @@ fn apply(
             slug: created.slug,
             description: created.description,
             key: created.key,
+            template_id: created.template_id,
+            template_version: created.template_version,
             status: ProjectStatus::Active.as_str().to_owned(),
             created_by: event.metadata.actor.user_id().map(UserId::from_uuid),
             created_at: at,

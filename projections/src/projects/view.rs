@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde::Serialize;
 use tenet_events::db::Db;
-use tenet_events::ids::{ProjectId, TenantId, UserId, WorkspaceId};
+use tenet_events::ids::{ProjectId, TemplateId, TenantId, UserId, WorkspaceId};
 use tenet_events::with_pool;
 use tenet_http::pagination::Page;
 use tenet_http::{PageRequest, Sort};
@@ -62,6 +62,10 @@ pub struct ProjectView {
     /// The project's revision: changes to the project itself, not to its
     /// tasks. Also the `ETag`.
     pub version: i64,
+    /// The template it was instantiated from (`null` if none).
+    pub template_id: Option<TemplateId>,
+    /// The version of that template.
+    pub template_version: Option<i64>,
 }
 
 table! {
@@ -77,6 +81,9 @@ table! {
             key: String,
             created_by: Option<UserId>,
             created_at: DateTime<Utc>,
+            /// The template (and version) it was instantiated from.
+            template_id: Option<TemplateId>,
+            template_version: Option<i64>,
         }
         set {
             name: String,
@@ -117,6 +124,8 @@ impl ProjectRow {
             open_tasks: self.open_tasks,
             done_tasks: self.done_tasks,
             version: self.revision,
+            template_id: self.template_id,
+            template_version: self.template_version,
         }
     }
 }

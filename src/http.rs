@@ -91,6 +91,7 @@ pub struct HttpDeps<'a> {
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),
+        (name = "events", description = "The workspace event feed: every event in log order, as pages or Server-Sent Events"),
     )
 )]
 struct ApiDoc;

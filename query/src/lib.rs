@@ -4,12 +4,14 @@
 //! Every query is scoped by tenant and reads the active generation of its
 //! read model, through the typed read functions of `tenet_projections`
 //! (this crate spells no table name); nothing here writes. Only the audit
-//! log and history read the event log itself. The [`realtime`] feed pushes the
-//! same rows over WebSockets as they change.
+//! log, the workspace event [`feed`] and history read the event log
+//! itself. The [`realtime`] feed pushes the same rows over WebSockets as
+//! they change.
 
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod feed;
 pub mod history;
 pub mod me;
 pub mod members;

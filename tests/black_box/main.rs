@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod audit;
+mod feed;
 mod isolation;
 mod replay;
 mod service;

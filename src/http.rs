@@ -57,6 +57,8 @@ pub struct HttpDeps<'a> {
     /// The WebSocket feed's subscriptions in this process.
     pub hub: Arc<tenet_query::realtime::Hub>,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Seals webhook secrets; where webhooks may point.
+    pub webhooks: Arc<tenet_command::webhook::WebhookSettings>,
 }
 
 #[derive(OpenApi)]
@@ -91,6 +93,7 @@ pub struct HttpDeps<'a> {
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users, workspaces, the whole log, projections and rebuilds"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),
+        (name = "webhooks", description = "Signed, retried deliveries of a workspace's events to HTTPS endpoints"),
         (name = "events", description = "The workspace event feed: every event in log order, as pages or Server-Sent Events"),
     )
 )]
@@ -130,6 +133,7 @@ fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
         repository: deps.repository,
         db: deps.db.clone(),
         keys_in_flight: Arc::default(),
+        webhooks: deps.webhooks.clone(),
         auth: auth.clone(),
         access,
         jwt: deps.jwt,

@@ -20,6 +20,7 @@ use tenet_events::projection::Projector;
 use tenet_events::store::{self, EventStore, StoreOptions};
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::password::Passwords;
+use tenet_http::auth::sealed::SecretBox;
 use tenet_http::ratelimit::RateLimits;
 use tenet_projections::{Checkpoints, Runtime, SourceKind};
 use tokio::net::TcpListener;
@@ -62,6 +63,7 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
     vec![
         Arc::new(tenet_projections::projects::ProjectsProjector),
         Arc::new(tenet_projections::tasks::TasksProjector),
+        Arc::new(tenet_projections::webhooks::WebhooksProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
     ]
 }
@@ -87,19 +89,21 @@ fn check_deployment(config: &ServeConfig) -> anyhow::Result<()> {
 }
 
 /// What signs and checks access tokens, with the configured secret (or,
-/// embedded, one kept in the data directory).
-fn token_signer(config: &ServeConfig) -> anyhow::Result<Jwt> {
+/// embedded, one kept in the data directory), and the box that seals
+/// webhook secrets with keys derived from the same secret.
+fn token_signer(config: &ServeConfig) -> anyhow::Result<(Jwt, SecretBox)> {
     let secret = tenet_http::auth::signing_key::jwt_secret(
         config.auth.jwt_secret.as_deref(),
         config.storage.database_url.is_none(),
         &config.storage.data_dir,
     )?;
-    Ok(Jwt::hs256(
+    let jwt = Jwt::hs256(
         &secret,
         config.auth.jwt_issuer.clone(),
         config.auth.jwt_audience.clone(),
         Duration::from_secs(config.auth.access_token_ttl_secs),
-    ))
+    );
+    Ok((jwt, SecretBox::new(&secret)))
 }
 
 /// Connects to NATS, when configured, and makes sure the events stream
@@ -148,7 +152,12 @@ impl Server {
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<Server> {
         check_deployment(config)?;
-        let jwt = Arc::new(token_signer(config)?);
+        let (jwt, secrets) = token_signer(config)?;
+        let jwt = Arc::new(jwt);
+        let webhooks = Arc::new(tenet_command::webhook::WebhookSettings {
+            secrets,
+            targets: config.webhooks.targets()?,
+        });
         let db = open_database(&config.storage).await?;
         let bus = connect_bus(config).await?;
         let store = open_store(&db).await?;
@@ -180,6 +189,7 @@ impl Server {
             limits,
             hub,
             shutdown: background.shutdown.clone(),
+            webhooks,
         });
         let listener = TcpListener::bind(config.listen)
             .await

@@ -18,6 +18,7 @@ pub mod project;
 pub mod reply;
 pub mod repository;
 pub mod task;
+pub mod webhook;
 pub mod workspace;
 
 #[cfg(test)]
@@ -37,5 +38,6 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(project::routes::router())
         .merge(task::routes::router())
         .merge(comment::routes::router())
+        .merge(webhook::routes::router())
         .with_state(state)
 }

@@ -78,6 +78,7 @@ uuid_id!(ProjectId);
 uuid_id!(TaskId);
 uuid_id!(CommentId);
 uuid_id!(ApiKeyId);
+uuid_id!(WebhookId);
 uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
@@ -122,6 +123,7 @@ stream_of!(
     TaskId,
     CommentId,
     ApiKeyId,
+    WebhookId,
     SessionId
 );
 

@@ -23,6 +23,7 @@ pub mod runtime;
 pub mod source;
 pub mod table;
 pub mod tasks;
+pub mod webhooks;
 
 pub use checkpoints::Checkpoints;
 pub use feed_writers::FEED_WRITERS;

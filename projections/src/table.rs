@@ -22,7 +22,7 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, CommentId, ProjectId, SessionId, TaskId, TenantId, UserId, WorkspaceId,
+    ApiKeyId, CommentId, ProjectId, SessionId, TaskId, TenantId, UserId, WebhookId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -65,6 +65,7 @@ column_types!(
     TaskId => "uuid[]",
     CommentId => "uuid[]",
     ApiKeyId => "uuid[]",
+    WebhookId => "uuid[]",
     SessionId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",

@@ -22,6 +22,7 @@ pub mod responses;
 pub mod search;
 pub mod state;
 pub mod tasks;
+pub mod webhooks;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -41,5 +42,6 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(audit::router())
         .merge(history::router())
         .merge(rebuilds::router())
+        .merge(webhooks::router())
         .with_state(state)
 }

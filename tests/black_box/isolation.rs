@@ -304,6 +304,26 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                 token: created.token(),
             }
         }
+        "webhook_id" => {
+            let made = unique();
+            let created = owner
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/webhooks"),
+                    json!({
+                        "url": format!("https://hooks-{made}.example.com/in"),
+                        "description": format!("Hook {made}"),
+                    }),
+                )
+                .await;
+            let body = created.assert_status(201);
+            Made {
+                id: field(body, "id"),
+                words: ["id", "url", "description", "secret"]
+                    .map(|name| field(body, name))
+                    .to_vec(),
+                token: created.token(),
+            }
+        }
         other => panic!(
             "no fixture for the path parameter {{{other}}} (after {:?}): add an arm to `create` \
              in tests/black_box/isolation.rs",
@@ -516,17 +536,23 @@ impl Who {
 
 /// The scopes of a role, as API.md puts them: owner `*`; admin `*` but
 /// deleting the workspace; member reads everything but the audit log and
-/// writes and deletes projects, tasks and comments; viewer reads
-/// everything but the audit log.
+/// webhooks, and writes and deletes projects, tasks, comments, templates
+/// and automations; viewer reads what a member reads.
 fn role_holds(role: &str, scope: &str) -> bool {
     let (resource, action) = scope
         .split_once(':')
         .unwrap_or_else(|| panic!("{scope:?} is not resource:action"));
-    let reads = action == "read" && resource != "audit";
+    let reads = action == "read" && !matches!(resource, "audit" | "webhooks");
     match role {
         "owner" => true,
         "admin" => scope != "workspace:delete",
-        "member" => reads || matches!(resource, "projects" | "tasks" | "comments"),
+        "member" => {
+            reads
+                || matches!(
+                    resource,
+                    "projects" | "tasks" | "comments" | "templates" | "automations"
+                )
+        }
         "viewer" => reads,
         other => panic!("no role {other}"),
     }

@@ -15,4 +15,5 @@ mod replay;
 mod service;
 mod slice;
 mod tasks;
+mod webhooks;
 mod ws;

@@ -62,12 +62,14 @@ impl Background {
         config: &ServeConfig,
         hub: Arc<Hub>,
         limits: Arc<RateLimits>,
+        webhooks: &tenet_command::webhook::WebhookSettings,
     ) -> anyhow::Result<()> {
         if config.runs(Role::Command) || config.runs(Role::Projector) {
             self.start_relay();
         }
         if config.runs(Role::Projector) {
             self.start_projectors(&config.realtime).await?;
+            self.start_webhooks(config, webhooks);
         }
         if config.runs(Role::Query) {
             self.follow_checkpoints();
@@ -139,6 +141,29 @@ impl Background {
             self.shutdown.clone(),
         ));
         Ok(())
+    }
+
+    /// The webhook dispatcher (elected once per deployment on Postgres).
+    fn start_webhooks(
+        &mut self,
+        config: &ServeConfig,
+        webhooks: &tenet_command::webhook::WebhookSettings,
+    ) {
+        let delivery = &config.webhooks;
+        let dispatcher = crate::webhooks::Dispatcher {
+            db: self.db.clone(),
+            store: self.store.clone(),
+            repository: self.repository.clone(),
+            settings: crate::webhooks::Settings {
+                secrets: webhooks.secrets.clone(),
+                targets: webhooks.targets.clone(),
+                retry_base: Duration::from_millis(delivery.retry_base_ms.max(1)),
+                timeout: Duration::from_millis(delivery.timeout_ms.max(1)),
+                give_up: Duration::from_secs(delivery.give_up_secs),
+                disable_after: Duration::from_secs(delivery.disable_after_secs),
+            },
+        };
+        self.tasks.spawn(dispatcher.run(self.shutdown.clone()));
     }
 
     /// Follows the checkpoint notifications of other processes (Postgres),

@@ -7,6 +7,7 @@ mod background;
 pub mod config;
 mod http;
 pub mod ops;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -174,7 +175,7 @@ impl Server {
         ));
         let mut background = Background::new(db.clone(), store.clone(), bus.clone());
         background
-            .start(config, hub.clone(), limits.clone())
+            .start(config, hub.clone(), limits.clone(), &webhooks)
             .await?;
         let router = http::router(http::HttpDeps {
             config,

@@ -50,6 +50,23 @@ const STREAM_BUFFER: usize = 64;
 /// commit of another process that no notification reported).
 const FALLBACK_POLL: Duration = Duration::from_secs(2);
 
+/// Up to `limit` of one tenant's events after `after`, in log order, as
+/// the feed shows them: what a webhook delivery carries.
+pub async fn read_after(
+    db: &tenet_events::db::Db,
+    tenant: TenantId,
+    after: Position,
+    limit: u64,
+) -> Result<Vec<FeedEvent>, ApiError> {
+    Ok(
+        tenant_events_after(db, tenant, after, limit.clamp(1, MAX_LIMIT))
+            .await?
+            .into_iter()
+            .map(FeedEvent::from)
+            .collect(),
+    )
+}
+
 pub fn router() -> OpenApiRouter<Realtime> {
     OpenApiRouter::new().routes(routes!(workspace_events))
 }

@@ -310,7 +310,8 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                 .post(
                     &format!("/api/v1/workspaces/{workspace}/webhooks"),
                     json!({
-                        "url": format!("https://hooks-{made}.example.com/in"),
+                        // Refused (loopback) when delivering: no traffic.
+                        "url": format!("https://localhost/hooks/{made}"),
                         "description": format!("Hook {made}"),
                     }),
                 )
@@ -322,6 +323,40 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                     .map(|name| field(body, name))
                     .to_vec(),
                 token: created.token(),
+            }
+        }
+        "delivery_id" => {
+            let webhook = ids
+                .get("webhook_id")
+                .expect("a delivery's path names its webhook first");
+            let base = format!("/api/v1/workspaces/{workspace}/webhooks/{webhook}");
+            let tested = owner.post(&format!("{base}/test"), json!({})).await;
+            tested.assert_status(202);
+            // The dispatcher records the delivery from the log.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let log = owner
+                    .get_after(&format!("{base}/deliveries"), &tested.token())
+                    .await;
+                if let Some(delivery) = log.assert_status(200)["items"].get(0) {
+                    let id = field(delivery, "id");
+                    // Disabled, so no further attempt changes the log
+                    // while the sweep compares its answers.
+                    owner
+                        .patch(&base, json!({ "enabled": false }))
+                        .await
+                        .assert_status(200);
+                    break Made {
+                        words: vec![id.clone()],
+                        id,
+                        token: tested.token(),
+                    };
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no delivery recorded"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
             }
         }
         other => panic!(

@@ -9,6 +9,7 @@ mod common;
 
 mod access;
 mod audit;
+mod deliveries;
 mod feed;
 mod isolation;
 mod replay;

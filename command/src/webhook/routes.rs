@@ -20,7 +20,7 @@ use super::aggregate::{Webhook, WebhookCommand, WebhookError, decide};
 use super::new_secret;
 use crate::http::CommandState;
 use crate::idempotency::Idempotency;
-use crate::openapi::{AddErrors, StateErrors};
+use crate::openapi::{AddErrors, RevokeErrors, StateErrors};
 use crate::pipeline::Refusal;
 use crate::reply::{Deleted, Reply, Written};
 use crate::repository::Committed;
@@ -31,6 +31,7 @@ pub fn router() -> OpenApiRouter<CommandState> {
         .routes(routes!(update_webhook, delete_webhook))
         .routes(routes!(rotate_webhook_secret))
         .routes(routes!(test_webhook))
+        .routes(routes!(retry_delivery))
 }
 
 /// Longest description.
@@ -408,4 +409,50 @@ pub async fn test_webhook(
         })
         .idempotent(&idempotency)
         .await
+}
+
+#[derive(Debug, Deserialize)]
+pub struct DeliveryPath {
+    pub workspace_id: WorkspaceId,
+    pub webhook_id: WebhookId,
+    pub delivery_id: uuid::Uuid,
+}
+
+/// `POST /api/v1/workspaces/{workspace_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry`:
+/// sends a delivery again now (a failed one too), with the same
+/// `webhook-id` and body, in its place in log order.
+#[utoipa::path(
+    post,
+    path = "/api/v1/workspaces/{workspace_id}/webhooks/{webhook_id}/deliveries/{delivery_id}/retry",
+    tag = "webhooks",
+    params(
+        ("workspace_id" = uuid::Uuid, Path),
+        ("webhook_id" = uuid::Uuid, Path),
+        ("delivery_id" = uuid::Uuid, Path),
+    ),
+    responses(
+        (status = 202, description = "Queued for another attempt", body = TestQueued),
+        RevokeErrors,
+    ),
+    security(("bearer" = ["webhooks:write"]))
+)]
+pub async fn retry_delivery(
+    State(state): State<CommandState>,
+    access: Scoped<WebhooksWrite>,
+    Path(path): Path<DeliveryPath>,
+) -> Result<(StatusCode, axum::Json<TestQueued>), ApiError> {
+    let found = tenet_projections::webhooks::deliveries::retry(
+        &state.db,
+        access.tenant(),
+        path.webhook_id,
+        path.delivery_id,
+    )
+    .await?;
+    if !found {
+        return Err(ApiError::not_found("No such delivery"));
+    }
+    Ok((
+        StatusCode::ACCEPTED,
+        axum::Json(TestQueued { status: "queued" }),
+    ))
 }

@@ -5,6 +5,7 @@
 //! event that last enabled it), so events before it are never sent. A
 //! deleted webhook's row stays, marked, and no read shows it.
 
+pub mod deliveries;
 pub mod view;
 
 use std::collections::HashSet;

@@ -539,7 +539,69 @@ async fn poll_attempt(client: &Client, workspace: &str, hook: &str) -> Value {
     }
 }
 
+async fn a_failing_delivery_is_given_up_and_a_failing_webhook_disabled(backing: Backing) {
+    // Retried for a second, and disabled after a second without a success.
+    let mut settings = LOOPBACK.to_vec();
+    settings.push(("TENET_WEBHOOK_GIVE_UP_SECS", "1"));
+    settings.push(("TENET_WEBHOOK_DISABLE_AFTER_SECS", "1"));
+    let tenet = start_with(&backing, &settings).await;
+    let inbox = Arc::new(Inbox::default());
+    inbox.fail.store(usize::MAX, Ordering::SeqCst);
+    let base = receiver(inbox.clone()).await;
+    let board = Board::new(&tenet, "Failing").await;
+    let (hook, _) = webhook(
+        board.client(),
+        &board.workspace,
+        &format!("{base}/hook"),
+        &["task."],
+    )
+    .await;
+    board.add_task("first").await;
+    board.add_task("second").await;
+    let url = format!("/api/v1/workspaces/{}/webhooks/{hook}", board.workspace);
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
+    let disabled = loop {
+        let shown = board.client().get(&url).await;
+        let shown = shown.assert_status(200).clone();
+        if shown["enabled"] == false {
+            break shown;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not disabled: {shown:#}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    };
+    let reason = disabled["disabled_reason"].as_str().expect("a reason");
+    assert!(reason.contains("failed"), "{reason}");
+    // The first delivery was given up (marked failed) and the next one
+    // attempted after it.
+    let failed = board
+        .client()
+        .get(&format!(
+            "{}?status=failed",
+            deliveries_url(&board.workspace, &hook)
+        ))
+        .await;
+    let failed = failed.assert_status(200).clone();
+    assert!(failed["total"].as_u64().unwrap() >= 1, "{failed:#}");
+    let received = inbox.received.lock().unwrap().clone();
+    assert!(received.iter().all(|r| r.answered == 500));
+    // The disabling is an event of the log, by the service.
+    let audit = board
+        .client()
+        .get(&format!(
+            "/api/v1/workspaces/{}/audit-log?event_type=webhook.disabled",
+            board.workspace
+        ))
+        .await;
+    let audit = audit.assert_status(200).clone();
+    assert_eq!(audit["total"], 1, "{audit:#}");
+    assert_eq!(audit["items"][0]["actor"]["type"], "system");
+}
+
 in_both_modes!(
+    a_failing_delivery_is_given_up_and_a_failing_webhook_disabled,
     deliveries_arrive_signed_in_log_order_with_stable_ids_through_failures,
     a_crash_mid_delivery_loses_nothing_and_repeats_only_with_the_same_id,
     a_hanging_endpoint_delays_no_other_webhook_and_no_read_model,

@@ -152,6 +152,7 @@ impl Background {
         let delivery = &config.webhooks;
         let dispatcher = crate::webhooks::Dispatcher {
             db: self.db.clone(),
+            checkpoints: self.checkpoints.clone(),
             store: self.store.clone(),
             repository: self.repository.clone(),
             settings: crate::webhooks::Settings {

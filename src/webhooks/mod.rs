@@ -10,7 +10,10 @@
 //! recorded; one row per webhook and event, whose id is the stable
 //! `webhook-id`), then attempts its oldest pending delivery, and only
 //! that one: deliveries reach an endpoint in log order, at least once.
-//! A crash loses nothing: the rows and cursors are in the database, and
+//! Each attempt waits until the webhooks read model has passed its event
+//! and uses the webhook as it is then (its secrets, URL, enabled flag);
+//! which events a webhook gets is decided by its filters when they are
+//! read from the log, moments after they commit. A crash loses nothing: the rows and cursors are in the database, and
 //! a delivery attempted again carries the same id and body.
 
 mod send;
@@ -30,6 +33,7 @@ use tenet_events::ids::{Position, WebhookId};
 use tenet_events::leader::Leadership;
 use tenet_events::store::EventStore;
 use tenet_http::auth::sealed::SecretBox;
+use tenet_projections::Checkpoints;
 use tenet_projections::webhooks::deliveries::{self, DeliveryRow, NewDelivery};
 use tenet_projections::webhooks::{self, WebhookRow};
 use tokio::sync::watch;
@@ -65,6 +69,9 @@ pub struct Settings {
 
 pub struct Dispatcher {
     pub db: Db,
+    /// Lets a worker wait until the webhooks read model has passed the
+    /// event it is about to deliver.
+    pub checkpoints: Checkpoints,
     pub store: Arc<dyn EventStore>,
     pub repository: Arc<Repository>,
     pub settings: Settings,
@@ -232,7 +239,23 @@ impl Worker {
         {
             return Ok(Some((due - now).to_std().unwrap_or_default().min(POLL * 5)));
         }
-        self.attempt(&row, delivery).await?;
+        // Delivered as the webhook is at this event at least: a rotation,
+        // a new URL or a disabling before it in the log applies to it.
+        let caught_up = self
+            .dispatcher
+            .checkpoints
+            .follow_to(db, webhooks::NAME, Position(delivery.position), POLL * 5)
+            .await;
+        if caught_up.is_err() {
+            return Ok(Some(POLL));
+        }
+        let Some(current) = webhooks::get_row(db, row.tenant_id, row.id).await? else {
+            return Ok(Some(POLL));
+        };
+        if !current.enabled {
+            return Ok(Some(POLL));
+        }
+        self.attempt(&current, delivery).await?;
         Ok(None)
     }
 

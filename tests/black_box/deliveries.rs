@@ -283,6 +283,37 @@ async fn deliveries_arrive_signed_in_log_order_with_stable_ids_through_failures(
     .await;
     assert!(received.iter().all(|r| verifies(&secret, r)));
 
+    // After a rotation, deliveries carry a signature by each secret.
+    let rotated = board
+        .client()
+        .post(
+            &format!(
+                "/api/v1/workspaces/{}/webhooks/{hook}/rotate-secret",
+                board.workspace
+            ),
+            json!({}),
+        )
+        .await;
+    let second = rotated.assert_status(200)["secret"]
+        .as_str()
+        .expect("the new secret")
+        .to_owned();
+    board.add_task("after the rotation").await;
+    let received = until(&inbox, "a delivery after the rotation", |r| {
+        r.iter()
+            .any(|r| r.answered == 200 && r.event()["data"]["title"] == "after the rotation")
+    })
+    .await;
+    let signed = received
+        .iter()
+        .find(|r| r.event()["data"]["title"] == "after the rotation")
+        .expect("delivered");
+    assert!(
+        verifies(&second, signed) && verifies(&secret, signed),
+        "{signed:#?}"
+    );
+    assert_eq!(signed.signatures.split(' ').count(), 2);
+
     // A retry by hand sends the same delivery again.
     let retried = board
         .client()
@@ -561,7 +592,16 @@ async fn a_failing_delivery_is_given_up_and_a_failing_webhook_disabled(backing: 
     let url = format!("/api/v1/workspaces/{}/webhooks/{hook}", board.workspace);
     let deadline = tokio::time::Instant::now() + Duration::from_secs(60);
     let disabled = loop {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "not disabled in time"
+        );
         let shown = board.client().get(&url).await;
+        // Created a moment ago: the read model may not show it yet.
+        if shown.status == 404 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
+        }
         let shown = shown.assert_status(200).clone();
         if shown["enabled"] == false {
             break shown;

@@ -265,6 +265,19 @@ async fn deliveries_arrive_signed_in_log_order_with_stable_ids_through_failures(
     assert_eq!(codes, [500, 500, 500, 200]);
     assert!(oldest["attempt_log"][0]["duration_ms"].as_i64().is_some());
 
+    // Deliveries by outcome, attempt latency and the oldest pending
+    // delivery's age, with bounded labels.
+    let metrics = tenet.http.get(tenet.url("/metrics")).send().await.unwrap();
+    let text = metrics.text().await.unwrap();
+    for series in [
+        "tenet_webhook_deliveries_total{outcome=\"succeeded\"}",
+        "tenet_webhook_deliveries_total{outcome=\"retried\"}",
+        "tenet_webhook_attempt_seconds",
+        "tenet_webhook_oldest_pending_seconds",
+    ] {
+        assert!(text.contains(series), "{series} in {text}");
+    }
+
     // A test event reaches this webhook, whatever its filters.
     board
         .client()

@@ -339,7 +339,22 @@ async fn a_removed_members_stream_ends(backing: Backing) {
         .assert_problem(404, "NOT_FOUND");
 }
 
+async fn a_quiet_stream_sends_heartbeats(backing: Backing) {
+    let tenet = crate::common::start_with(&backing, &[("TENET_WS_HEARTBEAT_SECS", "1")]).await;
+    let board = Board::new(&tenet, "Feed").await;
+    let mut stream = Stream::open(board.client(), &board.workspace, None).await;
+    // Nothing happens: within a few seconds a comment line still arrives.
+    let chunk = tokio::time::timeout(Duration::from_secs(5), stream.response.chunk())
+        .await
+        .expect("a heartbeat within 5 s")
+        .expect("read the stream")
+        .expect("the stream goes on");
+    let text = String::from_utf8_lossy(&chunk);
+    assert!(text.starts_with(':'), "{text:?}");
+}
+
 in_both_modes!(
+    a_quiet_stream_sends_heartbeats,
     pages_follow_the_log_by_after_with_secrets_redacted,
     another_tenants_feed_is_not_found,
     a_stream_is_live_and_resumes_after_last_event_id_across_a_restart,

@@ -62,6 +62,7 @@ impl Background {
         config: &ServeConfig,
         hub: Arc<Hub>,
         limits: Arc<RateLimits>,
+        webhooks: &tenet_command::webhook::WebhookSettings,
     ) -> anyhow::Result<()> {
         if config.runs(Role::Command) || config.runs(Role::Projector) {
             self.start_relay();
@@ -69,6 +70,7 @@ impl Background {
         if config.runs(Role::Projector) {
             self.start_projectors(&config.realtime).await?;
             self.start_automations(Duration::from_millis(config.automation_step_delay_ms));
+            self.start_webhooks(config, webhooks);
         }
         if config.runs(Role::Query) {
             self.follow_checkpoints();
@@ -154,6 +156,30 @@ impl Background {
             },
             self.shutdown.clone(),
         ));
+    }
+
+    /// The webhook dispatcher (elected once per deployment on Postgres).
+    fn start_webhooks(
+        &mut self,
+        config: &ServeConfig,
+        webhooks: &tenet_command::webhook::WebhookSettings,
+    ) {
+        let delivery = &config.webhooks;
+        let dispatcher = crate::webhooks::Dispatcher {
+            db: self.db.clone(),
+            checkpoints: self.checkpoints.clone(),
+            store: self.store.clone(),
+            repository: self.repository.clone(),
+            settings: crate::webhooks::Settings {
+                secrets: webhooks.secrets.clone(),
+                targets: webhooks.targets.clone(),
+                retry_base: Duration::from_millis(delivery.retry_base_ms.max(1)),
+                timeout: Duration::from_millis(delivery.timeout_ms.max(1)),
+                give_up: Duration::from_secs(delivery.give_up_secs),
+                disable_after: Duration::from_secs(delivery.disable_after_secs),
+            },
+        };
+        self.tasks.spawn(dispatcher.run(self.shutdown.clone()));
     }
 
     /// Follows the checkpoint notifications of other processes (Postgres),

@@ -81,6 +81,9 @@ pub struct ServeConfig {
     #[command(flatten)]
     pub realtime: RealtimeConfig,
 
+    #[command(flatten)]
+    pub webhooks: WebhookConfig,
+
     /// Requests per minute per principal (user or API key; per IP when anonymous).
     #[arg(long, env = "TENET_RATE_LIMIT", default_value_t = 600)]
     pub rate_limit: u32,
@@ -190,6 +193,73 @@ pub struct RealtimeConfig {
         default_value_t = 60_000
     )]
     pub prune_every_ms: u64,
+}
+
+/// Webhook deliveries.
+#[derive(Args, Clone, Debug)]
+pub struct WebhookConfig {
+    /// Allow plain `http` webhook URLs (for development only).
+    #[arg(
+        long = "webhook-allow-http",
+        env = "TENET_WEBHOOK_ALLOW_HTTP",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub allow_http: bool,
+
+    /// Networks (comma-separated CIDRs) webhooks may reach although they
+    /// are private, loopback or link-local (e.g. `127.0.0.0/8`).
+    #[arg(
+        long = "webhook-allow-nets",
+        env = "TENET_WEBHOOK_ALLOW_NETS",
+        default_value = ""
+    )]
+    pub allow_nets: String,
+
+    /// Milliseconds before the first retry of a failed delivery; each
+    /// retry waits about twice as long as the one before (with jitter).
+    #[arg(
+        long = "webhook-retry-base-ms",
+        env = "TENET_WEBHOOK_RETRY_BASE_MS",
+        default_value_t = 1_000
+    )]
+    pub retry_base_ms: u64,
+
+    /// Milliseconds a delivery attempt may take.
+    #[arg(
+        long = "webhook-timeout-ms",
+        env = "TENET_WEBHOOK_TIMEOUT_MS",
+        default_value_t = 10_000
+    )]
+    pub timeout_ms: u64,
+
+    /// Seconds a delivery is retried before it is marked failed (a day).
+    #[arg(
+        long = "webhook-give-up-secs",
+        env = "TENET_WEBHOOK_GIVE_UP_SECS",
+        default_value_t = 24 * 3600
+    )]
+    pub give_up_secs: u64,
+
+    /// Seconds without a successful delivery, while deliveries fail, after
+    /// which a webhook is disabled (three days).
+    #[arg(
+        long = "webhook-disable-after-secs",
+        env = "TENET_WEBHOOK_DISABLE_AFTER_SECS",
+        default_value_t = 3 * 24 * 3600
+    )]
+    pub disable_after_secs: u64,
+}
+
+impl WebhookConfig {
+    pub fn targets(&self) -> anyhow::Result<tenet_command::webhook::target::TargetPolicy> {
+        let allow_nets = tenet_command::webhook::target::TargetPolicy::parse_nets(&self.allow_nets)
+            .map_err(|error| anyhow::anyhow!("TENET_WEBHOOK_ALLOW_NETS: {error}"))?;
+        Ok(tenet_command::webhook::target::TargetPolicy {
+            allow_http: self.allow_http,
+            allow_nets,
+        })
+    }
 }
 
 impl RealtimeConfig {

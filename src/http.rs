@@ -58,6 +58,8 @@ pub struct HttpDeps<'a> {
     /// The WebSocket feed's subscriptions in this process.
     pub hub: Arc<tenet_query::realtime::Hub>,
     pub shutdown: tokio_util::sync::CancellationToken,
+    /// Seals webhook secrets; where webhooks may point.
+    pub webhooks: Arc<tenet_command::webhook::WebhookSettings>,
 }
 
 #[derive(OpenApi)]
@@ -96,6 +98,8 @@ pub struct HttpDeps<'a> {
         (name = "admin", description = "Platform administration: users and their lifecycle, impersonation, workspaces, the whole log, stats, projections, rebuilds and jobs"),
         (name = "feature-flags", description = "Feature flags: platform-wide switches with a stable percentage rollout and per-workspace overrides"),
         (name = "realtime", description = "Live, resumable updates over a WebSocket"),
+        (name = "webhooks", description = "Signed, retried deliveries of a workspace's events to HTTPS endpoints"),
+        (name = "events", description = "The workspace event feed: every event in log order, as pages or Server-Sent Events"),
     )
 )]
 struct ApiDoc;
@@ -135,6 +139,7 @@ fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
         repository: deps.repository,
         db: deps.db.clone(),
         keys_in_flight: Arc::default(),
+        webhooks: deps.webhooks.clone(),
         auth: auth.clone(),
         access,
         jwt: deps.jwt,

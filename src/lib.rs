@@ -8,6 +8,7 @@ pub mod config;
 mod console;
 mod http;
 pub mod ops;
+mod webhooks;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -21,6 +22,7 @@ use tenet_events::projection::Projector;
 use tenet_events::store::{self, EventStore, StoreOptions};
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::password::Passwords;
+use tenet_http::auth::sealed::SecretBox;
 use tenet_http::ratelimit::RateLimits;
 use tenet_projections::{Checkpoints, Runtime, SourceKind};
 use tokio::net::TcpListener;
@@ -67,6 +69,7 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(tenet_projections::feature_flags::FeatureFlagsProjector),
         Arc::new(tenet_projections::templates::TemplatesProjector),
         Arc::new(tenet_projections::analytics::AnalyticsProjector),
+        Arc::new(tenet_projections::webhooks::WebhooksProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
         Arc::new(tenet_projections::automations::AutomationsProjector),
         Arc::new(tenet_command::automation::policy::AutomationTriggers),
@@ -94,19 +97,21 @@ fn check_deployment(config: &ServeConfig) -> anyhow::Result<()> {
 }
 
 /// What signs and checks access tokens, with the configured secret (or,
-/// embedded, one kept in the data directory).
-fn token_signer(config: &ServeConfig) -> anyhow::Result<Jwt> {
+/// embedded, one kept in the data directory), and the box that seals
+/// webhook secrets with keys derived from the same secret.
+fn token_signer(config: &ServeConfig) -> anyhow::Result<(Jwt, SecretBox)> {
     let secret = tenet_http::auth::signing_key::jwt_secret(
         config.auth.jwt_secret.as_deref(),
         config.storage.database_url.is_none(),
         &config.storage.data_dir,
     )?;
-    Ok(Jwt::hs256(
+    let jwt = Jwt::hs256(
         &secret,
         config.auth.jwt_issuer.clone(),
         config.auth.jwt_audience.clone(),
         Duration::from_secs(config.auth.access_token_ttl_secs),
-    ))
+    );
+    Ok((jwt, SecretBox::new(&secret)))
 }
 
 /// Connects to NATS, when configured, and makes sure the events stream
@@ -155,7 +160,12 @@ impl Server {
         metrics: Option<PrometheusHandle>,
     ) -> anyhow::Result<Server> {
         check_deployment(config)?;
-        let jwt = Arc::new(token_signer(config)?);
+        let (jwt, secrets) = token_signer(config)?;
+        let jwt = Arc::new(jwt);
+        let webhooks = Arc::new(tenet_command::webhook::WebhookSettings {
+            secrets,
+            targets: config.webhooks.targets()?,
+        });
         let db = open_database(&config.storage).await?;
         let bus = connect_bus(config).await?;
         let store = open_store(&db).await?;
@@ -172,7 +182,7 @@ impl Server {
         ));
         let mut background = Background::new(db.clone(), store.clone(), bus.clone());
         background
-            .start(config, hub.clone(), limits.clone())
+            .start(config, hub.clone(), limits.clone(), &webhooks)
             .await?;
         let router = http::router(http::HttpDeps {
             config,
@@ -187,6 +197,7 @@ impl Server {
             limits,
             hub,
             shutdown: background.shutdown.clone(),
+            webhooks,
         });
         let listener = TcpListener::bind(config.listen)
             .await

@@ -26,6 +26,8 @@ pub struct CommandState {
     /// How long a refresh token lives (renewed by each refresh).
     pub refresh_ttl: std::time::Duration,
     pub keys_in_flight: Arc<KeysInFlight>,
+    /// Seals webhook secrets and says where webhooks may point.
+    pub webhooks: Arc<crate::webhook::WebhookSettings>,
 }
 
 impl FromRef<CommandState> for Auth {

@@ -21,6 +21,7 @@ pub mod reply;
 pub mod repository;
 pub mod task;
 pub mod template;
+pub mod webhook;
 pub mod workspace;
 
 #[cfg(test)]
@@ -44,5 +45,6 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(automation::routes::router())
         .merge(feature_flag::routes::router())
         .merge(template::routes::router())
+        .merge(webhook::routes::router())
         .with_state(state)
 }

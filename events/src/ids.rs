@@ -85,6 +85,7 @@ uuid_id!(
     ExecutionId
 );
 uuid_id!(TemplateId);
+uuid_id!(WebhookId);
 uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
@@ -142,7 +143,8 @@ stream_of!(
     ExecutionId,
     ImpersonationId,
     FeatureFlagId,
-    TemplateId
+    TemplateId,
+    WebhookId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

@@ -29,6 +29,7 @@ pub mod stats;
 pub mod table;
 pub mod tasks;
 pub mod templates;
+pub mod webhooks;
 
 pub use checkpoints::Checkpoints;
 pub use feed_writers::FEED_WRITERS;

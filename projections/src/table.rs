@@ -23,7 +23,7 @@ use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
     ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, FeatureFlagId, ImpersonationId,
-    ProjectId, SessionId, TaskId, TemplateId, TenantId, UserId, WorkspaceId,
+    ProjectId, SessionId, TaskId, TemplateId, TenantId, UserId, WebhookId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -66,6 +66,7 @@ column_types!(
     TaskId => "uuid[]",
     CommentId => "uuid[]",
     ApiKeyId => "uuid[]",
+    WebhookId => "uuid[]",
     SessionId => "uuid[]",
     AutomationId => "uuid[]",
     ExecutionId => "uuid[]",

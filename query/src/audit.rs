@@ -13,7 +13,8 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use tenet_events::catalogue::redacted;
-use tenet_events::ids::{ApiKeyId, StreamId, TenantId, UserId};
+use tenet_events::db::Db;
+use tenet_events::ids::{ApiKeyId, Position, StreamId, TenantId, UserId};
 use tenet_http::auth::{AuditRead, PlatformAdmin, Scoped};
 use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
@@ -213,13 +214,32 @@ async fn page_of_events(
     }
     restrict(&mut listing, filters)?;
     let rows: Page<EventRow> = listing.page(&state.db, page).await?;
-    items(state, rows).await
+    items(&state.db, rows).await
+}
+
+/// Up to `limit` of one tenant's events after `after`, in log order, as
+/// the audit log shows them (actors named, secrets redacted): the
+/// workspace event feed reads through it, so the two never disagree on
+/// what a secret is. No total is counted: a tail needs none.
+pub(crate) async fn tenant_events_after(
+    db: &Db,
+    tenant: TenantId,
+    after: Position,
+    limit: u64,
+) -> Result<Vec<AuditItem>, ApiError> {
+    let page = PageRequest::new(None, Some(limit))?;
+    let mut listing = Listing::new(COLUMNS, String::new(), "position ASC");
+    let tenant = listing.bind(Bind::Uuid(tenant.as_uuid()));
+    let after = listing.bind(Bind::Int(after.0));
+    listing.from = format!("FROM events WHERE tenant_id = {tenant} AND position > {after}");
+    let rows: Page<EventRow> = listing.page_of(db, page, 0).await?;
+    Ok(items(db, rows).await?.items)
 }
 
 /// Turns rows into items: actors named (one lookup per page), secrets
 /// redacted.
-async fn items(state: &QueryState, rows: Page<EventRow>) -> Result<Page<AuditItem>, ApiError> {
-    let names = actor_names(state, &rows.items).await?;
+async fn items(db: &Db, rows: Page<EventRow>) -> Result<Page<AuditItem>, ApiError> {
+    let names = actor_names(db, &rows.items).await?;
     Ok(rows.map(|row| {
         let display = match row.actor_type.as_str() {
             "policy" | "system" => row.actor_name.clone().unwrap_or_default(),
@@ -262,10 +282,7 @@ async fn items(state: &QueryState, rows: Page<EventRow>) -> Result<Page<AuditIte
 }
 
 /// Names of the users and API keys behind `rows`.
-async fn actor_names(
-    state: &QueryState,
-    rows: &[EventRow],
-) -> Result<HashMap<Uuid, String>, ApiError> {
+async fn actor_names(db: &Db, rows: &[EventRow]) -> Result<HashMap<Uuid, String>, ApiError> {
     let mut users: Vec<Uuid> = rows
         .iter()
         .filter(|row| row.actor_type == "user")
@@ -283,12 +300,12 @@ async fn actor_names(
     keys.dedup();
     let mut names = HashMap::new();
     for user in users {
-        if let Some((name, email)) = user_name(&state.db, UserId::from_uuid(user)).await? {
+        if let Some((name, email)) = user_name(db, UserId::from_uuid(user)).await? {
             names.insert(user, format!("{name} <{email}>"));
         }
     }
     for key in keys {
-        if let Some(name) = api_key_name(&state.db, ApiKeyId::from_uuid(key)).await? {
+        if let Some(name) = api_key_name(db, ApiKeyId::from_uuid(key)).await? {
             names.insert(key, format!("API key {name}"));
         }
     }
@@ -387,5 +404,5 @@ pub async fn stream_events(
     if rows.total == 0 {
         return Err(ApiError::not_found("No such stream"));
     }
-    Ok(axum::Json(items(&state, rows).await?))
+    Ok(axum::Json(items(&state.db, rows).await?))
 }

@@ -4,8 +4,9 @@
 //! Every query is scoped by tenant and reads the active generation of its
 //! read model, through the typed read functions of `tenet_projections`
 //! (this crate spells no table name); nothing here writes. Only the audit
-//! log and history read the event log itself. The [`realtime`] feed pushes the
-//! same rows over WebSockets as they change.
+//! log, the workspace event [`feed`] and history read the event log
+//! itself. The [`realtime`] feed pushes the same rows over WebSockets as
+//! they change.
 
 pub mod admin;
 pub mod analytics;
@@ -13,6 +14,7 @@ pub mod api_keys;
 pub mod audit;
 pub mod automations;
 pub mod feature_flags;
+pub mod feed;
 pub mod history;
 pub mod me;
 pub mod members;
@@ -24,6 +26,7 @@ pub mod search;
 pub mod state;
 pub mod tasks;
 pub mod templates;
+pub mod webhooks;
 pub mod workspaces;
 
 use utoipa_axum::router::OpenApiRouter;
@@ -47,5 +50,6 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(history::router())
         .merge(rebuilds::router())
         .merge(feature_flags::router())
+        .merge(webhooks::router())
         .with_state(state)
 }

@@ -400,6 +400,61 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
         }
+        "webhook_id" => {
+            let made = unique();
+            let created = owner
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/webhooks"),
+                    json!({
+                        // Refused (loopback) when delivering: no traffic.
+                        "url": format!("https://localhost/hooks/{made}"),
+                        "description": format!("Hook {made}"),
+                    }),
+                )
+                .await;
+            let body = created.assert_status(201);
+            Made {
+                id: field(body, "id"),
+                words: ["id", "url", "description", "secret"]
+                    .map(|name| field(body, name))
+                    .to_vec(),
+                token: created.token(),
+            }
+        }
+        "delivery_id" => {
+            let webhook = ids
+                .get("webhook_id")
+                .expect("a delivery's path names its webhook first");
+            let base = format!("/api/v1/workspaces/{workspace}/webhooks/{webhook}");
+            let tested = owner.post(&format!("{base}/test"), json!({})).await;
+            tested.assert_status(202);
+            // The dispatcher records the delivery from the log.
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let log = owner
+                    .get_after(&format!("{base}/deliveries"), &tested.token())
+                    .await;
+                if let Some(delivery) = log.assert_status(200)["items"].get(0) {
+                    let id = field(delivery, "id");
+                    // Disabled, so no further attempt changes the log
+                    // while the sweep compares its answers.
+                    owner
+                        .patch(&base, json!({ "enabled": false }))
+                        .await
+                        .assert_status(200);
+                    break Made {
+                        words: vec![id.clone()],
+                        id,
+                        token: tested.token(),
+                    };
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no delivery recorded"
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+            }
+        }
         other => panic!(
             "no fixture for the path parameter {{{other}}} (after {:?}): add an arm to `create` \
              in tests/black_box/isolation.rs",

@@ -202,6 +202,14 @@ async fn forward_log(log: impl AsyncRead + Unpin, pid: u32) {
     }
 }
 
+/// An HTTP client. reqwest's TLS (built for webhook deliveries) takes the
+/// process's rustls provider, which the service installs at start; a test
+/// process installs the same one here.
+pub fn http_client() -> reqwest::Client {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+    reqwest::Client::new()
+}
+
 impl Tenet {
     /// Starts `tenet serve` on `backing` with extra environment.
     pub async fn start(backing: &Backing, extra: &[(&str, &str)]) -> Tenet {
@@ -236,7 +244,7 @@ impl Tenet {
         Tenet {
             child,
             base,
-            http: reqwest::Client::new(),
+            http: http_client(),
         }
     }
 

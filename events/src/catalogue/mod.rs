@@ -18,6 +18,7 @@ pub mod session;
 pub mod task;
 pub mod template;
 pub mod user;
+pub mod webhook;
 pub mod workspace;
 
 use crate::envelope::{NewEvent, RecordedEvent};
@@ -46,13 +47,19 @@ pub mod double_option {
 }
 
 /// Payload fields that hold secrets (password hashes, key and refresh-token
-/// digests), by event type: the log keeps them (the access model is folded
-/// from it), the audit log never shows them.
+/// digests, webhook signing secrets even sealed), by event type: the log
+/// keeps them (the access model is folded from it), the audit log never
+/// shows them.
 pub const SECRET_FIELDS: &[(&str, &[&str])] = &[
     ("user.registered", &["password_hash"]),
     ("session.started", &["refresh_hash"]),
     ("session.refreshed", &["refresh_hash"]),
     ("api_key.issued", &["key_hash"]),
+    ("webhook.created", &["sealed_secret"]),
+    (
+        "webhook.secret_rotated",
+        &["sealed_secret", "sealed_previous"],
+    ),
 ];
 
 /// What may be shown of an event's payload: its secret fields replaced by

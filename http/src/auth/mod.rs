@@ -13,6 +13,7 @@ pub mod jwt;
 pub mod password;
 mod principal;
 pub mod scope;
+pub mod sealed;
 pub mod signing_key;
 
 pub use authenticator::{

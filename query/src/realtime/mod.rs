@@ -92,9 +92,18 @@ pub struct Realtime {
     pub shutdown: CancellationToken,
 }
 
+impl axum::extract::FromRef<Realtime> for Auth {
+    fn from_ref(realtime: &Realtime) -> Auth {
+        realtime.auth.clone()
+    }
+}
+
+/// The WebSocket, and the workspace event feed (whose streams learn of
+/// access changes through the same hub).
 pub fn router(realtime: Realtime) -> OpenApiRouter {
     OpenApiRouter::new()
         .routes(routes!(connect))
+        .merge(crate::feed::router())
         .with_state(realtime)
 }
 

@@ -382,6 +382,8 @@ mod tests {
             slug: "web".into(),
             description: String::new(),
             key: "WEB".into(),
+            template_id: None,
+            template_version: None,
         })]);
         let events: Vec<AutomationEvent> = create(
             &Automation::default(),

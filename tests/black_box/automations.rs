@@ -65,6 +65,19 @@ async fn finished(board: &Board, automation: &str, count: usize) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
+/// A consistency token at the head of the log: a change to the board's
+/// project that changes nothing answers the head, so a read that waits
+/// for it sees everything written so far (an execution's task changes
+/// included).
+async fn head(board: &Board) -> String {
+    let unchanged = board
+        .client()
+        .patch(&board.project_url(), json!({ "description": "" }))
+        .await;
+    unchanged.assert_status(200);
+    unchanged.token()
+}
+
 /// Moves a task through the workflow to done.
 async fn finish_task(board: &Board, task: &str) {
     for to in ["in_progress", "in_review", "done"] {
@@ -169,16 +182,25 @@ async fn marking_a_task_done_runs_every_step_caused_by_the_transition(backing: B
     let follow_up = execution["steps"][2]["result"]["task_id"]
         .as_str()
         .expect("the follow-up's id");
-    let follow_up = board.client().get(&board.task(follow_up)).await;
+    let follow_up = board
+        .client()
+        .get_after(&board.task(follow_up), &head(&board).await)
+        .await;
     let follow_up = follow_up.assert_status(200);
     assert_eq!(follow_up["title"], "Review Login page");
     assert_eq!(follow_up["labels"], json!(["review"]));
     assert_eq!(follow_up["priority"], "high");
-    let labelled = board.client().get(&board.task(&task)).await;
+    let labelled = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     assert_eq!(labelled.assert_status(200)["labels"], json!(["shipped"]));
     let comments = board
         .client()
-        .get(&format!("{}/comments", board.task(&task)))
+        .get_after(
+            &format!("{}/comments", board.task(&task)),
+            &head(&board).await,
+        )
         .await;
     let comments = comments.assert_status(200);
     assert_eq!(comments["total"], 1);
@@ -232,7 +254,10 @@ async fn a_failing_step_stops_the_execution_and_says_why(backing: Backing) {
         "{execution:#}"
     );
     assert_eq!(execution["steps"][2]["error"], "an earlier step failed");
-    let read = board.client().get(&board.task(&task)).await;
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     let read = read.assert_status(200);
     assert_eq!(read["priority"], "urgent");
     assert!(read["assignee_id"].is_null());
@@ -278,7 +303,10 @@ async fn an_automation_never_triggers_itself(backing: Backing) {
     assert_eq!(depths.iter().max(), Some(&2), "{witnessed:#?}");
     let own = finished(&board, &rule, 1).await;
     assert_eq!(own[0]["status"], "succeeded");
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 2);
 }
 
@@ -321,7 +349,10 @@ async fn a_chain_of_automations_stops_at_the_depth_limit(backing: Backing) {
             .contains("depth limit")
     );
     // The start and three follow-ups: the fourth was never made.
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 4);
 }
 
@@ -370,7 +401,10 @@ async fn a_disabled_automation_does_nothing(backing: Backing) {
         let page = board.client().get(&executions_url(&board, rule)).await;
         assert_eq!(page.assert_status(200)["total"], 0);
     }
-    let read = board.client().get(&board.task(&task)).await;
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     let read = read.assert_status(200);
     assert_eq!(read["labels"], json!(["seen"]));
     assert_eq!(read["priority"], "medium");
@@ -425,14 +459,23 @@ async fn an_execution_interrupted_by_kill_9_completes_exactly_once_after_restart
         .filter(|e| e["data"]["to"] == "succeeded")
         .count();
     assert_eq!(succeeded, 3);
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 2);
     let comments = board
         .client()
-        .get(&format!("{}/comments", board.task(&task)))
+        .get_after(
+            &format!("{}/comments", board.task(&task)),
+            &head(&board).await,
+        )
         .await;
     assert_eq!(comments.assert_status(200)["total"], 1);
-    let read = board.client().get(&board.task(&task)).await;
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     assert_eq!(read.assert_status(200)["labels"], json!(["shipped"]));
 }
 
@@ -566,14 +609,11 @@ async fn a_deleted_automation_runs_no_more(backing: Backing) {
     let tenet = start(&backing).await;
     let board = Board::new(&tenet, "Board").await;
     let rule = automation(&board, follow_up_rule()).await;
+    let deleted = board.client().delete(&automation_url(&board, &rule)).await;
+    deleted.assert_status(200);
     board
         .client()
-        .delete(&automation_url(&board, &rule))
-        .await
-        .assert_status(200);
-    board
-        .client()
-        .get(&automation_url(&board, &rule))
+        .get_after(&automation_url(&board, &rule), &deleted.token())
         .await
         .assert_problem(404, "NOT_FOUND");
     let witness = automation(
@@ -588,8 +628,86 @@ async fn a_deleted_automation_runs_no_more(backing: Backing) {
     let task = board.add_task("Gone").await;
     finish_task(&board, &task).await;
     finished(&board, &witness, 1).await;
-    let tasks = board.client().get(&board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 1);
+}
+
+async fn a_passed_due_date_triggers_its_automation_once(backing: Backing) {
+    let tenet = start_with(&backing, &[("TENET_AUTOMATION_DUE_SCAN_MS", "100")]).await;
+    let board = Board::new(&tenet, "Board").await;
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = (today - chrono::Duration::days(1)).to_string();
+    let tomorrow = (today + chrono::Duration::days(1)).to_string();
+    let late = id(
+        &board
+            .create(json!({ "title": "Late", "due_date": yesterday }))
+            .await,
+        201,
+    );
+    let finished_late = id(
+        &board
+            .create(json!({ "title": "Done anyway", "due_date": yesterday }))
+            .await,
+        201,
+    );
+    finish_task(&board, &finished_late).await;
+    let future = board
+        .create(json!({ "title": "Not yet", "due_date": tomorrow }))
+        .await;
+    let future_id = id(&future, 201);
+    // The tasks read model knows all three before the automation exists.
+    board
+        .client()
+        .get_after(&board.task(&future_id), &future.token())
+        .await
+        .assert_status(200);
+    let rule = automation(
+        &board,
+        json!({
+            "name": "Chase late work",
+            "trigger": { "event": "task.due_date_passed" },
+            "actions": [
+                { "type": "set_priority", "priority": "urgent" },
+                { "type": "comment", "body": "{{task.key}} is overdue" },
+            ],
+        }),
+    )
+    .await;
+    let executions = finished(&board, &rule, 1).await;
+    assert_eq!(executions[0]["status"], "succeeded", "{executions:#?}");
+    assert_eq!(executions[0]["task_id"], late.as_str());
+    assert_eq!(executions[0]["trigger_event_type"], "due_date.passed");
+    let read = board
+        .client()
+        .get_after(&board.task(&late), &head(&board).await)
+        .await;
+    assert_eq!(read.assert_status(200)["priority"], "urgent");
+
+    // A task that becomes late later is chased by a later scan; the first
+    // is not chased again.
+    let later = id(
+        &board
+            .create(json!({ "title": "Later", "due_date": yesterday }))
+            .await,
+        201,
+    );
+    let executions = finished(&board, &rule, 2).await;
+    let chased: Vec<&str> = executions
+        .iter()
+        .filter_map(|e| e["task_id"].as_str())
+        .collect();
+    assert!(chased.contains(&later.as_str()), "{executions:#?}");
+    assert!(chased.contains(&late.as_str()));
+    for quiet in [&finished_late, &future_id] {
+        let read = board
+            .client()
+            .get_after(&board.task(quiet), &head(&board).await)
+            .await;
+        assert_eq!(read.assert_status(200)["priority"], "medium");
+    }
 }
 
 /// The WebSocket messages of a subscription to `channel`, as `client`,
@@ -683,6 +801,7 @@ async fn executions_are_pushed_on_the_websocket_step_by_step(backing: Backing) {
 }
 
 in_both_modes!(
+    a_passed_due_date_triggers_its_automation_once,
     executions_are_pushed_on_the_websocket_step_by_step,
     marking_a_task_done_runs_every_step_caused_by_the_transition,
     a_failing_step_stops_the_execution_and_says_why,

@@ -1,9 +1,13 @@
 //! The policy that runs automations: a policy on the log, like the one
 //! that unassigns departed members (`crate::task::policy`).
 //!
-//! 1. [`AutomationTriggers`], a projector, records every `task.created`
-//!    and `task.status_changed` as a row of `automation_work` in the
-//!    transaction that advances its checkpoint: each is recorded once.
+//! 1. [`AutomationTriggers`], a projector, records every `task.created`,
+//!    `task.status_changed` and `due_date.passed` as a row of
+//!    `automation_work` in the transaction that advances its checkpoint:
+//!    each is recorded once. `due_date.passed` is the clock's: now and
+//!    then the worker looks for open tasks due before today (UTC) in
+//!    projects with an enabled due-date automation, and records that each
+//!    one's due date passed, once per task and date (`super::due`).
 //! 2. [`run`] works the rows off in log order (one process at a time on
 //!    Postgres, elected; correctness does not rest on it): it waits until
 //!    the automations read model has applied the log up to the event, asks
@@ -31,9 +35,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::automation::{Action, ExecutionEvent, StepStatus};
-use tenet_events::catalogue::task::TaskEvent;
 use tenet_events::db::{Db, Tx};
 use tenet_events::envelope::{Actor, Metadata, RecordedEvent};
 use tenet_events::ids::{
@@ -49,9 +51,10 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::Automation;
+use super::due::{DueDate, due_date_stream, pass};
 use super::execution::{
-    Execution, ExecutionError, Next, Origin, Start, Verdict, actor_name, automation_of, evaluate,
-    execution_id, finish, made_by_step, next, render, start, step,
+    Execution, ExecutionError, Next, Origin, Start, Triggering, Verdict, actor_name, automation_of,
+    evaluate, execution_id, finish, made_by_step, next, render, start, step,
 };
 use crate::comment::aggregate::{Comment, CommentError, add};
 use crate::project::aggregate::Project;
@@ -68,6 +71,9 @@ pub const NAME: &str = "automation-triggers";
 /// Rows taken per round.
 const ROUND: i64 = 100;
 
+/// The actor of the facts the due-date clock records.
+pub const DUE_DATE_CLOCK: &str = "automation-due-dates";
+
 pub struct AutomationTriggers;
 
 #[async_trait]
@@ -77,7 +83,10 @@ impl Projector for AutomationTriggers {
     }
 
     fn handles(&self, event_type: &str) -> bool {
-        matches!(event_type, "task.created" | "task.status_changed")
+        matches!(
+            event_type,
+            "task.created" | "task.status_changed" | "due_date.passed"
+        )
     }
 
     async fn apply(
@@ -133,6 +142,8 @@ pub struct Worker {
     /// A pause between a step's `running` and its action (0 in
     /// production): lets fault tests stop the process inside a step.
     pub step_delay: Duration,
+    /// How often the clock looks for due dates that passed.
+    pub due_scan_every: Duration,
 }
 
 /// Why a round, an event or a step was not worked off (it is tried again).
@@ -226,11 +237,18 @@ impl Worker {
         head: &mut watch::Receiver<Position>,
         shutdown: &CancellationToken,
     ) {
+        let mut scanned: Option<tokio::time::Instant> = None;
         while !shutdown.is_cancelled() {
             if let Some(held) = leadership.as_mut()
                 && held.confirm().await.is_err()
             {
                 break;
+            }
+            if scanned.is_none_or(|at| at.elapsed() >= self.due_scan_every) {
+                if let Err(error) = self.scan_due_dates().await {
+                    tracing::warn!(policy = NAME, %error, "due-date scan failed; retrying");
+                }
+                scanned = Some(tokio::time::Instant::now());
             }
             match self.round().await {
                 Ok(true) => continue,
@@ -242,7 +260,7 @@ impl Worker {
             tokio::select! {
                 () = shutdown.cancelled() => {}
                 _ = head.changed() => {}
-                () = tokio::time::sleep(Duration::from_secs(1)) => {}
+                () = tokio::time::sleep(self.due_scan_every.min(Duration::from_secs(1))) => {}
             }
         }
         if let Some(leadership) = leadership {
@@ -305,15 +323,57 @@ impl Worker {
         Ok(tx.commit().await?)
     }
 
+    /// Records, once per task and due date, that open tasks' due dates
+    /// passed (in projects that have an automation for it); the policy
+    /// then takes each record as its trigger.
+    async fn scan_due_dates(&self) -> Result<(), PolicyError> {
+        let today = chrono::Utc::now().date_naive();
+        let overdue = tenet_projections::automations::overdue(&self.db, today, ROUND).await?;
+        for task in overdue {
+            let metadata = Metadata {
+                actor: Actor::System {
+                    name: DUE_DATE_CLOCK.to_owned(),
+                },
+                request_id: None,
+                correlation_id: None,
+                causation_id: None,
+            };
+            let (id, project, due) = (task.task_id, task.project_id, task.due_date);
+            self.repository
+                .recorded_as(metadata)
+                .on::<DueDate>(task.tenant_id, due_date_stream(id, due))
+                .new_stream()
+                .decide(|state| Ok::<_, ExecutionError>(pass(state, id, project, due)))
+                .outcome()
+                .await
+                .map_err(|error| PolicyError::Execution {
+                    execution: ExecutionId::from_uuid(id.as_uuid()),
+                    reason: format!("cannot record a passed due date: {error:?}"),
+                })?;
+            let mut tx = self.db.begin().await?;
+            with_tx!(&mut tx, conn => {
+                sqlx::query(
+                    "INSERT INTO automation_due_dates_seen (tenant_id, task_id, due_date) \
+                     VALUES ($1, $2, $3) ON CONFLICT DO NOTHING",
+                )
+                .bind(task.tenant_id)
+                .bind(id)
+                .bind(due)
+                .execute(&mut *conn)
+                .await?;
+            });
+            tx.commit().await?;
+        }
+        Ok(())
+    }
+
     /// Runs every automation `event` triggers.
     async fn evaluate(&self, event: &RecordedEvent) -> Result<(), PolicyError> {
-        let Ok(decoded) = TaskEvent::from_recorded(event) else {
+        let Some(decoded) = Triggering::of(event) else {
             return Ok(());
         };
-        let project = match &decoded {
-            TaskEvent::Created(created) => created.project_id,
-            TaskEvent::StatusChanged(changed) => changed.project_id,
-            _ => return Ok(()),
+        let Some((project, task)) = decoded.subject(event) else {
+            return Ok(());
         };
         let tenant = event.tenant_id;
         let candidates = tenet_projections::automations::enabled_before(
@@ -340,7 +400,7 @@ impl Worker {
                 tenant,
                 automation: id,
                 execution: execution_id(id, event.event_id),
-                task: TaskId::from_uuid(event.stream_id.as_uuid()),
+                task,
                 project,
                 metadata: Metadata {
                     actor: Actor::Policy {

@@ -11,10 +11,10 @@
 //! 2. [`run`] works the rows off in log order (one process at a time on
 //!    Postgres, elected; correctness does not rest on it): it waits until
 //!    the automations read model has applied the log up to the event, asks
-//!    it for the enabled automations of the task's project created before
-//!    the event, evaluates each one's trigger on its own stream
-//!    ([`evaluate`]), runs an execution for each one triggered, and
-//!    deletes the row.
+//!    it for the automations of the task's project created before the
+//!    event, evaluates each one as its stream says it was at the event
+//!    ([`evaluate`]: enabled, its trigger matches, not its own change),
+//!    runs an execution for each one triggered, and deletes the row.
 //!
 //! **Once per (automation, event).** The execution's stream id follows from
 //! the automation and the triggering event ([`execution_id`]): a second
@@ -35,7 +35,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
-use tenet_events::catalogue::automation::{Action, ExecutionEvent, StepStatus};
+use tenet_events::catalogue::DomainEvent;
+use tenet_events::catalogue::automation::{Action, AutomationEvent, ExecutionEvent, StepStatus};
 use tenet_events::db::{Db, Tx};
 use tenet_events::envelope::{Actor, Metadata, RecordedEvent};
 use tenet_events::ids::{
@@ -58,7 +59,7 @@ use super::execution::{
 };
 use crate::comment::aggregate::{Comment, CommentError, add};
 use crate::project::aggregate::Project;
-use crate::repository::{ExecuteError, Pair, Repository};
+use crate::repository::{Aggregate, Applied, ExecuteError, Pair, Repository};
 use crate::task::aggregate::{
     NewTask, Task, TaskChanges, TaskCommand, TaskError, create as create_task,
     decide as decide_task,
@@ -269,8 +270,7 @@ impl Worker {
     }
 
     /// Works off one round of rows, in log order; answers whether a full
-    /// round was taken (more may wait). A row that fails stops the round,
-    /// so executions start in the order of their triggering events.
+    /// round was taken (more may wait).
     async fn round(&self) -> Result<bool, PolicyError> {
         let rows: Vec<Work> = with_pool!(self.db, pool => {
             sqlx::query_as(
@@ -282,10 +282,18 @@ impl Worker {
             .await
         })?;
         let full = rows.len() as i64 == ROUND;
+        let mut stuck = 0;
         for work in rows {
-            self.work(&work).await?;
+            // One event that cannot be worked off yet (its streams
+            // contended, a store error) must not hold up the others (other
+            // tenants' above all): it stays and is tried again next round,
+            // resuming its executions where they stopped.
+            if let Err(error) = self.work(&work).await {
+                stuck += 1;
+                tracing::warn!(policy = NAME, event = %work.event_id, %error, "event not worked off yet");
+            }
         }
-        Ok(full)
+        Ok(full && stuck < ROUND)
     }
 
     async fn work(&self, work: &Work) -> Result<(), PolicyError> {
@@ -376,7 +384,7 @@ impl Worker {
             return Ok(());
         };
         let tenant = event.tenant_id;
-        let candidates = tenet_projections::automations::enabled_before(
+        let candidates = tenet_projections::automations::of_project_before(
             &self.db,
             tenant,
             project,
@@ -388,11 +396,8 @@ impl Worker {
         }
         let origin = self.origin(event).await?;
         for id in candidates {
-            let automation = self
-                .repository
-                .load::<Automation>(tenant, id.into())
-                .await?;
-            let (depth, chain) = match evaluate(&automation.state, id, project, &decoded, &origin) {
+            let automation = self.automation_at(tenant, id, event.position).await?;
+            let (depth, chain) = match evaluate(&automation, id, project, &decoded, &origin) {
                 Verdict::Ignore => continue,
                 Verdict::Run { depth, chain } | Verdict::TooDeep { depth, chain } => (depth, chain),
             };
@@ -422,11 +427,55 @@ impl Worker {
                 trigger_event_type: event.event_type.clone(),
                 depth,
                 chain,
-                steps: automation.state.actions.clone(),
+                steps: automation.actions.clone(),
             };
             self.execute(&run, start).await?;
         }
         Ok(())
+    }
+
+    /// An automation as it was when the log reached `position`: whether
+    /// an event triggers it is decided on the rule of that moment, so a
+    /// retry (after a crash) decides as the first attempt did and resumes
+    /// its execution, whatever changed to the automation since.
+    async fn automation_at(
+        &self,
+        tenant: TenantId,
+        id: AutomationId,
+        position: Position,
+    ) -> Result<Automation, PolicyError> {
+        let mut automation = Automation::default();
+        let mut version = 0;
+        loop {
+            let events = self
+                .repository
+                .store()
+                .read_stream(tenant, id.into(), version, 1_000)
+                .await?;
+            let done = events.len() < 1_000;
+            for event in &events {
+                version = event.stream_version;
+                if event.position >= position {
+                    return Ok(automation);
+                }
+                let decoded =
+                    AutomationEvent::from_recorded(event).map_err(|error| StoreError::Corrupt {
+                        position: event.position.0,
+                        reason: error.to_string(),
+                    })?;
+                automation.evolve(
+                    &decoded,
+                    &Applied {
+                        stream_version: event.stream_version,
+                        occurred_at: event.occurred_at,
+                        by: event.metadata.actor.user_id().map(UserId::from_uuid),
+                    },
+                );
+            }
+            if done {
+                return Ok(automation);
+            }
+        }
     }
 
     /// Where `event` came from: a person, or the execution of the

@@ -563,10 +563,10 @@ pub async fn list(
     Ok(rows.map(|row| row.to_view()))
 }
 
-/// The enabled automations of a project that existed before `position`
-/// (those a task event at `position` may trigger), as the read model
-/// knows them.
-pub async fn enabled_before(
+/// The automations of a project created before `position` (those an event
+/// at `position` may trigger, if they were enabled then), as the read
+/// model knows them.
+pub async fn of_project_before(
     db: &Db,
     tenant: TenantId,
     project: ProjectId,
@@ -575,11 +575,10 @@ pub async fn enabled_before(
     with_pool!(db, pool => {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT id FROM automations_view WHERE generation = {GENERATION} AND tenant_id = $1 \
-             AND project_id = $2 AND enabled = $3 AND created_position < $4 ORDER BY created_at, id"
+             AND project_id = $2 AND created_position < $3 ORDER BY created_at, id"
         )))
         .bind(tenant)
         .bind(project)
-        .bind(true)
         .bind(position.0)
         .fetch_all(pool)
         .await

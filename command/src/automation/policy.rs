@@ -401,34 +401,7 @@ impl Worker {
                 Verdict::Ignore => continue,
                 Verdict::Run { depth, chain } | Verdict::TooDeep { depth, chain } => (depth, chain),
             };
-            let run = Run {
-                tenant,
-                automation: id,
-                execution: execution_id(id, event.event_id),
-                task,
-                project,
-                metadata: Metadata {
-                    actor: Actor::Policy {
-                        name: actor_name(id),
-                    },
-                    request_id: None,
-                    correlation_id: event
-                        .metadata
-                        .correlation_id
-                        .or(Some(event.event_id.as_uuid())),
-                    causation_id: Some(event.event_id.as_uuid()),
-                },
-            };
-            let start = Start {
-                automation_id: id,
-                project_id: project,
-                task_id: run.task,
-                trigger_event_id: event.event_id,
-                trigger_event_type: event.event_type.clone(),
-                depth,
-                chain,
-                steps: automation.actions.clone(),
-            };
+            let (run, start) = run_of(event, id, (project, task), depth, chain, &automation);
             self.execute(&run, start).await?;
         }
         Ok(())
@@ -776,6 +749,47 @@ impl Worker {
     }
 }
 
+/// The run of automation `id` (as it was, `automation`) that `event`, about
+/// `task` of `project`, triggers, and how it starts.
+fn run_of(
+    event: &RecordedEvent,
+    id: AutomationId,
+    (project, task): (ProjectId, TaskId),
+    depth: u32,
+    chain: Vec<AutomationId>,
+    automation: &Automation,
+) -> (Run, Start) {
+    let run = Run {
+        tenant: event.tenant_id,
+        automation: id,
+        execution: execution_id(id, event.event_id),
+        task,
+        project,
+        metadata: Metadata {
+            actor: Actor::Policy {
+                name: actor_name(id),
+            },
+            request_id: None,
+            correlation_id: event
+                .metadata
+                .correlation_id
+                .or(Some(event.event_id.as_uuid())),
+            causation_id: Some(event.event_id.as_uuid()),
+        },
+    };
+    let start = Start {
+        automation_id: id,
+        project_id: project,
+        task_id: task,
+        trigger_event_id: event.event_id,
+        trigger_event_type: event.event_type.clone(),
+        depth,
+        chain,
+        steps: automation.actions.clone(),
+    };
+    (run, start)
+}
+
 /// How an action went.
 enum Outcome {
     /// Its success is recorded with its change.
@@ -794,5 +808,220 @@ fn failed<E: std::fmt::Debug>(run: &Run, error: ExecuteError<E>) -> PolicyError 
             execution: run.execution,
             reason: format!("{other:?}"),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::task::aggregate::TaskCommand;
+    use tenet_events::catalogue::automation::{AutomationCreated, Trigger};
+    use tenet_events::catalogue::project::{ProjectCreated, ProjectEvent};
+    use tenet_events::catalogue::task::{Priority, TaskStatus};
+    use tenet_events::catalogue::workspace::{WorkspaceCreated, WorkspaceEvent};
+    use tenet_events::store::StoreOptions;
+    use tenet_events::testing::TestDatabase;
+
+    #[derive(Debug)]
+    struct Never;
+
+    fn worker(db: &Db, store: &Arc<dyn tenet_events::store::EventStore>) -> Worker {
+        Worker {
+            db: db.clone(),
+            // A repository of its own: another process's cache.
+            repository: Arc::new(Repository::new(store.clone())),
+            checkpoints: Checkpoints::default(),
+            step_delay: Duration::ZERO,
+            due_scan_every: Duration::from_secs(60),
+        }
+    }
+
+    fn by_owner(owner: UserId) -> Metadata {
+        Metadata::new(Actor::User {
+            id: owner.as_uuid(),
+        })
+    }
+
+    /// Two processes that take up the same triggering event at once run
+    /// its execution once: one start, each step's change once, one finish.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_running_one_execution_run_it_once() {
+        let database = TestDatabase::sqlite().await;
+        let store = tenet_events::store::open(database.db.clone(), StoreOptions::default())
+            .await
+            .expect("store");
+        let first = worker(&database.db, &store);
+        let second = worker(&database.db, &store);
+        let repository = &first.repository;
+        let owner = UserId::generate();
+        let workspace = WorkspaceId::generate();
+        let tenant = TenantId::from(workspace);
+        repository
+            .recorded_as(by_owner(owner))
+            .on::<Workspace>(tenant, workspace)
+            .new_stream()
+            .decide(|_| {
+                Ok::<_, Never>(vec![WorkspaceEvent::Created(WorkspaceCreated {
+                    name: "Acme".into(),
+                    slug: format!("acme-{}", uuid::Uuid::now_v7().simple()),
+                    owner_id: owner,
+                })])
+            })
+            .outcome()
+            .await
+            .expect("workspace");
+        let project = ProjectId::generate();
+        repository
+            .recorded_as(by_owner(owner))
+            .on::<Project>(tenant, project)
+            .new_stream()
+            .decide(|_| {
+                Ok::<_, Never>(vec![ProjectEvent::Created(ProjectCreated {
+                    name: "Web".into(),
+                    slug: "web".into(),
+                    description: String::new(),
+                    key: "WEB".into(),
+                })])
+            })
+            .outcome()
+            .await
+            .expect("project");
+        let task = TaskId::generate();
+        repository
+            .recorded_as(by_owner(owner))
+            .on::<Task>(tenant, task)
+            .writing::<Project>(project)
+            .checking::<Workspace>(workspace)
+            .new_stream()
+            .decide(|state, project_state, workspace_state| {
+                create_task(
+                    state,
+                    project_state,
+                    workspace_state,
+                    task,
+                    NewTask {
+                        project_id: project,
+                        title: "Login".into(),
+                        description: String::new(),
+                        priority: Priority::Medium,
+                        assignee: None,
+                        labels: Vec::new(),
+                        due_date: None,
+                    },
+                )
+            })
+            .outcome()
+            .await
+            .expect("task");
+        let automation = AutomationId::generate();
+        let rule = AutomationCreated {
+            project_id: project,
+            name: "Follow up".into(),
+            trigger: Trigger::StatusChanged {
+                to: TaskStatus::InProgress,
+            },
+            actions: vec![
+                Action::AddLabel {
+                    label: "started".into(),
+                },
+                Action::Comment {
+                    body: "On it: {{task.key}}".into(),
+                },
+                Action::CreateTask {
+                    title: "Review {{task.title}}".into(),
+                    description: String::new(),
+                    priority: Priority::High,
+                    labels: Vec::new(),
+                    assignee_id: None,
+                    due_date: None,
+                },
+                Action::Assign { user_id: owner },
+            ],
+            enabled: true,
+        };
+        repository
+            .recorded_as(by_owner(owner))
+            .on::<Automation>(tenant, automation)
+            .new_stream()
+            .decide(|_| Ok::<_, Never>(vec![AutomationEvent::Created(rule.clone())]))
+            .outcome()
+            .await
+            .expect("automation");
+        repository
+            .recorded_as(by_owner(owner))
+            .on::<Task>(tenant, task)
+            .checking::<Workspace>(workspace)
+            .decide(|state, workspace_state| {
+                decide_task(
+                    state,
+                    workspace_state,
+                    TaskCommand::Transition {
+                        to: TaskStatus::InProgress,
+                    },
+                )
+            })
+            .outcome()
+            .await
+            .expect("transition");
+        let trigger = store
+            .read_stream(tenant, task.into(), 1, 1)
+            .await
+            .expect("read")
+            .remove(0);
+        let state = first
+            .automation_at(tenant, automation, Position(trigger.position.0 + 1))
+            .await
+            .expect("automation");
+        let (run, start) = run_of(
+            &trigger,
+            automation,
+            (project, task),
+            1,
+            vec![automation],
+            &state,
+        );
+        let (a, b) = tokio::join!(
+            first.execute(&run, start.clone()),
+            second.execute(&run, start.clone())
+        );
+        a.expect("first");
+        b.expect("second");
+
+        let events = store
+            .read_stream(tenant, run.execution.into(), 0, 1_000)
+            .await
+            .expect("execution");
+        let count = |wanted: &str| events.iter().filter(|e| e.event_type == wanted).count();
+        assert_eq!(count("automation.execution_started"), 1);
+        assert_eq!(count("automation.execution_finished"), 1);
+        let succeeded = events
+            .iter()
+            .filter(|e| e.data["to"] == "succeeded")
+            .count();
+        assert_eq!(succeeded, 4);
+        for event in &events {
+            assert_eq!(
+                event.metadata.causation_id,
+                Some(trigger.event_id.as_uuid())
+            );
+        }
+        let project_state = repository
+            .load::<Project>(tenant, project.into())
+            .await
+            .expect("project");
+        assert_eq!(project_state.state.tasks, 2, "one follow-up");
+        let task_state = repository
+            .load::<Task>(tenant, task.into())
+            .await
+            .expect("task");
+        assert_eq!(task_state.state.labels, vec!["started".to_owned()]);
+        assert_eq!(task_state.state.assignee, Some(owner));
+        // Its own changes (label, assignment) do not trigger it again.
+        let own = store
+            .read_stream(tenant, task.into(), 2, 100)
+            .await
+            .expect("changes");
+        let origin = first.origin(&own[0]).await.expect("origin");
+        assert_eq!(origin.chain, vec![automation]);
     }
 }

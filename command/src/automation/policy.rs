@@ -845,8 +845,18 @@ mod tests {
     /// Two processes that take up the same triggering event at once run
     /// its execution once: one start, each step's change once, one finish.
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn two_instances_running_one_execution_run_it_once() {
-        let database = TestDatabase::sqlite().await;
+    async fn two_instances_running_one_execution_run_it_once_on_sqlite() {
+        two_instances_run_one_execution_once(TestDatabase::sqlite().await).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn two_instances_running_one_execution_run_it_once_on_postgres() {
+        if let Some(database) = TestDatabase::postgres().await {
+            two_instances_run_one_execution_once(database).await;
+        }
+    }
+
+    async fn two_instances_run_one_execution_once(database: TestDatabase) {
         let store = tenet_events::store::open(database.db.clone(), StoreOptions::default())
             .await
             .expect("store");

@@ -56,7 +56,8 @@ pub struct TriggerBody {
 /// One action. `type` is `assign` (`user_id`), `set_priority`
 /// (`priority`), `add_label` (`label`), `comment` (`body`), `create_task`
 /// (`title`, and optionally `description`, `priority`, `labels`,
-/// `assignee_id`, `due_date`) or `transition` (`to`). Strings may say
+/// `assignee_id`, `due_date`) or `transition` (`to`). A comment is written
+/// as the automation: its `author_id` is the automation's id. Strings may say
 /// `{{task.title}}`, `{{task.key}}` and `{{task.id}}` of the triggering
 /// task.
 #[derive(Debug, Deserialize, ToSchema)]

@@ -274,8 +274,8 @@ pub fn start(execution: &Execution, start: Start) -> Vec<ExecutionEvent> {
     })]
 }
 
-/// Moves step `index` to `to`; nothing if it is there already (a second
-/// attempt), refused if the move goes backwards.
+/// Moves step `index` to `to`; nothing if it is there already or has
+/// ended (a second attempt), refused if the move goes backwards.
 pub fn step(
     execution: &Execution,
     index: u32,
@@ -290,7 +290,9 @@ pub fn step(
         .steps
         .get(index as usize)
         .ok_or(ExecutionError::NoSuchStep(index))?;
-    if current.status == to {
+    // There already, or ended by another attempt (a second instance that
+    // took the step up at the same time): nothing to record.
+    if current.status == to || current.status.is_final() {
         return Ok(Vec::new());
     }
     if !current.status.can_become(to) {
@@ -774,6 +776,13 @@ mod tests {
             })
         );
         assert_eq!(finish(&running), Err(ExecutionError::Unfinished));
+        let mut ended = running.clone();
+        ended.steps[0].status = StepStatus::Succeeded;
+        assert_eq!(step(&ended, 0, StepStatus::Running, None, None), Ok(vec![]));
+        assert_eq!(
+            step(&ended, 0, StepStatus::Failed, Some("late".into()), None),
+            Ok(vec![])
+        );
     }
 
     #[test]

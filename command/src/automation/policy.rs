@@ -491,12 +491,12 @@ impl Worker {
             .await
             .map_err(|error| failed(run, error))?;
         loop {
-            let execution = self.current(run).await?;
+            let (execution, version) = self.current(run).await?;
             match next(&execution) {
                 Next::Done => return Ok(()),
-                Next::Finish => self.record(run, finish).await?,
+                Next::Finish => self.record(run, version, finish).await?,
                 Next::Skip(index, why) => {
-                    self.record(run, |execution| {
+                    self.record(run, version, |execution| {
                         step(
                             execution,
                             index,
@@ -508,42 +508,57 @@ impl Worker {
                     .await?
                 }
                 Next::Run(index) => {
-                    self.record(run, |execution| {
+                    self.record(run, version, |execution| {
                         step(execution, index, StepStatus::Running, None, None)
                     })
                     .await?;
                     if !self.step_delay.is_zero() {
                         tokio::time::sleep(self.step_delay).await;
                     }
-                    let action = execution.steps[index as usize].action.clone();
+                    // Another attempt may have ended the step meanwhile.
+                    let (now, _) = self.current(run).await?;
+                    if now.steps[index as usize].status != StepStatus::Running {
+                        continue;
+                    }
+                    let action = now.steps[index as usize].action.clone();
                     self.act(run, index, &action).await?;
                 }
             }
         }
     }
 
-    async fn current(&self, run: &Run) -> Result<Execution, PolicyError> {
-        Ok(self
+    /// The execution as the store holds it, and its version.
+    async fn current(&self, run: &Run) -> Result<(Execution, i64), PolicyError> {
+        let loaded = self
             .repository
             .load::<Execution>(run.tenant, run.execution.into())
-            .await?
-            .state)
+            .await?;
+        Ok((loaded.state, loaded.version))
     }
 
-    /// Appends what `decide` makes of the execution.
+    /// Appends what `decide` makes of the execution at `version` (the one
+    /// the caller read from the store, so the decision never stands on an
+    /// older state this process cached while another instance went on).
+    /// At another version, another attempt moved it: nothing is recorded,
+    /// and the caller reads it again.
     async fn record(
         &self,
         run: &Run,
+        version: i64,
         decide: impl Fn(&Execution) -> Result<Vec<ExecutionEvent>, ExecutionError> + Send + Sync,
     ) -> Result<(), PolicyError> {
-        self.repository
+        match self
+            .repository
             .recorded_as(run.metadata.clone())
             .on::<Execution>(run.tenant, run.execution)
+            .if_match(Some(version))
             .decide(decide)
             .outcome()
             .await
-            .map(drop)
-            .map_err(|error| failed(run, error))
+        {
+            Ok(_) | Err(ExecuteError::Stale { .. }) => Ok(()),
+            Err(error) => Err(failed(run, error)),
+        }
     }
 
     /// Runs step `index`'s action and records how it went.
@@ -592,10 +607,11 @@ impl Worker {
             Action::Comment { body } => self.comment(run, index, body).await,
             Action::CreateTask { .. } => self.create_task(run, index, action).await,
         }?;
+        let (_, version) = self.current(run).await?;
         match outcome {
             Outcome::Recorded => Ok(()),
             Outcome::Made(result) => {
-                self.record(run, |execution| {
+                self.record(run, version, |execution| {
                     step(
                         execution,
                         index,
@@ -607,7 +623,7 @@ impl Worker {
                 .await
             }
             Outcome::Refused(error) => {
-                self.record(run, |execution| {
+                self.record(run, version, |execution| {
                     step(
                         execution,
                         index,

@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Backing, Board, Client, Tenet, User, id, start, start_with, strings};
+use crate::common::{Backing, Board, Client, Mode, Tenet, User, id, start, start_with, strings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -813,3 +813,67 @@ in_both_modes!(
     automations_and_executions_of_another_tenant_are_not_found,
     a_deleted_automation_runs_no_more,
 );
+
+/// Two processes on one Postgres and one NATS, each able to run
+/// automations (one at a time, elected), and the one that may be running
+/// them killed in the middle of an execution: every execution still runs
+/// once, its steps once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_processes_and_one_killed_each_execution_runs_once() {
+    let Some(backing) = Backing::new(Mode::Distributed).await else {
+        return;
+    };
+    let slow = [("TENET_AUTOMATION_STEP_DELAY_MS", "300")];
+    let mut first = start_with(&backing, &slow).await;
+    let second = start_with(&backing, &slow).await;
+    let board = Board::new(&second, "Shared").await;
+    let rule = automation(&board, follow_up_rule()).await;
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let task = board.add_task(&format!("Task {n}")).await;
+        finish_task(&board, &task).await;
+        tasks.push(task);
+    }
+    // Once an execution is under way, kill the first process (the leader,
+    // or not: either way the survivor must finish the work exactly once).
+    eventually(board.client(), &executions_url(&board, &rule), |page| {
+        page["total"].as_i64().is_some_and(|total| total >= 1)
+    })
+    .await;
+    first.stop_with("-KILL").await;
+
+    let executions = finished(&board, &rule, 3).await;
+    for execution in &executions {
+        assert_eq!(execution["status"], "succeeded", "{executions:#?}");
+        assert_eq!(
+            statuses(execution),
+            vec!["succeeded", "succeeded", "succeeded"]
+        );
+        let events = stream_events(&board, execution["id"].as_str().unwrap()).await;
+        let starts = events
+            .iter()
+            .filter(|e| e["event_type"] == "automation.execution_started")
+            .count();
+        assert_eq!(starts, 1);
+    }
+    let triggered: std::collections::BTreeSet<&str> = executions
+        .iter()
+        .filter_map(|e| e["task_id"].as_str())
+        .collect();
+    assert_eq!(triggered.len(), 3);
+    let listed = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
+    assert_eq!(listed.assert_status(200)["total"], 6, "one follow-up each");
+    for task in &tasks {
+        let comments = board
+            .client()
+            .get_after(
+                &format!("{}/comments", board.task(task)),
+                &head(&board).await,
+            )
+            .await;
+        assert_eq!(comments.assert_status(200)["total"], 1);
+    }
+}

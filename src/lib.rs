@@ -5,6 +5,7 @@
 
 mod background;
 pub mod config;
+mod console;
 mod http;
 pub mod ops;
 
@@ -62,6 +63,7 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
     vec![
         Arc::new(tenet_projections::projects::ProjectsProjector),
         Arc::new(tenet_projections::tasks::TasksProjector),
+        Arc::new(tenet_projections::stats::PlatformStatsProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
         Arc::new(tenet_projections::automations::AutomationsProjector),
         Arc::new(tenet_command::automation::policy::AutomationTriggers),

@@ -32,6 +32,7 @@ pub use http::CommandState;
 pub fn router(state: CommandState) -> OpenApiRouter {
     OpenApiRouter::new()
         .merge(identity::routes::router())
+        .merge(identity::admin::router())
         .merge(workspace::routes::router())
         .merge(workspace::members::router())
         .merge(api_key::routes::router())

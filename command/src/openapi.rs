@@ -24,4 +24,8 @@ tenet_http::error_responses! {
     /// A command without a body, with `If-Match`, that the resource's
     /// state may refuse (archiving, restoring, removing a member).
     StateErrors => [Unauthenticated, Forbidden, NotFound, Conflict, PreconditionFailed, Unprocessable];
+    /// A platform admin's action on an account or a session of the
+    /// platform (deactivating, impersonating): 409 for what its state
+    /// refuses.
+    LifecycleErrors => [BadRequest, Unauthenticated, Forbidden, NotFound, Conflict, UnsupportedMediaType, Unprocessable];
 }

@@ -96,6 +96,9 @@ pub fn metadata(principal: Option<&Principal>, request_id: &RequestId) -> Metada
             uuid::Uuid::parse_str(&request_id.0).unwrap_or_else(|_| uuid::Uuid::now_v7()),
         ),
         causation_id: None,
+        impersonated_by: principal
+            .and_then(Principal::impersonated_by)
+            .map(|admin| admin.as_uuid()),
     }
 }
 

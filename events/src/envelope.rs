@@ -103,6 +103,10 @@ pub struct Metadata {
     pub correlation_id: Option<Uuid>,
     /// The event or request that directly caused this one.
     pub causation_id: Option<Uuid>,
+    /// The platform admin who acted as `actor` (a user) with an
+    /// impersonation token.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub impersonated_by: Option<Uuid>,
 }
 
 impl Metadata {
@@ -112,6 +116,7 @@ impl Metadata {
             request_id: None,
             correlation_id: None,
             causation_id: None,
+            impersonated_by: None,
         }
     }
 }

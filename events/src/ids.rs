@@ -88,6 +88,10 @@ uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
 );
+uuid_id!(
+    /// A platform admin acting as a user, for a short while.
+    ImpersonationId
+);
 
 impl TenantId {
     /// The tenant of platform-wide streams: users, sessions, platform admins.
@@ -130,7 +134,8 @@ stream_of!(
     ApiKeyId,
     SessionId,
     AutomationId,
-    ExecutionId
+    ExecutionId,
+    ImpersonationId
 );
 
 /// A place in the global log. Positions are dense (1, 2, 3, ...) and handed

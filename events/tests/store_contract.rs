@@ -30,6 +30,7 @@ fn metadata() -> Metadata {
         request_id: Some("req-1".into()),
         correlation_id: Some(uuid::Uuid::now_v7()),
         causation_id: None,
+        impersonated_by: None,
     }
 }
 

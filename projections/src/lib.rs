@@ -9,7 +9,8 @@
 //! Each read-model table is declared once ([`table`]); every projector
 //! batches the same way (`batch`: keys, load, pure apply in memory,
 //! save); lists share one way to page ([`listing`]). One module per
-//! projector: [`access`] (inline), [`projects`], [`tasks`] (with comments), [`automations`].
+//! projector: [`access`] (inline), [`projects`], [`tasks`] (with comments),
+//! [`automations`], [`stats`] (the platform's figures).
 
 pub mod access;
 pub mod automations;
@@ -22,6 +23,7 @@ pub mod projects;
 pub mod replay;
 pub mod runtime;
 pub mod source;
+pub mod stats;
 pub mod table;
 pub mod tasks;
 

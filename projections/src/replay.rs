@@ -260,6 +260,72 @@ pub async fn job(db: &Db, head: Position, id: Uuid) -> Result<Option<Job>, sqlx:
     Ok(row.map(|row| row.into_job(head, tenet_events::envelope::now())))
 }
 
+/// One page of jobs, newest first (only those in `state`, if given), and
+/// how many there are in all.
+pub async fn jobs(
+    db: &Db,
+    head: Position,
+    state: Option<&str>,
+    offset: i64,
+    limit: i64,
+) -> Result<(Vec<Job>, i64), sqlx::Error> {
+    let rows: Vec<JobRow> = with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT {JOB_COLUMNS} FROM projection_jobs j \
+             LEFT JOIN projection_checkpoints c ON c.name = j.name AND c.generation = j.generation \
+             WHERE ($1 IS NULL OR j.state = $1) \
+             ORDER BY j.created_at DESC, j.id DESC LIMIT $2 OFFSET $3"
+        )))
+        .bind(state)
+        .bind(limit)
+        .bind(offset)
+        .fetch_all(pool)
+        .await?
+    });
+    let total: i64 = with_pool!(db, pool => {
+        sqlx::query_scalar("SELECT count(*) FROM projection_jobs WHERE ($1 IS NULL OR state = $1)")
+            .bind(state)
+            .fetch_one(pool)
+            .await?
+    });
+    let now = tenet_events::envelope::now();
+    Ok((
+        rows.into_iter()
+            .map(|row| row.into_job(head, now))
+            .collect(),
+        total,
+    ))
+}
+
+/// Why a job could not be retried.
+#[derive(Debug, thiserror::Error)]
+pub enum RetryError {
+    #[error("no such job")]
+    NotFound,
+    #[error("only a failed job can be retried; this one is {0}")]
+    NotFailed(String),
+    #[error(transparent)]
+    Replay(#[from] ReplayError),
+}
+
+/// Retries a failed job: a new rebuild of its projection, whose job is
+/// answered (the failed one stays as it was, for the record).
+pub async fn retry(
+    db: &Db,
+    head: Position,
+    id: Uuid,
+    requested_by: &str,
+) -> Result<Job, RetryError> {
+    let failed = job(db, head, id)
+        .await
+        .map_err(ReplayError::from)?
+        .ok_or(RetryError::NotFound)?;
+    if failed.state != "failed" {
+        return Err(RetryError::NotFailed(failed.state));
+    }
+    Ok(request(db, head, &failed.projection, requested_by).await?)
+}
+
 /// A projection, as admins see it.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct ProjectionState {

@@ -22,8 +22,8 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, ProjectId, SessionId, TaskId,
-    TenantId, UserId, WorkspaceId,
+    ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, ImpersonationId, ProjectId, SessionId,
+    TaskId, TenantId, UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -70,6 +70,7 @@ column_types!(
     AutomationId => "uuid[]",
     ExecutionId => "uuid[]",
     EventId => "uuid[]",
+    ImpersonationId => "uuid[]",
     bool => "bool[]",
     i32 => "int4[]",
     i64 => "int8[]",

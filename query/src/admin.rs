@@ -2,24 +2,31 @@
 //! only; no tenant scoping by design, so nothing else may live here).
 
 use axum::extract::State;
+use axum::response::IntoResponse;
 use serde::Deserialize;
+use tenet_events::ids::UserId;
 use tenet_http::auth::PlatformAdmin;
+use tenet_http::headers::etag;
 use tenet_http::pagination::Page;
-use tenet_http::{ApiError, PageRequest, Query, Sort};
+use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::access::{
-    AdminUser, AdminWorkspace, AllWorkspacesOrder, UserOrder, all_users, all_workspaces,
+    AdminUser, AdminUserDetail, AdminWorkspace, AllWorkspacesOrder, UserOrder, admin_user,
+    all_users, all_workspaces,
 };
+use tenet_projections::stats::{self, PlatformStats};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use crate::responses::AdminErrors;
+use crate::responses::{AdminErrors, ScopedErrors};
 use crate::search::Words;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
     OpenApiRouter::new()
         .routes(routes!(list_users))
+        .routes(routes!(get_user))
+        .routes(routes!(platform_stats))
         .routes(routes!(list_workspaces))
 }
 
@@ -121,5 +128,70 @@ pub async fn list_workspaces(
     let deleted = query.deleted.unwrap_or(false);
     Ok(axum::Json(
         all_workspaces(&state.db, words.as_slice(), deleted, sort, page).await?,
+    ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct UserPath {
+    pub user_id: UserId,
+}
+
+/// How many of a user's workspaces a detail lists.
+const DETAIL_WORKSPACES: i64 = 100;
+
+/// `GET /api/v1/admin/users/{user_id}`: a user in full: their workspaces
+/// and roles (the first 100 by name), how many usable sessions they have,
+/// and whether (and why) the account is deactivated. The access model is
+/// inline, so this is as current as the log.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/users/{user_id}",
+    tag = "admin",
+    params(("user_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The user", body = AdminUserDetail, headers(("ETag" = String))),
+        ScopedErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn get_user(
+    State(state): State<QueryState>,
+    _admin: PlatformAdmin,
+    Path(path): Path<UserPath>,
+) -> Result<axum::response::Response, ApiError> {
+    let user = admin_user(&state.db, path.user_id, DETAIL_WORKSPACES)
+        .await?
+        .ok_or_else(|| ApiError::not_found("No such user"))?;
+    Ok((
+        [(axum::http::header::ETAG, etag(user.version))],
+        axum::Json(user),
+    )
+        .into_response())
+}
+
+/// `GET /api/v1/admin/stats`: the platform's figures (users, active users
+/// over 7 days, workspaces, projects, tasks, tasks created and done over 7
+/// days, events in 24 hours, and a series of the last 30 days), from the
+/// `platform_stats` projection of the log; windows are UTC days (and hours
+/// for the 24 hours), summed at read time.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/stats",
+    tag = "admin",
+    params(("X-Consistency-Token" = Option<String>, Header, description = "Wait until this write is counted")),
+    responses(
+        (status = 200, description = "The figures", body = PlatformStats),
+        AdminErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn platform_stats(
+    State(state): State<QueryState>,
+    _admin: PlatformAdmin,
+    token: ConsistencyToken,
+) -> Result<axum::Json<PlatformStats>, ApiError> {
+    state.caught_up(token, stats::NAME).await?;
+    Ok(axum::Json(
+        stats::stats(&state.db, tenet_events::envelope::now()).await?,
     ))
 }

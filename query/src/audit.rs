@@ -80,6 +80,15 @@ pub struct AuditActor {
     pub user_id: Option<Uuid>,
 }
 
+/// The platform admin who acted as the actor (a user), with an
+/// impersonation token.
+#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+pub struct AuditImpersonator {
+    pub id: Uuid,
+    /// Their name and email.
+    pub display: String,
+}
+
 /// One event of the log.
 #[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
 pub struct AuditItem {
@@ -94,6 +103,8 @@ pub struct AuditItem {
     pub stream_type: String,
     pub stream_version: i64,
     pub actor: AuditActor,
+    /// Set when a platform admin wrote this event impersonating `actor`.
+    pub impersonated_by: Option<AuditImpersonator>,
     pub occurred_at: DateTime<Utc>,
     pub request_id: Option<String>,
     pub correlation_id: Option<Uuid>,
@@ -121,11 +132,12 @@ struct EventRow {
     correlation_id: Option<Uuid>,
     causation_id: Option<Uuid>,
     occurred_at: DateTime<Utc>,
+    impersonated_by: Option<Uuid>,
 }
 
 const COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, stream_version, \
     event_type, schema_version, data, actor_type, actor_id, actor_name, actor_user_id, request_id, \
-    correlation_id, causation_id, occurred_at";
+    correlation_id, causation_id, occurred_at, impersonated_by";
 
 /// Adds the filters to a listing of `events`.
 fn restrict(listing: &mut Listing, filters: &AuditFilters) -> Result<(), ApiError> {
@@ -234,6 +246,13 @@ async fn items(state: &QueryState, rows: Page<EventRow>) -> Result<Page<AuditIte
                     .then_some(row.actor_user_id)
                     .flatten(),
             },
+            impersonated_by: row.impersonated_by.map(|id| AuditImpersonator {
+                id,
+                display: names
+                    .get(&id)
+                    .cloned()
+                    .unwrap_or_else(|| "platform admin".to_owned()),
+            }),
             occurred_at: row.occurred_at,
             request_id: row.request_id,
             correlation_id: row.correlation_id,
@@ -251,6 +270,7 @@ async fn actor_names(
         .iter()
         .filter(|row| row.actor_type == "user")
         .filter_map(|row| row.actor_id)
+        .chain(rows.iter().filter_map(|row| row.impersonated_by))
         .collect();
     let mut keys: Vec<Uuid> = rows
         .iter()

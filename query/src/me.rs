@@ -53,7 +53,7 @@ pub async fn me(
     state.valid_token(token).await?;
     let only = match &principal.credential {
         Credential::ApiKey { workspace_id, .. } => Some(*workspace_id),
-        Credential::Token { .. } => None,
+        Credential::Token { .. } | Credential::Impersonation { .. } => None,
     };
     let user = account(&state.db, principal.user_id).await?;
     let workspaces = workspaces_of(&state.db, principal.user_id, only, WORKSPACES_LISTED).await?;

@@ -12,7 +12,7 @@ use serde::Deserialize;
 use tenet_http::auth::PlatformAdmin;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Path, Query};
-use tenet_projections::replay::{self, Job, ProjectionState, ReplayError};
+use tenet_projections::replay::{self, Job, ProjectionState, ReplayError, RetryError};
 use utoipa::IntoParams;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
@@ -26,6 +26,8 @@ pub fn router() -> OpenApiRouter<QueryState> {
         .routes(routes!(list_projections))
         .routes(routes!(replay_projection))
         .routes(routes!(get_job))
+        .routes(routes!(list_jobs))
+        .routes(routes!(retry_job))
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -104,13 +106,18 @@ pub async fn replay_projection(
             ReplayError::AlreadyRunning { .. } => ApiError::conflict(error.to_string()),
             ReplayError::Database(error) => ApiError::from(error),
         })?;
+    Ok(accepted(job))
+}
+
+/// 202 with the job to follow and its `Location`.
+fn accepted(job: Job) -> Response {
     let location = format!("/api/v1/admin/jobs/{}", job.id);
-    Ok((
+    (
         StatusCode::ACCEPTED,
         [(header::LOCATION, location)],
         axum::Json(job),
     )
-        .into_response())
+        .into_response()
 }
 
 #[derive(Debug, Deserialize)]
@@ -141,4 +148,87 @@ pub async fn get_job(
         .await?
         .map(axum::Json)
         .ok_or_else(|| ApiError::not_found("No such job"))
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct JobsPage {
+    /// Items to skip (default 0).
+    pub offset: Option<u64>,
+    /// Items per page, 1 to 100 (default 50).
+    pub limit: Option<u64>,
+    /// Only jobs in this state: `running`, `completed` or `failed`.
+    pub status: Option<String>,
+}
+
+/// The states a job can be in.
+const JOB_STATES: [&str; 3] = ["running", "completed", "failed"];
+
+/// `GET /api/v1/admin/jobs`: the platform's background jobs (the
+/// projection rebuilds, requested from the API or the CLI), newest first,
+/// with their state, progress and error.
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/jobs",
+    tag = "admin",
+    params(JobsPage),
+    responses(
+        (status = 200, description = "A page of jobs", body = Page<Job>),
+        AdminErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn list_jobs(
+    State(state): State<QueryState>,
+    _admin: PlatformAdmin,
+    Query(query): Query<JobsPage>,
+) -> Result<axum::Json<Page<Job>>, ApiError> {
+    let page = PageRequest::new(query.offset, query.limit)?;
+    let status = match query.status.as_deref() {
+        Some(status) if !JOB_STATES.contains(&status) => {
+            return Err(ApiError::field(
+                "status",
+                "must be running, completed or failed",
+            ));
+        }
+        status => status,
+    };
+    let head = state.store.head().await?;
+    let offset = i64::try_from(page.offset).unwrap_or(i64::MAX);
+    let limit = i64::try_from(page.limit).unwrap_or(100);
+    let (jobs, total) = replay::jobs(&state.db, head, status, offset, limit).await?;
+    Ok(axum::Json(page.page(jobs, total.max(0) as u64)))
+}
+
+/// `POST /api/v1/admin/jobs/{job_id}/retry`: runs a failed job again (a
+/// new rebuild of its projection; 202 with the new job). 409 for a job
+/// that did not fail, or while another rebuild of the projection runs.
+#[utoipa::path(
+    post,
+    path = "/api/v1/admin/jobs/{job_id}/retry",
+    tag = "admin",
+    params(("job_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 202, description = "Retried", body = Job, headers(("Location" = String))),
+        RebuildErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn retry_job(
+    State(state): State<QueryState>,
+    admin: PlatformAdmin,
+    Path(path): Path<JobPath>,
+) -> Result<Response, ApiError> {
+    let head = state.store.head().await?;
+    let requested_by = format!("user:{}", admin.0.user_id);
+    let job = replay::retry(&state.db, head, path.job_id, &requested_by)
+        .await
+        .map_err(|error| match error {
+            RetryError::NotFound => ApiError::not_found("No such job"),
+            RetryError::NotFailed(_) => ApiError::conflict(error.to_string()),
+            RetryError::Replay(ReplayError::Database(error)) => ApiError::from(error),
+            RetryError::Replay(ReplayError::Unknown(_)) => ApiError::not_found(error.to_string()),
+            RetryError::Replay(error) => ApiError::conflict(error.to_string()),
+        })?;
+    Ok(accepted(job))
 }

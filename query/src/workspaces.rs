@@ -69,7 +69,7 @@ pub async fn list_workspaces(
     // An API key sees only its own workspace.
     let only = match &principal.credential {
         Credential::ApiKey { workspace_id, .. } => Some(*workspace_id),
-        Credential::Token { .. } => None,
+        Credential::Token { .. } | Credential::Impersonation { .. } => None,
     };
     let listed = workspaces(&state.db, principal.user_id, only, sort, page).await?;
     Ok(axum::Json(listed))

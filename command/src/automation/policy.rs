@@ -345,6 +345,7 @@ impl Worker {
                 request_id: None,
                 correlation_id: None,
                 causation_id: None,
+                impersonated_by: None,
             };
             let (id, project, due) = (task.task_id, task.project_id, task.due_date);
             self.repository
@@ -791,6 +792,9 @@ fn run_of(
                 .correlation_id
                 .or(Some(event.event_id.as_uuid())),
             causation_id: Some(event.event_id.as_uuid()),
+            // The automation acts on its own account, even when an
+            // impersonated user's change triggered it.
+            impersonated_by: None,
         },
     };
     let start = Start {

@@ -1,5 +1,8 @@
-//! Users: registration, login and the platform-admin flag.
+//! Users: registration, login, the platform-admin flag and what platform
+//! admins do to accounts.
 
+pub mod admin;
+pub mod impersonation;
 pub mod routes;
 pub mod session;
 pub mod user;

@@ -117,7 +117,10 @@ pub async fn register(
 
 impl Refusal for UserError {
     fn problem(self) -> ApiError {
-        ApiError::conflict(self.to_string())
+        match self {
+            UserError::NotFound => ApiError::not_found("No such user"),
+            other => ApiError::conflict(other.to_string()),
+        }
     }
 
     /// A user claims their email.
@@ -219,6 +222,11 @@ pub async fn login(
     let Some(credentials) = credentials.filter(|_| matches) else {
         return Err(ApiError::unauthenticated("Invalid email or password"));
     };
+    // Said only to whoever knows the password.
+    if credentials.deactivated {
+        return Err(ApiError::forbidden("This account is deactivated")
+            .with_code(tenet_http::auth::ACCOUNT_DEACTIVATED));
+    }
     let session = SessionId::generate();
     let refresh_token = api_key::new_refresh_token();
     let expires_at = refresh_expiry(&state);
@@ -295,6 +303,11 @@ pub async fn refresh(
         .session_of_refresh_token(&presented_hash)
         .await?
         .ok_or_else(invalid_refresh)?;
+    // A deactivated account's sessions, and those it had before a
+    // deactivation, are never refreshed.
+    if !record.usable {
+        return Err(invalid_refresh());
+    }
     let refresh_token = api_key::new_refresh_token();
     let new_hash = digest(&refresh_token);
     let expires_at = refresh_expiry(&state);

@@ -1,7 +1,9 @@
-//! The user aggregate: registration and the platform-admin flag.
+//! The user aggregate: registration, the platform-admin flag, the name and
+//! the account's lifecycle (deactivated, reactivated).
 
 use tenet_events::catalogue::user::{
-    EMAIL_CLAIM, PlatformAdminGranted, PlatformAdminRevoked, UserEvent, UserRegistered,
+    EMAIL_CLAIM, PlatformAdminGranted, PlatformAdminRevoked, UserDeactivated, UserEvent,
+    UserReactivated, UserRegistered, UserRenamed,
 };
 use tenet_events::ids::TenantId;
 use tenet_events::store::Claim;
@@ -15,6 +17,8 @@ pub struct User {
     pub name: String,
     pub platform_admin: bool,
     pub registered_at: Option<chrono::DateTime<chrono::Utc>>,
+    /// Deactivated and not reactivated since.
+    pub deactivated: bool,
 }
 
 impl Aggregate for User {
@@ -31,6 +35,9 @@ impl Aggregate for User {
             }
             UserEvent::PlatformAdminGranted(_) => self.platform_admin = true,
             UserEvent::PlatformAdminRevoked(_) => self.platform_admin = false,
+            UserEvent::Renamed(renamed) => self.name = renamed.name.clone(),
+            UserEvent::Deactivated(_) => self.deactivated = true,
+            UserEvent::Reactivated(_) => self.deactivated = false,
         }
     }
 
@@ -56,6 +63,13 @@ pub enum UserCommand {
     },
     GrantPlatformAdmin,
     RevokePlatformAdmin,
+    Rename {
+        name: String,
+    },
+    Deactivate {
+        reason: String,
+    },
+    Reactivate,
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -94,6 +108,17 @@ pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserE
         UserCommand::RevokePlatformAdmin => Ok(vec![UserEvent::PlatformAdminRevoked(
             PlatformAdminRevoked {},
         )]),
+        _ if !user.registered => Err(UserError::NotFound),
+        UserCommand::Rename { name } if name == user.name => Ok(vec![]),
+        UserCommand::Rename { name } => Ok(vec![UserEvent::Renamed(UserRenamed { name })]),
+        // Deactivating a deactivated account (or reactivating an active
+        // one) changes nothing and records nothing.
+        UserCommand::Deactivate { .. } if user.deactivated => Ok(vec![]),
+        UserCommand::Deactivate { reason } => {
+            Ok(vec![UserEvent::Deactivated(UserDeactivated { reason })])
+        }
+        UserCommand::Reactivate if !user.deactivated => Ok(vec![]),
+        UserCommand::Reactivate => Ok(vec![UserEvent::Reactivated(UserReactivated {})]),
     }
 }
 
@@ -148,6 +173,44 @@ mod tests {
                 .unwrap()
                 .len(),
             1
+        );
+    }
+
+    #[test]
+    fn deactivation_and_reactivation_are_recorded_once_each() {
+        let user = given([registered()]);
+        let deactivate = || UserCommand::Deactivate {
+            reason: "abuse".into(),
+        };
+        let events = decide(&user, deactivate()).unwrap();
+        assert_eq!(
+            events,
+            vec![UserEvent::Deactivated(UserDeactivated {
+                reason: "abuse".into()
+            })]
+        );
+        let deactivated = given::<User>([registered(), events[0].clone()]);
+        assert!(deactivated.deactivated);
+        assert_eq!(decide(&deactivated, deactivate()), Ok(vec![]));
+        let events = decide(&deactivated, UserCommand::Reactivate).unwrap();
+        assert_eq!(events, vec![UserEvent::Reactivated(UserReactivated {})]);
+        assert_eq!(decide(&user, UserCommand::Reactivate), Ok(vec![]));
+    }
+
+    #[test]
+    fn renaming_records_only_a_new_name() {
+        let user = given([registered()]);
+        let rename = |name: &str| UserCommand::Rename { name: name.into() };
+        assert_eq!(decide(&user, rename("Ada")), Ok(vec![]));
+        assert_eq!(
+            decide(&user, rename("Ada L.")),
+            Ok(vec![UserEvent::Renamed(UserRenamed {
+                name: "Ada L.".into()
+            })])
+        );
+        assert_eq!(
+            decide(&given([]), rename("Nobody")),
+            Err(UserError::NotFound)
         );
     }
 

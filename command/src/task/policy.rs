@@ -282,6 +282,7 @@ impl Worker {
             request_id: None,
             correlation_id: work.correlation_id,
             causation_id: Some(work.event_id.as_uuid()),
+            impersonated_by: None,
         };
         let user = work.user_id;
         let outcome = self

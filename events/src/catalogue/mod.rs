@@ -11,6 +11,7 @@
 pub mod api_key;
 pub mod automation;
 pub mod comment;
+pub mod impersonation;
 pub mod project;
 pub mod session;
 pub mod task;

@@ -21,12 +21,33 @@ pub struct PlatformAdminGranted {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformAdminRevoked {}
 
+/// A platform admin changed the user's name.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserRenamed {
+    pub name: String,
+}
+
+/// A platform admin shut the account: login is refused, and every
+/// credential issued before this event stays dead, even after a
+/// reactivation.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserDeactivated {
+    pub reason: String,
+}
+
+/// The account may log in again (its old sessions and keys stay dead).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserReactivated {}
+
 event_family! {
     /// What happens to a user.
     pub enum UserEvent {
         Registered(UserRegistered) = "user.registered" v 1;
         PlatformAdminGranted(PlatformAdminGranted) = "user.platform_admin_granted" v 1;
         PlatformAdminRevoked(PlatformAdminRevoked) = "user.platform_admin_revoked" v 1;
+        Renamed(UserRenamed) = "user.renamed" v 1;
+        Deactivated(UserDeactivated) = "user.deactivated" v 1;
+        Reactivated(UserReactivated) = "user.reactivated" v 1;
     }
 }
 

@@ -28,12 +28,13 @@ pub struct EventRow {
     correlation_id: Option<uuid::Uuid>,
     causation_id: Option<uuid::Uuid>,
     occurred_at: DateTime<Utc>,
+    impersonated_by: Option<uuid::Uuid>,
 }
 
 /// The column list that [`EventRow`] decodes.
 pub const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
     stream_version, event_type, schema_version, data, actor_type, actor_id, actor_name, \
-    actor_user_id, request_id, correlation_id, causation_id, occurred_at";
+    actor_user_id, request_id, correlation_id, causation_id, occurred_at, impersonated_by";
 
 impl EventRow {
     pub fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
@@ -62,6 +63,7 @@ impl EventRow {
                 request_id: self.request_id,
                 correlation_id: self.correlation_id,
                 causation_id: self.causation_id,
+                impersonated_by: self.impersonated_by,
             },
             occurred_at: self.occurred_at,
         })

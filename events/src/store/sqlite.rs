@@ -147,8 +147,9 @@ async fn insert_events(
         sqlx::query(
             "INSERT INTO events (position, tenant_id, event_id, stream_id, stream_type, \
                stream_version, event_type, schema_version, data, actor_type, actor_id, \
-               actor_name, actor_user_id, request_id, correlation_id, causation_id, occurred_at) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17)",
+               actor_name, actor_user_id, request_id, correlation_id, causation_id, occurred_at, \
+               impersonated_by) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
         )
         .bind(planned.position.0)
         .bind(request.tenant_id)
@@ -167,6 +168,7 @@ async fn insert_events(
         .bind(metadata.correlation_id)
         .bind(metadata.causation_id)
         .bind(request.occurred_at)
+        .bind(metadata.impersonated_by)
         .execute(&mut **tx)
         .await?;
     }

@@ -14,7 +14,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::envelope::now;
-use tenet_events::ids::{ApiKeyId, SessionId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, UserId, WorkspaceId};
 
 use super::api_key;
 use super::jwt::Jwt;
@@ -35,17 +35,27 @@ pub struct KeyHolder {
     /// The issuer's current role in the key's workspace (none once they
     /// left it, or the workspace is gone).
     pub role: Option<Role>,
+    /// The issuer's account is deactivated.
+    pub issuer_deactivated: bool,
+    /// Issued before the issuer's last deactivation: dead for good.
+    pub superseded: bool,
 }
 
 /// The user an access token names, as authentication sees them.
 #[derive(Clone, Debug)]
 pub struct TokenHolder {
     pub platform_admin: bool,
-    /// Whether the token's session is live; `None` when the token names no
+    /// The account is deactivated: none of its credentials work.
+    pub deactivated: bool,
+    /// Whether the token's session is live (not revoked, and started after
+    /// the user's last deactivation); `None` when the token names no
     /// session, or a session that is not the user's.
     pub session_live: Option<bool>,
     /// The user's role in the workspace asked about, if any.
     pub role: Option<Role>,
+    /// The admin behind the impersonation asked about, while it is live
+    /// (neither ended nor expired) and of this user.
+    pub impersonated_by: Option<UserId>,
 }
 
 /// The facts credentials are checked against, kept by the access-control
@@ -55,12 +65,14 @@ pub trait CredentialStore: Send + Sync + 'static {
     /// The API key whose secret has this digest ([`api_key::digest`]).
     async fn api_key(&self, digest: &str) -> Result<Option<KeyHolder>, sqlx::Error>;
 
-    /// The user of an access token, with their session's state and their
-    /// role in `workspace`, in one read; `None` when there is no such user.
+    /// The user of an access token, with their session's (or
+    /// impersonation's) state and their role in `workspace`, in one read;
+    /// `None` when there is no such user.
     async fn token_holder(
         &self,
         user: UserId,
         session: Option<SessionId>,
+        impersonation: Option<ImpersonationId>,
         workspace: Option<WorkspaceId>,
     ) -> Result<Option<TokenHolder>, sqlx::Error>;
 
@@ -91,6 +103,19 @@ fn unauthenticated_token() -> ApiError {
 
 fn unauthenticated_key() -> ApiError {
     ApiError::unauthenticated("Invalid, expired or revoked API key")
+}
+
+/// The code of every refusal of a deactivated account's credentials (and
+/// of its login, as 403).
+pub const ACCOUNT_DEACTIVATED: &str = "ACCOUNT_DEACTIVATED";
+
+/// The code of a refused impersonation token (ended or expired).
+pub const IMPERSONATION_ENDED: &str = "IMPERSONATION_ENDED";
+
+/// A valid credential of a deactivated account: 401, named as such so a
+/// client (and a WebSocket closing) can say why.
+pub fn deactivated() -> ApiError {
+    ApiError::unauthenticated("This account is deactivated").with_code(ACCOUNT_DEACTIVATED)
 }
 
 impl Authenticator {
@@ -153,18 +178,35 @@ impl Authenticator {
             .map_err(|_| unauthenticated_token())?;
         let holder = self
             .store
-            .token_holder(claims.sub, claims.sid, workspace)
+            .token_holder(claims.sub, claims.sid, claims.imp, workspace)
             .await?
             .ok_or_else(unauthenticated_token)?;
+        if holder.deactivated {
+            return Err(deactivated());
+        }
         // A token from a logged-out (or reuse-revoked) session is dead too.
         if claims.sid.is_some() && holder.session_live != Some(true) {
             return Err(unauthenticated_token());
         }
-        let principal = Principal {
-            user_id: claims.sub,
-            platform_admin: holder.platform_admin,
-            credential: Credential::Token {
-                session: claims.sid,
+        let principal = match claims.imp {
+            Some(id) => {
+                // Ended or expired: refused at once.
+                let admin_id = holder.impersonated_by.ok_or_else(|| {
+                    ApiError::unauthenticated("This impersonation has ended")
+                        .with_code(IMPERSONATION_ENDED)
+                })?;
+                Principal {
+                    user_id: claims.sub,
+                    platform_admin: false,
+                    credential: Credential::Impersonation { id, admin_id },
+                }
+            }
+            None => Principal {
+                user_id: claims.sub,
+                platform_admin: holder.platform_admin,
+                credential: Credential::Token {
+                    session: claims.sid,
+                },
             },
         };
         Ok((principal, holder.role))
@@ -180,7 +222,12 @@ impl Authenticator {
             .api_key(&api_key::digest(secret))
             .await?
             .ok_or_else(unauthenticated_key)?;
-        let live = key.revoked_at.is_none() && key.expires_at.is_none_or(|expires| expires > now());
+        if key.issuer_deactivated {
+            return Err(deactivated());
+        }
+        let live = !key.superseded
+            && key.revoked_at.is_none()
+            && key.expires_at.is_none_or(|expires| expires > now());
         // A key is only as good as its issuer's membership.
         let role = key.role.filter(|_| live).ok_or_else(unauthenticated_key)?;
         let scopes = Scopes::new(

@@ -10,7 +10,7 @@ use chrono::{DateTime, Utc};
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header, Validation};
 use serde::{Deserialize, Serialize};
 
-use tenet_events::ids::{SessionId, UserId};
+use tenet_events::ids::{ImpersonationId, SessionId, UserId};
 
 #[derive(Clone, Debug, Serialize, Deserialize)]
 pub struct Claims {
@@ -22,6 +22,11 @@ pub struct Claims {
     /// The refresh-token family this token was issued from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub sid: Option<SessionId>,
+    /// The impersonation this token was issued for (a platform admin
+    /// acting as `sub`); such a token has no session and is never
+    /// refreshed.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub imp: Option<ImpersonationId>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub iss: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -87,12 +92,36 @@ impl Jwt {
     ) -> (String, DateTime<Utc>) {
         let expires =
             now + chrono::Duration::from_std(self.ttl).unwrap_or(chrono::Duration::minutes(15));
+        self.sign(user, session, None, now, expires)
+    }
+
+    /// Issues the access token of an impersonation, valid until
+    /// `expires`.
+    pub fn issue_impersonation(
+        &self,
+        user: UserId,
+        impersonation: ImpersonationId,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> String {
+        self.sign(user, None, Some(impersonation), now, expires).0
+    }
+
+    fn sign(
+        &self,
+        user: UserId,
+        session: Option<SessionId>,
+        impersonation: Option<ImpersonationId>,
+        now: DateTime<Utc>,
+        expires: DateTime<Utc>,
+    ) -> (String, DateTime<Utc>) {
         let claims = Claims {
             sub: user,
             iat: now.timestamp(),
             exp: expires.timestamp(),
             nbf: None,
             sid: session,
+            imp: impersonation,
             iss: self.issuer.clone(),
             aud: self.audience.clone(),
         };

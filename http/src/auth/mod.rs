@@ -15,5 +15,8 @@ mod principal;
 pub mod scope;
 pub mod signing_key;
 
-pub use authenticator::{Authenticator, CredentialStore, KeyHolder, TokenHolder};
+pub use authenticator::{
+    ACCOUNT_DEACTIVATED, Authenticator, CredentialStore, IMPERSONATION_ENDED, KeyHolder,
+    TokenHolder, deactivated,
+};
 pub use principal::*;

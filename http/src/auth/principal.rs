@@ -18,7 +18,7 @@ use super::scope::{Scope, Scopes};
 use crate::problem::ApiError;
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::envelope::Actor;
-use tenet_events::ids::{ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, TenantId, UserId, WorkspaceId};
 
 /// How the caller proved who they are.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -30,6 +30,12 @@ pub enum Credential {
         key_id: ApiKeyId,
         workspace_id: WorkspaceId,
         scopes: Scopes,
+    },
+    /// An impersonation token: a platform admin acting as the user, with
+    /// the user's roles (never the platform-admin tier).
+    Impersonation {
+        id: ImpersonationId,
+        admin_id: UserId,
     },
 }
 
@@ -45,7 +51,7 @@ impl Principal {
     /// The actor recorded on events this principal causes.
     pub fn actor(&self) -> Actor {
         match &self.credential {
-            Credential::Token { .. } => Actor::User {
+            Credential::Token { .. } | Credential::Impersonation { .. } => Actor::User {
                 id: self.user_id.as_uuid(),
             },
             Credential::ApiKey { key_id, .. } => Actor::ApiKey {
@@ -61,6 +67,15 @@ impl Principal {
         match &self.credential {
             Credential::Token { .. } => format!("user:{}", self.user_id),
             Credential::ApiKey { key_id, .. } => format!("api_key:{key_id}"),
+            Credential::Impersonation { id, .. } => format!("impersonation:{id}"),
+        }
+    }
+
+    /// The platform admin acting as this user, if it is an impersonation.
+    pub fn impersonated_by(&self) -> Option<UserId> {
+        match &self.credential {
+            Credential::Impersonation { admin_id, .. } => Some(*admin_id),
+            _ => None,
         }
     }
 }

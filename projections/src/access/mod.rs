@@ -23,11 +23,12 @@ pub use model::{AccessModel, Credentials, SessionRecord, find_user_by_email};
 pub(crate) use reads::tenant_among;
 pub use reads::{
     Account, AllWorkspacesOrder, KeyStatus, MemberOrder, UserOrder, WorkspaceOrder, account,
-    all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace, workspaces,
-    workspaces_of,
+    admin_user, all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace,
+    workspaces, workspaces_of,
 };
 pub use views::{
-    AdminUser, AdminWorkspace, ApiKeyView, MemberView, RoleName, UserView, WorkspaceView,
+    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, MemberView,
+    RoleName, UserView, WorkspaceView,
 };
 
 use std::collections::HashSet;
@@ -35,18 +36,21 @@ use std::collections::HashSet;
 use async_trait::async_trait;
 use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::api_key::ApiKeyEvent;
+use tenet_events::catalogue::impersonation::ImpersonationEvent;
 use tenet_events::catalogue::session::SessionEvent;
 use tenet_events::catalogue::user::UserEvent;
 use tenet_events::catalogue::workspace::{Role, WorkspaceEvent};
 use tenet_events::db::Tx;
 use tenet_events::envelope::RecordedEvent;
-use tenet_events::ids::{ApiKeyId, SessionId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, UserId, WorkspaceId};
 use tenet_events::projection::{ProjectionError, Projector};
 
 use crate::batch::{self, Rows};
 use crate::feed::Recorder;
 use crate::table::{self, Table};
-use tables::{ApiKeyRow, MemberRow, RefreshTokenRow, SessionRow, UserRow, WorkspaceRow};
+use tables::{
+    ApiKeyRow, ImpersonationRow, MemberRow, RefreshTokenRow, SessionRow, UserRow, WorkspaceRow,
+};
 
 pub const NAME: &str = "access";
 
@@ -66,6 +70,7 @@ struct Working {
     sessions: Rows<SessionRow>,
     /// Written only: a token known already stays as it is.
     refresh_tokens: Rows<RefreshTokenRow>,
+    impersonations: Rows<ImpersonationRow>,
 }
 
 enum Change {
@@ -73,6 +78,7 @@ enum Change {
     Workspace(WorkspaceEvent),
     ApiKey(ApiKeyEvent),
     Session(SessionEvent),
+    Impersonation(ImpersonationEvent),
 }
 
 /// The rows a batch loads: every row its events change, except those whose
@@ -85,6 +91,7 @@ struct Keys {
     members: HashSet<<MemberRow as Table>::Key>,
     api_keys: Vec<<ApiKeyRow as Table>::Key>,
     sessions: Vec<<SessionRow as Table>::Key>,
+    impersonations: Vec<<ImpersonationRow as Table>::Key>,
 }
 
 #[async_trait]
@@ -96,9 +103,15 @@ impl batch::Batch for Working {
     type Keys = Keys;
 
     fn handles(event_type: &str) -> bool {
-        ["user.", "workspace.", "api_key.", "session."]
-            .iter()
-            .any(|prefix| event_type.starts_with(prefix))
+        [
+            "user.",
+            "workspace.",
+            "api_key.",
+            "session.",
+            "impersonation.",
+        ]
+        .iter()
+        .any(|prefix| event_type.starts_with(prefix))
     }
 
     fn decode(event: &RecordedEvent) -> Result<Change, ProjectionError> {
@@ -107,6 +120,9 @@ impl batch::Batch for Working {
             "user" => Change::User(UserEvent::from_recorded(event).map_err(fail)?),
             "workspace" => Change::Workspace(WorkspaceEvent::from_recorded(event).map_err(fail)?),
             "api_key" => Change::ApiKey(ApiKeyEvent::from_recorded(event).map_err(fail)?),
+            "impersonation" => {
+                Change::Impersonation(ImpersonationEvent::from_recorded(event).map_err(fail)?)
+            }
             _ => Change::Session(SessionEvent::from_recorded(event).map_err(fail)?),
         })
     }
@@ -139,6 +155,11 @@ impl batch::Batch for Working {
                     keys.sessions.push((SessionId::from_uuid(id),));
                 }
             }
+            Change::Impersonation(decoded) => {
+                if !(first && matches!(decoded, ImpersonationEvent::Started(_))) {
+                    keys.impersonations.push((ImpersonationId::from_uuid(id),));
+                }
+            }
         }
     }
 
@@ -150,6 +171,7 @@ impl batch::Batch for Working {
             api_keys: Rows::load(tx, generation, dedup(keys.api_keys)).await?,
             sessions: Rows::load(tx, generation, dedup(keys.sessions)).await?,
             refresh_tokens: Rows::default(),
+            impersonations: Rows::load(tx, generation, dedup(keys.impersonations)).await?,
         })
     }
 
@@ -164,6 +186,7 @@ impl batch::Batch for Working {
             Change::Workspace(decoded) => apply_workspace(self, event, decoded),
             Change::ApiKey(decoded) => apply_api_key(self, event, decoded),
             Change::Session(decoded) => apply_session(self, event, decoded),
+            Change::Impersonation(decoded) => apply_impersonation(self, event, decoded),
         }
         Ok(())
     }
@@ -175,6 +198,7 @@ impl batch::Batch for Working {
         self.api_keys.save(tx, generation).await?;
         self.sessions.save(tx, generation).await?;
         self.refresh_tokens.save(tx, generation).await?;
+        self.impersonations.save(tx, generation).await?;
         Ok(())
     }
 }
@@ -205,6 +229,7 @@ impl Projector for AccessProjector {
         table::clear::<ApiKeyRow>(tx, generation).await?;
         table::clear::<SessionRow>(tx, generation).await?;
         table::clear::<RefreshTokenRow>(tx, generation).await?;
+        table::clear::<ImpersonationRow>(tx, generation).await?;
         Ok(())
     }
 }
@@ -237,17 +262,33 @@ fn apply_user(batch: &mut Working, event: &RecordedEvent, decoded: UserEvent) {
                     password_hash: registered.password_hash,
                     created_at: at,
                     platform_admin: false,
+                    deactivated_at: None,
+                    deactivation_reason: None,
+                    credentials_after: 0,
                     updated_at: at,
                     version,
                 });
             }
         }
-        UserEvent::PlatformAdminGranted(_) | UserEvent::PlatformAdminRevoked(_) => {
-            let admin = matches!(decoded, UserEvent::PlatformAdminGranted(_));
+        changed => {
             if let Some(row) = batch.users.get_mut(&(id,))
                 && row.version < version
             {
-                row.platform_admin = admin;
+                match changed {
+                    UserEvent::Registered(_) => {}
+                    UserEvent::PlatformAdminGranted(_) => row.platform_admin = true,
+                    UserEvent::PlatformAdminRevoked(_) => row.platform_admin = false,
+                    UserEvent::Renamed(renamed) => row.name = renamed.name,
+                    UserEvent::Deactivated(deactivated) => {
+                        row.deactivated_at = Some(at);
+                        row.deactivation_reason = Some(deactivated.reason);
+                        row.credentials_after = event.position.0;
+                    }
+                    UserEvent::Reactivated(_) => {
+                        row.deactivated_at = None;
+                        row.deactivation_reason = None;
+                    }
+                }
                 row.updated_at = at;
                 row.version = version;
                 batch.users.changed((id,));
@@ -348,6 +389,7 @@ fn apply_api_key(batch: &mut Working, event: &RecordedEvent, decoded: ApiKeyEven
                     issued_by: issued.issued_by,
                     created_at: at,
                     expires_at: issued.expires_at,
+                    issued_position: event.position.0,
                     revoked_at: None,
                     version,
                 });
@@ -375,6 +417,7 @@ fn apply_session(batch: &mut Working, event: &RecordedEvent, decoded: SessionEve
                     id,
                     user_id: started.user_id,
                     created_at: at,
+                    started_position: event.position.0,
                     current_hash: started.refresh_hash.clone(),
                     refreshed_at: at,
                     expires_at: started.expires_at,
@@ -414,5 +457,35 @@ fn apply_session(batch: &mut Working, event: &RecordedEvent, decoded: SessionEve
             token_hash,
             session_id: id,
         });
+    }
+}
+
+fn apply_impersonation(batch: &mut Working, event: &RecordedEvent, decoded: ImpersonationEvent) {
+    let id = ImpersonationId::from_uuid(event.stream_id.as_uuid());
+    let (at, version) = (event.occurred_at, event.stream_version);
+    match decoded {
+        ImpersonationEvent::Started(started) => {
+            if !batch.impersonations.contains(&(id,)) {
+                batch.impersonations.insert(ImpersonationRow {
+                    id,
+                    user_id: started.user_id,
+                    admin_id: started.admin_id,
+                    reason: started.reason,
+                    created_at: at,
+                    expires_at: started.expires_at,
+                    ended_at: None,
+                    version,
+                });
+            }
+        }
+        ImpersonationEvent::Ended(_) => {
+            if let Some(row) = batch.impersonations.get_mut(&(id,))
+                && row.version < version
+            {
+                row.ended_at = Some(at);
+                row.version = version;
+                batch.impersonations.changed((id,));
+            }
+        }
     }
 }

@@ -5,7 +5,7 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::workspace::Role;
 use tenet_events::db::Db;
-use tenet_events::ids::{ApiKeyId, SessionId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, UserId, WorkspaceId};
 use tenet_events::{with_pool, with_tx};
 use tenet_http::auth::{CredentialStore, KeyHolder, TokenHolder};
 
@@ -16,6 +16,8 @@ use super::GENERATION;
 pub struct Credentials {
     pub id: UserId,
     pub password_hash: String,
+    /// A deactivated account may not log in.
+    pub deactivated: bool,
 }
 
 /// A refresh-token family, for refresh and logout.
@@ -23,6 +25,9 @@ pub struct Credentials {
 pub struct SessionRecord {
     pub id: SessionId,
     pub user_id: UserId,
+    /// The user is active and the session started after their last
+    /// deactivation: only then may it be refreshed.
+    pub usable: bool,
 }
 
 /// An API key as authentication sees it.
@@ -36,6 +41,10 @@ struct ApiKeyRecord {
     revoked_at: Option<DateTime<Utc>>,
     /// The issuer's current role in the key's workspace.
     role: Option<String>,
+    /// The issuer is deactivated now.
+    issuer_deactivated: bool,
+    /// Issued before the issuer's last deactivation.
+    superseded: bool,
 }
 
 /// The user with this (lower-cased) email, if any.
@@ -64,7 +73,8 @@ impl AccessModel {
     pub async fn credentials(&self, email: &str) -> Result<Option<Credentials>, sqlx::Error> {
         with_pool!(self.db, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT id, password_hash FROM access_users WHERE generation = {GENERATION} AND email = $1"
+                "SELECT id, password_hash, deactivated_at IS NOT NULL AS deactivated FROM access_users \
+                 WHERE generation = {GENERATION} AND email = $1"
             )))
             .bind(email)
             .fetch_optional(pool)
@@ -117,8 +127,11 @@ impl AccessModel {
     ) -> Result<Option<SessionRecord>, sqlx::Error> {
         with_pool!(self.db, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT s.id, s.user_id FROM access_refresh_tokens t \
+                "SELECT s.id, s.user_id, \
+                   (u.deactivated_at IS NULL AND s.started_position >= u.credentials_after) AS usable \
+                 FROM access_refresh_tokens t \
                  JOIN access_sessions s ON s.generation = t.generation AND s.id = t.session_id \
+                 JOIN access_users u ON u.generation = s.generation AND u.id = s.user_id \
                  WHERE t.generation = {GENERATION} AND t.token_hash = $1"
             )))
             .bind(token_digest)
@@ -134,8 +147,12 @@ impl AccessModel {
                    (SELECT m.role FROM access_members m \
                       JOIN access_workspaces w ON w.generation = m.generation AND w.id = m.workspace_id \
                     WHERE m.generation = k.generation AND m.workspace_id = k.tenant_id \
-                      AND m.user_id = k.issued_by AND w.deleted_at IS NULL) AS role \
-                 FROM access_api_keys k WHERE k.generation = {GENERATION} AND k.key_hash = $1"
+                      AND m.user_id = k.issued_by AND w.deleted_at IS NULL) AS role, \
+                   coalesce(u.deactivated_at IS NOT NULL, false) AS issuer_deactivated, \
+                   coalesce(k.issued_position < u.credentials_after, false) AS superseded \
+                 FROM access_api_keys k \
+                 LEFT JOIN access_users u ON u.generation = k.generation AND u.id = k.issued_by \
+                 WHERE k.generation = {GENERATION} AND k.key_hash = $1"
             )))
             .bind(digest)
             .fetch_optional(pool)
@@ -155,6 +172,8 @@ impl CredentialStore for AccessModel {
             expires_at: key.expires_at,
             revoked_at: key.revoked_at,
             role: key.role.as_deref().and_then(Role::parse),
+            issuer_deactivated: key.issuer_deactivated,
+            superseded: key.superseded,
         }))
     }
 
@@ -162,30 +181,42 @@ impl CredentialStore for AccessModel {
         &self,
         user: UserId,
         session: Option<SessionId>,
+        impersonation: Option<ImpersonationId>,
         workspace: Option<WorkspaceId>,
     ) -> Result<Option<TokenHolder>, sqlx::Error> {
-        let row: Option<(bool, Option<bool>, Option<String>)> = with_pool!(self.db, pool => {
+        type Row = (bool, bool, Option<bool>, Option<String>, Option<UserId>);
+        let row: Option<Row> = with_pool!(self.db, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
-                "SELECT u.platform_admin, \
-                   (SELECT s.revoked_at IS NULL FROM access_sessions s \
+                "SELECT u.platform_admin, u.deactivated_at IS NOT NULL, \
+                   (SELECT s.revoked_at IS NULL AND s.started_position >= u.credentials_after \
+                     FROM access_sessions s \
                      WHERE s.generation = u.generation AND s.id = $3 AND s.user_id = u.id), \
                    (SELECT m.role FROM access_members m \
                       JOIN access_workspaces w ON w.generation = m.generation AND w.id = m.workspace_id \
                     WHERE m.generation = u.generation AND m.workspace_id = $2 AND m.user_id = u.id \
-                      AND w.deleted_at IS NULL) \
+                      AND w.deleted_at IS NULL), \
+                   (SELECT i.admin_id FROM access_impersonations i \
+                     WHERE i.generation = u.generation AND i.id = $4 AND i.user_id = u.id \
+                       AND i.ended_at IS NULL AND i.expires_at > $5) \
                  FROM access_users u WHERE u.generation = {GENERATION} AND u.id = $1"
             )))
             .bind(user)
             .bind(workspace)
             .bind(session)
+            .bind(impersonation)
+            .bind(tenet_events::envelope::now())
             .fetch_optional(pool)
             .await?
         });
-        Ok(row.map(|(platform_admin, session_live, role)| TokenHolder {
-            platform_admin,
-            session_live,
-            role: role.as_deref().and_then(Role::parse),
-        }))
+        Ok(row.map(
+            |(platform_admin, deactivated, session_live, role, impersonated_by)| TokenHolder {
+                platform_admin,
+                deactivated,
+                session_live,
+                role: role.as_deref().and_then(Role::parse),
+                impersonated_by,
+            },
+        ))
     }
 
     async fn role(

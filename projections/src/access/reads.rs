@@ -11,7 +11,10 @@ use tenet_http::pagination::Page;
 use tenet_http::{PageRequest, Sort};
 
 use super::GENERATION;
-use super::views::{AdminUser, AdminWorkspace, ApiKeyView, MemberView, WorkspaceView};
+use super::views::{
+    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, MemberView,
+    WorkspaceView,
+};
 use crate::listing::{Bind, Listing, like_pattern};
 
 /// A user's account, as its owner sees it.
@@ -301,7 +304,7 @@ pub async fn all_users(
         UserOrder::CreatedAt => "u.created_at",
     };
     let mut listing = Listing::new(
-        "u.id, u.email, u.name, u.platform_admin, u.created_at, \
+        "u.id, u.email, u.name, u.platform_admin, u.created_at, u.deactivated_at, \
            (SELECT count(*) FROM access_members m JOIN access_workspaces w \
               ON w.generation = m.generation AND w.id = m.workspace_id \
             WHERE m.generation = u.generation AND m.user_id = u.id AND w.deleted_at IS NULL) AS workspaces",
@@ -373,4 +376,71 @@ pub async fn api_key_name(db: &Db, key: ApiKeyId) -> Result<Option<String>, sqlx
         .fetch_optional(pool)
         .await
     })
+}
+
+#[derive(sqlx::FromRow)]
+struct UserDetailRow {
+    id: UserId,
+    email: String,
+    name: String,
+    platform_admin: bool,
+    created_at: DateTime<Utc>,
+    updated_at: DateTime<Utc>,
+    deactivated_at: Option<DateTime<Utc>>,
+    deactivation_reason: Option<String>,
+    version: i64,
+    sessions: i64,
+}
+
+/// A user in full, as platform admins see them; none if there is no such
+/// user. At most `workspace_limit` of their workspaces are listed.
+pub async fn admin_user(
+    db: &Db,
+    user: UserId,
+    workspace_limit: i64,
+) -> Result<Option<AdminUserDetail>, sqlx::Error> {
+    let now = tenet_events::envelope::now();
+    let row: Option<UserDetailRow> = with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT u.id, u.email, u.name, u.platform_admin, u.created_at, u.updated_at, \
+               u.deactivated_at, u.deactivation_reason, u.version, \
+               (SELECT count(*) FROM access_sessions s \
+                 WHERE s.generation = u.generation AND s.user_id = u.id AND s.revoked_at IS NULL \
+                   AND s.expires_at > $2 AND s.started_position >= u.credentials_after \
+                   AND u.deactivated_at IS NULL) AS sessions \
+             FROM access_users u WHERE u.generation = {GENERATION} AND u.id = $1"
+        )))
+        .bind(user)
+        .bind(now)
+        .fetch_optional(pool)
+        .await?
+    });
+    let Some(row) = row else {
+        return Ok(None);
+    };
+    let workspaces: Vec<AdminUserWorkspace> = with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT w.id, w.name, w.slug, m.role FROM access_members m \
+             JOIN access_workspaces w ON w.generation = m.generation AND w.id = m.workspace_id \
+             WHERE m.generation = {GENERATION} AND m.user_id = $1 AND w.deleted_at IS NULL \
+             ORDER BY w.name, w.id LIMIT $2"
+        )))
+        .bind(user)
+        .bind(workspace_limit)
+        .fetch_all(pool)
+        .await?
+    });
+    Ok(Some(AdminUserDetail {
+        id: row.id,
+        email: row.email,
+        name: row.name,
+        platform_admin: row.platform_admin,
+        created_at: row.created_at,
+        updated_at: row.updated_at,
+        deactivated_at: row.deactivated_at,
+        deactivation_reason: row.deactivation_reason,
+        workspaces,
+        sessions: row.sessions,
+        version: row.version,
+    }))
 }

@@ -6,7 +6,7 @@
 //! and session's streams.
 
 use chrono::{DateTime, Utc};
-use tenet_events::ids::{ApiKeyId, SessionId, TenantId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, TenantId, UserId, WorkspaceId};
 
 use crate::table::table;
 
@@ -20,12 +20,17 @@ table! {
         fixed {
             /// Lower-cased; unique per generation.
             email: String,
-            name: String,
             password_hash: String,
             created_at: DateTime<Utc>,
         }
         set {
+            name: String,
             platform_admin: bool,
+            deactivated_at: Option<DateTime<Utc>>,
+            deactivation_reason: Option<String>,
+            /// The log position of the last deactivation: sessions and API
+            /// keys that started before it are dead (0: none).
+            credentials_after: i64,
             updated_at: DateTime<Utc>,
             version: i64,
         }
@@ -87,6 +92,8 @@ table! {
             issued_by: UserId,
             created_at: DateTime<Utc>,
             expires_at: Option<DateTime<Utc>>,
+            /// The log position of `api_key.issued`.
+            issued_position: i64,
         }
         set {
             revoked_at: Option<DateTime<Utc>>,
@@ -106,6 +113,8 @@ table! {
         fixed {
             user_id: UserId,
             created_at: DateTime<Utc>,
+            /// The log position of `session.started`.
+            started_position: i64,
         }
         set {
             /// The digest of the current refresh token.
@@ -132,5 +141,28 @@ table! {
         fixed {
             session_id: SessionId,
         }
+    }
+}
+
+table! {
+    /// One row of `access_impersonations`: a platform admin acting as a
+    /// user; its token works while it is neither ended nor expired.
+    #[derive(Clone, Debug, PartialEq)]
+    pub struct ImpersonationRow in access_impersonations {
+        key {
+            id: ImpersonationId,
+        }
+        fixed {
+            user_id: UserId,
+            admin_id: UserId,
+            reason: String,
+            created_at: DateTime<Utc>,
+            expires_at: DateTime<Utc>,
+        }
+        set {
+            ended_at: Option<DateTime<Utc>>,
+            version: i64,
+        }
+        guard "access_impersonations.version <= EXCLUDED.version";
     }
 }

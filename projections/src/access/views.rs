@@ -85,6 +85,8 @@ pub struct AdminUser {
     pub name: String,
     pub platform_admin: bool,
     pub created_at: DateTime<Utc>,
+    /// Set while the account is deactivated.
+    pub deactivated_at: Option<DateTime<Utc>>,
     /// How many workspaces they belong to.
     pub workspaces: i64,
 }
@@ -100,4 +102,37 @@ pub struct AdminWorkspace {
     pub deleted_at: Option<DateTime<Utc>>,
     /// How many members it has.
     pub members: i64,
+}
+
+/// One of a user's workspaces, as platform admins see it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct AdminUserWorkspace {
+    pub id: WorkspaceId,
+    pub name: String,
+    pub slug: String,
+    #[sqlx(try_from = "String")]
+    pub role: RoleName,
+}
+
+/// A user in full, as platform admins see them.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, utoipa::ToSchema)]
+pub struct AdminUserDetail {
+    pub id: UserId,
+    pub email: String,
+    pub name: String,
+    pub platform_admin: bool,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// Set while the account is deactivated.
+    pub deactivated_at: Option<DateTime<Utc>>,
+    /// Why, as the admin who deactivated it said.
+    pub deactivation_reason: Option<String>,
+    /// The (not deleted) workspaces they belong to, with their role, by
+    /// name.
+    pub workspaces: Vec<AdminUserWorkspace>,
+    /// Sessions that can still be used (not revoked, not expired, started
+    /// after the last deactivation).
+    pub sessions: i64,
+    /// The user stream's version; also the `ETag`.
+    pub version: i64,
 }

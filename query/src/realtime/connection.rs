@@ -415,14 +415,27 @@ impl Session {
         let principal = match self.realtime.auth.principal(&self.bearer).await {
             Ok(principal) => principal,
             Err(error) if error.status == axum::http::StatusCode::UNAUTHORIZED => {
-                self.send_text(protocol::error(
-                    code::AUTHENTICATION_ERROR,
-                    "The credential of this connection is no longer valid; reconnect with a fresh one",
-                    None,
-                ))
-                .await?;
-                self.close(close_code::POLICY, "credential no longer valid")
-                    .await;
+                let (code, message, reason) = if error.code == code::ACCOUNT_DEACTIVATED {
+                    (
+                        code::ACCOUNT_DEACTIVATED,
+                        "This account was deactivated by a platform admin",
+                        "account deactivated",
+                    )
+                } else if error.code == code::IMPERSONATION_ENDED {
+                    (
+                        code::IMPERSONATION_ENDED,
+                        "The impersonation this connection was opened with has ended",
+                        "impersonation ended",
+                    )
+                } else {
+                    (
+                        code::AUTHENTICATION_ERROR,
+                        "The credential of this connection is no longer valid; reconnect with a fresh one",
+                        "credential no longer valid",
+                    )
+                };
+                self.send_text(protocol::error(code, message, None)).await?;
+                self.close(close_code::POLICY, reason).await;
                 return Err(Gone);
             }
             Err(error) => {

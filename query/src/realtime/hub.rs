@@ -12,7 +12,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use axum::extract::ws::Utf8Bytes;
-use tenet_events::ids::{ApiKeyId, Position, SessionId, TenantId, UserId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, Position, SessionId, TenantId, UserId};
 use tenet_http::Credential;
 use tenet_projections::feed::FeedUpdate;
 use tokio::sync::{Notify, mpsc};
@@ -50,6 +50,11 @@ pub enum Recheck {
     Member(TenantId, UserId),
     ApiKey(ApiKeyId),
     Session(SessionId),
+    /// Every connection of a user, whatever the credential (a deactivated
+    /// account).
+    User(UserId),
+    /// The connections opened with an impersonation's token (it ended).
+    Impersonation(ImpersonationId),
 }
 
 /// What a connection's task holds of its registration.
@@ -323,6 +328,11 @@ impl Hub {
                 Recheck::Session(session) => matches!(
                     connection.identity.credential,
                     Credential::Token { session: Some(s) } if s == session
+                ),
+                Recheck::User(user) => connection.identity.user_id == user,
+                Recheck::Impersonation(impersonation) => matches!(
+                    connection.identity.credential,
+                    Credential::Impersonation { id, .. } if id == impersonation
                 ),
             });
             if concerned {

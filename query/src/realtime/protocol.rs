@@ -54,6 +54,11 @@ pub mod code {
     pub const SLOW_CONSUMER: &str = "SLOW_CONSUMER";
     /// The credential is no longer valid; the connection closes.
     pub const AUTHENTICATION_ERROR: &str = "AUTHENTICATION_ERROR";
+    /// A platform admin deactivated the account; the connection closes.
+    pub const ACCOUNT_DEACTIVATED: &str = "ACCOUNT_DEACTIVATED";
+    /// The impersonation this connection was opened with ended; the
+    /// connection closes.
+    pub const IMPERSONATION_ENDED: &str = "IMPERSONATION_ENDED";
     /// The server could not do it now; retry.
     pub const UNAVAILABLE: &str = "SERVICE_UNAVAILABLE";
 }

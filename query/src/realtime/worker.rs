@@ -18,7 +18,7 @@ use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::workspace::WorkspaceEvent;
 use tenet_events::db::Db;
 use tenet_events::envelope::RecordedEvent;
-use tenet_events::ids::{ApiKeyId, Position, SessionId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, Position, SessionId, UserId};
 use tenet_events::store::{EventStore, LogQuery, StoreError};
 use tenet_projections::Checkpoints;
 use tenet_projections::{FEED_WRITERS as WRITERS, feed};
@@ -144,6 +144,10 @@ fn recheck_of(event: &RecordedEvent) -> Option<Recheck> {
             event.stream_id.as_uuid(),
         ))),
         "session.revoked" => Some(Recheck::Session(SessionId::from_uuid(
+            event.stream_id.as_uuid(),
+        ))),
+        "user.deactivated" => Some(Recheck::User(UserId::from_uuid(event.stream_id.as_uuid()))),
+        "impersonation.ended" => Some(Recheck::Impersonation(ImpersonationId::from_uuid(
             event.stream_id.as_uuid(),
         ))),
         _ => None,

@@ -11,8 +11,6 @@ CREATE TABLE automations_view (
     created_position bigint      NOT NULL,
     name             text        NOT NULL,
     trigger          jsonb       NOT NULL,
-    -- The trigger's event name: which automations the due-date clock serves.
-    trigger_event    text        NOT NULL,
     actions          jsonb       NOT NULL,
     enabled          boolean     NOT NULL,
     updated_at       timestamptz NOT NULL,
@@ -54,12 +52,3 @@ CREATE TABLE automation_work (
     position       bigint NOT NULL
 );
 CREATE INDEX automation_work_position ON automation_work (position);
-
--- The (task, due date) pairs the due-date clock has recorded as passed, so
--- its scan skips them.
-CREATE TABLE automation_due_dates_seen (
-    tenant_id uuid NOT NULL,
-    task_id   uuid NOT NULL,
-    due_date  date NOT NULL,
-    PRIMARY KEY (tenant_id, task_id, due_date)
-);

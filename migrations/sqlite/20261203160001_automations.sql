@@ -9,7 +9,6 @@ CREATE TABLE automations_view (
     created_position INTEGER NOT NULL,
     name             TEXT    NOT NULL,
     trigger          TEXT    NOT NULL,
-    trigger_event    TEXT    NOT NULL,
     actions          TEXT    NOT NULL,
     enabled          BOOLEAN NOT NULL,
     updated_at       TEXT    NOT NULL,
@@ -48,10 +47,3 @@ CREATE TABLE automation_work (
     position       INTEGER NOT NULL
 );
 CREATE INDEX automation_work_position ON automation_work (position);
-
-CREATE TABLE automation_due_dates_seen (
-    tenant_id BLOB NOT NULL,
-    task_id   BLOB NOT NULL,
-    due_date  TEXT NOT NULL,
-    PRIMARY KEY (tenant_id, task_id, due_date)
-);

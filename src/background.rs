@@ -69,7 +69,10 @@ impl Background {
         }
         if config.runs(Role::Projector) {
             self.start_projectors(&config.realtime).await?;
-            self.start_automations(Duration::from_millis(config.automation_step_delay_ms));
+            self.start_automations(
+                Duration::from_millis(config.automation_step_delay_ms),
+                Duration::from_millis(config.automation_due_scan_ms.max(10)),
+            );
             self.start_webhooks(config, webhooks);
         }
         if config.runs(Role::Query) {
@@ -146,13 +149,14 @@ impl Background {
 
     /// The policy that runs automations (with the projector role, beside
     /// the projector that records its work).
-    fn start_automations(&mut self, step_delay: Duration) {
+    fn start_automations(&mut self, step_delay: Duration, due_scan_every: Duration) {
         self.tasks.spawn(tenet_command::automation::policy::run(
             tenet_command::automation::policy::Worker {
                 db: self.db.clone(),
                 repository: self.repository.clone(),
                 checkpoints: self.checkpoints.clone(),
                 step_delay,
+                due_scan_every,
             },
             self.shutdown.clone(),
         ));

@@ -109,6 +109,10 @@ pub struct ServeConfig {
         hide = true
     )]
     pub automation_step_delay_ms: u64,
+
+    /// How often automations look for open tasks whose due date passed.
+    #[arg(long, env = "TENET_AUTOMATION_DUE_SCAN_MS", default_value_t = 60_000)]
+    pub automation_due_scan_ms: u64,
 }
 
 /// Access tokens.

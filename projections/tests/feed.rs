@@ -149,6 +149,7 @@ async fn outbox_contract(db: Db) {
 
     // Pruning stops at the lowest writer's checkpoint and moves the horizon.
     set_checkpoint(&db, "tasks", 7).await;
+    set_checkpoint(&db, "automations", 7).await;
     set_checkpoint(&db, "projects", 3).await;
     assert_eq!(feed::horizon(&db).await.expect("horizon"), Position(0));
     let cutoff = tenet_events::envelope::now() + Duration::seconds(1);

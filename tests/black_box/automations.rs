@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use crate::common::{Backing, Board, Client, Reply, Tenet, User, id, start, start_with, strings};
+use crate::common::{Backing, Board, Client, Mode, Tenet, User, id, start, start_with, strings};
 use futures::StreamExt;
 use serde_json::{Value, json};
 use tokio_tungstenite::tungstenite::Message;
@@ -65,20 +65,17 @@ async fn finished(board: &Board, automation: &str, count: usize) -> Vec<Value> {
     page["items"].as_array().cloned().unwrap_or_default()
 }
 
-/// `GET path` once the read models have caught up with the whole log of
-/// the workspace so far: an execution's steps write tasks and comments
-/// that other projectors than the executions' apply.
-async fn settled(board: &Board, path: &str) -> Reply {
-    let log = format!("/api/v1/workspaces/{}/audit-log", board.workspace);
-    let total = board.client().get(&log).await.assert_status(200)["total"]
-        .as_u64()
-        .expect("total");
-    let last = board
+/// A consistency token at the head of the log: a change to the board's
+/// project that changes nothing answers the head, so a read that waits
+/// for it sees everything written so far (an execution's task changes
+/// included).
+async fn head(board: &Board) -> String {
+    let unchanged = board
         .client()
-        .get(&format!("{log}?offset={}&limit=1", total.saturating_sub(1)))
+        .patch(&board.project_url(), json!({ "description": "" }))
         .await;
-    let head = last.assert_status(200)["items"][0]["position"].to_string();
-    board.client().get_after(path, &head).await
+    unchanged.assert_status(200);
+    unchanged.token()
 }
 
 /// Moves a task through the workflow to done.
@@ -185,14 +182,26 @@ async fn marking_a_task_done_runs_every_step_caused_by_the_transition(backing: B
     let follow_up = execution["steps"][2]["result"]["task_id"]
         .as_str()
         .expect("the follow-up's id");
-    let follow_up = settled(&board, &board.task(follow_up)).await;
+    let follow_up = board
+        .client()
+        .get_after(&board.task(follow_up), &head(&board).await)
+        .await;
     let follow_up = follow_up.assert_status(200);
     assert_eq!(follow_up["title"], "Review Login page");
     assert_eq!(follow_up["labels"], json!(["review"]));
     assert_eq!(follow_up["priority"], "high");
-    let labelled = settled(&board, &board.task(&task)).await;
+    let labelled = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     assert_eq!(labelled.assert_status(200)["labels"], json!(["shipped"]));
-    let comments = settled(&board, &format!("{}/comments", board.task(&task))).await;
+    let comments = board
+        .client()
+        .get_after(
+            &format!("{}/comments", board.task(&task)),
+            &head(&board).await,
+        )
+        .await;
     let comments = comments.assert_status(200);
     assert_eq!(comments["total"], 1);
     assert_eq!(comments["items"][0]["body"], "Closed WEB-1");
@@ -245,7 +254,10 @@ async fn a_failing_step_stops_the_execution_and_says_why(backing: Backing) {
         "{execution:#}"
     );
     assert_eq!(execution["steps"][2]["error"], "an earlier step failed");
-    let read = settled(&board, &board.task(&task)).await;
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     let read = read.assert_status(200);
     assert_eq!(read["priority"], "urgent");
     assert!(read["assignee_id"].is_null());
@@ -291,7 +303,10 @@ async fn an_automation_never_triggers_itself(backing: Backing) {
     assert_eq!(depths.iter().max(), Some(&2), "{witnessed:#?}");
     let own = finished(&board, &rule, 1).await;
     assert_eq!(own[0]["status"], "succeeded");
-    let tasks = settled(&board, &board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 2);
 }
 
@@ -334,7 +349,10 @@ async fn a_chain_of_automations_stops_at_the_depth_limit(backing: Backing) {
             .contains("depth limit")
     );
     // The start and three follow-ups: the fourth was never made.
-    let tasks = settled(&board, &board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 4);
 }
 
@@ -383,7 +401,10 @@ async fn a_disabled_automation_does_nothing(backing: Backing) {
         let page = board.client().get(&executions_url(&board, rule)).await;
         assert_eq!(page.assert_status(200)["total"], 0);
     }
-    let read = settled(&board, &board.task(&task)).await;
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     let read = read.assert_status(200);
     assert_eq!(read["labels"], json!(["seen"]));
     assert_eq!(read["priority"], "medium");
@@ -438,11 +459,23 @@ async fn an_execution_interrupted_by_kill_9_completes_exactly_once_after_restart
         .filter(|e| e["data"]["to"] == "succeeded")
         .count();
     assert_eq!(succeeded, 3);
-    let tasks = settled(&board, &board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 2);
-    let comments = settled(&board, &format!("{}/comments", board.task(&task))).await;
+    let comments = board
+        .client()
+        .get_after(
+            &format!("{}/comments", board.task(&task)),
+            &head(&board).await,
+        )
+        .await;
     assert_eq!(comments.assert_status(200)["total"], 1);
-    let read = settled(&board, &board.task(&task)).await;
+    let read = board
+        .client()
+        .get_after(&board.task(&task), &head(&board).await)
+        .await;
     assert_eq!(read.assert_status(200)["labels"], json!(["shipped"]));
 }
 
@@ -595,8 +628,86 @@ async fn a_deleted_automation_runs_no_more(backing: Backing) {
     let task = board.add_task("Gone").await;
     finish_task(&board, &task).await;
     finished(&board, &witness, 1).await;
-    let tasks = settled(&board, &board.tasks()).await;
+    let tasks = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
     assert_eq!(tasks.assert_status(200)["total"], 1);
+}
+
+async fn a_passed_due_date_triggers_its_automation_once(backing: Backing) {
+    let tenet = start_with(&backing, &[("TENET_AUTOMATION_DUE_SCAN_MS", "100")]).await;
+    let board = Board::new(&tenet, "Board").await;
+    let today = chrono::Utc::now().date_naive();
+    let yesterday = (today - chrono::Duration::days(1)).to_string();
+    let tomorrow = (today + chrono::Duration::days(1)).to_string();
+    let late = id(
+        &board
+            .create(json!({ "title": "Late", "due_date": yesterday }))
+            .await,
+        201,
+    );
+    let finished_late = id(
+        &board
+            .create(json!({ "title": "Done anyway", "due_date": yesterday }))
+            .await,
+        201,
+    );
+    finish_task(&board, &finished_late).await;
+    let future = board
+        .create(json!({ "title": "Not yet", "due_date": tomorrow }))
+        .await;
+    let future_id = id(&future, 201);
+    // The tasks read model knows all three before the automation exists.
+    board
+        .client()
+        .get_after(&board.task(&future_id), &future.token())
+        .await
+        .assert_status(200);
+    let rule = automation(
+        &board,
+        json!({
+            "name": "Chase late work",
+            "trigger": { "event": "task.due_date_passed" },
+            "actions": [
+                { "type": "set_priority", "priority": "urgent" },
+                { "type": "comment", "body": "{{task.key}} is overdue" },
+            ],
+        }),
+    )
+    .await;
+    let executions = finished(&board, &rule, 1).await;
+    assert_eq!(executions[0]["status"], "succeeded", "{executions:#?}");
+    assert_eq!(executions[0]["task_id"], late.as_str());
+    assert_eq!(executions[0]["trigger_event_type"], "due_date.passed");
+    let read = board
+        .client()
+        .get_after(&board.task(&late), &head(&board).await)
+        .await;
+    assert_eq!(read.assert_status(200)["priority"], "urgent");
+
+    // A task that becomes late later is chased by a later scan; the first
+    // is not chased again.
+    let later = id(
+        &board
+            .create(json!({ "title": "Later", "due_date": yesterday }))
+            .await,
+        201,
+    );
+    let executions = finished(&board, &rule, 2).await;
+    let chased: Vec<&str> = executions
+        .iter()
+        .filter_map(|e| e["task_id"].as_str())
+        .collect();
+    assert!(chased.contains(&later.as_str()), "{executions:#?}");
+    assert!(chased.contains(&late.as_str()));
+    for quiet in [&finished_late, &future_id] {
+        let read = board
+            .client()
+            .get_after(&board.task(quiet), &head(&board).await)
+            .await;
+        assert_eq!(read.assert_status(200)["priority"], "medium");
+    }
 }
 
 /// The WebSocket messages of a subscription to `channel`, as `client`,
@@ -690,6 +801,7 @@ async fn executions_are_pushed_on_the_websocket_step_by_step(backing: Backing) {
 }
 
 in_both_modes!(
+    a_passed_due_date_triggers_its_automation_once,
     executions_are_pushed_on_the_websocket_step_by_step,
     marking_a_task_done_runs_every_step_caused_by_the_transition,
     a_failing_step_stops_the_execution_and_says_why,
@@ -701,3 +813,67 @@ in_both_modes!(
     automations_and_executions_of_another_tenant_are_not_found,
     a_deleted_automation_runs_no_more,
 );
+
+/// Two processes on one Postgres and one NATS, each able to run
+/// automations (one at a time, elected), and the one that may be running
+/// them killed in the middle of an execution: every execution still runs
+/// once, its steps once each.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn with_two_processes_and_one_killed_each_execution_runs_once() {
+    let Some(backing) = Backing::new(Mode::Distributed).await else {
+        return;
+    };
+    let slow = [("TENET_AUTOMATION_STEP_DELAY_MS", "300")];
+    let mut first = start_with(&backing, &slow).await;
+    let second = start_with(&backing, &slow).await;
+    let board = Board::new(&second, "Shared").await;
+    let rule = automation(&board, follow_up_rule()).await;
+    let mut tasks = Vec::new();
+    for n in 0..3 {
+        let task = board.add_task(&format!("Task {n}")).await;
+        finish_task(&board, &task).await;
+        tasks.push(task);
+    }
+    // Once an execution is under way, kill the first process (the leader,
+    // or not: either way the survivor must finish the work exactly once).
+    eventually(board.client(), &executions_url(&board, &rule), |page| {
+        page["total"].as_i64().is_some_and(|total| total >= 1)
+    })
+    .await;
+    first.stop_with("-KILL").await;
+
+    let executions = finished(&board, &rule, 3).await;
+    for execution in &executions {
+        assert_eq!(execution["status"], "succeeded", "{executions:#?}");
+        assert_eq!(
+            statuses(execution),
+            vec!["succeeded", "succeeded", "succeeded"]
+        );
+        let events = stream_events(&board, execution["id"].as_str().unwrap()).await;
+        let starts = events
+            .iter()
+            .filter(|e| e["event_type"] == "automation.execution_started")
+            .count();
+        assert_eq!(starts, 1);
+    }
+    let triggered: std::collections::BTreeSet<&str> = executions
+        .iter()
+        .filter_map(|e| e["task_id"].as_str())
+        .collect();
+    assert_eq!(triggered.len(), 3);
+    let listed = board
+        .client()
+        .get_after(&board.tasks(), &head(&board).await)
+        .await;
+    assert_eq!(listed.assert_status(200)["total"], 6, "one follow-up each");
+    for task in &tasks {
+        let comments = board
+            .client()
+            .get_after(
+                &format!("{}/comments", board.task(task)),
+                &head(&board).await,
+            )
+            .await;
+        assert_eq!(comments.assert_status(200)["total"], 1);
+    }
+}

@@ -6,11 +6,13 @@
 
 use chrono::{DateTime, Utc};
 use sha2::{Digest, Sha256};
+use tenet_events::catalogue::DomainEvent;
 use tenet_events::catalogue::automation::{
-    Action, ExecutionEvent, ExecutionFinished, ExecutionStarted, StepStatus, StepStatusChanged,
-    Trigger,
+    Action, DueDateEvent, DueDatePassed, ExecutionEvent, ExecutionFinished, ExecutionStarted,
+    StepStatus, StepStatusChanged, Trigger,
 };
 use tenet_events::catalogue::task::TaskEvent;
+use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{AutomationId, EventId, ExecutionId, ProjectId, TaskId};
 
 use super::aggregate::Automation;
@@ -56,6 +58,40 @@ pub fn made_by_step(execution: ExecutionId, index: u32) -> uuid::Uuid {
     derived(execution.as_uuid(), format!("step/{index}").as_bytes())
 }
 
+/// A fact that may trigger automations: a task event, or a task's due
+/// date passing.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Triggering {
+    Task(TaskEvent),
+    DueDatePassed(DueDatePassed),
+}
+
+impl Triggering {
+    /// The trigger a recorded event is, if it is one.
+    pub fn of(event: &RecordedEvent) -> Option<Triggering> {
+        match event.event_type.as_str() {
+            "task.created" | "task.status_changed" => {
+                TaskEvent::from_recorded(event).ok().map(Triggering::Task)
+            }
+            "due_date.passed" => match DueDateEvent::from_recorded(event).ok()? {
+                DueDateEvent::Passed(passed) => Some(Triggering::DueDatePassed(passed)),
+            },
+            _ => None,
+        }
+    }
+
+    /// The project and task it is about.
+    pub fn subject(&self, event: &RecordedEvent) -> Option<(ProjectId, TaskId)> {
+        let task = TaskId::from_uuid(event.stream_id.as_uuid());
+        match self {
+            Triggering::Task(TaskEvent::Created(created)) => Some((created.project_id, task)),
+            Triggering::Task(TaskEvent::StatusChanged(changed)) => Some((changed.project_id, task)),
+            Triggering::Task(_) => None,
+            Triggering::DueDatePassed(passed) => Some((passed.project_id, passed.task_id)),
+        }
+    }
+}
+
 /// Where a triggering change came from: a person (depth 0, no chain) or
 /// an execution (its depth and chain).
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -88,7 +124,7 @@ pub fn evaluate(
     automation: &Automation,
     id: AutomationId,
     project: ProjectId,
-    event: &TaskEvent,
+    event: &Triggering,
     origin: &Origin,
 ) -> Verdict {
     if !automation.belongs_to(project) || !automation.enabled {
@@ -110,13 +146,16 @@ pub fn evaluate(
     }
 }
 
-/// Whether a task event matches a trigger.
-pub fn triggers(trigger: &Trigger, event: &TaskEvent) -> bool {
+/// Whether a fact matches a trigger.
+pub fn triggers(trigger: &Trigger, event: &Triggering) -> bool {
     match (trigger, event) {
-        (Trigger::StatusChanged { to }, TaskEvent::StatusChanged(changed)) => changed.to == *to,
-        (Trigger::Created { label }, TaskEvent::Created(created)) => label
+        (Trigger::StatusChanged { to }, Triggering::Task(TaskEvent::StatusChanged(changed))) => {
+            changed.to == *to
+        }
+        (Trigger::Created { label }, Triggering::Task(TaskEvent::Created(created))) => label
             .as_ref()
             .is_none_or(|label| created.labels.contains(label)),
+        (Trigger::DueDatePassed {}, Triggering::DueDatePassed(_)) => true,
         _ => false,
     }
 }
@@ -235,8 +274,8 @@ pub fn start(execution: &Execution, start: Start) -> Vec<ExecutionEvent> {
     })]
 }
 
-/// Moves step `index` to `to`; nothing if it is there already (a second
-/// attempt), refused if the move goes backwards.
+/// Moves step `index` to `to`; nothing if it is there already or has
+/// ended (a second attempt), refused if the move goes backwards.
 pub fn step(
     execution: &Execution,
     index: u32,
@@ -251,7 +290,9 @@ pub fn step(
         .steps
         .get(index as usize)
         .ok_or(ExecutionError::NoSuchStep(index))?;
-    if current.status == to {
+    // There already, or ended by another attempt (a second instance that
+    // took the step up at the same time): nothing to record.
+    if current.status == to || current.status.is_final() {
         return Ok(Vec::new());
     }
     if !current.status.can_become(to) {
@@ -413,15 +454,19 @@ mod tests {
         }
     }
 
-    fn moved(to: TaskStatus) -> TaskEvent {
-        TaskEvent::StatusChanged(TaskStatusChanged {
+    fn moved(to: TaskStatus) -> Triggering {
+        Triggering::Task(TaskEvent::StatusChanged(TaskStatusChanged {
             project_id: project_id(),
             from: TaskStatus::InReview,
             to,
-        })
+        }))
     }
 
-    fn created_with(labels: &[&str]) -> TaskEvent {
+    fn created_with(labels: &[&str]) -> Triggering {
+        Triggering::Task(created_task(labels))
+    }
+
+    fn created_task(labels: &[&str]) -> TaskEvent {
         TaskEvent::Created(TaskCreated {
             project_id: project_id(),
             number: 1,
@@ -505,6 +550,30 @@ mod tests {
             evaluate(&any, id, project_id(), &created_with(&[]), &person()),
             Verdict::Run { .. }
         ));
+    }
+
+    #[test]
+    fn a_due_date_trigger_runs_when_a_due_date_passed_and_on_nothing_else() {
+        let rule = automation(Trigger::DueDatePassed {}, true);
+        let passed = Triggering::DueDatePassed(DueDatePassed {
+            task_id: TaskId::from_uuid(uuid::Uuid::from_u128(3)),
+            project_id: project_id(),
+            due_date: chrono::NaiveDate::from_ymd_opt(2027, 1, 1).unwrap(),
+        });
+        let id = automation_id(1);
+        assert!(matches!(
+            evaluate(&rule, id, project_id(), &passed, &person()),
+            Verdict::Run { depth: 1, .. }
+        ));
+        assert_eq!(
+            evaluate(&rule, id, project_id(), &moved(TaskStatus::Done), &person()),
+            Verdict::Ignore
+        );
+        let on_done = automation(done(), true);
+        assert_eq!(
+            evaluate(&on_done, id, project_id(), &passed, &person()),
+            Verdict::Ignore
+        );
     }
 
     #[test]
@@ -709,6 +778,13 @@ mod tests {
             })
         );
         assert_eq!(finish(&running), Err(ExecutionError::Unfinished));
+        let mut ended = running.clone();
+        ended.steps[0].status = StepStatus::Succeeded;
+        assert_eq!(step(&ended, 0, StepStatus::Running, None, None), Ok(vec![]));
+        assert_eq!(
+            step(&ended, 0, StepStatus::Failed, Some("late".into()), None),
+            Ok(vec![])
+        );
     }
 
     #[test]
@@ -741,7 +817,7 @@ mod tests {
 
     #[test]
     fn strings_name_the_triggering_task() {
-        let task: Task = given([created_with(&[])]);
+        let task: Task = given([created_task(&[])]);
         let id = TaskId::from_uuid(uuid::Uuid::from_u128(3));
         assert_eq!(
             render(

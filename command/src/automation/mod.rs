@@ -3,6 +3,7 @@
 //! that starts executions from task events.
 
 pub mod aggregate;
+pub mod due;
 pub mod execution;
 pub mod policy;
 pub mod routes;

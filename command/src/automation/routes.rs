@@ -43,8 +43,9 @@ pub const BODY_MAX: usize = crate::comment::routes::BODY_MAX;
 #[serde(deny_unknown_fields)]
 #[schema(as = AutomationTriggerInput)]
 pub struct TriggerBody {
-    /// `task.status_changed` (with `to`) or `task.created` (with an
-    /// optional `label`).
+    /// `task.status_changed` (with `to`), `task.created` (with an
+    /// optional `label`) or `task.due_date_passed` (an open task's due
+    /// date passed: the UTC day after it began).
     pub event: String,
     /// For `task.status_changed`: the status entered.
     pub to: Option<String>,
@@ -55,7 +56,8 @@ pub struct TriggerBody {
 /// One action. `type` is `assign` (`user_id`), `set_priority`
 /// (`priority`), `add_label` (`label`), `comment` (`body`), `create_task`
 /// (`title`, and optionally `description`, `priority`, `labels`,
-/// `assignee_id`, `due_date`) or `transition` (`to`). Strings may say
+/// `assignee_id`, `due_date`) or `transition` (`to`). A comment is written
+/// as the automation: its `author_id` is the automation's id. Strings may say
 /// `{{task.title}}`, `{{task.key}}` and `{{task.id}}` of the triggering
 /// task.
 #[derive(Debug, Deserialize, ToSchema)]
@@ -208,10 +210,21 @@ fn trigger(checks: &mut Checks, body: &TriggerBody) -> Trigger {
                     .map(|label| checks.line("trigger.label", label, LABEL_MAX)),
             }
         }
+        "task.due_date_passed" => {
+            for (field, given) in [("to", body.to.is_some()), ("label", body.label.is_some())] {
+                if given {
+                    checks.add(
+                        format!("trigger.{field}"),
+                        "is not a field of task.due_date_passed",
+                    );
+                }
+            }
+            Trigger::DueDatePassed {}
+        }
         _ => {
             checks.add(
                 "trigger.event",
-                "must be task.status_changed or task.created",
+                "must be task.status_changed, task.created or task.due_date_passed",
             );
             Trigger::Created { label: None }
         }

@@ -29,6 +29,20 @@ pub enum Trigger {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         label: Option<String>,
     },
+    /// An open task's due date passed (the UTC day after it began).
+    #[serde(rename = "task.due_date_passed")]
+    DueDatePassed {},
+}
+
+impl Trigger {
+    /// Its `event` on the wire.
+    pub fn event_name(&self) -> &'static str {
+        match self {
+            Trigger::StatusChanged { .. } => "task.status_changed",
+            Trigger::Created { .. } => "task.created",
+            Trigger::DueDatePassed {} => "task.due_date_passed",
+        }
+    }
 }
 
 /// One step of an automation, run on the triggering task. Strings may say
@@ -207,6 +221,23 @@ pub struct ExecutionFinished {
     pub status: StepStatus,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+}
+
+/// An open task's due date passed: recorded once per task and due date,
+/// on a stream of its own (`task_due_date`, its id derived from the two),
+/// so a task's own stream and version are untouched by the clock.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DueDatePassed {
+    pub task_id: TaskId,
+    pub project_id: ProjectId,
+    pub due_date: NaiveDate,
+}
+
+event_family! {
+    /// What the clock records of a task's due date.
+    pub enum DueDateEvent {
+        Passed(DueDatePassed) = "due_date.passed" v 1;
+    }
 }
 
 event_family! {

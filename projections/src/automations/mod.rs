@@ -12,7 +12,7 @@
 use std::collections::HashSet;
 
 use async_trait::async_trait;
-use chrono::{DateTime, Utc};
+use chrono::{DateTime, NaiveDate, Utc};
 use serde::{Deserialize, Serialize};
 use sqlx::types::Json;
 use tenet_events::catalogue::DomainEvent;
@@ -122,6 +122,8 @@ table! {
         set {
             name: String,
             trigger: Json<Trigger>,
+            /// The trigger's event name (what the due-date clock looks for).
+            trigger_event: String,
             actions: Json<Vec<Action>>,
             enabled: bool,
             updated_at: DateTime<Utc>,
@@ -337,6 +339,7 @@ fn apply_automation(
             created_at: at,
             created_position: event.position.0,
             name: created.name,
+            trigger_event: created.trigger.event_name().to_owned(),
             trigger: Json(created.trigger),
             actions: Json(created.actions),
             enabled: created.enabled,
@@ -361,6 +364,7 @@ fn apply_automation(
                 row.name = name;
             }
             if let Some(trigger) = updated.trigger {
+                row.trigger_event = trigger.event_name().to_owned();
                 row.trigger = Json(trigger);
             }
             if let Some(actions) = updated.actions {
@@ -559,10 +563,10 @@ pub async fn list(
     Ok(rows.map(|row| row.to_view()))
 }
 
-/// The enabled automations of a project that existed before `position`
-/// (those a task event at `position` may trigger), as the read model
-/// knows them.
-pub async fn enabled_before(
+/// The automations of a project created before `position` (those an event
+/// at `position` may trigger, if they were enabled then), as the read
+/// model knows them.
+pub async fn of_project_before(
     db: &Db,
     tenant: TenantId,
     project: ProjectId,
@@ -571,11 +575,10 @@ pub async fn enabled_before(
     with_pool!(db, pool => {
         sqlx::query_scalar(sqlx::AssertSqlSafe(format!(
             "SELECT id FROM automations_view WHERE generation = {GENERATION} AND tenant_id = $1 \
-             AND project_id = $2 AND enabled = $3 AND created_position < $4 ORDER BY created_at, id"
+             AND project_id = $2 AND created_position < $3 ORDER BY created_at, id"
         )))
         .bind(tenant)
         .bind(project)
-        .bind(true)
         .bind(position.0)
         .fetch_all(pool)
         .await
@@ -620,4 +623,40 @@ pub async fn executions(
     );
     let rows: Page<ExecutionRow> = listing.page(db, page).await?;
     Ok(rows.map(|row| row.to_view()))
+}
+
+/// An open task whose due date passed, in a project with an enabled
+/// automation triggered by that.
+#[derive(Clone, Debug, PartialEq, Eq, sqlx::FromRow)]
+pub struct Overdue {
+    pub tenant_id: TenantId,
+    pub task_id: TaskId,
+    pub project_id: ProjectId,
+    pub due_date: NaiveDate,
+}
+
+/// Up to `limit` open tasks due before `today`, in projects with an
+/// enabled `task.due_date_passed` automation, whose (task, due date) the
+/// clock has not recorded yet (`automation_due_dates_seen`), as the tasks
+/// and automations read models know them.
+pub async fn overdue(db: &Db, today: NaiveDate, limit: i64) -> Result<Vec<Overdue>, sqlx::Error> {
+    let tasks = crate::tasks::GENERATION;
+    with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT t.tenant_id, t.id AS task_id, t.project_id, t.due_date FROM tasks_view t \
+             WHERE t.generation = {tasks} AND t.due_date < $1 \
+               AND t.status IN ('todo', 'in_progress', 'in_review') \
+               AND EXISTS (SELECT 1 FROM automations_view a WHERE a.generation = {GENERATION} \
+                 AND a.tenant_id = t.tenant_id AND a.project_id = t.project_id \
+                 AND a.enabled = $2 AND a.trigger_event = 'task.due_date_passed') \
+               AND NOT EXISTS (SELECT 1 FROM automation_due_dates_seen s \
+                 WHERE s.tenant_id = t.tenant_id AND s.task_id = t.id AND s.due_date = t.due_date) \
+             ORDER BY t.due_date, t.id LIMIT $3"
+        )))
+        .bind(today)
+        .bind(true)
+        .bind(limit)
+        .fetch_all(pool)
+        .await
+    })
 }

@@ -911,6 +911,8 @@ mod tests {
                     slug: "web".into(),
                     description: String::new(),
                     key: "WEB".into(),
+                    template_id: None,
+                    template_version: None,
                 })])
             })
             .outcome()

@@ -6,4 +6,8 @@
 
 /// The projections that write the outbox. The feed can deliver a position
 /// only once every one of them has applied it.
-pub const FEED_WRITERS: [&str; 2] = [crate::projects::NAME, crate::tasks::NAME];
+pub const FEED_WRITERS: [&str; 3] = [
+    crate::projects::NAME,
+    crate::tasks::NAME,
+    crate::feature_flags::NAME,
+];

@@ -25,7 +25,7 @@
 //!   the announcements) take it from whoever wires them
 //!   ([`crate::FEED_WRITERS`]).
 
-use tenet_events::ids::{CommentId, Position, ProjectId, TaskId, TenantId};
+use tenet_events::ids::{CommentId, FeatureFlagId, Position, ProjectId, TaskId, TenantId};
 use uuid::Uuid;
 
 pub mod announce;
@@ -70,6 +70,9 @@ pub enum Resource {
     Project(ProjectId),
     Task(TaskId),
     Comment(CommentId),
+    /// A platform-wide feature flag (tenant [`TenantId::PLATFORM`]): the
+    /// query side evaluates it for each workspace channel it reaches.
+    FeatureFlag(FeatureFlagId),
 }
 
 impl Resource {
@@ -78,6 +81,7 @@ impl Resource {
             Resource::Project(_) => "project",
             Resource::Task(_) => "task",
             Resource::Comment(_) => "comment",
+            Resource::FeatureFlag(_) => "feature_flag",
         }
     }
 
@@ -86,6 +90,7 @@ impl Resource {
             Resource::Project(id) => id.as_uuid(),
             Resource::Task(id) => id.as_uuid(),
             Resource::Comment(id) => id.as_uuid(),
+            Resource::FeatureFlag(id) => id.as_uuid(),
         }
     }
 
@@ -94,6 +99,7 @@ impl Resource {
             "project" => Resource::Project(ProjectId::from_uuid(id)),
             "task" => Resource::Task(TaskId::from_uuid(id)),
             "comment" => Resource::Comment(CommentId::from_uuid(id)),
+            "feature_flag" => Resource::FeatureFlag(FeatureFlagId::from_uuid(id)),
             _ => return None,
         })
     }
@@ -131,6 +137,7 @@ mod tests {
             Resource::Project(ProjectId::from_uuid(id)),
             Resource::Task(TaskId::from_uuid(id)),
             Resource::Comment(CommentId::from_uuid(id)),
+            Resource::FeatureFlag(FeatureFlagId::from_uuid(id)),
         ] {
             assert_eq!(Resource::parse(resource.name(), id), Some(resource));
         }

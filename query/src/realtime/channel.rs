@@ -131,6 +131,8 @@ impl Reads {
             Resource::Project(_) => self.projects,
             Resource::Task(_) => self.tasks,
             Resource::Comment(_) => self.comments,
+            // Every member may read their workspace's flags.
+            Resource::FeatureFlag(_) => true,
         }
     }
 }

@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::extract::ws::Utf8Bytes;
 use tenet_events::ids::{ApiKeyId, ImpersonationId, Position, SessionId, TenantId, UserId};
 use tenet_http::Credential;
-use tenet_projections::feed::FeedUpdate;
+use tenet_projections::feature_flags::{FlagView, evaluate};
+use tenet_projections::feed::{FeedUpdate, Kind, Resource};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -246,6 +247,10 @@ impl Hub {
         let mut dropped = Vec::new();
         let mut sent = 0u64;
         for update in updates.iter().filter(|u| u.position > inner.dispatched) {
+            if let Resource::FeatureFlag(_) = update.resource {
+                broadcast_flag(&*inner, update, &mut dropped, &mut sent);
+                continue;
+            }
             let mut tail: Option<String> = None;
             for route in Route::of(update) {
                 let Some(subscribers) = inner.routes.get(&route) else {
@@ -337,6 +342,71 @@ impl Hub {
             });
             if concerned {
                 connection.recheck.notify_one();
+            }
+        }
+    }
+}
+
+/// A platform-wide feature flag's change, to every workspace channel of
+/// this process: its key and whether it is on for that workspace (or,
+/// once deleted, its key alone).
+fn broadcast_flag(
+    inner: &Inner,
+    update: &FeedUpdate,
+    dropped: &mut Vec<ConnectionId>,
+    sent: &mut u64,
+) {
+    let flag: Option<FlagView> = match update.kind {
+        Kind::Update => match serde_json::from_str(&update.data) {
+            Ok(flag) => Some(flag),
+            Err(error) => {
+                tracing::warn!(%error, position = %update.position, "undecodable feature flag in the feed");
+                return;
+            }
+        },
+        Kind::Removed => None,
+    };
+    let removed_data = update.data.as_str();
+    for (route, subscribers) in &inner.routes {
+        let Route::Workspace(tenant) = *route else {
+            continue;
+        };
+        let data = match &flag {
+            Some(flag) => serde_json::json!({
+                "key": flag.key,
+                "enabled": evaluate(flag, tenant.into()),
+            })
+            .to_string(),
+            None => removed_data.to_owned(),
+        };
+        let text = Utf8Bytes::from(format!(
+            r#"{{"type":"{}","channel":"{}","position":{},"event_type":{},"resource":"feature_flag","data":{}}}"#,
+            update.kind.as_str(),
+            route.channel(),
+            update.position.0,
+            serde_json::json!(update.event_type),
+            data,
+        ));
+        for subscriber in subscribers {
+            let Some(connection) = inner.connections.get(&subscriber.connection) else {
+                continue;
+            };
+            if connection.slow.is_cancelled() {
+                continue;
+            }
+            let delivery = Delivery {
+                subscription: subscriber.subscription,
+                position: update.position,
+                text: text.clone(),
+            };
+            match connection.queue.try_send(delivery) {
+                Ok(()) => *sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    connection.slow.cancel();
+                    metrics::counter!("tenet_ws_slow_consumers_total").increment(1);
+                    dropped.push(subscriber.connection);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => dropped.push(subscriber.connection),
             }
         }
     }

@@ -429,8 +429,20 @@ async fn an_admin_impersonates_a_user_and_the_log_names_both(backing: Backing) {
         .delete(&end_url)
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
+    let live = root.client.get(&end_url).await;
+    let live = live.assert_status(200).clone();
+    assert_eq!(
+        (
+            live["user_id"].clone(),
+            live["admin_id"].clone(),
+            live["ended_at"].clone()
+        ),
+        (json!(member.id), json!(root.id), Value::Null)
+    );
+    assert_eq!(live["reason"], "Support ticket #4521");
     let ended = root.client.delete(&end_url).await;
     assert!(ended.assert_status(200)["ended_at"].is_string());
+    assert!(root.client.get(&end_url).await.assert_status(200)["ended_at"].is_string());
     acting
         .get("/api/v1/auth/me")
         .await

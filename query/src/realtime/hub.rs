@@ -467,6 +467,56 @@ mod tests {
     }
 
     #[test]
+    fn a_flag_reaches_every_workspace_channel_evaluated_for_it() {
+        let hub = Hub::new(8);
+        let (on, off) = (TenantId::generate(), TenantId::generate());
+        let mut first = hub.connect(identity());
+        let mut second = hub.connect(identity());
+        let no_reads = Reads {
+            projects: false,
+            tasks: false,
+            comments: false,
+        };
+        hub.subscribe(first.id, Route::Workspace(on), no_reads);
+        hub.subscribe(second.id, Route::Workspace(off), no_reads);
+        let flag = serde_json::json!({
+            "key": "beta",
+            "description": "",
+            "enabled": false,
+            "rollout_percent": 0,
+            "overrides": { WorkspaceId::from(on).to_string(): true },
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "version": 2,
+        });
+        let update = FeedUpdate {
+            position: Position(7),
+            tenant_id: TenantId::PLATFORM,
+            kind: Kind::Update,
+            resource: Resource::FeatureFlag(tenet_events::ids::FeatureFlagId::generate()),
+            project_id: None,
+            task_id: None,
+            event_type: "feature_flag.overridden".to_owned(),
+            data: flag.to_string(),
+        };
+        hub.dispatch(&[update], Position(7));
+        for (connection, tenant, enabled) in [(&mut first, on, true), (&mut second, off, false)] {
+            let delivery = connection.deliveries.try_recv().expect("delivered");
+            let message: serde_json::Value =
+                serde_json::from_str(delivery.text.as_str()).expect("JSON");
+            assert_eq!(
+                message["channel"],
+                format!("workspace:{}", WorkspaceId::from(tenant)).as_str()
+            );
+            assert_eq!(message["resource"], "feature_flag");
+            assert_eq!(
+                message["data"],
+                serde_json::json!({ "key": "beta", "enabled": enabled })
+            );
+        }
+    }
+
+    #[test]
     fn a_subscription_learns_where_the_live_stream_continues() {
         let hub = Hub::new(8);
         let tenant = TenantId::generate();

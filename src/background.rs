@@ -68,6 +68,7 @@ impl Background {
         }
         if config.runs(Role::Projector) {
             self.start_projectors(&config.realtime).await?;
+            self.start_automations(Duration::from_millis(config.automation_step_delay_ms));
         }
         if config.runs(Role::Query) {
             self.follow_checkpoints();
@@ -139,6 +140,20 @@ impl Background {
             self.shutdown.clone(),
         ));
         Ok(())
+    }
+
+    /// The policy that runs automations (with the projector role, beside
+    /// the projector that records its work).
+    fn start_automations(&mut self, step_delay: Duration) {
+        self.tasks.spawn(tenet_command::automation::policy::run(
+            tenet_command::automation::policy::Worker {
+                db: self.db.clone(),
+                repository: self.repository.clone(),
+                checkpoints: self.checkpoints.clone(),
+                step_delay,
+            },
+            self.shutdown.clone(),
+        ));
     }
 
     /// Follows the checkpoint notifications of other processes (Postgres),

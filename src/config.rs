@@ -96,6 +96,16 @@ pub struct ServeConfig {
     /// Origins allowed to call the API from a browser (comma-separated); none by default.
     #[arg(long, env = "TENET_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,
+
+    /// A pause inside each automation step, between `running` and its
+    /// action (0: none). For fault tests that stop the process mid-step.
+    #[arg(
+        long,
+        env = "TENET_AUTOMATION_STEP_DELAY_MS",
+        default_value_t = 0,
+        hide = true
+    )]
+    pub automation_step_delay_ms: u64,
 }
 
 /// Access tokens.

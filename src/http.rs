@@ -35,6 +35,7 @@ use utoipa::OpenApi;
 use utoipa_swagger_ui::SwaggerUi;
 
 use crate::config::{Role, ServeConfig};
+use crate::console;
 use crate::ops::{self, Ops};
 
 /// Largest request body accepted (the largest legitimate body, a task with
@@ -88,6 +89,7 @@ pub struct HttpDeps<'a> {
         (name = "projects", description = "Projects inside a workspace"),
         (name = "tasks", description = "Tasks: numbered per project, moved through todo, in_progress, in_review, done or cancelled"),
         (name = "comments", description = "Comments on tasks"),
+        (name = "automations", description = "A project's automations (a trigger and ordered actions) and their executions, step by step"),
         (name = "audit", description = "The event log as an audit trail"),
         (name = "admin", description = "Platform administration: users and their lifecycle, impersonation, workspaces, the whole log, stats, projections, rebuilds and jobs"),
         (name = "feature-flags", description = "Feature flags: platform-wide switches with a stable percentage rollout and per-workspace overrides"),
@@ -113,6 +115,7 @@ pub fn router(mut deps: HttpDeps<'_>) -> axum::Router {
     let router = axum::Router::new()
         .merge(ops)
         .merge(api)
+        .merge(console::router())
         .merge(SwaggerUi::new("/docs").url("/openapi.json", doc))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -212,7 +215,12 @@ async fn security_headers(request: Request, next: Next) -> Response {
     if path.starts_with("/api/") && !headers.contains_key(header::CACHE_CONTROL) {
         headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
     }
-    if path.starts_with("/docs") {
+    if path.starts_with("/console") {
+        headers.insert(
+            "content-security-policy",
+            HeaderValue::from_static(console::CONTENT_SECURITY_POLICY),
+        );
+    } else if path.starts_with("/docs") {
         headers.insert(
             "content-security-policy",
             HeaderValue::from_static(

@@ -5,6 +5,7 @@
 
 mod background;
 pub mod config;
+mod console;
 mod http;
 pub mod ops;
 
@@ -65,6 +66,8 @@ pub fn projectors() -> Vec<Arc<dyn Projector>> {
         Arc::new(tenet_projections::stats::PlatformStatsProjector),
         Arc::new(tenet_projections::feature_flags::FeatureFlagsProjector),
         Arc::new(tenet_command::task::policy::DepartedMembers),
+        Arc::new(tenet_projections::automations::AutomationsProjector),
+        Arc::new(tenet_command::automation::policy::AutomationTriggers),
     ]
 }
 

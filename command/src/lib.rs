@@ -8,6 +8,7 @@
 //! aggregate (or claimed atomically with its events).
 
 pub mod api_key;
+pub mod automation;
 pub mod comment;
 pub mod feature_flag;
 pub mod http;
@@ -39,6 +40,7 @@ pub fn router(state: CommandState) -> OpenApiRouter {
         .merge(project::routes::router())
         .merge(task::routes::router())
         .merge(comment::routes::router())
+        .merge(automation::routes::router())
         .merge(feature_flag::routes::router())
         .with_state(state)
 }

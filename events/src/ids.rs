@@ -78,6 +78,12 @@ uuid_id!(ProjectId);
 uuid_id!(TaskId);
 uuid_id!(CommentId);
 uuid_id!(ApiKeyId);
+uuid_id!(AutomationId);
+uuid_id!(
+    /// One run of an automation; derived from the automation and the
+    /// event that triggered it, so a run is recorded once.
+    ExecutionId
+);
 uuid_id!(
     /// A refresh-token family: one login and every rotation that follows it.
     SessionId
@@ -131,6 +137,8 @@ stream_of!(
     CommentId,
     ApiKeyId,
     SessionId,
+    AutomationId,
+    ExecutionId,
     ImpersonationId,
     FeatureFlagId
 );

@@ -10,9 +10,10 @@
 //! batches the same way (`batch`: keys, load, pure apply in memory,
 //! save); lists share one way to page ([`listing`]). One module per
 //! projector: [`access`] (inline), [`projects`], [`tasks`] (with comments),
-//! [`stats`] (the platform's figures).
+//! [`automations`], [`stats`] (the platform's figures).
 
 pub mod access;
+pub mod automations;
 mod batch;
 pub mod checkpoints;
 pub mod feature_flags;

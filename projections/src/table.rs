@@ -22,8 +22,8 @@ use sqlx::types::Json;
 use sqlx::{Encode, FromRow, Postgres, Sqlite, Type};
 use tenet_events::db::Tx;
 use tenet_events::ids::{
-    ApiKeyId, CommentId, FeatureFlagId, ImpersonationId, ProjectId, SessionId, TaskId, TenantId,
-    UserId, WorkspaceId,
+    ApiKeyId, AutomationId, CommentId, EventId, ExecutionId, FeatureFlagId, ImpersonationId,
+    ProjectId, SessionId, TaskId, TenantId, UserId, WorkspaceId,
 };
 
 pub type PgQuery<'q> = Query<'q, Postgres, PgArguments>;
@@ -67,6 +67,9 @@ column_types!(
     CommentId => "uuid[]",
     ApiKeyId => "uuid[]",
     SessionId => "uuid[]",
+    AutomationId => "uuid[]",
+    ExecutionId => "uuid[]",
+    EventId => "uuid[]",
     ImpersonationId => "uuid[]",
     FeatureFlagId => "uuid[]",
     bool => "bool[]",

@@ -14,7 +14,7 @@ use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{ProjectId, TaskId, TenantId, WorkspaceId};
 use tenet_events::store::{EVENT_COLUMNS, EventRow};
 use tenet_events::with_pool;
-use tenet_http::auth::{Scoped, TasksRead};
+use tenet_http::auth::{PlatformAdmin, Scoped, TasksRead};
 use tenet_http::openapi::ReadErrors;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, PageRequest, Path, Query};
@@ -25,10 +25,13 @@ use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
 use crate::audit::AuditActor;
+use crate::responses::ScopedErrors;
 use crate::state::QueryState;
 
 pub fn router() -> OpenApiRouter<QueryState> {
-    OpenApiRouter::new().routes(routes!(task_history))
+    OpenApiRouter::new()
+        .routes(routes!(task_history))
+        .routes(routes!(stream_state))
 }
 
 /// The events of one stream of `tenant` (of `stream_type`: an id of
@@ -292,4 +295,78 @@ mod tests {
         // Creation: everything from null.
         assert_eq!(diff(&Value::Null, &json!({ "title": "a" })).len(), 1);
     }
+}
+
+#[derive(Debug, Deserialize)]
+pub struct StreamStatePath {
+    pub workspace_id: WorkspaceId,
+    pub stream_id: tenet_events::ids::StreamId,
+}
+
+#[derive(Debug, Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
+pub struct StateAt {
+    /// The instant (RFC 3339) to fold the stream up to, inclusive.
+    pub as_of: DateTime<Utc>,
+}
+
+/// A task or project as one of the states its stream went through.
+#[derive(Debug, Serialize, ToSchema)]
+#[serde(tag = "stream_type", content = "state", rename_all = "snake_case")]
+pub enum StreamState {
+    Task(TaskView),
+    Project(ProjectView),
+}
+
+/// `GET /api/v1/admin/workspaces/{workspace_id}/streams/{stream_id}/state`:
+/// a task or project of any workspace as it was at `as_of`, for platform
+/// admins (who need not be members): the console's time travel from an
+/// event of the audit log. 404 for a stream that did not exist then, and
+/// 422 for a stream of another kind (only tasks and projects have states
+/// to show).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/workspaces/{workspace_id}/streams/{stream_id}/state",
+    tag = "admin",
+    params(("workspace_id" = uuid::Uuid, Path), ("stream_id" = uuid::Uuid, Path), StateAt),
+    responses(
+        (status = 200, description = "The resource as it was", body = StreamState),
+        ScopedErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn stream_state(
+    State(state): State<QueryState>,
+    _admin: PlatformAdmin,
+    Path(path): Path<StreamStatePath>,
+    Query(at): Query<StateAt>,
+) -> Result<axum::Json<StreamState>, ApiError> {
+    let tenant = TenantId::from_uuid(path.workspace_id.as_uuid());
+    let stream = path.stream_id.as_uuid();
+    let stream_type: Option<String> = with_pool!(state.db, pool => {
+        sqlx::query_scalar(
+            "SELECT stream_type FROM events WHERE tenant_id = $1 AND stream_id = $2 AND stream_version = 1",
+        )
+        .bind(tenant)
+        .bind(stream)
+        .fetch_optional(pool)
+        .await?
+    });
+    let missing = || ApiError::not_found("No such task or project at that time");
+    let found = match stream_type.as_deref() {
+        None => return Err(ApiError::not_found("No such stream in this workspace")),
+        Some("task") => task_as_of(&state, tenant, TaskId::from_uuid(stream), at.as_of)
+            .await?
+            .map(StreamState::Task),
+        Some("project") => project_as_of(&state, tenant, ProjectId::from_uuid(stream), at.as_of)
+            .await?
+            .map(StreamState::Project),
+        Some(other) => {
+            return Err(ApiError::field(
+                "stream_id",
+                format!("a {other} stream has no state to show: only tasks and projects do"),
+            ));
+        }
+    };
+    found.map(axum::Json).ok_or_else(missing)
 }

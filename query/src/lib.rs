@@ -10,6 +10,7 @@
 pub mod admin;
 pub mod api_keys;
 pub mod audit;
+pub mod automations;
 pub mod feature_flags;
 pub mod history;
 pub mod me;
@@ -34,6 +35,7 @@ pub fn router(state: QueryState) -> OpenApiRouter {
         .merge(workspaces::router())
         .merge(projects::router())
         .merge(tasks::router())
+        .merge(automations::router())
         .merge(members::router())
         .merge(api_keys::router())
         .merge(admin::router())

@@ -304,6 +304,84 @@ async fn create(tenet: &Tenet, owner: &Client, workspace: &str, param: &str, ids
                 token: created.token(),
             }
         }
+        "automation_id" => {
+            let project = match ids.get("project_id") {
+                Some(project) => project.clone(),
+                None => {
+                    Box::pin(create(tenet, owner, workspace, "project_id", ids))
+                        .await
+                        .id
+                }
+            };
+            let made = unique();
+            let created = owner
+                .post(
+                    &format!("/api/v1/workspaces/{workspace}/projects/{project}/automations"),
+                    json!({
+                        "name": format!("Automation {made}"),
+                        "trigger": { "event": "task.status_changed", "to": "done" },
+                        "actions": [{ "type": "add_label", "label": format!("label{made}") }],
+                    }),
+                )
+                .await;
+            let body = created.assert_status(201);
+            Made {
+                id: field(body, "id"),
+                words: ["id", "name"].map(|name| field(body, name)).to_vec(),
+                token: created.token(),
+            }
+        }
+        "execution_id" => {
+            // A run of an automation of a project of its own, triggered by
+            // a task created there.
+            let project = Box::pin(create(tenet, owner, workspace, "project_id", ids)).await;
+            let made = unique();
+            let automations = format!(
+                "/api/v1/workspaces/{workspace}/projects/{}/automations",
+                project.id
+            );
+            let created = owner
+                .post(
+                    &automations,
+                    json!({
+                        "name": format!("Automation {made}"),
+                        "trigger": { "event": "task.created" },
+                        "actions": [{ "type": "add_label", "label": format!("label{made}") }],
+                    }),
+                )
+                .await;
+            let automation = field(created.assert_status(201), "id");
+            let task = owner
+                .post(
+                    &format!(
+                        "/api/v1/workspaces/{workspace}/projects/{}/tasks",
+                        project.id
+                    ),
+                    json!({ "title": format!("Task {made}") }),
+                )
+                .await;
+            task.assert_status(201);
+            let executions = format!("{automations}/{automation}/executions");
+            let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(30);
+            loop {
+                let page = owner.get(&executions).await;
+                let first = &page.body["items"][0];
+                if page.status == 200 && first["finished_at"].is_string() {
+                    let id = field(first, "id");
+                    break Made {
+                        id: id.clone(),
+                        words: vec![id, automation, format!("label{made}")],
+                        token: task.token(),
+                    };
+                }
+                assert!(
+                    tokio::time::Instant::now() < deadline,
+                    "no execution of {automation}: {:#}",
+                    page.body
+                );
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+        }
         other => panic!(
             "no fixture for the path parameter {{{other}}} (after {:?}): add an arm to `create` \
              in tests/black_box/isolation.rs",
@@ -526,7 +604,13 @@ fn role_holds(role: &str, scope: &str) -> bool {
     match role {
         "owner" => true,
         "admin" => scope != "workspace:delete",
-        "member" => reads || matches!(resource, "projects" | "tasks" | "comments"),
+        "member" => {
+            reads
+                || matches!(
+                    resource,
+                    "projects" | "tasks" | "comments" | "templates" | "automations"
+                )
+        }
         "viewer" => reads,
         other => panic!("no role {other}"),
     }
@@ -697,6 +781,15 @@ impl Matrix<'_> {
                 None
             }
             (&Method::POST, "/tasks/{task_id}/comments") => Some(json!({ "body": name })),
+            (&Method::POST, "/projects/{project_id}/automations") => Some(json!({
+                "name": name,
+                "trigger": { "event": "task.status_changed", "to": "done" },
+                "actions": [{ "type": "add_label", "label": "isolation" }],
+            })),
+            (&Method::PATCH, "/projects/{project_id}/automations/{automation_id}") => {
+                Some(json!({ "name": name }))
+            }
+            (&Method::DELETE, "/projects/{project_id}/automations/{automation_id}") => None,
             (&Method::PATCH, "/tasks/{task_id}/comments/{comment_id}") => {
                 Some(json!({ "body": name }))
             }

@@ -9,6 +9,8 @@ mod common;
 
 mod access;
 mod audit;
+mod automations;
+mod console;
 mod isolation;
 mod platform;
 mod replay;

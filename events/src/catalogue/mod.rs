@@ -9,6 +9,7 @@
 //! business logic.
 
 pub mod api_key;
+pub mod automation;
 pub mod comment;
 pub mod feature_flag;
 pub mod impersonation;

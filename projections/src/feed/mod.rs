@@ -25,7 +25,9 @@
 //!   the announcements) take it from whoever wires them
 //!   ([`crate::FEED_WRITERS`]).
 
-use tenet_events::ids::{CommentId, FeatureFlagId, Position, ProjectId, TaskId, TenantId};
+use tenet_events::ids::{
+    AutomationId, CommentId, ExecutionId, FeatureFlagId, Position, ProjectId, TaskId, TenantId,
+};
 use uuid::Uuid;
 
 pub mod announce;
@@ -70,6 +72,10 @@ pub enum Resource {
     Project(ProjectId),
     Task(TaskId),
     Comment(CommentId),
+    Automation(AutomationId),
+    /// A run of an automation, routed to its project and to the task
+    /// whose event triggered it.
+    Execution(ExecutionId),
     /// A platform-wide feature flag (tenant [`TenantId::PLATFORM`]): the
     /// query side evaluates it for each workspace channel it reaches.
     FeatureFlag(FeatureFlagId),
@@ -81,6 +87,8 @@ impl Resource {
             Resource::Project(_) => "project",
             Resource::Task(_) => "task",
             Resource::Comment(_) => "comment",
+            Resource::Automation(_) => "automation",
+            Resource::Execution(_) => "execution",
             Resource::FeatureFlag(_) => "feature_flag",
         }
     }
@@ -90,6 +98,8 @@ impl Resource {
             Resource::Project(id) => id.as_uuid(),
             Resource::Task(id) => id.as_uuid(),
             Resource::Comment(id) => id.as_uuid(),
+            Resource::Automation(id) => id.as_uuid(),
+            Resource::Execution(id) => id.as_uuid(),
             Resource::FeatureFlag(id) => id.as_uuid(),
         }
     }
@@ -99,6 +109,8 @@ impl Resource {
             "project" => Resource::Project(ProjectId::from_uuid(id)),
             "task" => Resource::Task(TaskId::from_uuid(id)),
             "comment" => Resource::Comment(CommentId::from_uuid(id)),
+            "automation" => Resource::Automation(AutomationId::from_uuid(id)),
+            "execution" => Resource::Execution(ExecutionId::from_uuid(id)),
             "feature_flag" => Resource::FeatureFlag(FeatureFlagId::from_uuid(id)),
             _ => return None,
         })
@@ -137,6 +149,8 @@ mod tests {
             Resource::Project(ProjectId::from_uuid(id)),
             Resource::Task(TaskId::from_uuid(id)),
             Resource::Comment(CommentId::from_uuid(id)),
+            Resource::Automation(AutomationId::from_uuid(id)),
+            Resource::Execution(ExecutionId::from_uuid(id)),
             Resource::FeatureFlag(FeatureFlagId::from_uuid(id)),
         ] {
             assert_eq!(Resource::parse(resource.name(), id), Some(resource));

@@ -114,6 +114,8 @@ pub struct Reads {
     pub projects: bool,
     pub tasks: bool,
     pub comments: bool,
+    /// Automations and their executions.
+    pub automations: bool,
 }
 
 impl Reads {
@@ -123,6 +125,7 @@ impl Reads {
             projects: reads(ScopeResource::Projects),
             tasks: reads(ScopeResource::Tasks),
             comments: reads(ScopeResource::Comments),
+            automations: reads(ScopeResource::Automations),
         }
     }
 
@@ -131,6 +134,7 @@ impl Reads {
             Resource::Project(_) => self.projects,
             Resource::Task(_) => self.tasks,
             Resource::Comment(_) => self.comments,
+            Resource::Automation(_) | Resource::Execution(_) => self.automations,
             // Every member may read their workspace's flags.
             Resource::FeatureFlag(_) => true,
         }

@@ -423,6 +423,7 @@ mod tests {
         projects: true,
         tasks: true,
         comments: true,
+        automations: true,
     };
 
     fn identity() -> Identity {
@@ -476,6 +477,7 @@ mod tests {
             projects: false,
             tasks: false,
             comments: false,
+            automations: false,
         };
         hub.subscribe(first.id, Route::Workspace(on), no_reads);
         hub.subscribe(second.id, Route::Workspace(off), no_reads);

@@ -120,7 +120,8 @@ pub struct Connect {
 /// **Server messages**: `{"type":"subscribed","channel","workspace_id","position","since"}`
 /// (live updates follow after `position`; with `since`, the updates in
 /// `(since, position]` are replayed first); `{"type":"update","channel","position","event_type","resource","data"}`
-/// where `resource` is `project`, `task` or `comment` and `data` is
+/// where `resource` is `project`, `task`, `comment`, `automation` or
+/// `execution` (the last two need `automations:read`) and `data` is
 /// exactly what the REST detail endpoint answers after that change;
 /// `{"type":"removed",...,"data":{"id",...}}` on delete;
 /// `{"type":"unsubscribed","channel"}`; `{"type":"pong"}`;

@@ -6,8 +6,9 @@
 
 /// The projections that write the outbox. The feed can deliver a position
 /// only once every one of them has applied it.
-pub const FEED_WRITERS: [&str; 3] = [
+pub const FEED_WRITERS: [&str; 4] = [
     crate::projects::NAME,
     crate::tasks::NAME,
     crate::automations::NAME,
+    crate::feature_flags::NAME,
 ];

@@ -151,6 +151,8 @@ async fn outbox_contract(db: Db) {
     set_checkpoint(&db, "tasks", 7).await;
     set_checkpoint(&db, "automations", 7).await;
     set_checkpoint(&db, "projects", 3).await;
+    set_checkpoint(&db, "feature_flags", 9).await;
+    set_checkpoint(&db, "automations", 9).await;
     assert_eq!(feed::horizon(&db).await.expect("horizon"), Position(0));
     let cutoff = tenet_events::envelope::now() + Duration::seconds(1);
     let pruned = feed::prune(&db, &WRITERS, cutoff).await.expect("prune");

@@ -4,14 +4,14 @@
 use axum::extract::State;
 use axum::response::IntoResponse;
 use serde::Deserialize;
-use tenet_events::ids::UserId;
+use tenet_events::ids::{ImpersonationId, UserId};
 use tenet_http::auth::PlatformAdmin;
 use tenet_http::headers::etag;
 use tenet_http::pagination::Page;
 use tenet_http::{ApiError, ConsistencyToken, PageRequest, Path, Query, Sort};
 use tenet_projections::access::{
-    AdminUser, AdminUserDetail, AdminWorkspace, AllWorkspacesOrder, UserOrder, admin_user,
-    all_users, all_workspaces,
+    AdminUser, AdminUserDetail, AdminWorkspace, AllWorkspacesOrder, ImpersonationView, UserOrder,
+    admin_user, all_users, all_workspaces, impersonation,
 };
 use tenet_projections::stats::{self, PlatformStats};
 use utoipa::IntoParams;
@@ -27,6 +27,7 @@ pub fn router() -> OpenApiRouter<QueryState> {
         .routes(routes!(list_users))
         .routes(routes!(get_user))
         .routes(routes!(platform_stats))
+        .routes(routes!(get_impersonation))
         .routes(routes!(list_workspaces))
 }
 
@@ -194,4 +195,34 @@ pub async fn platform_stats(
     Ok(axum::Json(
         stats::stats(&state.db, tenet_events::envelope::now()).await?,
     ))
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ImpersonationPath {
+    pub impersonation_id: ImpersonationId,
+}
+
+/// `GET /api/v1/admin/impersonations/{impersonation_id}`: who acts as
+/// whom, why, until when, and whether it ended (from the inline access
+/// model: current).
+#[utoipa::path(
+    get,
+    path = "/api/v1/admin/impersonations/{impersonation_id}",
+    tag = "admin",
+    params(("impersonation_id" = uuid::Uuid, Path)),
+    responses(
+        (status = 200, description = "The impersonation", body = ImpersonationView),
+        ScopedErrors,
+    ),
+    security(("bearer" = ["platform_admin"]))
+)]
+pub async fn get_impersonation(
+    State(state): State<QueryState>,
+    _admin: PlatformAdmin,
+    Path(path): Path<ImpersonationPath>,
+) -> Result<axum::Json<ImpersonationView>, ApiError> {
+    impersonation(&state.db, path.impersonation_id)
+        .await?
+        .map(axum::Json)
+        .ok_or_else(|| ApiError::not_found("No such impersonation"))
 }

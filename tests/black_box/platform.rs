@@ -429,8 +429,20 @@ async fn an_admin_impersonates_a_user_and_the_log_names_both(backing: Backing) {
         .delete(&end_url)
         .await
         .assert_problem(403, "AUTHORIZATION_ERROR");
+    let live = root.client.get(&end_url).await;
+    let live = live.assert_status(200).clone();
+    assert_eq!(
+        (
+            live["user_id"].clone(),
+            live["admin_id"].clone(),
+            live["ended_at"].clone()
+        ),
+        (json!(member.id), json!(root.id), Value::Null)
+    );
+    assert_eq!(live["reason"], "Support ticket #4521");
     let ended = root.client.delete(&end_url).await;
     assert!(ended.assert_status(200)["ended_at"].is_string());
+    assert!(root.client.get(&end_url).await.assert_status(200)["ended_at"].is_string());
     acting
         .get("/api/v1/auth/me")
         .await
@@ -739,6 +751,13 @@ async fn flags_evaluate_stably_per_workspace_and_overrides_win(backing: Backing)
         .await
         .assert_problem(404, "NOT_FOUND");
 
+    // Subscribers of each workspace hear of every change, evaluated for
+    // their workspace.
+    let mut theirs = Socket::connect(&tenet, member.client.token.as_deref().unwrap()).await;
+    theirs.subscribe(&format!("workspace:{first}")).await;
+    let mut strangers = Socket::connect(&tenet, stranger.client.token.as_deref().unwrap()).await;
+    strangers.subscribe(&format!("workspace:{second}")).await;
+
     // The rollout decides for workspaces without an override; an override
     // wins even over 100 %.
     let changed = root
@@ -754,6 +773,35 @@ async fn flags_evaluate_stably_per_workspace_and_overrides_win(backing: Backing)
     assert_eq!(seen, json!({ "new-editor": false }));
     let seen = features(stranger.client.clone(), second.clone(), token.clone()).await;
     assert_eq!(seen, json!({ "new-editor": true }));
+    for (socket, workspace, after_override) in [
+        (&mut theirs, &first, false),
+        (&mut strangers, &second, true),
+    ] {
+        let mut seen = Vec::new();
+        while seen.len() < 2 {
+            let message = socket.next().await.expect("open");
+            if message["resource"] == "feature_flag" {
+                assert_eq!(
+                    message["channel"],
+                    format!("workspace:{workspace}").as_str()
+                );
+                seen.push((message["event_type"].clone(), message["data"].clone()));
+            }
+        }
+        assert_eq!(
+            seen,
+            [
+                (
+                    json!("feature_flag.changed"),
+                    json!({ "key": "new-editor", "enabled": true })
+                ),
+                (
+                    json!("feature_flag.overridden"),
+                    json!({ "key": "new-editor", "enabled": after_override })
+                ),
+            ]
+        );
+    }
     // Half the workspaces: whichever side each falls on, it stays there.
     let half = root
         .client

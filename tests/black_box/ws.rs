@@ -535,7 +535,11 @@ async fn a_slow_consumer_is_cut_off_while_others_continue(backing: Backing) {
         while received < edits {
             let message = fine.next().await;
             assert_eq!(message["type"], "update", "{message:#}");
-            received += 1;
+            // The creation may pass the feed after the subscription (the
+            // watermark waits for every outbox writer): it is no edit.
+            if message["data"]["title"] != "big" {
+                received += 1;
+            }
         }
         fine
     });

@@ -244,7 +244,7 @@ pub struct ImpersonationToken {
 
 /// An impersonation, as its end answers it.
 #[derive(Debug, Serialize, ToSchema)]
-pub struct ImpersonationView {
+pub struct EndedImpersonation {
     pub id: ImpersonationId,
     pub user_id: Option<UserId>,
     pub admin_id: Option<UserId>,
@@ -254,12 +254,9 @@ pub struct ImpersonationView {
     pub ended_at: Option<DateTime<Utc>>,
 }
 
-fn impersonation_view(
-    id: ImpersonationId,
-    committed: &Committed<Impersonation>,
-) -> ImpersonationView {
+fn ended_view(id: ImpersonationId, committed: &Committed<Impersonation>) -> EndedImpersonation {
     let state = &committed.state;
-    ImpersonationView {
+    EndedImpersonation {
         id,
         user_id: state.user,
         admin_id: state.admin,
@@ -353,7 +350,7 @@ pub struct ImpersonationPath {
     tag = "admin",
     params(("impersonation_id" = uuid::Uuid, Path)),
     responses(
-        (status = 200, description = "Ended", body = ImpersonationView, headers(("X-Consistency-Token" = String))),
+        (status = 200, description = "Ended", body = EndedImpersonation, headers(("X-Consistency-Token" = String))),
         RevokeErrors,
     ),
     security(("bearer" = ["platform_admin"]))
@@ -363,7 +360,7 @@ pub async fn end_impersonation(
     admin: PlatformAdmin,
     Path(path): Path<ImpersonationPath>,
     request_id: RequestId,
-) -> Result<Written<ImpersonationView>, ApiError> {
+) -> Result<Written<EndedImpersonation>, ApiError> {
     let id = path.impersonation_id;
     state
         .repository
@@ -372,6 +369,6 @@ pub async fn end_impersonation(
         .decide(|impersonation| {
             impersonation::decide(impersonation, &User::default(), ImpersonationCommand::End)
         })
-        .reply(move |committed| Reply::ok(impersonation_view(id, committed), None))
+        .reply(move |committed| Reply::ok(ended_view(id, committed), None))
         .await
 }

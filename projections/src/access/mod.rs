@@ -23,12 +23,12 @@ pub use model::{AccessModel, Credentials, SessionRecord, find_user_by_email};
 pub(crate) use reads::tenant_among;
 pub use reads::{
     Account, AllWorkspacesOrder, KeyStatus, MemberOrder, UserOrder, WorkspaceOrder, account,
-    admin_user, all_users, all_workspaces, api_key_name, api_keys, members, user_name, workspace,
-    workspaces, workspaces_of,
+    admin_user, all_users, all_workspaces, api_key_name, api_keys, impersonation, members,
+    user_name, workspace, workspaces, workspaces_of,
 };
 pub use views::{
-    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, MemberView,
-    RoleName, UserView, WorkspaceView,
+    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, ImpersonationView,
+    MemberView, RoleName, UserView, WorkspaceView,
 };
 
 use std::collections::HashSet;

@@ -5,15 +5,15 @@
 
 use chrono::{DateTime, Utc};
 use tenet_events::db::Db;
-use tenet_events::ids::{ApiKeyId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, UserId, WorkspaceId};
 use tenet_events::with_pool;
 use tenet_http::pagination::Page;
 use tenet_http::{PageRequest, Sort};
 
 use super::GENERATION;
 use super::views::{
-    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, MemberView,
-    WorkspaceView,
+    AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, ImpersonationView,
+    MemberView, WorkspaceView,
 };
 use crate::listing::{Bind, Listing, like_pattern};
 
@@ -443,4 +443,20 @@ pub async fn admin_user(
         sessions: row.sessions,
         version: row.version,
     }))
+}
+
+/// An impersonation, if there is one with this id.
+pub async fn impersonation(
+    db: &Db,
+    id: ImpersonationId,
+) -> Result<Option<ImpersonationView>, sqlx::Error> {
+    with_pool!(db, pool => {
+        sqlx::query_as(sqlx::AssertSqlSafe(format!(
+            "SELECT id, user_id, admin_id, reason, created_at AS started_at, expires_at, ended_at \
+             FROM access_impersonations WHERE generation = {GENERATION} AND id = $1"
+        )))
+        .bind(id)
+        .fetch_optional(pool)
+        .await
+    })
 }

@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::workspace::Role;
-use tenet_events::ids::{ApiKeyId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, UserId, WorkspaceId};
 
 /// A workspace, as the API represents it to one of its members.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -135,4 +135,18 @@ pub struct AdminUserDetail {
     pub sessions: i64,
     /// The user stream's version; also the `ETag`.
     pub version: i64,
+}
+
+/// An impersonation, as platform admins see it.
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+pub struct ImpersonationView {
+    pub id: ImpersonationId,
+    /// Who is impersonated.
+    pub user_id: UserId,
+    /// The platform admin acting as them.
+    pub admin_id: UserId,
+    pub reason: String,
+    pub started_at: DateTime<Utc>,
+    pub expires_at: DateTime<Utc>,
+    pub ended_at: Option<DateTime<Utc>>,
 }

@@ -21,7 +21,7 @@ use tenet_events::with_pool;
 use utoipa::ToSchema;
 
 use crate::batch::{self, Rows};
-use crate::feed::Recorder;
+use crate::feed::{Recorder, Resource};
 use crate::table::{self, Table, columns, table};
 
 pub const NAME: &str = "feature_flags";
@@ -53,7 +53,7 @@ table! {
 }
 
 /// A feature flag, as platform admins see it.
-#[derive(Clone, Debug, PartialEq, Serialize, ToSchema)]
+#[derive(Clone, Debug, PartialEq, Serialize, serde::Deserialize, ToSchema)]
 #[schema(as = FeatureFlag)]
 pub struct FlagView {
     pub key: String,
@@ -112,7 +112,9 @@ struct Working {
 #[async_trait]
 impl batch::Batch for Working {
     const NAME: &'static str = NAME;
-    const FEED: bool = false;
+    /// Each change goes to every workspace's subscribers, evaluated for
+    /// their workspace by the query side.
+    const FEED: bool = true;
 
     type Change = FeatureFlagEvent;
     type Keys = Vec<<FlagRow as Table>::Key>;
@@ -142,7 +144,7 @@ impl batch::Batch for Working {
 
     fn apply(
         &mut self,
-        _feed: &mut Recorder,
+        feed: &mut Recorder,
         event: &RecordedEvent,
         change: FeatureFlagEvent,
     ) -> Result<(), ProjectionError> {
@@ -157,7 +159,7 @@ impl batch::Batch for Working {
         }
         match change {
             FeatureFlagEvent::Created(created) => {
-                self.flags.insert(FlagRow {
+                let row = FlagRow {
                     id: id.0,
                     created_at: at,
                     key: created.key,
@@ -167,11 +169,27 @@ impl batch::Batch for Working {
                     overrides: "{}".to_owned(),
                     updated_at: at,
                     version,
-                });
+                };
+                feed.update(
+                    event,
+                    Resource::FeatureFlag(id.0),
+                    None,
+                    None,
+                    &row.clone().into_view(),
+                )?;
+                self.flags.insert(row);
                 return Ok(());
             }
             FeatureFlagEvent::Deleted(_) => {
-                self.flags.remove(&id);
+                if let Some(row) = self.flags.remove(&id) {
+                    feed.removed(
+                        event,
+                        Resource::FeatureFlag(id.0),
+                        None,
+                        None,
+                        serde_json::json!({ "key": row.key }),
+                    );
+                }
                 return Ok(());
             }
             FeatureFlagEvent::Changed(changed) => {
@@ -202,7 +220,9 @@ impl batch::Batch for Working {
         if let Some(row) = self.flags.get_mut(&id) {
             row.updated_at = at;
             row.version = version;
+            let view = row.clone().into_view();
             self.flags.changed(id);
+            feed.update(event, Resource::FeatureFlag(id.0), None, None, &view)?;
         }
         Ok(())
     }

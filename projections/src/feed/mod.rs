@@ -26,7 +26,7 @@
 //!   ([`crate::FEED_WRITERS`]).
 
 use tenet_events::ids::{
-    AutomationId, CommentId, ExecutionId, Position, ProjectId, TaskId, TenantId,
+    AutomationId, CommentId, ExecutionId, FeatureFlagId, Position, ProjectId, TaskId, TenantId,
 };
 use uuid::Uuid;
 
@@ -76,6 +76,9 @@ pub enum Resource {
     /// A run of an automation, routed to its project and to the task
     /// whose event triggered it.
     Execution(ExecutionId),
+    /// A platform-wide feature flag (tenant [`TenantId::PLATFORM`]): the
+    /// query side evaluates it for each workspace channel it reaches.
+    FeatureFlag(FeatureFlagId),
 }
 
 impl Resource {
@@ -86,6 +89,7 @@ impl Resource {
             Resource::Comment(_) => "comment",
             Resource::Automation(_) => "automation",
             Resource::Execution(_) => "execution",
+            Resource::FeatureFlag(_) => "feature_flag",
         }
     }
 
@@ -96,6 +100,7 @@ impl Resource {
             Resource::Comment(id) => id.as_uuid(),
             Resource::Automation(id) => id.as_uuid(),
             Resource::Execution(id) => id.as_uuid(),
+            Resource::FeatureFlag(id) => id.as_uuid(),
         }
     }
 
@@ -106,6 +111,7 @@ impl Resource {
             "comment" => Resource::Comment(CommentId::from_uuid(id)),
             "automation" => Resource::Automation(AutomationId::from_uuid(id)),
             "execution" => Resource::Execution(ExecutionId::from_uuid(id)),
+            "feature_flag" => Resource::FeatureFlag(FeatureFlagId::from_uuid(id)),
             _ => return None,
         })
     }
@@ -145,6 +151,7 @@ mod tests {
             Resource::Comment(CommentId::from_uuid(id)),
             Resource::Automation(AutomationId::from_uuid(id)),
             Resource::Execution(ExecutionId::from_uuid(id)),
+            Resource::FeatureFlag(FeatureFlagId::from_uuid(id)),
         ] {
             assert_eq!(Resource::parse(resource.name(), id), Some(resource));
         }

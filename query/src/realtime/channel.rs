@@ -135,6 +135,8 @@ impl Reads {
             Resource::Task(_) => self.tasks,
             Resource::Comment(_) => self.comments,
             Resource::Automation(_) | Resource::Execution(_) => self.automations,
+            // Every member may read their workspace's flags.
+            Resource::FeatureFlag(_) => true,
         }
     }
 }

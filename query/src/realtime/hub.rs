@@ -14,7 +14,8 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use axum::extract::ws::Utf8Bytes;
 use tenet_events::ids::{ApiKeyId, ImpersonationId, Position, SessionId, TenantId, UserId};
 use tenet_http::Credential;
-use tenet_projections::feed::FeedUpdate;
+use tenet_projections::feature_flags::{FlagView, evaluate};
+use tenet_projections::feed::{FeedUpdate, Kind, Resource};
 use tokio::sync::{Notify, mpsc};
 use tokio_util::sync::CancellationToken;
 
@@ -246,6 +247,10 @@ impl Hub {
         let mut dropped = Vec::new();
         let mut sent = 0u64;
         for update in updates.iter().filter(|u| u.position > inner.dispatched) {
+            if let Resource::FeatureFlag(_) = update.resource {
+                broadcast_flag(&*inner, update, &mut dropped, &mut sent);
+                continue;
+            }
             let mut tail: Option<String> = None;
             for route in Route::of(update) {
                 let Some(subscribers) = inner.routes.get(&route) else {
@@ -342,6 +347,71 @@ impl Hub {
     }
 }
 
+/// A platform-wide feature flag's change, to every workspace channel of
+/// this process: its key and whether it is on for that workspace (or,
+/// once deleted, its key alone).
+fn broadcast_flag(
+    inner: &Inner,
+    update: &FeedUpdate,
+    dropped: &mut Vec<ConnectionId>,
+    sent: &mut u64,
+) {
+    let flag: Option<FlagView> = match update.kind {
+        Kind::Update => match serde_json::from_str(&update.data) {
+            Ok(flag) => Some(flag),
+            Err(error) => {
+                tracing::warn!(%error, position = %update.position, "undecodable feature flag in the feed");
+                return;
+            }
+        },
+        Kind::Removed => None,
+    };
+    let removed_data = update.data.as_str();
+    for (route, subscribers) in &inner.routes {
+        let Route::Workspace(tenant) = *route else {
+            continue;
+        };
+        let data = match &flag {
+            Some(flag) => serde_json::json!({
+                "key": flag.key,
+                "enabled": evaluate(flag, tenant.into()),
+            })
+            .to_string(),
+            None => removed_data.to_owned(),
+        };
+        let text = Utf8Bytes::from(format!(
+            r#"{{"type":"{}","channel":"{}","position":{},"event_type":{},"resource":"feature_flag","data":{}}}"#,
+            update.kind.as_str(),
+            route.channel(),
+            update.position.0,
+            serde_json::json!(update.event_type),
+            data,
+        ));
+        for subscriber in subscribers {
+            let Some(connection) = inner.connections.get(&subscriber.connection) else {
+                continue;
+            };
+            if connection.slow.is_cancelled() {
+                continue;
+            }
+            let delivery = Delivery {
+                subscription: subscriber.subscription,
+                position: update.position,
+                text: text.clone(),
+            };
+            match connection.queue.try_send(delivery) {
+                Ok(()) => *sent += 1,
+                Err(mpsc::error::TrySendError::Full(_)) => {
+                    connection.slow.cancel();
+                    metrics::counter!("tenet_ws_slow_consumers_total").increment(1);
+                    dropped.push(subscriber.connection);
+                }
+                Err(mpsc::error::TrySendError::Closed(_)) => dropped.push(subscriber.connection),
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use tenet_events::ids::{TaskId, WorkspaceId};
@@ -395,6 +465,57 @@ mod tests {
                 .contains(&WorkspaceId::from(mine).to_string())
         );
         assert!(them.deliveries.try_recv().is_err());
+    }
+
+    #[test]
+    fn a_flag_reaches_every_workspace_channel_evaluated_for_it() {
+        let hub = Hub::new(8);
+        let (on, off) = (TenantId::generate(), TenantId::generate());
+        let mut first = hub.connect(identity());
+        let mut second = hub.connect(identity());
+        let no_reads = Reads {
+            projects: false,
+            tasks: false,
+            comments: false,
+            automations: false,
+        };
+        hub.subscribe(first.id, Route::Workspace(on), no_reads);
+        hub.subscribe(second.id, Route::Workspace(off), no_reads);
+        let flag = serde_json::json!({
+            "key": "beta",
+            "description": "",
+            "enabled": false,
+            "rollout_percent": 0,
+            "overrides": { WorkspaceId::from(on).to_string(): true },
+            "created_at": "2026-01-01T00:00:00Z",
+            "updated_at": "2026-01-01T00:00:00Z",
+            "version": 2,
+        });
+        let update = FeedUpdate {
+            position: Position(7),
+            tenant_id: TenantId::PLATFORM,
+            kind: Kind::Update,
+            resource: Resource::FeatureFlag(tenet_events::ids::FeatureFlagId::generate()),
+            project_id: None,
+            task_id: None,
+            event_type: "feature_flag.overridden".to_owned(),
+            data: flag.to_string(),
+        };
+        hub.dispatch(&[update], Position(7));
+        for (connection, tenant, enabled) in [(&mut first, on, true), (&mut second, off, false)] {
+            let delivery = connection.deliveries.try_recv().expect("delivered");
+            let message: serde_json::Value =
+                serde_json::from_str(delivery.text.as_str()).expect("JSON");
+            assert_eq!(
+                message["channel"],
+                format!("workspace:{}", WorkspaceId::from(tenant)).as_str()
+            );
+            assert_eq!(message["resource"], "feature_flag");
+            assert_eq!(
+                message["data"],
+                serde_json::json!({ "key": "beta", "enabled": enabled })
+            );
+        }
     }
 
     #[test]

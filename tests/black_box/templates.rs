@@ -463,7 +463,18 @@ async fn another_workspaces_template_is_not_found(backing: Backing) {
     let tenet = start(&backing).await;
     let board = Board::new(&tenet, "Mine").await;
     let other = Board::new(&tenet, "Theirs").await;
-    let theirs = create_template(other.client(), &other.workspace, launch()).await;
+    let created = other
+        .client()
+        .post(&templates_url(&other.workspace), launch())
+        .await;
+    let theirs = id(&created, 201);
+    // Visible to its workspace first, so the refusals below are isolation,
+    // not a read model that has not caught up.
+    other
+        .client()
+        .get_after(&template_url(&other.workspace, &theirs), &created.token())
+        .await
+        .assert_status(200);
     let client = board.client();
     // Their template under my workspace, and my client in theirs.
     for reply in [

@@ -1,27 +1,25 @@
 //! Secrets the service must recover later (webhook signing secrets),
-//! sealed for storage: encrypted and authenticated with keys derived from
-//! the service's signing secret, so the log and a dump of the database
-//! hold nothing usable without it.
+//! sealed for storage: encrypted and authenticated, so the log and a dump
+//! of the database hold nothing usable without the service's signing
+//! secret.
 //!
-//! The construction uses only HMAC-SHA256 (already the service's MAC):
-//! a random 16-byte nonce, a keystream of HMAC(enc_key, nonce ‖ counter)
-//! blocks XORed over the plaintext (HMAC as a PRF in counter mode), then
-//! HMAC(mac_key, nonce ‖ ciphertext) as the tag (encrypt-then-MAC). The
-//! two keys are HMACs of the signing secret under distinct labels. Sealed
-//! text is `v1.` and the URL-safe base64 of nonce ‖ ciphertext ‖ tag.
-//! Rotating the signing secret makes sealed secrets unreadable: they must
-//! be rotated too (the webhook's `rotate-secret`).
+//! XChaCha20-Poly1305 (RustCrypto's `chacha20poly1305`), an AEAD whose
+//! 24-byte nonce is safe to draw at random for every seal, under a key
+//! derived from the signing secret (HMAC-SHA256 of it under a label of its
+//! own, so the key never doubles as the JWT secret). Sealed text is `v1.`
+//! and the URL-safe base64 of nonce ‖ ciphertext ‖ tag; the version is
+//! authenticated too. Rotating the signing secret makes sealed secrets
+//! unreadable: they must be rotated too (the webhook's `rotate-secret`).
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use chacha20poly1305::aead::{Aead, KeyInit, Payload};
+use chacha20poly1305::{Key, XChaCha20Poly1305, XNonce};
 use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
-type HmacSha256 = Hmac<Sha256>;
-
-const NONCE: usize = 16;
-const TAG: usize = 32;
-const BLOCK: usize = 32;
+const NONCE: usize = 24;
+const TAG: usize = 16;
 const VERSION: &str = "v1.";
 
 /// Why sealed text could not be opened.
@@ -33,11 +31,10 @@ pub enum SealError {
     Forged,
 }
 
-/// Seals and opens secrets with keys derived from one signing secret.
+/// Seals and opens secrets with a key derived from one signing secret.
 #[derive(Clone)]
 pub struct SecretBox {
-    encrypt: [u8; 32],
-    authenticate: [u8; 32],
+    cipher: XChaCha20Poly1305,
 }
 
 impl std::fmt::Debug for SecretBox {
@@ -46,39 +43,30 @@ impl std::fmt::Debug for SecretBox {
     }
 }
 
-fn mac(key: &[u8], parts: &[&[u8]]) -> [u8; 32] {
-    let mut mac = HmacSha256::new_from_slice(key).expect("HMAC takes any key length");
-    for part in parts {
-        mac.update(part);
-    }
-    mac.finalize().into_bytes().into()
-}
-
 impl SecretBox {
     pub fn new(signing_secret: &[u8]) -> SecretBox {
+        let mut derive = <Hmac<Sha256> as Mac>::new_from_slice(signing_secret)
+            .expect("HMAC takes any key length");
+        derive.update(b"tenet/sealed-secrets/xchacha20poly1305/v1");
+        let key: [u8; 32] = derive.finalize().into_bytes().into();
         SecretBox {
-            encrypt: mac(signing_secret, &[b"tenet/sealed-secrets/encrypt/v1"]),
-            authenticate: mac(signing_secret, &[b"tenet/sealed-secrets/authenticate/v1"]),
-        }
-    }
-
-    fn keystream(&self, nonce: &[u8], data: &mut [u8]) {
-        for (counter, chunk) in data.chunks_mut(BLOCK).enumerate() {
-            let block = mac(&self.encrypt, &[nonce, &(counter as u64).to_be_bytes()]);
-            for (byte, key) in chunk.iter_mut().zip(block) {
-                *byte ^= key;
-            }
+            cipher: XChaCha20Poly1305::new(&Key::from(key)),
         }
     }
 
     pub fn seal(&self, secret: &str) -> String {
         let nonce: [u8; NONCE] = rand::random();
-        let mut sealed = Vec::with_capacity(NONCE + secret.len() + TAG);
+        let payload = Payload {
+            msg: secret.as_bytes(),
+            aad: VERSION.as_bytes(),
+        };
+        let ciphertext = self
+            .cipher
+            .encrypt(&XNonce::from(nonce), payload)
+            .expect("XChaCha20-Poly1305 seals any message shorter than 256 GiB");
+        let mut sealed = Vec::with_capacity(NONCE + ciphertext.len());
         sealed.extend_from_slice(&nonce);
-        sealed.extend_from_slice(secret.as_bytes());
-        self.keystream(&nonce, &mut sealed[NONCE..]);
-        let tag = mac(&self.authenticate, &[&sealed]);
-        sealed.extend_from_slice(&tag);
+        sealed.extend_from_slice(&ciphertext);
         format!("{VERSION}{}", URL_SAFE_NO_PAD.encode(sealed))
     }
 
@@ -88,18 +76,19 @@ impl SecretBox {
             .and_then(|text| URL_SAFE_NO_PAD.decode(text).ok())
             .filter(|bytes| bytes.len() >= NONCE + TAG)
             .ok_or(SealError::Malformed)?;
-        let (body, tag) = bytes.split_at(bytes.len() - TAG);
-        let mut check = HmacSha256::new_from_slice(&self.authenticate).expect("any key length");
-        check.update(body);
-        // Constant-time comparison.
-        check.verify_slice(tag).map_err(|_| SealError::Forged)?;
-        let (nonce, ciphertext) = body.split_at(NONCE);
-        let mut plain = ciphertext.to_vec();
-        self.keystream(nonce, &mut plain);
+        let (nonce, ciphertext) = bytes.split_at(NONCE);
+        let nonce: [u8; NONCE] = nonce.try_into().map_err(|_| SealError::Malformed)?;
+        let payload = Payload {
+            msg: ciphertext,
+            aad: VERSION.as_bytes(),
+        };
+        let plain = self
+            .cipher
+            .decrypt(&XNonce::from(nonce), payload)
+            .map_err(|_| SealError::Forged)?;
         String::from_utf8(plain).map_err(|_| SealError::Malformed)
     }
 }
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,8 @@
 //! Workspace analytics: tasks created and completed per day in the time
 //! zone the request names, cycle-time percentiles, open tasks by status
 //! and priority, and completions per assignee, from the `analytics`
-//! projection (sums of counters kept per 15-minute slot; never a scan of
-//! the tasks).
+//! projection (sums of counters kept per UTC day, hour and 15-minute
+//! slot, and daily cycle-time histograms; never a scan of the tasks).
 
 use std::collections::BTreeMap;
 use std::str::FromStr;
@@ -196,37 +196,26 @@ pub async fn get_analytics(
     {
         return Err(ApiError::not_found("No such project"));
     }
+    let dates: Vec<NaiveDate> = from.iter_days().take_while(|day| *day <= to).collect();
     let range = Range {
-        from: start_of(tz, from),
-        to: start_of(tz, after_last),
+        bounds: dates
+            .iter()
+            .copied()
+            .chain([after_last])
+            .map(|date| start_of(tz, date))
+            .collect(),
         project,
     };
-    let read = analytics::reads::read(&state.db, access.tenant(), range).await?;
-
-    let mut days: BTreeMap<NaiveDate, Day> = from
-        .iter_days()
-        .take_while(|day| *day <= to)
-        .map(|date| {
-            (
-                date,
-                Day {
-                    date,
-                    created: 0,
-                    completed: 0,
-                },
-            )
+    let read = analytics::reads::read(&state.db, access.tenant(), &range).await?;
+    let days: Vec<Day> = dates
+        .into_iter()
+        .zip(read.days.iter())
+        .map(|(date, &(created, completed))| Day {
+            date,
+            created,
+            completed,
         })
         .collect();
-    for (slot, kind, count) in &read.activity {
-        let local = slot.with_timezone(&tz).date_naive();
-        if let Some(day) = days.get_mut(&local) {
-            match kind.as_str() {
-                "created" => day.created += count,
-                "completed" => day.completed += count,
-                _ => {}
-            }
-        }
-    }
     let mut by_status: BTreeMap<String, i64> = ["todo", "in_progress", "in_review"]
         .into_iter()
         .map(|status| (status.to_owned(), 0))
@@ -261,7 +250,7 @@ pub async fn get_analytics(
         from,
         to,
         tz: tz.name().to_owned(),
-        days: days.into_values().collect(),
+        days,
         cycle_time: CycleTime {
             count: read.cycle.count,
             p50_ms: read.cycle.p50_ms,

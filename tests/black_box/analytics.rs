@@ -275,6 +275,8 @@ async fn a_scripted_history_gives_exact_figures_and_a_rebuild_gives_the_same(bac
         ("UTC", 0),
         ("Etc/GMT-14", 14 * 3600),
         ("America/Caracas", -4 * 3600),
+        // A quarter-hour zone: its days begin and end inside UTC hours.
+        ("Asia/Kathmandu", 5 * 3600 + 45 * 60),
     ] {
         let offset = FixedOffset::east_opt(offset).expect("offset");
         for (project, tasks) in [(Some(&board.project), &live), (None, &everywhere)] {

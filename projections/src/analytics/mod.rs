@@ -1,8 +1,9 @@
 //! The analytics projector: per workspace and project, tasks created and
-//! completed per 15-minute slot, open tasks by status and priority,
-//! completions per assignee, and each done task's cycle time (first move
-//! to `in_progress` to its move to `done`), kept from `task.*` events so a
-//! query sums counters instead of scanning tasks ([`reads`]).
+//! completed per 15-minute slot, hour and day (UTC), open tasks by status
+//! and priority, completions per assignee (in the same buckets), each done
+//! task's cycle time (first move to `in_progress` to its move to `done`)
+//! and a histogram of cycle times per day, kept from `task.*` events so a
+//! query sums a few counters instead of scanning tasks ([`reads`]).
 //!
 //! The figures describe the live tasks, as the tasks read model does: a
 //! task counts as completed once, at its latest move to done and while it
@@ -28,7 +29,8 @@ use crate::feed::Recorder;
 use crate::table::{self, Table};
 
 pub use reads::{Analytics, CycleTimes, Range};
-pub use tables::{ActivityRow, AnalyticsTaskRow, CompletionRow, OpenRow};
+use tables::{ActivityKey, CompletionKey, CycleKey};
+pub use tables::{ActivityRow, AnalyticsTaskRow, CompletionRow, CycleDayRow, OpenRow};
 
 pub const NAME: &str = "analytics";
 
@@ -36,13 +38,48 @@ pub const NAME: &str = "analytics";
 pub(crate) const GENERATION: &str =
     "(SELECT active_generation FROM projections WHERE name = 'analytics')";
 
-/// The width of a time bucket.
-pub const SLOT_MINUTES: i64 = 15;
+/// The width of the narrowest time bucket.
+pub const SLOT_MINUTES: i32 = 15;
+pub const HOUR_MINUTES: i32 = 60;
+pub const DAY_MINUTES: i32 = 1440;
+/// The widths every activity and completion is counted in.
+pub const WIDTHS: [i32; 3] = [SLOT_MINUTES, HOUR_MINUTES, DAY_MINUTES];
+
+/// The start of the bucket `minutes` wide (UTC) holding `at`.
+pub fn bucket(at: DateTime<Utc>, minutes: i32) -> DateTime<Utc> {
+    at.duration_trunc(TimeDelta::minutes(i64::from(minutes)))
+        .unwrap_or(at)
+}
 
 /// The start of the 15-minute slot holding `at`.
 pub fn slot(at: DateTime<Utc>) -> DateTime<Utc> {
-    at.duration_trunc(TimeDelta::minutes(SLOT_MINUTES))
-        .unwrap_or(at)
+    bucket(at, SLOT_MINUTES)
+}
+
+/// Histogram bins per doubling of the cycle time. Finer bins mean more
+/// histogram rows per day to sum, coarser ones more task rows to step
+/// over inside the bin that holds a percentile; four (bins about 19%
+/// wide) balances the two for ranges of months.
+const BINS_PER_OCTAVE_BITS: u32 = 2;
+
+/// The histogram bin of a cycle time: log-scaled (a float with a 2-bit
+/// mantissa), in integers so it never depends on rounding, and monotonic
+/// (a longer cycle never falls in a lower bin), so the bins' counts in
+/// order rank the cycle times. Zero and below (clocks that went back) are
+/// bin 0.
+pub fn cycle_bin(ms: i64) -> i32 {
+    if ms <= 0 {
+        return 0;
+    }
+    let octave = 63 - ms.leading_zeros();
+    let bits = BINS_PER_OCTAVE_BITS;
+    let mantissa = if octave >= bits {
+        (ms >> (octave - bits)) & ((1 << bits) - 1)
+    } else {
+        (ms << (bits - octave)) & ((1 << bits) - 1)
+    };
+    // At most 1 + 62·4 + 3: well within an i32.
+    1 + (octave << bits) as i32 + mantissa as i32
 }
 
 pub struct AnalyticsProjector;
@@ -55,6 +92,7 @@ struct Working {
     activity: Counts<ActivityRow>,
     open: Counts<OpenRow>,
     completions: Counts<CompletionRow>,
+    cycles: Counts<CycleDayRow>,
 }
 
 /// A task whose first event in the batch is its creation has no row yet.
@@ -134,9 +172,10 @@ impl batch::Batch for Working {
                 started_at: None,
                 completed_at: None,
                 cycle_ms: None,
+                cycle_bin: None,
                 version: event.stream_version,
             };
-            self.activity.add(activity(&row, at, "created"), 1);
+            self.count_activity(&row, at, "created", 1);
             self.open.add(open(&row), 1);
             self.tasks.insert(row);
             return Ok(());
@@ -178,8 +217,12 @@ impl batch::Batch for Working {
                     row.cycle_ms = row
                         .started_at
                         .map(|started| (at - started).num_milliseconds());
-                    self.activity.add(activity(&row, at, "completed"), 1);
-                    self.completions.add(completion(&row, at), 1);
+                    row.cycle_bin = row.cycle_ms.map(cycle_bin);
+                    self.count_activity(&row, at, "completed", 1);
+                    self.count_completion(&row, at, 1);
+                    if let Some(bin) = row.cycle_bin {
+                        self.cycles.add(cycle(&row, at, bin), 1);
+                    }
                 }
                 if is_open(&row) {
                     self.open.add(open(&row), 1);
@@ -190,8 +233,7 @@ impl batch::Batch for Working {
                     self.open.add(open(&row), -1);
                 }
                 self.retract_completion(&mut row);
-                self.activity
-                    .add(activity(&row, row.created_at, "created"), -1);
+                self.count_activity(&row, row.created_at, "created", -1);
                 self.tasks.remove(&key);
                 return Ok(());
             }
@@ -205,17 +247,39 @@ impl batch::Batch for Working {
         self.activity.save(tx, generation).await?;
         self.open.save(tx, generation).await?;
         self.completions.save(tx, generation).await?;
+        self.cycles.save(tx, generation).await?;
         Ok(())
     }
 }
 
 impl Working {
+    /// Counts `delta` tasks of `kind` at `at`, in a bucket of every width.
+    fn count_activity(
+        &mut self,
+        row: &AnalyticsTaskRow,
+        at: DateTime<Utc>,
+        kind: &str,
+        delta: i64,
+    ) {
+        for minutes in WIDTHS {
+            self.activity.add(activity(row, at, minutes, kind), delta);
+        }
+    }
+
+    /// Counts `delta` completions of the task's assignee at `at`, in a
+    /// bucket of every width.
+    fn count_completion(&mut self, row: &AnalyticsTaskRow, at: DateTime<Utc>, delta: i64) {
+        for minutes in WIDTHS {
+            self.completions.add(completion(row, at, minutes), delta);
+        }
+    }
+
     /// A done task's completion moves to its new assignee.
     fn reassign(&mut self, row: &mut AnalyticsTaskRow, assignee: Option<UserId>) {
         if let Some(done) = row.completed_at {
-            self.completions.add(completion(row, done), -1);
+            self.count_completion(row, done, -1);
             row.assignee_id = assignee;
-            self.completions.add(completion(row, done), 1);
+            self.count_completion(row, done, 1);
         } else {
             row.assignee_id = assignee;
         }
@@ -224,8 +288,11 @@ impl Working {
     /// Takes back a task's completion (it leaves done, or is deleted).
     fn retract_completion(&mut self, row: &mut AnalyticsTaskRow) {
         if let Some(done) = row.completed_at.take() {
-            self.activity.add(activity(row, done, "completed"), -1);
-            self.completions.add(completion(row, done), -1);
+            self.count_activity(row, done, "completed", -1);
+            self.count_completion(row, done, -1);
+            if let Some(bin) = row.cycle_bin.take() {
+                self.cycles.add(cycle(row, done, bin), -1);
+            }
             row.cycle_ms = None;
         }
     }
@@ -235,12 +302,14 @@ fn is_open(row: &AnalyticsTaskRow) -> bool {
     TaskStatus::parse(&row.status).is_some_and(TaskStatus::is_open)
 }
 
-fn activity(
-    row: &AnalyticsTaskRow,
-    at: DateTime<Utc>,
-    kind: &str,
-) -> (TenantId, ProjectId, DateTime<Utc>, String) {
-    (row.tenant_id, row.project_id, slot(at), kind.to_owned())
+fn activity(row: &AnalyticsTaskRow, at: DateTime<Utc>, minutes: i32, kind: &str) -> ActivityKey {
+    (
+        row.tenant_id,
+        row.project_id,
+        minutes,
+        bucket(at, minutes),
+        kind.to_owned(),
+    )
 }
 
 fn open(row: &AnalyticsTaskRow) -> (TenantId, ProjectId, String, String) {
@@ -252,16 +321,23 @@ fn open(row: &AnalyticsTaskRow) -> (TenantId, ProjectId, String, String) {
     )
 }
 
-fn completion(
-    row: &AnalyticsTaskRow,
-    at: DateTime<Utc>,
-) -> (TenantId, ProjectId, UserId, DateTime<Utc>) {
+fn completion(row: &AnalyticsTaskRow, at: DateTime<Utc>, minutes: i32) -> CompletionKey {
     (
         row.tenant_id,
         row.project_id,
         row.assignee_id
             .unwrap_or(UserId::from_uuid(uuid::Uuid::nil())),
-        slot(at),
+        minutes,
+        bucket(at, minutes),
+    )
+}
+
+fn cycle(row: &AnalyticsTaskRow, done: DateTime<Utc>, bin: i32) -> CycleKey {
+    (
+        row.tenant_id,
+        row.project_id,
+        bucket(done, DAY_MINUTES),
+        bin,
     )
 }
 
@@ -289,6 +365,7 @@ impl Projector for AnalyticsProjector {
         table::clear::<ActivityRow>(tx, generation).await?;
         table::clear::<OpenRow>(tx, generation).await?;
         table::clear::<CompletionRow>(tx, generation).await?;
+        table::clear::<CycleDayRow>(tx, generation).await?;
         Ok(())
     }
 }
@@ -307,5 +384,35 @@ mod tests {
         );
         let edge = Utc.with_ymd_and_hms(2026, 12, 3, 16, 45, 0).unwrap();
         assert_eq!(slot(edge), edge);
+        assert_eq!(
+            bucket(at, HOUR_MINUTES),
+            Utc.with_ymd_and_hms(2026, 12, 3, 16, 0, 0).unwrap()
+        );
+        assert_eq!(
+            bucket(at, DAY_MINUTES),
+            Utc.with_ymd_and_hms(2026, 12, 3, 0, 0, 0).unwrap()
+        );
+    }
+
+    #[test]
+    fn cycle_bins_are_log_scaled_and_never_decrease() {
+        assert_eq!(cycle_bin(-5), 0);
+        assert_eq!(cycle_bin(0), 0);
+        assert_eq!(cycle_bin(1), 1);
+        // Four bins per doubling: 1024..1279, 1280..1535, 1536..1791, 1792..2047.
+        assert_eq!(cycle_bin(1024), cycle_bin(1279));
+        assert_eq!(cycle_bin(1280), cycle_bin(1024) + 1);
+        assert_eq!(cycle_bin(2047), cycle_bin(1024) + 3);
+        assert_eq!(cycle_bin(2048), cycle_bin(1024) + 4);
+        let mut values: Vec<i64> = (-10..100_000).collect();
+        for bit in 17..63 {
+            let power = 1i64 << bit;
+            values.extend([power - 1, power, power + 1, power + power / 3]);
+        }
+        values.push(i64::MAX);
+        for pair in values.windows(2) {
+            assert!(cycle_bin(pair[0]) <= cycle_bin(pair[1]), "{pair:?}");
+        }
+        assert!(cycle_bin(i64::MAX) > cycle_bin(i64::MAX / 2));
     }
 }

@@ -1,19 +1,26 @@
-//! How queries read the analytics: sums of the counters over a range of
-//! 15-minute slots, and the cycle-time percentiles from the done tasks'
-//! rows (index-ordered by completion), never a scan of `tasks_view`.
+//! How queries read the analytics: each local day of a range, and the
+//! range as a whole, cut into the widest UTC buckets that fit ([`pieces`]:
+//! whole days, then hours, then 15-minute slots only at ragged ends),
+//! whose counters are summed; the cycle-time percentiles from the daily
+//! histograms, with one indexed step into the bin that holds each rank.
+//! Never a scan of the tasks.
 
-use chrono::{DateTime, Utc};
-use tenet_events::db::{Db, Pool};
+use std::collections::{BTreeMap, HashMap};
+use std::fmt::Write;
+
+use chrono::{DateTime, TimeDelta, Utc};
+use tenet_events::db::Db;
 use tenet_events::ids::{ProjectId, TenantId, UserId};
 use tenet_events::with_pool;
 
-use super::GENERATION;
+use super::{DAY_MINUTES, GENERATION, HOUR_MINUTES, SLOT_MINUTES, bucket};
 
-/// What a query covers: `[from, to)` (slot starts), one project or all.
-#[derive(Clone, Copy, Debug)]
+/// What a query covers: its days, as the instants they begin at followed
+/// by the end of the last (`bounds[i]..bounds[i + 1]` is day `i`), and one
+/// project or all.
+#[derive(Clone, Debug)]
 pub struct Range {
-    pub from: DateTime<Utc>,
-    pub to: DateTime<Utc>,
+    pub bounds: Vec<DateTime<Utc>>,
     pub project: Option<ProjectId>,
 }
 
@@ -30,8 +37,8 @@ pub struct CycleTimes {
 /// The figures of a range, as the read model keeps them.
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct Analytics {
-    /// Per slot start: `created` or `completed`, and how many.
-    pub activity: Vec<(DateTime<Utc>, String, i64)>,
+    /// Per day of the range, in order: tasks created, tasks completed.
+    pub days: Vec<(i64, i64)>,
     /// Open tasks now, by status and priority.
     pub open: Vec<(String, String, i64)>,
     /// Tasks completed in the range per assignee (`None`: unassigned).
@@ -45,133 +52,389 @@ pub fn rank(percent: i64, n: i64) -> i64 {
     ((percent * n + 99) / 100).max(1) - 1
 }
 
+/// One counter bucket: `minutes` wide, from `start`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Piece {
+    pub minutes: i32,
+    pub start: DateTime<Utc>,
+}
+
+impl Piece {
+    pub fn end(&self) -> DateTime<Utc> {
+        self.start + TimeDelta::minutes(i64::from(self.minutes))
+    }
+}
+
+/// `at`, or the next slot start if it is inside a slot. Local midnights
+/// are slot starts in every zone since the 1970s; an older one (local mean
+/// time) counts from the first slot that begins in its day.
+fn slot_ceil(at: DateTime<Utc>) -> DateTime<Utc> {
+    let start = bucket(at, SLOT_MINUTES);
+    if start == at {
+        at
+    } else {
+        start + TimeDelta::minutes(i64::from(SLOT_MINUTES))
+    }
+}
+
+/// `[from, to)` as the fewest buckets, in order: at each instant the
+/// widest bucket that begins there and ends by `to`.
+pub fn pieces(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Piece> {
+    let (mut at, to) = (slot_ceil(from), slot_ceil(to));
+    let mut pieces = Vec::new();
+    while at < to {
+        let minutes = [DAY_MINUTES, HOUR_MINUTES]
+            .into_iter()
+            .find(|&minutes| {
+                bucket(at, minutes) == at && at + TimeDelta::minutes(i64::from(minutes)) <= to
+            })
+            .unwrap_or(SLOT_MINUTES);
+        let piece = Piece { minutes, start: at };
+        at = piece.end();
+        pieces.push(piece);
+    }
+    pieces
+}
+
+/// `[from, to)`.
+type Span = (DateTime<Utc>, DateTime<Utc>);
+
+/// The buckets of some pieces, as the statements select them: the slots
+/// by their starts, the hours and the days by the span from the first to
+/// the last (rows in between that no piece names are ignored).
+#[derive(Debug, Default, PartialEq)]
+struct Cover {
+    slots: Vec<DateTime<Utc>>,
+    hours: Option<Span>,
+    days: Option<Span>,
+}
+
+fn cover<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Cover {
+    let mut cover = Cover::default();
+    let widen = |span: &mut Option<Span>, piece: &Piece| {
+        let (from, to) = span.get_or_insert((piece.start, piece.end()));
+        *from = (*from).min(piece.start);
+        *to = (*to).max(piece.end());
+    };
+    for piece in pieces {
+        match piece.minutes {
+            DAY_MINUTES => widen(&mut cover.days, piece),
+            HOUR_MINUTES => widen(&mut cover.hours, piece),
+            _ => cover.slots.push(piece.start),
+        }
+    }
+    cover
+}
+
+/// A bound value.
+enum Arg {
+    Tenant(TenantId),
+    Project(ProjectId),
+    At(DateTime<Utc>),
+    Int(i32),
+    Big(i64),
+}
+
+/// A statement built with numbered parameters (`$n`, which both backends
+/// read), and the values they take.
+#[derive(Default)]
+struct Sql {
+    text: String,
+    args: Vec<Arg>,
+}
+
+impl Sql {
+    fn push(&mut self, text: &str) -> &mut Self {
+        self.text.push_str(text);
+        self
+    }
+
+    fn bind(&mut self, arg: Arg) -> &mut Self {
+        self.args.push(arg);
+        // Writing to a String cannot fail.
+        let _ = write!(self.text, "${}", self.args.len());
+        self
+    }
+
+    /// `generation = … AND tenant_id = $n [AND project_id = $m]`.
+    fn scope(&mut self, tenant: TenantId, project: Option<ProjectId>) -> &mut Self {
+        self.push(&format!("generation = {GENERATION} AND tenant_id = "))
+            .bind(Arg::Tenant(tenant));
+        if let Some(project) = project {
+            self.push(" AND project_id = ").bind(Arg::Project(project));
+        }
+        self
+    }
+
+    /// One `SELECT` per width of `cover` from a bucket table, joined by
+    /// `UNION ALL`; none if the cover is empty.
+    fn buckets(
+        &mut self,
+        select: &str,
+        table: &str,
+        group: &str,
+        tenant: TenantId,
+        project: Option<ProjectId>,
+        cover: &Cover,
+    ) -> bool {
+        let mut first = true;
+        let mut start = |sql: &mut Sql, minutes: i32| {
+            if !first {
+                sql.push(" UNION ALL ");
+            }
+            first = false;
+            sql.push(&format!("SELECT {select} FROM {table} WHERE "))
+                .scope(tenant, project)
+                .push(" AND minutes = ")
+                .bind(Arg::Int(minutes));
+        };
+        for (minutes, span) in [(DAY_MINUTES, cover.days), (HOUR_MINUTES, cover.hours)] {
+            if let Some((from, to)) = span {
+                start(self, minutes);
+                self.push(" AND slot >= ")
+                    .bind(Arg::At(from))
+                    .push(" AND slot < ")
+                    .bind(Arg::At(to))
+                    .push(&format!(" GROUP BY {group}"));
+            }
+        }
+        if !cover.slots.is_empty() {
+            start(self, SLOT_MINUTES);
+            self.push(" AND slot IN (");
+            for (i, slot) in cover.slots.iter().enumerate() {
+                if i > 0 {
+                    self.push(", ");
+                }
+                self.bind(Arg::At(*slot));
+            }
+            self.push(&format!(") GROUP BY {group}"));
+        }
+        !first
+    }
+}
+
+/// Binds every value of a [`Sql`] to a query of either backend.
+macro_rules! bound {
+    ($query:expr, $sql:expr) => {{
+        let mut query = $query;
+        for arg in &$sql.args {
+            query = match arg {
+                Arg::Tenant(value) => query.bind(*value),
+                Arg::Project(value) => query.bind(*value),
+                Arg::At(value) => query.bind(*value),
+                Arg::Int(value) => query.bind(*value),
+                Arg::Big(value) => query.bind(*value),
+            };
+        }
+        query
+    }};
+}
+
 /// Everything the analytics endpoint shows for `range` in `tenant`.
-pub async fn read(db: &Db, tenant: TenantId, range: Range) -> Result<Analytics, sqlx::Error> {
+pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics, sqlx::Error> {
     let project = range.project;
-    let analytics = with_pool!(db, pool => {
-        let mut activity = sqlx::QueryBuilder::new(format!(
-            "SELECT slot, kind, CAST(sum(count) AS BIGINT) FROM analytics_activity WHERE generation = {GENERATION} AND tenant_id = "
-        ));
-        activity.push_bind(tenant).push(" AND slot >= ").push_bind(range.from).push(" AND slot < ").push_bind(range.to);
-        if let Some(project) = project {
-            activity.push(" AND project_id = ").push_bind(project);
-        }
-        activity.push(" GROUP BY slot, kind ORDER BY slot, kind");
-        let activity: Vec<(DateTime<Utc>, String, i64)> = activity.build_query_as().fetch_all(pool).await?;
+    let (Some(&first), Some(&last)) = (range.bounds.first(), range.bounds.last()) else {
+        return Ok(Analytics::default());
+    };
 
-        let mut open = sqlx::QueryBuilder::new(format!(
-            "SELECT status, priority, CAST(sum(count) AS BIGINT) FROM analytics_open WHERE generation = {GENERATION} AND tenant_id = "
-        ));
-        open.push_bind(tenant);
-        if let Some(project) = project {
-            open.push(" AND project_id = ").push_bind(project);
+    // Each bucket of a day's pieces belongs to that day alone.
+    let mut day_of: HashMap<(i32, DateTime<Utc>), usize> = HashMap::new();
+    for (day, window) in range.bounds.windows(2).enumerate() {
+        for piece in pieces(window[0], window[1]) {
+            day_of.insert((piece.minutes, piece.start), day);
         }
-        open.push(" GROUP BY status, priority ORDER BY status, priority");
-        let open: Vec<(String, String, i64)> = open.build_query_as().fetch_all(pool).await?;
+    }
+    let day_pieces: Vec<Piece> = day_of
+        .keys()
+        .map(|&(minutes, start)| Piece { minutes, start })
+        .collect();
+    let mut activity = Sql::default();
+    let any_activity = activity.buckets(
+        "minutes, slot, kind, CAST(sum(count) AS BIGINT)",
+        "analytics_activity",
+        "minutes, slot, kind",
+        tenant,
+        project,
+        &cover(&day_pieces),
+    );
 
-        let mut completions = sqlx::QueryBuilder::new(format!(
-            "SELECT assignee_id, CAST(sum(count) AS BIGINT) FROM analytics_completions WHERE generation = {GENERATION} AND tenant_id = "
-        ));
-        completions.push_bind(tenant).push(" AND slot >= ").push_bind(range.from).push(" AND slot < ").push_bind(range.to);
-        if let Some(project) = project {
-            completions.push(" AND project_id = ").push_bind(project);
-        }
-        completions.push(" GROUP BY assignee_id");
-        let completions: Vec<(UserId, i64)> = completions.build_query_as().fetch_all(pool).await?;
+    let whole = pieces(first, last);
+    let mut completions = Sql::default();
+    let any_completions = completions.buckets(
+        "assignee_id, CAST(sum(count) AS BIGINT)",
+        "analytics_completions",
+        "assignee_id",
+        tenant,
+        project,
+        &cover(&whole),
+    );
 
-        Analytics {
-            activity,
-            open,
-            completions: completions
-                .into_iter()
-                .map(|(user, count)| ((!user.as_uuid().is_nil()).then_some(user), count))
-                .collect(),
-            cycle: CycleTimes::default(),
+    let mut open = Sql::default();
+    open.push("SELECT status, priority, CAST(sum(count) AS BIGINT) FROM analytics_open WHERE ")
+        .scope(tenant, project)
+        .push(" GROUP BY status, priority ORDER BY status, priority");
+
+    let mut days = vec![(0, 0); range.bounds.len().saturating_sub(1)];
+    let mut by_assignee: BTreeMap<UserId, i64> = BTreeMap::new();
+    let open = with_pool!(db, pool => {
+        if any_activity {
+            let rows: Vec<(i32, DateTime<Utc>, String, i64)> =
+                bound!(sqlx::query_as(sqlx::AssertSqlSafe(activity.text.clone())), activity)
+                    .fetch_all(pool)
+                    .await?;
+            for (minutes, slot, kind, count) in rows {
+                let Some(&day) = day_of.get(&(minutes, slot)) else {
+                    continue;
+                };
+                match kind.as_str() {
+                    "created" => days[day].0 += count,
+                    "completed" => days[day].1 += count,
+                    _ => {}
+                }
+            }
         }
+        if any_completions {
+            let rows: Vec<(UserId, i64)> =
+                bound!(sqlx::query_as(sqlx::AssertSqlSafe(completions.text.clone())), completions)
+                    .fetch_all(pool)
+                    .await?;
+            for (assignee, count) in rows {
+                *by_assignee.entry(assignee).or_default() += count;
+            }
+        }
+        let open: Vec<(String, String, i64)> =
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(open.text.clone())), open)
+                .fetch_all(pool)
+                .await?;
+        open
     });
     Ok(Analytics {
-        cycle: cycle_times(db, tenant, range).await?,
-        ..analytics
+        days,
+        open,
+        completions: by_assignee
+            .into_iter()
+            .map(|(user, count)| ((!user.as_uuid().is_nil()).then_some(user), count))
+            .collect(),
+        cycle: cycle_times(db, tenant, project, &whole).await?,
     })
 }
 
-/// The cycle-time percentiles of the tasks completed in `range`, from the
-/// done tasks' rows (read in completion order by a partial index). On
-/// Postgres one ordered-set aggregate sorts them once (`percentile_disc`
-/// is the nearest rank); SQLite counts them, then picks each rank.
-async fn cycle_times(db: &Db, tenant: TenantId, range: Range) -> Result<CycleTimes, sqlx::Error> {
-    let done = |select: &str| {
-        let mut sql = format!(
-            "SELECT {select} FROM analytics_tasks WHERE generation = {GENERATION} AND tenant_id = $1 \
-             AND completed_at >= $2 AND completed_at < $3 AND cycle_ms IS NOT NULL"
-        );
-        if range.project.is_some() {
-            sql.push_str(" AND project_id = $4");
-        }
-        sql
-    };
-    match db.pool() {
-        Pool::Postgres(pool) => {
-            let sql = done(
-                "count(*), percentile_disc(ARRAY[0.5, 0.85]) WITHIN GROUP (ORDER BY cycle_ms)",
-            );
-            let mut query = sqlx::query_as::<_, (i64, Option<Vec<i64>>)>(sqlx::AssertSqlSafe(sql))
-                .bind(tenant)
-                .bind(range.from)
-                .bind(range.to);
-            if let Some(project) = range.project {
-                query = query.bind(project);
-            }
-            let (count, picked) = query.fetch_one(pool).await?;
-            let picked = picked.unwrap_or_default();
-            Ok(CycleTimes {
-                count,
-                p50_ms: picked.first().copied(),
-                p85_ms: picked.get(1).copied(),
-            })
-        }
-        Pool::Sqlite(pool) => {
-            let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(done("count(*)")))
-                .bind(tenant)
-                .bind(range.from)
-                .bind(range.to);
-            if let Some(project) = range.project {
-                query = query.bind(project);
-            }
-            let count = query.fetch_one(pool).await?;
-            let mut picked = [None, None];
-            if count > 0 {
-                let offset = if range.project.is_some() { "$5" } else { "$4" };
-                for (value, percent) in picked.iter_mut().zip([50, 85]) {
-                    let sql = format!(
-                        "{} ORDER BY cycle_ms LIMIT 1 OFFSET {offset}",
-                        done("cycle_ms")
-                    );
-                    let mut query = sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(sql))
-                        .bind(tenant)
-                        .bind(range.from)
-                        .bind(range.to);
-                    if let Some(project) = range.project {
-                        query = query.bind(project);
-                    }
-                    *value = query
-                        .bind(rank(percent, count))
-                        .fetch_optional(pool)
-                        .await?;
-                }
-            }
-            Ok(CycleTimes {
-                count,
-                p50_ms: picked[0],
-                p85_ms: picked[1],
-            })
+/// The UTC-day histogram's span and the intervals at the ragged ends of
+/// `whole` (at most two), whose done tasks are counted from their rows.
+fn histogram_parts(whole: &[Piece]) -> (Option<Span>, Vec<Span>) {
+    let days = cover(whole.iter().filter(|p| p.minutes == DAY_MINUTES)).days;
+    let mut edges: Vec<Span> = Vec::new();
+    for piece in whole.iter().filter(|p| p.minutes != DAY_MINUTES) {
+        match edges.last_mut() {
+            Some((_, to)) if *to == piece.start => *to = piece.end(),
+            _ => edges.push((piece.start, piece.end())),
         }
     }
+    (days, edges)
+}
+
+/// The cycle-time percentiles of the tasks completed in the range `whole`
+/// covers: the count per bin from the daily histograms (and from the done
+/// tasks' rows at the ragged ends), which bin holds each rank, then the
+/// value at its place inside that bin, by an index that orders a bin's
+/// tasks by cycle time. Exact, since bins never decrease with the cycle
+/// time.
+async fn cycle_times(
+    db: &Db,
+    tenant: TenantId,
+    project: Option<ProjectId>,
+    whole: &[Piece],
+) -> Result<CycleTimes, sqlx::Error> {
+    let (Some(first), Some(last)) = (whole.first(), whole.last()) else {
+        return Ok(CycleTimes::default());
+    };
+    let (from, to) = (first.start, last.end());
+    let (days, edges) = histogram_parts(whole);
+    let mut histogram = Sql::default();
+    let mut union = "";
+    if let Some((day_from, day_to)) = days {
+        histogram
+            .push("SELECT bin, CAST(sum(count) AS BIGINT) FROM analytics_cycle_days WHERE ")
+            .scope(tenant, project)
+            .push(" AND day >= ")
+            .bind(Arg::At(day_from))
+            .push(" AND day < ")
+            .bind(Arg::At(day_to))
+            .push(" GROUP BY bin");
+        union = " UNION ALL ";
+    }
+    for (edge_from, edge_to) in edges {
+        histogram
+            .push(union)
+            .push("SELECT cycle_bin, CAST(count(*) AS BIGINT) FROM analytics_tasks WHERE ")
+            .scope(tenant, project)
+            .push(" AND cycle_bin IS NOT NULL AND completed_at >= ")
+            .bind(Arg::At(edge_from))
+            .push(" AND completed_at < ")
+            .bind(Arg::At(edge_to))
+            .push(" GROUP BY cycle_bin");
+        union = " UNION ALL ";
+    }
+    let mut bins: BTreeMap<i32, i64> = BTreeMap::new();
+    with_pool!(db, pool => {
+        let rows: Vec<(i32, i64)> =
+            bound!(sqlx::query_as(sqlx::AssertSqlSafe(histogram.text.clone())), histogram)
+                .fetch_all(pool)
+                .await?;
+        for (bin, count) in rows {
+            *bins.entry(bin).or_default() += count;
+        }
+    });
+    let count: i64 = bins.values().sum();
+    let mut picked = [None, None];
+    if count > 0 {
+        for (value, percent) in picked.iter_mut().zip([50, 85]) {
+            let Some((bin, offset)) = locate(&bins, rank(percent, count)) else {
+                continue;
+            };
+            let mut pick = Sql::default();
+            pick.push("SELECT cycle_ms FROM analytics_tasks WHERE ")
+                .scope(tenant, project)
+                .push(" AND cycle_bin = ")
+                .bind(Arg::Int(bin))
+                .push(" AND completed_at >= ")
+                .bind(Arg::At(from))
+                .push(" AND completed_at < ")
+                .bind(Arg::At(to))
+                .push(" ORDER BY cycle_ms LIMIT 1 OFFSET ")
+                .bind(Arg::Big(offset));
+            *value = with_pool!(db, pool => {
+                bound!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(pick.text.clone())), pick)
+                    .fetch_optional(pool)
+                    .await?
+            });
+        }
+    }
+    Ok(CycleTimes {
+        count,
+        p50_ms: picked[0],
+        p85_ms: picked[1],
+    })
+}
+
+/// The bin holding the value at 0-based `rank` among the counted values,
+/// and the rank's place inside it.
+fn locate(bins: &BTreeMap<i32, i64>, rank: i64) -> Option<(i32, i64)> {
+    let mut before = 0;
+    for (&bin, &count) in bins {
+        if rank < before + count {
+            return Some((bin, rank - before));
+        }
+        before += count;
+    }
+    None
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use chrono::{NaiveDate, TimeZone};
+    use chrono_tz::Tz;
 
     #[test]
     fn nearest_rank_picks_the_value_at_the_ceiling_of_p_times_n() {
@@ -184,5 +447,201 @@ mod tests {
         // Seven values: ⌈3.5⌉ = 4th, ⌈5.95⌉ = 6th.
         assert_eq!(rank(50, 7), 3);
         assert_eq!(rank(85, 7), 5);
+    }
+
+    #[test]
+    fn a_rank_falls_in_the_bin_whose_counts_reach_past_it() {
+        let bins: BTreeMap<i32, i64> = [(3, 2), (7, 5), (9, 1)].into_iter().collect();
+        assert_eq!(locate(&bins, 0), Some((3, 0)));
+        assert_eq!(locate(&bins, 1), Some((3, 1)));
+        assert_eq!(locate(&bins, 2), Some((7, 0)));
+        assert_eq!(locate(&bins, 6), Some((7, 4)));
+        assert_eq!(locate(&bins, 7), Some((9, 0)));
+        assert_eq!(locate(&bins, 8), None);
+    }
+
+    fn utc(y: i32, m: u32, d: u32, h: u32, min: u32) -> DateTime<Utc> {
+        Utc.with_ymd_and_hms(y, m, d, h, min, 0).unwrap()
+    }
+
+    /// The local day `date` of `zone`, in UTC.
+    fn local_day(zone: &str, date: (i32, u32, u32)) -> (DateTime<Utc>, DateTime<Utc>) {
+        let tz: Tz = zone.parse().unwrap();
+        let day = NaiveDate::from_ymd_opt(date.0, date.1, date.2).unwrap();
+        let start = |d: NaiveDate| {
+            tz.from_local_datetime(&d.and_hms_opt(0, 0, 0).unwrap())
+                .earliest()
+                .unwrap()
+                .with_timezone(&Utc)
+        };
+        (start(day), start(day.succ_opt().unwrap()))
+    }
+
+    /// The pieces of `[from, to)` tile it exactly, each aligned to its
+    /// width.
+    fn assert_tiles(pieces: &[Piece], from: DateTime<Utc>, to: DateTime<Utc>) {
+        let mut at = from;
+        for piece in pieces {
+            assert_eq!(piece.start, at, "{pieces:?}");
+            assert_eq!(bucket(piece.start, piece.minutes), piece.start);
+            at = piece.end();
+        }
+        assert_eq!(at, to);
+    }
+
+    fn widths(pieces: &[Piece]) -> Vec<(i32, usize)> {
+        let mut runs: Vec<(i32, usize)> = Vec::new();
+        for piece in pieces {
+            match runs.last_mut() {
+                Some((minutes, n)) if *minutes == piece.minutes => *n += 1,
+                _ => runs.push((piece.minutes, 1)),
+            }
+        }
+        runs
+    }
+
+    #[test]
+    fn a_utc_day_is_one_bucket() {
+        let (from, to) = local_day("UTC", (2026, 12, 3));
+        let day = pieces(from, to);
+        assert_eq!(
+            day,
+            vec![Piece {
+                minutes: DAY_MINUTES,
+                start: from
+            }]
+        );
+        // And a range of days in UTC is its days.
+        let year = pieces(utc(2026, 1, 1, 0, 0), utc(2027, 1, 1, 0, 0));
+        assert_eq!(widths(&year), vec![(DAY_MINUTES, 365)]);
+    }
+
+    #[test]
+    fn a_day_of_a_whole_hour_zone_is_hours() {
+        // Paris in winter: 23:00 to 23:00 UTC.
+        let (from, to) = local_day("Europe/Paris", (2026, 12, 3));
+        assert_eq!(from, utc(2026, 12, 2, 23, 0));
+        let day = pieces(from, to);
+        assert_tiles(&day, from, to);
+        assert_eq!(widths(&day), vec![(HOUR_MINUTES, 24)]);
+    }
+
+    #[test]
+    fn a_day_of_a_quarter_hour_zone_has_slots_only_at_its_ends() {
+        // Kathmandu, +05:45: 18:15 to 18:15 UTC.
+        let (from, to) = local_day("Asia/Kathmandu", (2026, 12, 3));
+        assert_eq!(from, utc(2026, 12, 2, 18, 15));
+        let day = pieces(from, to);
+        assert_tiles(&day, from, to);
+        assert_eq!(
+            widths(&day),
+            vec![(SLOT_MINUTES, 3), (HOUR_MINUTES, 23), (SLOT_MINUTES, 1)]
+        );
+        // St John's, -03:30 in winter: 03:30 to 03:30 UTC.
+        let (from, to) = local_day("America/St_Johns", (2026, 12, 3));
+        assert_eq!(from, utc(2026, 12, 3, 3, 30));
+        let day = pieces(from, to);
+        assert_tiles(&day, from, to);
+        assert_eq!(
+            widths(&day),
+            vec![(SLOT_MINUTES, 2), (HOUR_MINUTES, 23), (SLOT_MINUTES, 2)]
+        );
+    }
+
+    #[test]
+    fn a_range_reads_whole_utc_days_between_its_ragged_ends() {
+        // Seven days in Kathmandu: the UTC days inside whole, the rest of
+        // each end in hours and slots.
+        let (from, _) = local_day("Asia/Kathmandu", (2026, 12, 1));
+        let (_, to) = local_day("Asia/Kathmandu", (2026, 12, 7));
+        let range = pieces(from, to);
+        assert_tiles(&range, from, to);
+        assert_eq!(
+            widths(&range),
+            vec![
+                (SLOT_MINUTES, 3),
+                (HOUR_MINUTES, 5),
+                (DAY_MINUTES, 6),
+                (HOUR_MINUTES, 18),
+                (SLOT_MINUTES, 1),
+            ]
+        );
+        let (days, edges) = histogram_parts(&range);
+        assert_eq!(days, Some((utc(2026, 12, 1, 0, 0), utc(2026, 12, 7, 0, 0))));
+        assert_eq!(
+            edges,
+            vec![(from, utc(2026, 12, 1, 0, 0)), (utc(2026, 12, 7, 0, 0), to)]
+        );
+    }
+
+    #[test]
+    fn a_day_when_the_clocks_change_keeps_its_own_length() {
+        // Paris springs forward on 2026-03-29: 23 hours, 23:00 to 22:00.
+        let (from, to) = local_day("Europe/Paris", (2026, 3, 29));
+        assert_eq!(
+            (from, to),
+            (utc(2026, 3, 28, 23, 0), utc(2026, 3, 29, 22, 0))
+        );
+        let day = pieces(from, to);
+        assert_tiles(&day, from, to);
+        assert_eq!(widths(&day), vec![(HOUR_MINUTES, 23)]);
+        // London falls back on 2026-10-25: 25 hours, 23:00 to 00:00, the
+        // day after it whole.
+        let (from, to) = local_day("Europe/London", (2026, 10, 25));
+        assert_eq!(
+            (from, to),
+            (utc(2026, 10, 24, 23, 0), utc(2026, 10, 26, 0, 0))
+        );
+        let day = pieces(from, to);
+        assert_tiles(&day, from, to);
+        assert_eq!(widths(&day), vec![(HOUR_MINUTES, 1), (DAY_MINUTES, 1)]);
+        // Lord Howe moves by half an hour (+10:30 to +11:00 on 2026-10-04).
+        let (from, to) = local_day("Australia/Lord_Howe", (2026, 10, 4));
+        assert_eq!(
+            (from, to),
+            (utc(2026, 10, 3, 13, 30), utc(2026, 10, 4, 13, 0))
+        );
+        let day = pieces(from, to);
+        assert_tiles(&day, from, to);
+        assert_eq!(widths(&day), vec![(SLOT_MINUTES, 2), (HOUR_MINUTES, 23)]);
+    }
+
+    #[test]
+    fn consecutive_days_share_no_bucket() {
+        let tz = "Asia/Kathmandu";
+        let mut seen = std::collections::HashSet::new();
+        for d in 1..=30 {
+            let (from, to) = local_day(tz, (2026, 11, d));
+            for piece in pieces(from, to) {
+                assert!(seen.insert(piece), "{piece:?} in two days");
+            }
+        }
+    }
+
+    #[test]
+    fn an_instant_inside_a_slot_counts_from_the_next_slot() {
+        let at = utc(1900, 1, 1, 0, 9) + TimeDelta::seconds(21);
+        let day = pieces(at, at + TimeDelta::days(1));
+        assert_eq!(day.first().map(|p| p.start), Some(utc(1900, 1, 1, 0, 15)));
+    }
+
+    #[test]
+    fn the_cover_names_slots_and_spans_hours_and_days() {
+        let (from, to) = local_day("Asia/Kathmandu", (2026, 12, 3));
+        let cover = cover(&pieces(from, to));
+        assert_eq!(
+            cover.slots,
+            vec![
+                utc(2026, 12, 2, 18, 15),
+                utc(2026, 12, 2, 18, 30),
+                utc(2026, 12, 2, 18, 45),
+                utc(2026, 12, 3, 18, 0)
+            ]
+        );
+        assert_eq!(
+            cover.hours,
+            Some((utc(2026, 12, 2, 19, 0), utc(2026, 12, 3, 18, 0)))
+        );
+        assert_eq!(cover.days, None);
     }
 }

@@ -100,30 +100,55 @@ pub fn pieces(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Piece> {
 type Span = (DateTime<Utc>, DateTime<Utc>);
 
 /// The buckets of some pieces, as the statements select them: the slots
-/// by their starts, the hours and the days by the span from the first to
-/// the last (rows in between that no piece names are ignored).
+/// by their starts, the hours and the days by spans.
 #[derive(Debug, Default, PartialEq)]
 struct Cover {
     slots: Vec<DateTime<Utc>>,
-    hours: Option<Span>,
-    days: Option<Span>,
+    hours: Vec<Span>,
+    days: Vec<Span>,
 }
 
-fn cover<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Cover {
-    let mut cover = Cover::default();
-    let widen = |span: &mut Option<Span>, piece: &Piece| {
-        let (from, to) = span.get_or_insert((piece.start, piece.end()));
-        *from = (*from).min(piece.start);
-        *to = (*to).max(piece.end());
-    };
-    for piece in pieces {
-        match piece.minutes {
-            DAY_MINUTES => widen(&mut cover.days, piece),
-            HOUR_MINUTES => widen(&mut cover.hours, piece),
-            _ => cover.slots.push(piece.start),
+impl Cover {
+    /// Exactly the buckets of `pieces`: each run of adjacent hours or days
+    /// one span.
+    fn exact<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Cover {
+        let mut pieces: Vec<&Piece> = pieces.into_iter().collect();
+        pieces.sort_by_key(|piece| piece.start);
+        let mut cover = Cover::default();
+        for piece in pieces {
+            let runs = match piece.minutes {
+                DAY_MINUTES => &mut cover.days,
+                HOUR_MINUTES => &mut cover.hours,
+                _ => {
+                    cover.slots.push(piece.start);
+                    continue;
+                }
+            };
+            match runs.last_mut() {
+                Some((_, to)) if *to == piece.start => *to = piece.end(),
+                _ => runs.push((piece.start, piece.end())),
+            }
+        }
+        cover
+    }
+
+    /// At most one span per width, from the first bucket to the last: the
+    /// rows between that no piece names come too, and the caller must
+    /// ignore them (the days of a range in Kathmandu are 23-hour runs; one
+    /// statement each would be hundreds).
+    fn spanning(self) -> Cover {
+        let span = |runs: Vec<Span>| -> Vec<Span> {
+            match (runs.first(), runs.last()) {
+                (Some(first), Some(last)) => vec![(first.0, last.1)],
+                _ => Vec::new(),
+            }
+        };
+        Cover {
+            slots: self.slots,
+            hours: span(self.hours),
+            days: span(self.days),
         }
     }
-    cover
 }
 
 /// A bound value.
@@ -188,8 +213,12 @@ impl Sql {
                 .push(" AND minutes = ")
                 .bind(Arg::Int(minutes));
         };
-        for (minutes, span) in [(DAY_MINUTES, cover.days), (HOUR_MINUTES, cover.hours)] {
-            if let Some((from, to)) = span {
+        let spans = [(DAY_MINUTES, &cover.days), (HOUR_MINUTES, &cover.hours)];
+        for (minutes, &(from, to)) in spans
+            .into_iter()
+            .flat_map(|(minutes, runs)| runs.iter().map(move |run| (minutes, run)))
+        {
+            {
                 start(self, minutes);
                 self.push(" AND slot >= ")
                     .bind(Arg::At(from))
@@ -255,7 +284,8 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
         "minutes, slot, kind",
         tenant,
         project,
-        &cover(&day_pieces),
+        // Rows are matched back to their day's pieces below.
+        &Cover::exact(&day_pieces).spanning(),
     );
 
     let whole = pieces(first, last);
@@ -266,7 +296,7 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
         "assignee_id",
         tenant,
         project,
-        &cover(&whole),
+        &Cover::exact(&whole),
     );
 
     let mut open = Sql::default();
@@ -322,7 +352,8 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
 /// The UTC-day histogram's span and the intervals at the ragged ends of
 /// `whole` (at most two), whose done tasks are counted from their rows.
 fn histogram_parts(whole: &[Piece]) -> (Option<Span>, Vec<Span>) {
-    let days = cover(whole.iter().filter(|p| p.minutes == DAY_MINUTES)).days;
+    // A range's whole days are one run.
+    let days = Cover::exact(whole).days.first().copied();
     let mut edges: Vec<Span> = Vec::new();
     for piece in whole.iter().filter(|p| p.minutes != DAY_MINUTES) {
         match edges.last_mut() {
@@ -628,7 +659,7 @@ mod tests {
     #[test]
     fn the_cover_names_slots_and_spans_hours_and_days() {
         let (from, to) = local_day("Asia/Kathmandu", (2026, 12, 3));
-        let cover = cover(&pieces(from, to));
+        let cover = Cover::exact(&pieces(from, to));
         assert_eq!(
             cover.slots,
             vec![
@@ -640,8 +671,27 @@ mod tests {
         );
         assert_eq!(
             cover.hours,
-            Some((utc(2026, 12, 2, 19, 0), utc(2026, 12, 3, 18, 0)))
+            vec![(utc(2026, 12, 2, 19, 0), utc(2026, 12, 3, 18, 0))]
         );
-        assert_eq!(cover.days, None);
+        assert_eq!(cover.days, vec![]);
+        // A range's hours are two runs, one at each end of its days.
+        let (from, _) = local_day("Asia/Kathmandu", (2026, 12, 1));
+        let (_, to) = local_day("Asia/Kathmandu", (2026, 12, 7));
+        let cover = Cover::exact(&pieces(from, to));
+        assert_eq!(
+            cover.hours,
+            vec![
+                (utc(2026, 11, 30, 19, 0), utc(2026, 12, 1, 0, 0)),
+                (utc(2026, 12, 7, 0, 0), utc(2026, 12, 7, 18, 0))
+            ]
+        );
+        assert_eq!(
+            cover.days,
+            vec![(utc(2026, 12, 1, 0, 0), utc(2026, 12, 7, 0, 0))]
+        );
+        assert_eq!(
+            cover.spanning().hours,
+            vec![(utc(2026, 11, 30, 19, 0), utc(2026, 12, 7, 18, 0))]
+        );
     }
 }

@@ -96,6 +96,11 @@ pub struct ServeConfig {
     #[arg(long, env = "TENET_TRUST_FORWARDED_FOR", default_value_t = false)]
     pub trust_forwarded_for: bool,
 
+    /// `Strict-Transport-Security: max-age=<seconds>` on every answer, for a
+    /// service reached over TLS (behind a TLS proxy); 0 (default): none.
+    #[arg(long = "hsts", env = "TENET_HSTS", default_value_t = 0)]
+    pub hsts_max_age: u64,
+
     /// Origins allowed to call the API from a browser (comma-separated); none by default.
     #[arg(long, env = "TENET_CORS_ORIGINS", value_delimiter = ',')]
     pub cors_origins: Vec<String>,

@@ -12,6 +12,7 @@ use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_events::bus::Bus;
 use tenet_events::db::Db;
 use tenet_events::store::EventStore;
+use tenet_http::deprecation::{self, Deprecation};
 use tenet_http::ratelimit::{self, RateLimits};
 use tenet_http::{ApiError, request_id};
 use tenet_projections::Checkpoints;
@@ -41,6 +42,12 @@ use crate::ops::{self, Ops};
 /// Largest request body accepted (the largest legitimate body, a task with
 /// a 20,000-character description, is far below it).
 pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// The routes kept for existing clients but deprecated (answered with
+/// `Deprecation`/`Sunset` headers and `deprecated: true` in the document,
+/// both from here). None today: nothing has been replaced yet. The
+/// mechanism is tested with a route of its own (`tenet_http::deprecation`).
+static DEPRECATED: &[Deprecation] = &[];
 
 /// What the HTTP surface of this process is built from (the binary's
 /// wiring hands it over once, to [`router`]).
@@ -74,7 +81,10 @@ pub struct HttpDeps<'a> {
             for 24 hours, the same key with another body is 422. Rate limits are per principal (a \
             user, or an API key once accepted) and per client IP on login and registration; each \
             instance counts on its own, so N instances behind a balancer allow up to N times the \
-            limit."
+            limit. Requests may carry a W3C traceparent (and tracestate): every response answers \
+            a traceparent in the same trace (a new one when none or a malformed one was sent) \
+            naming the server's span, and the events a command appends record it \
+            (the audit log's traceparent)."
     ),
     modifiers(&SecuritySchemes),
     components(
@@ -114,6 +124,7 @@ pub fn router(mut deps: HttpDeps<'_>) -> axum::Router {
         bus: deps.bus.clone(),
         metrics: deps.metrics.take(),
         ready_max_lag: deps.config.ready_max_lag,
+        started: Instant::now(),
     });
     let config = deps.config;
     let limits = deps.limits.clone();
@@ -126,7 +137,11 @@ pub fn router(mut deps: HttpDeps<'_>) -> axum::Router {
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(RequestBodyLimitLayer::new(BODY_LIMIT))
-        .layer(middleware::from_fn(problem_for_bare_errors));
+        .layer(middleware::from_fn(problem_for_bare_errors))
+        .layer(middleware::from_fn_with_state(
+            DEPRECATED,
+            deprecation::layer,
+        ));
     with_outer_layers(router, config, limits)
 }
 
@@ -172,6 +187,7 @@ fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
     doc.merge(realtime_doc);
     doc.merge(ops::ApiDoc::openapi());
     tenet_http::openapi::complete(&mut doc);
+    deprecation::mark(&mut doc, DEPRECATED);
     let mut api = axum::Router::new();
     if deps.config.runs(Role::Command) {
         api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(
@@ -201,18 +217,38 @@ fn with_outer_layers(
     };
     router
         .layer(middleware::from_fn_with_state(limits, ratelimit::layer))
-        .layer(middleware::from_fn(security_headers))
+        .layer(middleware::from_fn_with_state(
+            hsts(config.hsts_max_age),
+            security_headers,
+        ))
         .layer(middleware::from_fn(record_metrics))
         .layer(middleware::from_fn(request_id::layer))
+        .layer(middleware::from_fn(tenet_http::trace::layer))
+}
+
+/// The `Strict-Transport-Security` value, when the service is reached
+/// over TLS (`TENET_HSTS` seconds; 0, the default, sends none: over plain
+/// HTTP the header means nothing, and a wrong one locks browsers out).
+fn hsts(max_age: u64) -> Option<HeaderValue> {
+    (max_age > 0)
+        .then(|| HeaderValue::from_str(&format!("max-age={max_age}; includeSubDomains")).ok())
+        .flatten()
 }
 
 /// Headers every response carries: no MIME sniffing, no framing, no
-/// referrer; API responses are not cached; the docs page runs only its own
-/// scripts.
-async fn security_headers(request: Request, next: Next) -> Response {
+/// referrer; HSTS when configured; API responses are not cached; the docs
+/// page runs only its own scripts.
+async fn security_headers(
+    axum::extract::State(hsts): axum::extract::State<Option<HeaderValue>>,
+    request: Request,
+    next: Next,
+) -> Response {
     let path = request.uri().path().to_owned();
     let mut response = next.run(request).await;
     let headers = response.headers_mut();
+    if let Some(hsts) = hsts {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, hsts);
+    }
     headers.insert(
         "x-content-type-options",
         HeaderValue::from_static("nosniff"),
@@ -253,6 +289,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         "etag",
         "location",
         "retry-after",
+        "traceparent",
+        "tracestate",
         "x-consistency-token",
         "x-request-id",
         "x-ratelimit-limit",
@@ -264,6 +302,8 @@ fn cors(origins: &[String]) -> Option<CorsLayer> {
         "content-type",
         "if-match",
         "idempotency-key",
+        "traceparent",
+        "tracestate",
         "x-consistency-token",
         "x-request-id",
     ];

@@ -8,6 +8,7 @@ pub mod config;
 mod console;
 mod http;
 pub mod ops;
+pub mod telemetry;
 mod webhooks;
 
 use std::net::SocketAddr;

@@ -1,11 +1,10 @@
 //! `tenet`: the command line of the service.
 
-use std::io::{IsTerminal, Write};
+use std::io::Write;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use tenet::config::{ServeConfig, StorageConfig};
-use tracing_subscriber::EnvFilter;
 
 /// glibc's allocator spent a fifth of the service's CPU under load
 /// (measured with perf); mimalloc handles many small, short-lived
@@ -78,26 +77,22 @@ enum AdminCommand {
     },
 }
 
-fn init_tracing() {
-    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
-    let json = std::env::var("TENET_LOG_FORMAT").is_ok_and(|format| format == "json");
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_ansi(std::io::stderr().is_terminal())
-        .with_writer(std::io::stderr);
-    if json {
-        builder.json().init();
-    } else {
-        builder.init();
-    }
-}
-
 #[tokio::main]
 async fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_tracing();
+    let telemetry = match tenet::telemetry::init() {
+        Ok(telemetry) => telemetry,
+        Err(error) => {
+            let _ = writeln!(std::io::stderr(), "error: {}", one_line(&error));
+            return ExitCode::FAILURE;
+        }
+    };
     let command = cli.command.unwrap_or(Command::Serve(Box::new(cli.serve)));
-    match run(command).await {
+    let outcome = run(command).await;
+    // The exporter's thread blocks while it flushes: not on a runtime
+    // worker.
+    let _ = tokio::task::spawn_blocking(move || telemetry.shutdown()).await;
+    match outcome {
         Ok(()) => ExitCode::SUCCESS,
         Err(error) => {
             let _ = writeln!(std::io::stderr(), "error: {}", one_line(&error));

@@ -23,6 +23,8 @@ pub struct Ops {
     pub bus: Option<Bus>,
     pub metrics: Option<PrometheusHandle>,
     pub ready_max_lag: i64,
+    /// When this process began serving (for `uptime_seconds`).
+    pub started: std::time::Instant,
 }
 
 pub fn router(ops: Ops) -> axum::Router {
@@ -42,6 +44,11 @@ pub struct ApiDoc;
 struct Health {
     /// Always `ok`.
     status: &'static str,
+    /// The release serving (the crate's version).
+    #[schema(example = "0.1.0")]
+    version: &'static str,
+    /// Whole seconds since this process began serving.
+    uptime_seconds: u64,
 }
 
 /// `GET /api/v1/health`: the process is up and serving HTTP.
@@ -51,8 +58,12 @@ struct Health {
     tag = "operations",
     responses((status = 200, description = "The process is up", body = Health))
 )]
-async fn health() -> Json<Health> {
-    Json(Health { status: "ok" })
+async fn health(State(ops): State<Ops>) -> Json<Health> {
+    Json(Health {
+        status: "ok",
+        version: env!("CARGO_PKG_VERSION"),
+        uptime_seconds: ops.started.elapsed().as_secs(),
+    })
 }
 
 #[derive(Serialize, utoipa::ToSchema)]

@@ -93,7 +93,7 @@ pub fn metadata(principal: Option<&Principal>, request_id: &RequestId) -> Metada
             name: "anonymous".to_owned(),
         },
     };
-    Metadata {
+    let mut metadata = Metadata {
         actor,
         request_id: Some(request_id.0.clone()),
         // The conversation a request starts: reactions to its events carry
@@ -105,7 +105,11 @@ pub fn metadata(principal: Option<&Principal>, request_id: &RequestId) -> Metada
         impersonated_by: principal
             .and_then(Principal::impersonated_by)
             .map(|admin| admin.as_uuid()),
-    }
+        traceparent: None,
+        tracestate: None,
+    };
+    tenet_events::trace::record(&mut metadata);
+    metadata
 }
 
 /// The metadata of events a user causes before holding a token (login).

@@ -34,6 +34,8 @@ use tenet_events::store::{
     AppendError, AppendId, AppendRequest, Claim, EventStore, ExpectedVersion, IdempotencyRecord,
     StoreError, StreamAppend,
 };
+use tenet_events::trace;
+use tracing::Instrument;
 
 mod cache;
 
@@ -282,17 +284,40 @@ impl Repository {
         C: Aggregate,
     {
         let mut turns = self.take_turns(plan).await;
-        let mut read: Read<A, B, C> = self.read(plan, &turns, attempt).await?;
-        self.check_if_match(plan, &mut read.a, &mut turns).await?;
-        let (a_events, b_events, created) =
-            decide(&read.a.state, &read.b.state, &read.c.state).map_err(ExecuteError::Rejected)?;
+        let decision = tracing::debug_span!(
+            target: trace::TARGET,
+            "command.decide",
+            command.stream_type = A::KIND,
+            command.attempt = attempt,
+        );
+        let (read, a_events, b_events, created) = async {
+            let mut read: Read<A, B, C> = self.read(plan, &turns, attempt).await?;
+            self.check_if_match(plan, &mut read.a, &mut turns).await?;
+            let (a_events, b_events, created) = decide(&read.a.state, &read.b.state, &read.c.state)
+                .map_err(ExecuteError::Rejected)?;
+            Ok::<_, ExecuteError<E>>((read, a_events, b_events, created))
+        }
+        .instrument(decision)
+        .await?;
         if a_events.is_empty() && b_events.is_empty() && created.is_empty() {
             *turns.primary = Some(Cached::of(&read.a));
             return Ok(Attempt::Done(unchanged(read.a), unchanged(read.b)));
         }
-        let (request, committed_a, committed_b) =
+        let (mut request, committed_a, committed_b) =
             append_request(plan, &read, &a_events, &b_events, created);
-        let pending = match self.store.submit(request).await {
+        let append = tracing::debug_span!(
+            target: trace::TARGET,
+            "log.append",
+            log.stream_type = A::KIND,
+            log.events = request.events.len(),
+        );
+        // The events name the append as the span that made them: the
+        // relay's, the projectors' and the feed's spans are its children.
+        if let Some(context) = trace::context_of(&append) {
+            request.metadata.traceparent = Some(trace::format(&context));
+            request.metadata.tracestate = trace::state_of(&context);
+        }
+        let pending = match self.store.submit(request).instrument(append.clone()).await {
             Ok(pending) => pending,
             Err(error) => return Err(self.failed(error)),
         };
@@ -302,7 +327,7 @@ impl Repository {
             pending.id(),
         );
         drop(turns);
-        match pending.outcome().await {
+        match pending.outcome().instrument(append).await {
             Ok(appended) => Ok(Attempt::Done(
                 committed_a.at(appended.position),
                 committed_b.at(appended.position),

@@ -107,6 +107,11 @@ pub struct Metadata {
     /// impersonation token.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub impersonated_by: Option<Uuid>,
+    /// The W3C trace context the events were appended in (`crate::trace`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub traceparent: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub tracestate: Option<String>,
 }
 
 impl Metadata {
@@ -117,6 +122,8 @@ impl Metadata {
             correlation_id: None,
             causation_id: None,
             impersonated_by: None,
+            traceparent: None,
+            tracestate: None,
         }
     }
 }

@@ -17,6 +17,7 @@ pub mod store;
 pub mod task;
 #[cfg(feature = "testing")]
 pub mod testing;
+pub mod trace;
 
 pub use sqlx;
 

@@ -154,6 +154,18 @@ impl Relay {
             return Ok(None);
         };
         let started = std::time::Instant::now();
+        // Each trace in the batch sees its events published (until acked).
+        let _spans = crate::trace::follow(&events, |event| {
+            tracing::debug_span!(
+                target: crate::trace::TARGET,
+                "relay.publish",
+                otel.kind = "producer",
+                messaging.system = "nats",
+                messaging.destination.name = %self.bus.event_subject(event),
+                log.position = event.position.0,
+                relay.batch = events.len(),
+            )
+        });
         let mut acks = Vec::with_capacity(events.len());
         for event in &events {
             acks.push(self.publish(event).await?);
@@ -178,6 +190,14 @@ impl Relay {
         let payload = serde_json::to_vec(event)?;
         let mut headers = async_nats::HeaderMap::new();
         headers.insert(POSITION_HEADER, event.position.0.to_string().as_str());
+        // Consumers outside Tenet continue the trace from the header (Tenet's
+        // own read it from the envelope, which carries it too).
+        if let Some(traceparent) = &event.metadata.traceparent {
+            headers.insert(crate::trace::TRACEPARENT, traceparent.as_str());
+            if let Some(tracestate) = &event.metadata.tracestate {
+                headers.insert(crate::trace::TRACESTATE, tracestate.as_str());
+            }
+        }
         let publish = PublishMessage::build()
             .payload(payload.into())
             .headers(headers)

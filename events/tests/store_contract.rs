@@ -31,6 +31,8 @@ fn metadata() -> Metadata {
         correlation_id: Some(uuid::Uuid::now_v7()),
         causation_id: None,
         impersonated_by: None,
+        traceparent: Some("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01".into()),
+        tracestate: None,
     }
 }
 

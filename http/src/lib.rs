@@ -9,6 +9,7 @@
 //! routes, no business rules, no read-model tables.
 
 pub mod auth;
+pub mod deprecation;
 pub mod extract;
 pub mod headers;
 pub mod openapi;
@@ -16,6 +17,7 @@ pub mod pagination;
 pub mod problem;
 pub mod ratelimit;
 pub mod request_id;
+pub mod trace;
 pub mod validate;
 
 pub use auth::scope::{Action, Resource, Scope, Scopes};

@@ -110,6 +110,11 @@ pub struct AuditItem {
     pub request_id: Option<String>,
     pub correlation_id: Option<Uuid>,
     pub causation_id: Option<Uuid>,
+    /// The W3C trace context the event was appended in (the span of its
+    /// append, or of the request when spans are not exported): its trace id
+    /// is the one the request's `traceparent` named.
+    #[schema(example = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01")]
+    pub traceparent: Option<String>,
     /// The payload as recorded (at `schema_version`), secrets redacted.
     pub data: serde_json::Value,
 }
@@ -134,11 +139,12 @@ struct EventRow {
     causation_id: Option<Uuid>,
     occurred_at: DateTime<Utc>,
     impersonated_by: Option<Uuid>,
+    traceparent: Option<String>,
 }
 
 const COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, stream_version, \
     event_type, schema_version, data, actor_type, actor_id, actor_name, actor_user_id, request_id, \
-    correlation_id, causation_id, occurred_at, impersonated_by";
+    correlation_id, causation_id, occurred_at, impersonated_by, traceparent";
 
 /// Adds the filters to a listing of `events`.
 fn restrict(listing: &mut Listing, filters: &AuditFilters) -> Result<(), ApiError> {
@@ -241,13 +247,13 @@ pub(crate) async fn tenant_events_after(
 async fn items(db: &Db, rows: Page<EventRow>) -> Result<Page<AuditItem>, ApiError> {
     let names = actor_names(db, &rows.items).await?;
     Ok(rows.map(|row| {
-        let display = match row.actor_type.as_str() {
-            "policy" | "system" => row.actor_name.clone().unwrap_or_default(),
-            _ => row
-                .actor_id
-                .and_then(|id| names.get(&id).cloned())
-                .unwrap_or_else(|| row.actor_type.replace('_', " ")),
-        };
+        let actor = shown_actor(
+            &row.actor_type,
+            row.actor_id,
+            row.actor_name.as_deref(),
+            row.actor_user_id,
+            &names,
+        );
         AuditItem {
             position: row.position,
             event_id: row.event_id,
@@ -258,14 +264,7 @@ async fn items(db: &Db, rows: Page<EventRow>) -> Result<Page<AuditItem>, ApiErro
             stream_id: row.stream_id,
             stream_type: row.stream_type,
             stream_version: row.stream_version,
-            actor: AuditActor {
-                kind: row.actor_type.clone(),
-                id: row.actor_id,
-                display,
-                user_id: (row.actor_type == "api_key")
-                    .then_some(row.actor_user_id)
-                    .flatten(),
-            },
+            actor,
             impersonated_by: row.impersonated_by.map(|id| AuditImpersonator {
                 id,
                 display: names
@@ -277,23 +276,58 @@ async fn items(db: &Db, rows: Page<EventRow>) -> Result<Page<AuditItem>, ApiErro
             request_id: row.request_id,
             correlation_id: row.correlation_id,
             causation_id: row.causation_id,
+            traceparent: row.traceparent,
         }
     }))
 }
 
+/// An event's actor as every answer shows it (the audit log, the event
+/// feed, a task's history): a user as "Name <email>", an API key as "API key
+/// <name>", a policy or the system by its name. `names` comes from
+/// [`display_names`]; an id it lacks shows as its kind.
+pub(crate) fn shown_actor(
+    kind: &str,
+    id: Option<Uuid>,
+    name: Option<&str>,
+    user_id: Option<Uuid>,
+    names: &HashMap<Uuid, String>,
+) -> AuditActor {
+    let display = match kind {
+        "policy" | "system" => name.unwrap_or_default().to_owned(),
+        _ => id
+            .and_then(|id| names.get(&id).cloned())
+            .unwrap_or_else(|| kind.replace('_', " ")),
+    };
+    AuditActor {
+        kind: kind.to_owned(),
+        id,
+        display,
+        user_id: (kind == "api_key").then_some(user_id).flatten(),
+    }
+}
+
 /// Names of the users and API keys behind `rows`.
 async fn actor_names(db: &Db, rows: &[EventRow]) -> Result<HashMap<Uuid, String>, ApiError> {
-    let mut users: Vec<Uuid> = rows
+    let users = rows
         .iter()
         .filter(|row| row.actor_type == "user")
         .filter_map(|row| row.actor_id)
-        .chain(rows.iter().filter_map(|row| row.impersonated_by))
-        .collect();
-    let mut keys: Vec<Uuid> = rows
+        .chain(rows.iter().filter_map(|row| row.impersonated_by));
+    let keys = rows
         .iter()
         .filter(|row| row.actor_type == "api_key")
-        .filter_map(|row| row.actor_id)
-        .collect();
+        .filter_map(|row| row.actor_id);
+    display_names(db, users, keys).await
+}
+
+/// The names to show for `users` and API `keys`, by id (one lookup each).
+pub(crate) async fn display_names(
+    db: &Db,
+    users: impl IntoIterator<Item = Uuid>,
+    keys: impl IntoIterator<Item = Uuid>,
+) -> Result<HashMap<Uuid, String>, ApiError> {
+    let mut users: Vec<Uuid> = users.into_iter().collect();
+    let mut keys: Vec<Uuid> = keys.into_iter().collect();
     users.sort_unstable();
     users.dedup();
     keys.sort_unstable();

@@ -10,6 +10,7 @@ use axum::extract::State;
 use chrono::{DateTime, Utc};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
+use std::collections::HashMap;
 use tenet_events::envelope::RecordedEvent;
 use tenet_events::ids::{ProjectId, TaskId, TenantId, WorkspaceId};
 use tenet_events::store::{EVENT_COLUMNS, EventRow};
@@ -236,7 +237,7 @@ pub async fn task_history(
             version: event.stream_version,
             position: event.position.0,
             event_type: event.event_type.clone(),
-            actor: actor(event),
+            actor: shown_actor(event, &HashMap::new()),
             occurred_at: event.occurred_at,
             request_id: event.metadata.request_id.clone(),
             changes: diff(&before, &after),
@@ -245,27 +246,48 @@ pub async fn task_history(
         before = after;
     }
     let total = versions.len() as u64;
-    let items = versions
+    let items: Vec<TaskVersion> = versions
         .into_iter()
         .skip(page.offset as usize)
         .take(page.limit as usize)
         .collect();
+    // Actors are named as the audit log names them, once per page.
+    let ids = |kind: &str| -> Vec<uuid::Uuid> {
+        items
+            .iter()
+            .filter(|item| item.actor.kind == kind)
+            .filter_map(|item| item.actor.id)
+            .collect()
+    };
+    let names = crate::audit::display_names(&state.db, ids("user"), ids("api_key")).await?;
+    let items = items
+        .into_iter()
+        .map(|mut item| {
+            let actor = &item.actor;
+            item.actor = crate::audit::shown_actor(
+                &actor.kind,
+                actor.id,
+                Some(actor.display.as_str()),
+                actor.user_id,
+                &names,
+            );
+            item
+        })
+        .collect();
     Ok(axum::Json(page.page(items, total)))
 }
 
-fn actor(event: &RecordedEvent) -> AuditActor {
+/// An event's actor before its user or key is named (`names` empty): the
+/// kind, or a policy's or the system's own name.
+fn shown_actor(event: &RecordedEvent, names: &HashMap<uuid::Uuid, String>) -> AuditActor {
     let actor = &event.metadata.actor;
-    AuditActor {
-        kind: actor.kind().to_owned(),
-        id: actor.id(),
-        display: actor
-            .name()
-            .map_or_else(|| actor.kind().replace('_', " "), str::to_owned),
-        user_id: match actor {
-            tenet_events::envelope::Actor::ApiKey { user_id, .. } => Some(*user_id),
-            _ => None,
-        },
-    }
+    crate::audit::shown_actor(
+        actor.kind(),
+        actor.id(),
+        actor.name(),
+        actor.user_id(),
+        names,
+    )
 }
 
 #[cfg(test)]

@@ -346,6 +346,8 @@ impl Worker {
                 correlation_id: None,
                 causation_id: None,
                 impersonated_by: None,
+                traceparent: None,
+                tracestate: None,
             };
             let (id, project, due) = (task.task_id, task.project_id, task.due_date);
             self.repository
@@ -795,6 +797,10 @@ fn run_of(
             // The automation acts on its own account, even when an
             // impersonated user's change triggered it.
             impersonated_by: None,
+            // An execution continues the trace of the change that
+            // triggered it.
+            traceparent: event.metadata.traceparent.clone(),
+            tracestate: event.metadata.tracestate.clone(),
         },
     };
     let start = Start {

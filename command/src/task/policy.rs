@@ -283,6 +283,8 @@ impl Worker {
             correlation_id: work.correlation_id,
             causation_id: Some(work.event_id.as_uuid()),
             impersonated_by: None,
+            traceparent: None,
+            tracestate: None,
         };
         let user = work.user_id;
         let outcome = self

@@ -323,6 +323,8 @@ struct EventColumns<'a> {
     causation_ids: Vec<Option<Uuid>>,
     occurred: Vec<chrono::DateTime<chrono::Utc>>,
     impersonated_by: Vec<Option<Uuid>>,
+    traceparents: Vec<Option<&'a str>>,
+    tracestates: Vec<Option<&'a str>>,
 }
 
 impl<'a> EventColumns<'a> {
@@ -350,6 +352,8 @@ impl<'a> EventColumns<'a> {
             columns.causation_ids.push(metadata.causation_id);
             columns.occurred.push(request.occurred_at);
             columns.impersonated_by.push(metadata.impersonated_by);
+            columns.traceparents.push(metadata.traceparent.as_deref());
+            columns.tracestates.push(metadata.tracestate.as_deref());
         }
         columns
     }
@@ -391,13 +395,13 @@ async fn insert_events(
            INSERT INTO events (tenant_id, position, event_id, stream_id, stream_type, \
              stream_version, event_type, schema_version, data, actor_type, actor_id, \
              actor_name, actor_user_id, request_id, correlation_id, causation_id, occurred_at, \
-             impersonated_by) \
-           SELECT t, p, e, s, st, v, et, sv, d::jsonb, at, ai, an, au, ri, ci, cu, oa, ib \
+             impersonated_by, traceparent, tracestate) \
+           SELECT t, p, e, s, st, v, et, sv, d::jsonb, at, ai, an, au, ri, ci, cu, oa, ib, tp, ts \
            FROM unnest($1::uuid[], $2::int8[], $3::uuid[], $4::uuid[], $5::text[], $6::int8[], \
                        $7::text[], $8::int4[], $9::text[], $10::text[], $11::uuid[], $12::text[], \
                        $13::uuid[], $14::text[], $15::uuid[], $16::uuid[], $17::timestamptz[], \
-                       $25::uuid[]) \
-             AS u(t, p, e, s, st, v, et, sv, d, at, ai, an, au, ri, ci, cu, oa, ib) \
+                       $25::uuid[], $26::text[], $27::text[]) \
+             AS u(t, p, e, s, st, v, et, sv, d, at, ai, an, au, ri, ci, cu, oa, ib, tp, ts) \
          ), claimed AS ( \
            INSERT INTO unique_claims (scope, value, tenant_id, stream_id, claimed_at) \
            SELECT cs, cv, ct, cst, now() FROM unnest($21::text[], $22::text[], $23::uuid[], $24::uuid[]) \
@@ -432,6 +436,8 @@ async fn insert_events(
     .bind(&claims.tenants)
     .bind(&claims.streams)
     .bind(&events.impersonated_by)
+    .bind(&events.traceparents)
+    .bind(&events.tracestates)
     .fetch_one(&mut **tx)
     .await?;
     // The head moves by compare-and-set: positions are unique only while

@@ -29,12 +29,15 @@ pub struct EventRow {
     causation_id: Option<uuid::Uuid>,
     occurred_at: DateTime<Utc>,
     impersonated_by: Option<uuid::Uuid>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 /// The column list that [`EventRow`] decodes.
 pub const EVENT_COLUMNS: &str = "position, event_id, tenant_id, stream_id, stream_type, \
     stream_version, event_type, schema_version, data, actor_type, actor_id, actor_name, \
-    actor_user_id, request_id, correlation_id, causation_id, occurred_at, impersonated_by";
+    actor_user_id, request_id, correlation_id, causation_id, occurred_at, impersonated_by, \
+    traceparent, tracestate";
 
 impl EventRow {
     pub fn into_recorded(self) -> Result<RecordedEvent, StoreError> {
@@ -64,6 +67,8 @@ impl EventRow {
                 correlation_id: self.correlation_id,
                 causation_id: self.causation_id,
                 impersonated_by: self.impersonated_by,
+                traceparent: self.traceparent,
+                tracestate: self.tracestate,
             },
             occurred_at: self.occurred_at,
         })

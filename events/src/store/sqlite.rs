@@ -148,8 +148,9 @@ async fn insert_events(
             "INSERT INTO events (position, tenant_id, event_id, stream_id, stream_type, \
                stream_version, event_type, schema_version, data, actor_type, actor_id, \
                actor_name, actor_user_id, request_id, correlation_id, causation_id, occurred_at, \
-               impersonated_by) \
-             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18)",
+               impersonated_by, traceparent, tracestate) \
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $18, \
+               $19, $20)",
         )
         .bind(planned.position.0)
         .bind(request.tenant_id)
@@ -169,6 +170,8 @@ async fn insert_events(
         .bind(metadata.causation_id)
         .bind(request.occurred_at)
         .bind(metadata.impersonated_by)
+        .bind(metadata.traceparent.as_deref())
+        .bind(metadata.tracestate.as_deref())
         .execute(&mut **tx)
         .await?;
     }

@@ -147,6 +147,22 @@ impl Runner {
                 ApplyError::Transient(error)
             }
         };
+        // Each trace among the events applied sees this projector's batch,
+        // until it commits.
+        let _spans = tenet_events::trace::follow(
+            batch
+                .iter()
+                .filter(|e| self.projector.handles(&e.event_type)),
+            |_| {
+                tracing::debug_span!(
+                    target: tenet_events::trace::TARGET,
+                    "projector.apply",
+                    projector = self.name(),
+                    projector.generation = self.generation,
+                    projector.batch = batch.len(),
+                )
+            },
+        );
         let mut tx = self.runtime.db.begin().await.map_err(database)?;
         // Claim the checkpoint first: a generation retired (or failed)
         // meanwhile claims nothing. Only a live generation announces it.

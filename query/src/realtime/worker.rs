@@ -109,6 +109,20 @@ impl Worker {
             .filter(|event| event.position <= through)
             .filter_map(recheck_of)
             .collect();
+        // Each trace whose changes reach the hub sees them pushed.
+        let _spans = tenet_events::trace::follow(
+            events
+                .iter()
+                .filter(|event| updates.iter().any(|u| u.position == event.position)),
+            |event| {
+                tracing::debug_span!(
+                    target: tenet_events::trace::TARGET,
+                    "ws.push",
+                    log.position = event.position.0,
+                    feed.updates = updates.len(),
+                )
+            },
+        );
         self.hub.dispatch(&updates, through);
         self.hub.recheck(&rechecks);
         Ok(())

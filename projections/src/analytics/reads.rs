@@ -284,40 +284,28 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
         .scope(tenant, project)
         .push(" GROUP BY status, priority ORDER BY status, priority");
 
+    // The figures are independent: read at once, on as many connections.
+    let (activity, completions, open, cycle) = tokio::try_join!(
+        fetch::<(i32, String, i64)>(db, (!day_runs.is_empty()).then_some(&activity)),
+        fetch::<(UserId, i64)>(db, (!whole_runs.is_empty()).then_some(&completions)),
+        fetch::<(String, String, i64)>(db, Some(&open)),
+        cycle_times(db, tenant, project, &whole),
+    )?;
     let mut days = vec![(0, 0); range.bounds.len().saturating_sub(1)];
+    for (day, kind, count) in activity {
+        let Some(day) = usize::try_from(day).ok().and_then(|day| days.get_mut(day)) else {
+            continue;
+        };
+        match kind.as_str() {
+            "created" => day.0 += count,
+            "completed" => day.1 += count,
+            _ => {}
+        }
+    }
     let mut by_assignee: BTreeMap<UserId, i64> = BTreeMap::new();
-    let open = with_pool!(db, pool => {
-        if !day_runs.is_empty() {
-            let rows: Vec<(i32, String, i64)> =
-                bound!(sqlx::query_as(sqlx::AssertSqlSafe(activity.text.clone())), activity)
-                    .fetch_all(pool)
-                    .await?;
-            for (day, kind, count) in rows {
-                let Some(day) = usize::try_from(day).ok().and_then(|day| days.get_mut(day)) else {
-                    continue;
-                };
-                match kind.as_str() {
-                    "created" => day.0 += count,
-                    "completed" => day.1 += count,
-                    _ => {}
-                }
-            }
-        }
-        if !whole_runs.is_empty() {
-            let rows: Vec<(UserId, i64)> =
-                bound!(sqlx::query_as(sqlx::AssertSqlSafe(completions.text.clone())), completions)
-                    .fetch_all(pool)
-                    .await?;
-            for (assignee, count) in rows {
-                *by_assignee.entry(assignee).or_default() += count;
-            }
-        }
-        let open: Vec<(String, String, i64)> =
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(open.text.clone())), open)
-                .fetch_all(pool)
-                .await?;
-        open
-    });
+    for (assignee, count) in completions {
+        *by_assignee.entry(assignee).or_default() += count;
+    }
     Ok(Analytics {
         days,
         open,
@@ -325,8 +313,26 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
             .into_iter()
             .map(|(user, count)| ((!user.as_uuid().is_nil()).then_some(user), count))
             .collect(),
-        cycle: cycle_times(db, tenant, project, &whole).await?,
+        cycle,
     })
+}
+
+/// The rows of a statement (none without one).
+async fn fetch<T>(db: &Db, sql: Option<&Sql>) -> Result<Vec<T>, sqlx::Error>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
+    let Some(sql) = sql else {
+        return Ok(Vec::new());
+    };
+    Ok(with_pool!(db, pool => {
+        bound!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.text.clone())), sql)
+            .fetch_all(pool)
+            .await?
+    }))
 }
 
 /// The UTC-day histogram's span and the intervals at the ragged ends of
@@ -391,40 +397,39 @@ async fn cycle_times(
         union = " UNION ALL ";
     }
     let mut bins: BTreeMap<i32, i64> = BTreeMap::new();
-    with_pool!(db, pool => {
-        let rows: Vec<(i32, i64)> =
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(histogram.text.clone())), histogram)
-                .fetch_all(pool)
-                .await?;
-        for (bin, count) in rows {
-            *bins.entry(bin).or_default() += count;
-        }
-    });
-    let count: i64 = bins.values().sum();
-    let mut picked = [None, None];
-    if count > 0 {
-        for (value, percent) in picked.iter_mut().zip([50, 85]) {
-            let Some((bin, offset)) = locate(&bins, rank(percent, count)) else {
-                continue;
-            };
-            let mut pick = Sql::new(db);
-            pick.push("SELECT cycle_ms FROM analytics_tasks WHERE ")
-                .scope(tenant, project)
-                .push(" AND cycle_bin = ")
-                .bind(Arg::Int(bin))
-                .push(" AND completed_at >= ")
-                .bind(Arg::At(from))
-                .push(" AND completed_at < ")
-                .bind(Arg::At(to))
-                .push(" ORDER BY cycle_ms LIMIT 1 OFFSET ")
-                .bind(Arg::Big(offset));
-            *value = with_pool!(db, pool => {
-                bound!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(pick.text.clone())), pick)
-                    .fetch_optional(pool)
-                    .await?
-            });
-        }
+    for (bin, count) in fetch::<(i32, i64)>(db, Some(&histogram)).await? {
+        *bins.entry(bin).or_default() += count;
     }
+    let count: i64 = bins.values().sum();
+    let pick = |percent: i64| {
+        let (bin, offset) = locate(&bins, rank(percent, count))?;
+        // From whichever end of the bin is nearer: the same value, half
+        // the index entries stepped over at most.
+        let in_bin = bins.get(&bin).copied().unwrap_or(0);
+        let (order, offset) = if offset * 2 < in_bin {
+            ("", offset)
+        } else {
+            (" DESC", in_bin - 1 - offset)
+        };
+        let mut pick = Sql::new(db);
+        pick.push("SELECT cycle_ms FROM analytics_tasks WHERE ")
+            .scope(tenant, project)
+            .push(" AND cycle_bin = ")
+            .bind(Arg::Int(bin))
+            .push(" AND completed_at >= ")
+            .bind(Arg::At(from))
+            .push(" AND completed_at < ")
+            .bind(Arg::At(to))
+            .push(&format!(" ORDER BY cycle_ms{order} LIMIT 1 OFFSET "))
+            .bind(Arg::Big(offset));
+        Some(pick)
+    };
+    let (p50, p85) = (pick(50), pick(85));
+    let (p50, p85) = tokio::try_join!(
+        fetch::<(i64,)>(db, p50.as_ref()),
+        fetch::<(i64,)>(db, p85.as_ref()),
+    )?;
+    let picked = [p50.first().map(|v| v.0), p85.first().map(|v| v.0)];
     Ok(CycleTimes {
         count,
         p50_ms: picked[0],

@@ -5,11 +5,11 @@
 //! histograms, with one indexed step into the bin that holds each rank.
 //! Never a scan of the tasks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::BTreeMap;
 use std::fmt::Write;
 
 use chrono::{DateTime, TimeDelta, Utc};
-use tenet_events::db::Db;
+use tenet_events::db::{Backend, Db};
 use tenet_events::ids::{ProjectId, TenantId, UserId};
 use tenet_events::with_pool;
 
@@ -99,56 +99,30 @@ pub fn pieces(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Piece> {
 /// `[from, to)`.
 type Span = (DateTime<Utc>, DateTime<Utc>);
 
-/// The buckets of some pieces, as the statements select them: the slots
-/// by their starts, the hours and the days by spans.
-#[derive(Debug, Default, PartialEq)]
-struct Cover {
-    slots: Vec<DateTime<Utc>>,
-    hours: Vec<Span>,
-    days: Vec<Span>,
+/// A run of adjacent buckets of one width: `minutes` wide, `[from, to)`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Run {
+    minutes: i32,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
 }
 
-impl Cover {
-    /// Exactly the buckets of `pieces`: each run of adjacent hours or days
-    /// one span.
-    fn exact<'a>(pieces: impl IntoIterator<Item = &'a Piece>) -> Cover {
-        let mut pieces: Vec<&Piece> = pieces.into_iter().collect();
-        pieces.sort_by_key(|piece| piece.start);
-        let mut cover = Cover::default();
-        for piece in pieces {
-            let runs = match piece.minutes {
-                DAY_MINUTES => &mut cover.days,
-                HOUR_MINUTES => &mut cover.hours,
-                _ => {
-                    cover.slots.push(piece.start);
-                    continue;
-                }
-            };
-            match runs.last_mut() {
-                Some((_, to)) if *to == piece.start => *to = piece.end(),
-                _ => runs.push((piece.start, piece.end())),
+/// `pieces` (in order) as runs of adjacent buckets of one width.
+fn runs(pieces: &[Piece]) -> Vec<Run> {
+    let mut runs: Vec<Run> = Vec::new();
+    for piece in pieces {
+        match runs.last_mut() {
+            Some(run) if run.minutes == piece.minutes && run.to == piece.start => {
+                run.to = piece.end();
             }
-        }
-        cover
-    }
-
-    /// At most one span per width, from the first bucket to the last: the
-    /// rows between that no piece names come too, and the caller must
-    /// ignore them (the days of a range in Kathmandu are 23-hour runs; one
-    /// statement each would be hundreds).
-    fn spanning(self) -> Cover {
-        let span = |runs: Vec<Span>| -> Vec<Span> {
-            match (runs.first(), runs.last()) {
-                (Some(first), Some(last)) => vec![(first.0, last.1)],
-                _ => Vec::new(),
-            }
-        };
-        Cover {
-            slots: self.slots,
-            hours: span(self.hours),
-            days: span(self.days),
+            _ => runs.push(Run {
+                minutes: piece.minutes,
+                from: piece.start,
+                to: piece.end(),
+            }),
         }
     }
+    runs
 }
 
 /// A bound value.
@@ -162,13 +136,21 @@ enum Arg {
 
 /// A statement built with numbered parameters (`$n`, which both backends
 /// read), and the values they take.
-#[derive(Default)]
 struct Sql {
     text: String,
     args: Vec<Arg>,
+    postgres: bool,
 }
 
 impl Sql {
+    fn new(db: &Db) -> Sql {
+        Sql {
+            text: String::new(),
+            args: Vec::new(),
+            postgres: db.backend() == Backend::Postgres,
+        }
+    }
+
     fn push(&mut self, text: &str) -> &mut Self {
         self.text.push_str(text);
         self
@@ -191,54 +173,52 @@ impl Sql {
         self
     }
 
-    /// One `SELECT` per width of `cover` from a bucket table, joined by
-    /// `UNION ALL`; none if the cover is empty.
-    fn buckets(
+    /// A parameter Postgres must be told the type of (in `VALUES`, it
+    /// would be text); SQLite takes values as they are bound.
+    fn bind_as(&mut self, arg: Arg, pg_type: &str) -> &mut Self {
+        if self.postgres {
+            self.push("CAST(")
+                .bind(arg)
+                .push(&format!(" AS {pg_type})"))
+        } else {
+            self.bind(arg)
+        }
+    }
+
+    /// The sums of a bucket table over runs of buckets, each run tagged
+    /// with a group number: `WITH d(i, w, lo, hi) AS (VALUES …)` joined to
+    /// the buckets by width and span, so the database sums each group (a
+    /// day of the range) and answers one row per group and `group` value,
+    /// not one per bucket.
+    fn sums(
         &mut self,
         select: &str,
         table: &str,
         group: &str,
         tenant: TenantId,
         project: Option<ProjectId>,
-        cover: &Cover,
-    ) -> bool {
-        let mut first = true;
-        let mut start = |sql: &mut Sql, minutes: i32| {
-            if !first {
-                sql.push(" UNION ALL ");
+        runs: &[(usize, Run)],
+    ) {
+        self.push("WITH d(i, w, lo, hi) AS (VALUES ");
+        for (n, (i, run)) in runs.iter().enumerate() {
+            if n > 0 {
+                self.push(", ");
             }
-            first = false;
-            sql.push(&format!("SELECT {select} FROM {table} WHERE "))
-                .scope(tenant, project)
-                .push(" AND minutes = ")
-                .bind(Arg::Int(minutes));
-        };
-        let spans = [(DAY_MINUTES, &cover.days), (HOUR_MINUTES, &cover.hours)];
-        for (minutes, &(from, to)) in spans
-            .into_iter()
-            .flat_map(|(minutes, runs)| runs.iter().map(move |run| (minutes, run)))
-        {
-            {
-                start(self, minutes);
-                self.push(" AND slot >= ")
-                    .bind(Arg::At(from))
-                    .push(" AND slot < ")
-                    .bind(Arg::At(to))
-                    .push(&format!(" GROUP BY {group}"));
-            }
+            self.push("(")
+                .bind_as(Arg::Int(*i as i32), "integer")
+                .push(", ")
+                .bind_as(Arg::Int(run.minutes), "integer")
+                .push(", ")
+                .bind_as(Arg::At(run.from), "timestamptz")
+                .push(", ")
+                .bind_as(Arg::At(run.to), "timestamptz")
+                .push(")");
         }
-        if !cover.slots.is_empty() {
-            start(self, SLOT_MINUTES);
-            self.push(" AND slot IN (");
-            for (i, slot) in cover.slots.iter().enumerate() {
-                if i > 0 {
-                    self.push(", ");
-                }
-                self.bind(Arg::At(*slot));
-            }
-            self.push(&format!(") GROUP BY {group}"));
-        }
-        !first
+        self.push(&format!(
+            ") SELECT {select} FROM d JOIN {table} ON minutes = d.w AND slot >= d.lo AND slot < d.hi WHERE "
+        ))
+        .scope(tenant, project)
+        .push(&format!(" GROUP BY {group}"));
     }
 }
 
@@ -266,78 +246,66 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
         return Ok(Analytics::default());
     };
 
-    // Each bucket of a day's pieces belongs to that day alone.
-    let mut day_of: HashMap<(i32, DateTime<Utc>), usize> = HashMap::new();
-    for (day, window) in range.bounds.windows(2).enumerate() {
-        for piece in pieces(window[0], window[1]) {
-            day_of.insert((piece.minutes, piece.start), day);
-        }
-    }
-    let day_pieces: Vec<Piece> = day_of
-        .keys()
-        .map(|&(minutes, start)| Piece { minutes, start })
+    // Each day's buckets, in runs: a UTC day 1, a day in Kathmandu 3.
+    let day_runs: Vec<(usize, Run)> = range
+        .bounds
+        .windows(2)
+        .enumerate()
+        .flat_map(|(day, window)| {
+            runs(&pieces(window[0], window[1]))
+                .into_iter()
+                .map(move |run| (day, run))
+        })
         .collect();
-    let mut activity = Sql::default();
-    let any_activity = activity.buckets(
-        "minutes, slot, kind, CAST(sum(count) AS BIGINT)",
+    let mut activity = Sql::new(db);
+    activity.sums(
+        "d.i, kind, CAST(sum(count) AS BIGINT)",
         "analytics_activity",
-        "minutes, slot, kind",
+        "d.i, kind",
         tenant,
         project,
-        // Rows are matched back to their day's pieces below.
-        &Cover::exact(&day_pieces).spanning(),
+        &day_runs,
     );
 
     let whole = pieces(first, last);
-    let mut completions = Sql::default();
-    let any_completions = completions.buckets(
+    let whole_runs: Vec<(usize, Run)> = runs(&whole).into_iter().map(|run| (0, run)).collect();
+    let mut completions = Sql::new(db);
+    completions.sums(
         "assignee_id, CAST(sum(count) AS BIGINT)",
         "analytics_completions",
         "assignee_id",
         tenant,
         project,
-        &Cover::exact(&whole),
+        &whole_runs,
     );
 
-    let mut open = Sql::default();
+    let mut open = Sql::new(db);
     open.push("SELECT status, priority, CAST(sum(count) AS BIGINT) FROM analytics_open WHERE ")
         .scope(tenant, project)
         .push(" GROUP BY status, priority ORDER BY status, priority");
 
+    // The figures are independent: read at once, on as many connections.
+    let (activity, completions, open, cycle) = tokio::try_join!(
+        fetch::<(i32, String, i64)>(db, (!day_runs.is_empty()).then_some(&activity)),
+        fetch::<(UserId, i64)>(db, (!whole_runs.is_empty()).then_some(&completions)),
+        fetch::<(String, String, i64)>(db, Some(&open)),
+        cycle_times(db, tenant, project, &whole),
+    )?;
     let mut days = vec![(0, 0); range.bounds.len().saturating_sub(1)];
+    for (day, kind, count) in activity {
+        let Some(day) = usize::try_from(day).ok().and_then(|day| days.get_mut(day)) else {
+            continue;
+        };
+        match kind.as_str() {
+            "created" => day.0 += count,
+            "completed" => day.1 += count,
+            _ => {}
+        }
+    }
     let mut by_assignee: BTreeMap<UserId, i64> = BTreeMap::new();
-    let open = with_pool!(db, pool => {
-        if any_activity {
-            let rows: Vec<(i32, DateTime<Utc>, String, i64)> =
-                bound!(sqlx::query_as(sqlx::AssertSqlSafe(activity.text.clone())), activity)
-                    .fetch_all(pool)
-                    .await?;
-            for (minutes, slot, kind, count) in rows {
-                let Some(&day) = day_of.get(&(minutes, slot)) else {
-                    continue;
-                };
-                match kind.as_str() {
-                    "created" => days[day].0 += count,
-                    "completed" => days[day].1 += count,
-                    _ => {}
-                }
-            }
-        }
-        if any_completions {
-            let rows: Vec<(UserId, i64)> =
-                bound!(sqlx::query_as(sqlx::AssertSqlSafe(completions.text.clone())), completions)
-                    .fetch_all(pool)
-                    .await?;
-            for (assignee, count) in rows {
-                *by_assignee.entry(assignee).or_default() += count;
-            }
-        }
-        let open: Vec<(String, String, i64)> =
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(open.text.clone())), open)
-                .fetch_all(pool)
-                .await?;
-        open
-    });
+    for (assignee, count) in completions {
+        *by_assignee.entry(assignee).or_default() += count;
+    }
     Ok(Analytics {
         days,
         open,
@@ -345,20 +313,42 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
             .into_iter()
             .map(|(user, count)| ((!user.as_uuid().is_nil()).then_some(user), count))
             .collect(),
-        cycle: cycle_times(db, tenant, project, &whole).await?,
+        cycle,
     })
+}
+
+/// The rows of a statement (none without one).
+async fn fetch<T>(db: &Db, sql: Option<&Sql>) -> Result<Vec<T>, sqlx::Error>
+where
+    T: Send
+        + Unpin
+        + for<'r> sqlx::FromRow<'r, sqlx::postgres::PgRow>
+        + for<'r> sqlx::FromRow<'r, sqlx::sqlite::SqliteRow>,
+{
+    let Some(sql) = sql else {
+        return Ok(Vec::new());
+    };
+    Ok(with_pool!(db, pool => {
+        bound!(sqlx::query_as::<_, T>(sqlx::AssertSqlSafe(sql.text.clone())), sql)
+            .fetch_all(pool)
+            .await?
+    }))
 }
 
 /// The UTC-day histogram's span and the intervals at the ragged ends of
 /// `whole` (at most two), whose done tasks are counted from their rows.
 fn histogram_parts(whole: &[Piece]) -> (Option<Span>, Vec<Span>) {
-    // A range's whole days are one run.
-    let days = Cover::exact(whole).days.first().copied();
+    let mut days = None;
     let mut edges: Vec<Span> = Vec::new();
-    for piece in whole.iter().filter(|p| p.minutes != DAY_MINUTES) {
+    for run in runs(whole) {
+        if run.minutes == DAY_MINUTES {
+            // A range's whole days are one run.
+            days = Some((run.from, run.to));
+            continue;
+        }
         match edges.last_mut() {
-            Some((_, to)) if *to == piece.start => *to = piece.end(),
-            _ => edges.push((piece.start, piece.end())),
+            Some((_, to)) if *to == run.from => *to = run.to,
+            _ => edges.push((run.from, run.to)),
         }
     }
     (days, edges)
@@ -381,7 +371,7 @@ async fn cycle_times(
     };
     let (from, to) = (first.start, last.end());
     let (days, edges) = histogram_parts(whole);
-    let mut histogram = Sql::default();
+    let mut histogram = Sql::new(db);
     let mut union = "";
     if let Some((day_from, day_to)) = days {
         histogram
@@ -407,40 +397,39 @@ async fn cycle_times(
         union = " UNION ALL ";
     }
     let mut bins: BTreeMap<i32, i64> = BTreeMap::new();
-    with_pool!(db, pool => {
-        let rows: Vec<(i32, i64)> =
-            bound!(sqlx::query_as(sqlx::AssertSqlSafe(histogram.text.clone())), histogram)
-                .fetch_all(pool)
-                .await?;
-        for (bin, count) in rows {
-            *bins.entry(bin).or_default() += count;
-        }
-    });
-    let count: i64 = bins.values().sum();
-    let mut picked = [None, None];
-    if count > 0 {
-        for (value, percent) in picked.iter_mut().zip([50, 85]) {
-            let Some((bin, offset)) = locate(&bins, rank(percent, count)) else {
-                continue;
-            };
-            let mut pick = Sql::default();
-            pick.push("SELECT cycle_ms FROM analytics_tasks WHERE ")
-                .scope(tenant, project)
-                .push(" AND cycle_bin = ")
-                .bind(Arg::Int(bin))
-                .push(" AND completed_at >= ")
-                .bind(Arg::At(from))
-                .push(" AND completed_at < ")
-                .bind(Arg::At(to))
-                .push(" ORDER BY cycle_ms LIMIT 1 OFFSET ")
-                .bind(Arg::Big(offset));
-            *value = with_pool!(db, pool => {
-                bound!(sqlx::query_scalar::<_, i64>(sqlx::AssertSqlSafe(pick.text.clone())), pick)
-                    .fetch_optional(pool)
-                    .await?
-            });
-        }
+    for (bin, count) in fetch::<(i32, i64)>(db, Some(&histogram)).await? {
+        *bins.entry(bin).or_default() += count;
     }
+    let count: i64 = bins.values().sum();
+    let pick = |percent: i64| {
+        let (bin, offset) = locate(&bins, rank(percent, count))?;
+        // From whichever end of the bin is nearer: the same value, half
+        // the index entries stepped over at most.
+        let in_bin = bins.get(&bin).copied().unwrap_or(0);
+        let (order, offset) = if offset * 2 < in_bin {
+            ("", offset)
+        } else {
+            (" DESC", in_bin - 1 - offset)
+        };
+        let mut pick = Sql::new(db);
+        pick.push("SELECT cycle_ms FROM analytics_tasks WHERE ")
+            .scope(tenant, project)
+            .push(" AND cycle_bin = ")
+            .bind(Arg::Int(bin))
+            .push(" AND completed_at >= ")
+            .bind(Arg::At(from))
+            .push(" AND completed_at < ")
+            .bind(Arg::At(to))
+            .push(&format!(" ORDER BY cycle_ms{order} LIMIT 1 OFFSET "))
+            .bind(Arg::Big(offset));
+        Some(pick)
+    };
+    let (p50, p85) = (pick(50), pick(85));
+    let (p50, p85) = tokio::try_join!(
+        fetch::<(i64,)>(db, p50.as_ref()),
+        fetch::<(i64,)>(db, p85.as_ref()),
+    )?;
+    let picked = [p50.first().map(|v| v.0), p85.first().map(|v| v.0)];
     Ok(CycleTimes {
         count,
         p50_ms: picked[0],
@@ -657,41 +646,42 @@ mod tests {
     }
 
     #[test]
-    fn the_cover_names_slots_and_spans_hours_and_days() {
+    fn a_day_and_a_range_read_a_few_runs_of_buckets() {
+        let run = |minutes, from, to| Run { minutes, from, to };
         let (from, to) = local_day("Asia/Kathmandu", (2026, 12, 3));
-        let cover = Cover::exact(&pieces(from, to));
         assert_eq!(
-            cover.slots,
+            runs(&pieces(from, to)),
             vec![
-                utc(2026, 12, 2, 18, 15),
-                utc(2026, 12, 2, 18, 30),
-                utc(2026, 12, 2, 18, 45),
-                utc(2026, 12, 3, 18, 0)
+                run(SLOT_MINUTES, from, utc(2026, 12, 2, 19, 0)),
+                run(
+                    HOUR_MINUTES,
+                    utc(2026, 12, 2, 19, 0),
+                    utc(2026, 12, 3, 18, 0)
+                ),
+                run(SLOT_MINUTES, utc(2026, 12, 3, 18, 0), to),
             ]
         );
-        assert_eq!(
-            cover.hours,
-            vec![(utc(2026, 12, 2, 19, 0), utc(2026, 12, 3, 18, 0))]
-        );
-        assert_eq!(cover.days, vec![]);
         // A range's hours are two runs, one at each end of its days.
         let (from, _) = local_day("Asia/Kathmandu", (2026, 12, 1));
         let (_, to) = local_day("Asia/Kathmandu", (2026, 12, 7));
-        let cover = Cover::exact(&pieces(from, to));
+        let whole = runs(&pieces(from, to));
         assert_eq!(
-            cover.hours,
+            whole,
             vec![
-                (utc(2026, 11, 30, 19, 0), utc(2026, 12, 1, 0, 0)),
-                (utc(2026, 12, 7, 0, 0), utc(2026, 12, 7, 18, 0))
+                run(SLOT_MINUTES, from, utc(2026, 11, 30, 19, 0)),
+                run(
+                    HOUR_MINUTES,
+                    utc(2026, 11, 30, 19, 0),
+                    utc(2026, 12, 1, 0, 0)
+                ),
+                run(DAY_MINUTES, utc(2026, 12, 1, 0, 0), utc(2026, 12, 7, 0, 0)),
+                run(
+                    HOUR_MINUTES,
+                    utc(2026, 12, 7, 0, 0),
+                    utc(2026, 12, 7, 18, 0)
+                ),
+                run(SLOT_MINUTES, utc(2026, 12, 7, 18, 0), to),
             ]
-        );
-        assert_eq!(
-            cover.days,
-            vec![(utc(2026, 12, 1, 0, 0), utc(2026, 12, 7, 0, 0))]
-        );
-        assert_eq!(
-            cover.spanning().hours,
-            vec![(utc(2026, 11, 30, 19, 0), utc(2026, 12, 7, 18, 0))]
         );
     }
 }

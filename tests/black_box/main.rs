@@ -14,6 +14,7 @@ mod automations;
 mod console;
 mod deliveries;
 mod feed;
+mod identity;
 mod isolation;
 mod platform;
 mod replay;

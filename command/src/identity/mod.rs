@@ -1,6 +1,7 @@
 //! Users: registration, login, the platform-admin flag and what platform
 //! admins do to accounts.
 
+pub mod account;
 pub mod admin;
 pub mod impersonation;
 pub mod routes;

@@ -7,7 +7,9 @@
 
 use serde_json::{Value, json};
 
-use crate::common::{Backing, Client, PASSWORD, Tenet, User, add_member, issue_key, start};
+use crate::common::{
+    Backing, Client, PASSWORD, Tenet, User, add_member, issue_key, start, start_with,
+};
 
 const SESSIONS: &str = "/api/v1/auth/sessions";
 const NEW_PASSWORD: &str = "a much longer passphrase now";
@@ -288,7 +290,256 @@ async fn me_shows_the_effective_scopes_per_workspace(backing: Backing) {
     assert_eq!(scopes, ["projects:write", "tasks:read"]);
 }
 
+/// A key pair made for the test by `openssl`: the private key (PKCS#8
+/// PEM) and the public key (PEM).
+struct KeyPair {
+    private: Vec<u8>,
+    public: Vec<u8>,
+}
+
+fn openssl(args: &[&str]) {
+    let out = std::process::Command::new("openssl")
+        .args(args)
+        .output()
+        .expect("openssl runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+fn key_pair(dir: &std::path::Path, name: &str, generate: &[&str]) -> KeyPair {
+    let private = dir.join(format!("{name}.pem"));
+    let public = dir.join(format!("{name}.pub.pem"));
+    let private_path = private.to_str().expect("path");
+    let mut args = vec!["genpkey"];
+    args.extend_from_slice(generate);
+    args.extend_from_slice(&["-out", private_path]);
+    openssl(&args);
+    openssl(&[
+        "pkey",
+        "-in",
+        private_path,
+        "-pubout",
+        "-out",
+        public.to_str().expect("path"),
+    ]);
+    KeyPair {
+        private: std::fs::read(private).expect("private key"),
+        public: std::fs::read(public).expect("public key"),
+    }
+}
+
+fn rsa_pair(dir: &std::path::Path, name: &str) -> KeyPair {
+    key_pair(
+        dir,
+        name,
+        &["-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048"],
+    )
+}
+
+fn ec_pair(dir: &std::path::Path, name: &str) -> KeyPair {
+    key_pair(
+        dir,
+        name,
+        &["-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256"],
+    )
+}
+
+const ISSUER: &str = "https://idp.example.com";
+const AUDIENCE: &str = "tenet-api";
+
+/// A token as the provider would sign it: `claims` over these defaults.
+fn external_token(
+    key: &KeyPair,
+    algorithm: jsonwebtoken::Algorithm,
+    kid: Option<&str>,
+    claims: Value,
+) -> String {
+    let now = chrono::Utc::now().timestamp();
+    let mut body = json!({
+        "iss": ISSUER, "aud": AUDIENCE, "sub": "idp|42",
+        "iat": now, "exp": now + 600,
+    });
+    for (field, value) in claims.as_object().expect("claims") {
+        body[field] = value.clone();
+    }
+    let encoding = match algorithm {
+        jsonwebtoken::Algorithm::RS256 => jsonwebtoken::EncodingKey::from_rsa_pem(&key.private),
+        _ => jsonwebtoken::EncodingKey::from_ec_pem(&key.private),
+    }
+    .expect("encoding key");
+    let mut header = jsonwebtoken::Header::new(algorithm);
+    header.kid = kid.map(str::to_owned);
+    jsonwebtoken::encode(&header, &body, &encoding).expect("signed")
+}
+
+fn oidc_env<'a>(keys: (&'a str, &'a str), auto_create: &'a str) -> [(&'a str, &'a str); 4] {
+    [
+        keys,
+        ("TENET_OIDC_ISSUER", ISSUER),
+        ("TENET_OIDC_AUDIENCE", AUDIENCE),
+        ("TENET_OIDC_AUTO_CREATE", auto_create),
+    ]
+}
+
+async fn external_tokens_act_as_their_user(backing: Backing) {
+    let dir = tempfile::tempdir().expect("dir");
+    let signer = rsa_pair(dir.path(), "idp");
+    let stranger = rsa_pair(dir.path(), "stranger");
+    let encoding = jsonwebtoken::EncodingKey::from_rsa_pem(&signer.private).expect("key");
+    let mut jwk =
+        jsonwebtoken::jwk::Jwk::from_encoding_key(&encoding, jsonwebtoken::Algorithm::RS256)
+            .expect("jwk");
+    jwk.common.key_id = Some("k1".to_owned());
+    let jwks = dir.path().join("jwks.json");
+    std::fs::write(&jwks, json!({ "keys": [jwk] }).to_string()).expect("jwks");
+    let jwks = jwks.to_str().expect("path").to_owned();
+    let env = oidc_env(("TENET_OIDC_JWKS_FILE", &jwks), "true");
+    let tenet = start_with(&backing, &env).await;
+    let rs256 = jsonwebtoken::Algorithm::RS256;
+    let as_external = |claims: Value| {
+        Client::anonymous(&tenet).with_token(&external_token(&signer, rs256, Some("k1"), claims))
+    };
+
+    // First sight: an account is created with the token's email and name.
+    let newcomer = as_external(json!({ "email": "New.Comer@Example.com", "name": "New Comer" }));
+    let me = newcomer.get("/api/v1/auth/me").await;
+    let first = me.assert_status(200).clone();
+    assert_eq!(first["email"], "new.comer@example.com");
+    assert_eq!(first["name"], "New Comer");
+    let again = newcomer.get("/api/v1/auth/me").await;
+    assert_eq!(again.assert_status(200)["id"], first["id"]);
+    // It acts like any user: its workspace, its scopes there.
+    let created = newcomer
+        .post("/api/v1/workspaces", json!({ "name": "From the IdP" }))
+        .await;
+    created.assert_status(201);
+    // It has no password to log in with, nor a session to change one from.
+    crate::common::login(&tenet, "new.comer@example.com", "")
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    newcomer
+        .post(
+            "/api/v1/auth/password",
+            json!({ "current_password": "x", "new_password": NEW_PASSWORD }),
+        )
+        .await
+        .assert_problem(403, "AUTHORIZATION_ERROR");
+
+    // An existing account is found by its email.
+    let ada = User::register(&tenet, "ada").await;
+    let mapped = as_external(json!({ "email": ada.email }))
+        .get("/api/v1/auth/me")
+        .await;
+    assert_eq!(mapped.assert_status(200)["id"], ada.id.as_str());
+    // Tenet's own tokens still work beside the provider's.
+    ada.client.get("/api/v1/auth/me").await.assert_status(200);
+
+    let now = chrono::Utc::now().timestamp();
+    let email = json!("someone@example.com");
+    for (claims, kid, key, code) in [
+        (
+            json!({ "email": email, "exp": now - 3600, "iat": now - 7200 }),
+            Some("k1"),
+            &signer,
+            "TOKEN_EXPIRED",
+        ),
+        (
+            json!({ "email": email, "iss": "https://evil.example.com" }),
+            Some("k1"),
+            &signer,
+            "TOKEN_ISSUER_INVALID",
+        ),
+        (
+            json!({ "email": email, "aud": "another-api" }),
+            Some("k1"),
+            &signer,
+            "TOKEN_AUDIENCE_INVALID",
+        ),
+        (
+            json!({ "email": email }),
+            Some("k2"),
+            &signer,
+            "TOKEN_KEY_UNKNOWN",
+        ),
+        // The right kid, the wrong signature.
+        (
+            json!({ "email": email }),
+            Some("k1"),
+            &stranger,
+            "AUTHENTICATION_ERROR",
+        ),
+        // No email to name an account by.
+        (json!({}), Some("k1"), &signer, "AUTHENTICATION_ERROR"),
+        (
+            json!({ "email": email, "email_verified": false }),
+            Some("k1"),
+            &signer,
+            "AUTHENTICATION_ERROR",
+        ),
+    ] {
+        let token = external_token(key, rs256, kid, claims.clone());
+        let reply = Client::anonymous(&tenet)
+            .with_token(&token)
+            .get("/api/v1/auth/me")
+            .await;
+        reply.assert_problem(401, code);
+    }
+    // None of the refused tokens created an account.
+    let found = as_external(json!({ "email": "someone@example.com" }))
+        .get("/api/v1/auth/me")
+        .await;
+    assert_eq!(found.assert_status(200)["name"], "someone@example.com");
+}
+
+async fn unknown_external_identities_are_refused_without_auto_create(backing: Backing) {
+    let dir = tempfile::tempdir().expect("dir");
+    let signer = ec_pair(dir.path(), "idp");
+    let pem = dir.path().join("provider.pem");
+    std::fs::write(&pem, &signer.public).expect("pem");
+    let pem = pem.to_str().expect("path").to_owned();
+    let env = oidc_env(("TENET_OIDC_PEM", &pem), "false");
+    let tenet = start_with(&backing, &env).await;
+    let es256 = jsonwebtoken::Algorithm::ES256;
+
+    let unknown = external_token(
+        &signer,
+        es256,
+        None,
+        json!({ "email": "nobody@example.com" }),
+    );
+    Client::anonymous(&tenet)
+        .with_token(&unknown)
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "ACCOUNT_UNKNOWN");
+    let ada = User::register(&tenet, "ada").await;
+    let board = ada.workspace("board").await;
+    let known = external_token(&signer, es256, None, json!({ "email": ada.email }));
+    let client = Client::anonymous(&tenet).with_token(&known);
+    let me = client.get("/api/v1/auth/me").await;
+    assert_eq!(me.assert_status(200)["id"], ada.id.as_str());
+    assert_eq!(me.body["workspaces"][0]["id"], board.as_str());
+    // An RS256 token cannot pass for the ES256 key's.
+    let rsa = rsa_pair(dir.path(), "other");
+    let confused = external_token(
+        &rsa,
+        jsonwebtoken::Algorithm::RS256,
+        None,
+        json!({ "email": ada.email }),
+    );
+    Client::anonymous(&tenet)
+        .with_token(&confused)
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "TOKEN_KEY_UNKNOWN");
+}
+
 in_both_modes!(
+    external_tokens_act_as_their_user,
+    unknown_external_identities_are_refused_without_auto_create,
     renaming_oneself,
     changing_the_password_ends_every_other_session,
     sessions_are_listed_and_ended_by_their_owner_only,

@@ -3,6 +3,7 @@
 
 pub mod account;
 pub mod admin;
+pub mod external;
 pub mod impersonation;
 pub mod routes;
 pub mod session;

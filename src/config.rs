@@ -144,6 +144,72 @@ pub struct AuthConfig {
     /// Lifetime of refresh tokens, in seconds (each refresh starts it anew).
     #[arg(long, env = "TENET_REFRESH_TOKEN_TTL_SECS", default_value_t = 30 * 24 * 3600)]
     pub refresh_token_ttl_secs: u64,
+
+    /// A JWKS file of an external identity provider: its RS256/ES256
+    /// tokens are accepted too (needs TENET_OIDC_ISSUER and TENET_OIDC_AUDIENCE).
+    #[arg(long, env = "TENET_OIDC_JWKS_FILE", conflicts_with = "oidc_pem")]
+    pub oidc_jwks_file: Option<PathBuf>,
+
+    /// A PEM public key (RSA or P-256) of an external identity provider,
+    /// instead of a JWKS file.
+    #[arg(long, env = "TENET_OIDC_PEM")]
+    pub oidc_pem: Option<PathBuf>,
+
+    /// The `iss` external tokens must carry.
+    #[arg(long, env = "TENET_OIDC_ISSUER")]
+    pub oidc_issuer: Option<String>,
+
+    /// The `aud` external tokens must carry.
+    #[arg(long, env = "TENET_OIDC_AUDIENCE")]
+    pub oidc_audience: Option<String>,
+
+    /// Create an account for an external identity whose email no account
+    /// has (otherwise its tokens are refused with ACCOUNT_UNKNOWN).
+    #[arg(
+        long,
+        env = "TENET_OIDC_AUTO_CREATE",
+        default_value_t = false,
+        action = clap::ArgAction::Set
+    )]
+    pub oidc_auto_create: bool,
+}
+
+impl AuthConfig {
+    /// The external identity provider configured, if any; an incomplete or
+    /// unreadable configuration is an error (never silently off).
+    pub fn external_provider(
+        &self,
+    ) -> anyhow::Result<Option<tenet_http::auth::external::ExternalProvider>> {
+        use anyhow::Context;
+        use tenet_http::auth::external::ExternalProvider;
+        let keys = match (&self.oidc_jwks_file, &self.oidc_pem) {
+            (None, None) => {
+                if self.oidc_issuer.is_some() || self.oidc_audience.is_some() {
+                    anyhow::bail!(
+                        "TENET_OIDC_ISSUER/AUDIENCE need TENET_OIDC_JWKS_FILE or TENET_OIDC_PEM"
+                    );
+                }
+                return Ok(None);
+            }
+            (Some(jwks), _) => (jwks, true),
+            (None, Some(pem)) => (pem, false),
+        };
+        let (Some(issuer), Some(audience)) = (&self.oidc_issuer, &self.oidc_audience) else {
+            anyhow::bail!(
+                "an external identity provider needs TENET_OIDC_ISSUER and TENET_OIDC_AUDIENCE"
+            );
+        };
+        let bytes =
+            std::fs::read(keys.0).with_context(|| format!("cannot read {}", keys.0.display()))?;
+        let provider = if keys.1 {
+            let text = String::from_utf8(bytes).context("the JWKS file is not UTF-8")?;
+            ExternalProvider::from_jwks(&text, issuer.clone(), audience.clone())
+        } else {
+            ExternalProvider::from_pem(&bytes, issuer.clone(), audience.clone())
+        }
+        .with_context(|| format!("cannot use the keys in {}", keys.0.display()))?;
+        Ok(Some(provider))
+    }
 }
 
 /// The WebSocket feed.

@@ -67,6 +67,8 @@ pub struct HttpDeps<'a> {
     pub shutdown: tokio_util::sync::CancellationToken,
     /// Seals webhook secrets; where webhooks may point.
     pub webhooks: Arc<tenet_command::webhook::WebhookSettings>,
+    /// The external identity provider whose tokens are accepted, if any.
+    pub external: Option<Arc<tenet_http::auth::external::ExternalProvider>>,
 }
 
 #[derive(OpenApi)]
@@ -149,7 +151,16 @@ pub fn router(mut deps: HttpDeps<'_>) -> axum::Router {
 /// serves, and the document of the whole API, whichever roles it serves.
 fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
     let access = Arc::new(AccessModel::new(deps.db.clone()));
-    let auth: Auth = Arc::new(Authenticator::new(deps.jwt.clone(), access.clone()));
+    let mut authenticator = Authenticator::new(deps.jwt.clone(), access.clone());
+    if let Some(provider) = deps.external {
+        let accounts = tenet_command::identity::external::ExternalUsers {
+            repository: deps.repository.clone(),
+            access: access.clone(),
+            auto_create: deps.config.auth.oidc_auto_create,
+        };
+        authenticator = authenticator.with_external(provider, Arc::new(accounts));
+    }
+    let auth: Auth = Arc::new(authenticator);
     let command_state = CommandState {
         repository: deps.repository,
         db: deps.db.clone(),

@@ -163,6 +163,7 @@ impl Server {
         check_deployment(config)?;
         let (jwt, secrets) = token_signer(config)?;
         let jwt = Arc::new(jwt);
+        let external = config.auth.external_provider()?.map(Arc::new);
         let webhooks = Arc::new(tenet_command::webhook::WebhookSettings {
             secrets,
             targets: config.webhooks.targets()?,
@@ -199,6 +200,7 @@ impl Server {
             hub,
             shutdown: background.shutdown.clone(),
             webhooks,
+            external,
         });
         let listener = TcpListener::bind(config.listen)
             .await

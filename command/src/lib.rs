@@ -34,6 +34,7 @@ pub use http::CommandState;
 /// Every write route, with its OpenAPI description.
 pub fn router(state: CommandState) -> OpenApiRouter {
     OpenApiRouter::new()
+        .merge(identity::account::router())
         .merge(identity::routes::router())
         .merge(identity::admin::router())
         .merge(workspace::routes::router())

@@ -14,6 +14,7 @@ pub mod extract;
 pub mod headers;
 pub mod openapi;
 pub mod pagination;
+pub mod patch;
 pub mod problem;
 pub mod ratelimit;
 pub mod request_id;

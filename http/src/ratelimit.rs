@@ -56,7 +56,11 @@ pub struct RateLimits {
 const KNOWN_KEYS_MAX: usize = 100_000;
 
 /// Paths limited per IP with the (stricter) authentication quota.
-const AUTH_PATHS: [&str; 2] = ["/api/v1/auth/login", "/api/v1/auth/register"];
+const AUTH_PATHS: [&str; 3] = [
+    "/api/v1/auth/login",
+    "/api/v1/auth/password",
+    "/api/v1/auth/register",
+];
 
 impl RateLimits {
     /// `api_per_minute` per principal, `auth_per_minute` per IP on login and

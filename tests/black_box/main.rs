@@ -15,6 +15,7 @@ mod console;
 mod conventions;
 mod deliveries;
 mod feed;
+mod identity;
 mod isolation;
 mod platform;
 mod replay;

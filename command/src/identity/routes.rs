@@ -201,6 +201,7 @@ fn refresh_expiry(state: &CommandState) -> DateTime<Utc> {
 pub async fn login(
     State(state): State<CommandState>,
     request_id: RequestId,
+    headers: axum::http::HeaderMap,
     Json(body): Json<Login>,
 ) -> Result<Written<TokenPair>, ApiError> {
     let email = body.email.trim().to_lowercase();
@@ -232,6 +233,7 @@ pub async fn login(
     let expires_at = refresh_expiry(&state);
     let user = credentials.id;
     let refresh_hash = digest(&refresh_token);
+    let user_agent = user_agent(&headers);
     // The tokens are issued once the session is recorded; never stored.
     let done = state
         .repository
@@ -245,6 +247,7 @@ pub async fn login(
                     user,
                     refresh_hash: refresh_hash.clone(),
                     expires_at,
+                    user_agent: user_agent.clone(),
                 },
             )
         })
@@ -253,7 +256,20 @@ pub async fn login(
     Ok(done.reply(|_| Reply::ok(pair(&state, user, session, refresh_token, expires_at), None)))
 }
 
-/// Refresh tokens start with this, to tell them from other secrets.
+/// The longest `User-Agent` a session keeps.
+pub const USER_AGENT_MAX: usize = 256;
+
+/// The request's `User-Agent`, as a session keeps it: printable, at most
+/// [`USER_AGENT_MAX`] characters.
+fn user_agent(headers: &axum::http::HeaderMap) -> Option<String> {
+    let value = headers.get(axum::http::header::USER_AGENT)?.to_str().ok()?;
+    let kept: String = value
+        .chars()
+        .filter(|c| !c.is_control())
+        .take(USER_AGENT_MAX)
+        .collect();
+    (!kept.trim().is_empty()).then_some(kept)
+}
 
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]

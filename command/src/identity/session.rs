@@ -52,6 +52,7 @@ pub enum SessionCommand {
         user: UserId,
         refresh_hash: String,
         expires_at: DateTime<Utc>,
+        user_agent: Option<String>,
     },
     /// Rotates the presented token (`presented_hash`) to a new one.
     Refresh {
@@ -88,6 +89,7 @@ pub fn decide(
             user,
             refresh_hash,
             expires_at,
+            user_agent,
         } => {
             if session.user.is_some() {
                 return Err(SessionError::AlreadyStarted);
@@ -96,6 +98,7 @@ pub fn decide(
                 user_id: user,
                 refresh_hash,
                 expires_at,
+                user_agent,
             })])
         }
         SessionCommand::Refresh {
@@ -155,6 +158,7 @@ mod tests {
             user_id: UserId::from_uuid(uuid::Uuid::from_u128(1)),
             refresh_hash: "h1".into(),
             expires_at: at(10),
+            user_agent: None,
         })
     }
 

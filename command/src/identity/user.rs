@@ -3,9 +3,9 @@
 
 use tenet_events::catalogue::user::{
     EMAIL_CLAIM, PlatformAdminGranted, PlatformAdminRevoked, UserDeactivated, UserEvent,
-    UserReactivated, UserRegistered, UserRenamed,
+    UserPasswordChanged, UserReactivated, UserRegistered, UserRenamed,
 };
-use tenet_events::ids::TenantId;
+use tenet_events::ids::{SessionId, TenantId};
 use tenet_events::store::Claim;
 
 use crate::repository::{Aggregate, Applied};
@@ -38,6 +38,7 @@ impl Aggregate for User {
             UserEvent::Renamed(renamed) => self.name = renamed.name.clone(),
             UserEvent::Deactivated(_) => self.deactivated = true,
             UserEvent::Reactivated(_) => self.deactivated = false,
+            UserEvent::PasswordChanged(_) => {}
         }
     }
 
@@ -70,6 +71,11 @@ pub enum UserCommand {
         reason: String,
     },
     Reactivate,
+    /// A new password; every other session ends (all but `kept_session`).
+    ChangePassword {
+        password_hash: String,
+        kept_session: Option<SessionId>,
+    },
 }
 
 #[derive(Debug, PartialEq, Eq, thiserror::Error)]
@@ -78,6 +84,8 @@ pub enum UserError {
     AlreadyRegistered,
     #[error("no such user")]
     NotFound,
+    #[error("this account is deactivated")]
+    Deactivated,
 }
 
 pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserError> {
@@ -119,6 +127,14 @@ pub fn decide(user: &User, command: UserCommand) -> Result<Vec<UserEvent>, UserE
         }
         UserCommand::Reactivate if !user.deactivated => Ok(vec![]),
         UserCommand::Reactivate => Ok(vec![UserEvent::Reactivated(UserReactivated {})]),
+        UserCommand::ChangePassword { .. } if user.deactivated => Err(UserError::Deactivated),
+        UserCommand::ChangePassword {
+            password_hash,
+            kept_session,
+        } => Ok(vec![UserEvent::PasswordChanged(UserPasswordChanged {
+            password_hash,
+            kept_session,
+        })]),
     }
 }
 

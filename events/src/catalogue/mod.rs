@@ -52,6 +52,7 @@ pub mod double_option {
 /// shows them.
 pub const SECRET_FIELDS: &[(&str, &[&str])] = &[
     ("user.registered", &["password_hash"]),
+    ("user.password_changed", &["password_hash"]),
     ("session.started", &["refresh_hash"]),
     ("session.refreshed", &["refresh_hash"]),
     ("api_key.issued", &["key_hash"]),

@@ -16,6 +16,10 @@ pub struct SessionStarted {
     /// SHA-256 of the refresh token, hex. A secret: redacted from the audit log.
     pub refresh_hash: String,
     pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` the login came with (at most 256 characters), to
+    /// tell one's sessions apart.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_agent: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -32,6 +36,8 @@ pub enum RevokeReason {
     Logout,
     /// A rotated refresh token was presented again.
     ReuseDetected,
+    /// The user revoked it from their list of sessions.
+    RevokedByUser,
 }
 
 impl RevokeReason {
@@ -39,6 +45,7 @@ impl RevokeReason {
         match self {
             RevokeReason::Logout => "logout",
             RevokeReason::ReuseDetected => "reuse_detected",
+            RevokeReason::RevokedByUser => "revoked_by_user",
         }
     }
 }

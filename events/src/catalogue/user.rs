@@ -5,6 +5,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::event_family;
+use crate::ids::SessionId;
 
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRegistered {
@@ -21,7 +22,7 @@ pub struct PlatformAdminGranted {}
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct PlatformAdminRevoked {}
 
-/// A platform admin changed the user's name.
+/// The user's name changed (by the user, or by a platform admin).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserRenamed {
     pub name: String,
@@ -39,6 +40,17 @@ pub struct UserDeactivated {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct UserReactivated {}
 
+/// The user changed their password: every session of theirs that started
+/// before this event, except `kept_session` (the one the change was made
+/// from), is dead from then on. API keys are untouched.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct UserPasswordChanged {
+    /// Argon2id PHC string. A secret: redacted from the audit log.
+    pub password_hash: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kept_session: Option<SessionId>,
+}
+
 event_family! {
     /// What happens to a user.
     pub enum UserEvent {
@@ -48,6 +60,7 @@ event_family! {
         Renamed(UserRenamed) = "user.renamed" v 1;
         Deactivated(UserDeactivated) = "user.deactivated" v 1;
         Reactivated(UserReactivated) = "user.reactivated" v 1;
+        PasswordChanged(UserPasswordChanged) = "user.password_changed" v 1;
     }
 }
 

@@ -17,6 +17,7 @@ use tenet_events::envelope::now;
 use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, UserId, WorkspaceId};
 
 use super::api_key;
+use super::external::{ExternalAccounts, ExternalProvider, unknown_account};
 use super::jwt::Jwt;
 use super::principal::{Access, Credential, Principal};
 use super::scope::{Scope, Scopes};
@@ -95,6 +96,9 @@ pub struct Authenticator {
     /// When this process last recorded each key's use (held only to read
     /// or update the map, never across an await).
     used: Mutex<HashMap<ApiKeyId, Instant>>,
+    /// The external identity provider whose tokens are accepted too, if
+    /// one is configured, with what maps its identities to users.
+    external: Option<(Arc<ExternalProvider>, Arc<dyn ExternalAccounts>)>,
 }
 
 fn unauthenticated_token() -> ApiError {
@@ -124,7 +128,19 @@ impl Authenticator {
             jwt,
             store,
             used: Mutex::new(HashMap::new()),
+            external: None,
         }
+    }
+
+    /// Accepts the tokens of an external identity provider too (RS256 or
+    /// ES256), acting as the user `accounts` maps each identity to.
+    pub fn with_external(
+        mut self,
+        provider: Arc<ExternalProvider>,
+        accounts: Arc<dyn ExternalAccounts>,
+    ) -> Self {
+        self.external = Some((provider, accounts));
+        self
     }
 
     /// Resolves a bearer token (JWT or API key); 401 when it is not valid.
@@ -172,6 +188,14 @@ impl Authenticator {
         if api_key::is_api_key(bearer) {
             return self.resolve_key(bearer, workspace).await;
         }
+        if let Some((provider, accounts)) = &self.external
+            && jsonwebtoken::decode_header(bearer)
+                .is_ok_and(|header| ExternalProvider::handles(header.alg))
+        {
+            return self
+                .resolve_external(provider, accounts.as_ref(), bearer, workspace)
+                .await;
+        }
         let claims = self
             .jwt
             .verify(bearer)
@@ -208,6 +232,37 @@ impl Authenticator {
                     session: claims.sid,
                 },
             },
+        };
+        Ok((principal, holder.role))
+    }
+
+    /// A token of the external provider: verified, mapped to its user,
+    /// whose account must be active. It has no session: it is refused once
+    /// it expires, and the provider, not Tenet, ends it.
+    async fn resolve_external(
+        &self,
+        provider: &ExternalProvider,
+        accounts: &dyn ExternalAccounts,
+        bearer: &str,
+        workspace: Option<WorkspaceId>,
+    ) -> Result<(Principal, Option<Role>), ApiError> {
+        let identity = provider.verify(bearer)?;
+        let user = accounts
+            .user_for(&identity)
+            .await?
+            .ok_or_else(unknown_account)?;
+        let holder = self
+            .store
+            .token_holder(user, None, None, workspace)
+            .await?
+            .ok_or_else(unknown_account)?;
+        if holder.deactivated {
+            return Err(deactivated());
+        }
+        let principal = Principal {
+            user_id: user,
+            platform_admin: holder.platform_admin,
+            credential: Credential::Token { session: None },
         };
         Ok((principal, holder.role))
     }

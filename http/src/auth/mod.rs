@@ -9,6 +9,7 @@
 
 pub mod api_key;
 mod authenticator;
+pub mod external;
 pub mod jwt;
 pub mod password;
 mod principal;

@@ -24,11 +24,11 @@ pub(crate) use reads::tenant_among;
 pub use reads::{
     Account, AllWorkspacesOrder, KeyStatus, MemberOrder, UserOrder, WorkspaceOrder, account,
     admin_user, all_users, all_workspaces, api_key_name, api_keys, impersonation, members,
-    user_name, workspace, workspaces, workspaces_of,
+    sessions_of, user_name, workspace, workspaces, workspaces_of,
 };
 pub use views::{
     AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, ImpersonationView,
-    MemberView, RoleName, UserView, WorkspaceView,
+    MemberView, RoleName, SessionView, UserView, WorkspaceView,
 };
 
 use std::collections::HashSet;
@@ -265,6 +265,8 @@ fn apply_user(batch: &mut Working, event: &RecordedEvent, decoded: UserEvent) {
                     deactivated_at: None,
                     deactivation_reason: None,
                     credentials_after: 0,
+                    sessions_after: 0,
+                    kept_session: None,
                     updated_at: at,
                     version,
                 });
@@ -287,6 +289,11 @@ fn apply_user(batch: &mut Working, event: &RecordedEvent, decoded: UserEvent) {
                     UserEvent::Reactivated(_) => {
                         row.deactivated_at = None;
                         row.deactivation_reason = None;
+                    }
+                    UserEvent::PasswordChanged(changed) => {
+                        row.password_hash = changed.password_hash;
+                        row.sessions_after = event.position.0;
+                        row.kept_session = changed.kept_session;
                     }
                 }
                 row.updated_at = at;
@@ -418,6 +425,7 @@ fn apply_session(batch: &mut Working, event: &RecordedEvent, decoded: SessionEve
                     user_id: started.user_id,
                     created_at: at,
                     started_position: event.position.0,
+                    user_agent: started.user_agent.clone(),
                     current_hash: started.refresh_hash.clone(),
                     refreshed_at: at,
                     expires_at: started.expires_at,

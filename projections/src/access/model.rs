@@ -11,6 +11,14 @@ use tenet_http::auth::{CredentialStore, KeyHolder, TokenHolder};
 
 use super::GENERATION;
 
+/// Whether session `s` of user `u` still works, as SQL: not revoked, not
+/// older than the user's last deactivation, and not older than their last
+/// password change unless it is the session that change was made from.
+/// Expiry is the refresh token's, checked where a refresh token is.
+pub(crate) const SESSION_LIVE: &str = "(s.revoked_at IS NULL \
+    AND s.started_position >= u.credentials_after \
+    AND (s.started_position > u.sessions_after OR coalesce(s.id = u.kept_session, false)))";
+
 /// A user's stored credentials, for login.
 #[derive(Clone, Debug, sqlx::FromRow)]
 pub struct Credentials {
@@ -82,6 +90,19 @@ impl AccessModel {
         })
     }
 
+    /// The stored credentials of `user`, for a password change.
+    pub async fn credentials_of(&self, user: UserId) -> Result<Option<Credentials>, sqlx::Error> {
+        with_pool!(self.db, pool => {
+            sqlx::query_as(sqlx::AssertSqlSafe(format!(
+                "SELECT id, password_hash, deactivated_at IS NOT NULL AS deactivated FROM access_users \
+                 WHERE generation = {GENERATION} AND id = $1"
+            )))
+            .bind(user)
+            .fetch_optional(pool)
+            .await
+        })
+    }
+
     /// The user with this (lower-cased) email, if any.
     pub async fn user_by_email(&self, email: &str) -> Result<Option<UserId>, sqlx::Error> {
         find_user_by_email(&self.db, email).await
@@ -128,7 +149,7 @@ impl AccessModel {
         with_pool!(self.db, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT s.id, s.user_id, \
-                   (u.deactivated_at IS NULL AND s.started_position >= u.credentials_after) AS usable \
+                   (u.deactivated_at IS NULL AND {SESSION_LIVE}) AS usable \
                  FROM access_refresh_tokens t \
                  JOIN access_sessions s ON s.generation = t.generation AND s.id = t.session_id \
                  JOIN access_users u ON u.generation = s.generation AND u.id = s.user_id \
@@ -188,7 +209,7 @@ impl CredentialStore for AccessModel {
         let row: Option<Row> = with_pool!(self.db, pool => {
             sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "SELECT u.platform_admin, u.deactivated_at IS NOT NULL, \
-                   (SELECT s.revoked_at IS NULL AND s.started_position >= u.credentials_after \
+                   (SELECT {SESSION_LIVE} \
                      FROM access_sessions s \
                      WHERE s.generation = u.generation AND s.id = $3 AND s.user_id = u.id), \
                    (SELECT m.role FROM access_members m \

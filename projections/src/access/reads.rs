@@ -11,9 +11,10 @@ use tenet_http::pagination::Page;
 use tenet_http::{PageRequest, Sort};
 
 use super::GENERATION;
+use super::model::SESSION_LIVE;
 use super::views::{
     AdminUser, AdminUserDetail, AdminUserWorkspace, AdminWorkspace, ApiKeyView, ImpersonationView,
-    MemberView, WorkspaceView,
+    MemberView, SessionView, WorkspaceView,
 };
 use crate::listing::{Bind, Listing, like_pattern};
 
@@ -268,6 +269,29 @@ pub async fn api_keys(
     Ok(rows.map(KeyRow::into_view))
 }
 
+/// One page of the sessions of `user` that still work (neither revoked,
+/// expired, nor ended by a deactivation or a password change), newest
+/// first.
+pub async fn sessions_of(
+    db: &Db,
+    user: UserId,
+    page: PageRequest,
+) -> Result<Page<SessionView>, sqlx::Error> {
+    let mut listing = Listing::new(
+        "s.id, s.created_at, s.refreshed_at AS last_refreshed_at, s.expires_at, s.user_agent",
+        String::new(),
+        "s.created_at DESC, s.id DESC",
+    );
+    let user = listing.bind(Bind::Uuid(user.as_uuid()));
+    let now = listing.bind(Bind::Time(tenet_events::envelope::now()));
+    listing.from = format!(
+        "FROM access_sessions s JOIN access_users u ON u.generation = s.generation AND u.id = s.user_id \
+         WHERE s.generation = {GENERATION} AND s.user_id = {user} AND {SESSION_LIVE} \
+           AND s.expires_at > {now} AND u.deactivated_at IS NULL"
+    );
+    listing.page(db, page).await
+}
+
 /// Adds `AND (lower(col) LIKE $n OR …)` per search word.
 fn search(listing: &mut Listing, columns: &[&str], words: &[String]) {
     for word in words {
@@ -405,8 +429,8 @@ pub async fn admin_user(
             "SELECT u.id, u.email, u.name, u.platform_admin, u.created_at, u.updated_at, \
                u.deactivated_at, u.deactivation_reason, u.version, \
                (SELECT count(*) FROM access_sessions s \
-                 WHERE s.generation = u.generation AND s.user_id = u.id AND s.revoked_at IS NULL \
-                   AND s.expires_at > $2 AND s.started_position >= u.credentials_after \
+                 WHERE s.generation = u.generation AND s.user_id = u.id AND {SESSION_LIVE} \
+                   AND s.expires_at > $2 \
                    AND u.deactivated_at IS NULL) AS sessions \
              FROM access_users u WHERE u.generation = {GENERATION} AND u.id = $1"
         )))

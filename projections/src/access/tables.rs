@@ -20,10 +20,11 @@ table! {
         fixed {
             /// Lower-cased; unique per generation.
             email: String,
-            password_hash: String,
             created_at: DateTime<Utc>,
         }
         set {
+            /// Argon2id PHC string (replaced by a password change).
+            password_hash: String,
             name: String,
             platform_admin: bool,
             deactivated_at: Option<DateTime<Utc>>,
@@ -31,6 +32,10 @@ table! {
             /// The log position of the last deactivation: sessions and API
             /// keys that started before it are dead (0: none).
             credentials_after: i64,
+            /// The log position of the last password change: sessions that
+            /// started before it are dead, except `kept_session` (0: none).
+            sessions_after: i64,
+            kept_session: Option<SessionId>,
             updated_at: DateTime<Utc>,
             version: i64,
         }
@@ -115,6 +120,8 @@ table! {
             created_at: DateTime<Utc>,
             /// The log position of `session.started`.
             started_position: i64,
+            /// The login's `User-Agent`, if it sent one.
+            user_agent: Option<String>,
         }
         set {
             /// The digest of the current refresh token.

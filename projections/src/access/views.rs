@@ -3,7 +3,7 @@
 
 use chrono::{DateTime, Utc};
 use tenet_events::catalogue::workspace::Role;
-use tenet_events::ids::{ApiKeyId, ImpersonationId, UserId, WorkspaceId};
+use tenet_events::ids::{ApiKeyId, ImpersonationId, SessionId, UserId, WorkspaceId};
 
 /// A workspace, as the API represents it to one of its members.
 #[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
@@ -149,4 +149,22 @@ pub struct ImpersonationView {
     pub started_at: DateTime<Utc>,
     pub expires_at: DateTime<Utc>,
     pub ended_at: Option<DateTime<Utc>>,
+}
+
+/// One of the caller's sessions (a login and its refreshes).
+#[derive(Clone, Debug, PartialEq, serde::Serialize, sqlx::FromRow, utoipa::ToSchema)]
+#[schema(as = Session)]
+pub struct SessionView {
+    pub id: SessionId,
+    /// When it was logged in.
+    pub created_at: DateTime<Utc>,
+    /// Its last login or refresh: when it last obtained an access token.
+    pub last_refreshed_at: DateTime<Utc>,
+    /// When its refresh token expires (each refresh moves it).
+    pub expires_at: DateTime<Utc>,
+    /// The `User-Agent` its login came with, if any.
+    pub user_agent: Option<String>,
+    /// Whether it is the session of the token this request carries.
+    #[sqlx(default)]
+    pub current: bool,
 }

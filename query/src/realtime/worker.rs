@@ -160,7 +160,9 @@ fn recheck_of(event: &RecordedEvent) -> Option<Recheck> {
         "session.revoked" => Some(Recheck::Session(SessionId::from_uuid(
             event.stream_id.as_uuid(),
         ))),
-        "user.deactivated" => Some(Recheck::User(UserId::from_uuid(event.stream_id.as_uuid()))),
+        "user.deactivated" | "user.password_changed" => {
+            Some(Recheck::User(UserId::from_uuid(event.stream_id.as_uuid())))
+        }
         "impersonation.ended" => Some(Recheck::Impersonation(ImpersonationId::from_uuid(
             event.stream_id.as_uuid(),
         ))),

@@ -3,7 +3,3 @@
 -- continue the trace of the request that caused it.
 ALTER TABLE events ADD COLUMN traceparent text;
 ALTER TABLE events ADD COLUMN tracestate text;
--- The unassign policy's pending work keeps the removal's context, so the
--- unassignments it appends continue that trace.
-ALTER TABLE unassign_work ADD COLUMN traceparent text;
-ALTER TABLE unassign_work ADD COLUMN tracestate text;

@@ -1,8 +1,11 @@
 //! One trace from HTTP to the read model to the WebSocket push, recorded by
 //! an in-memory exporter: the service runs in this process (embedded), with
 //! the same OpenTelemetry layer `tenet serve` installs when OTLP is
-//! configured. A test binary of its own: the subscriber is process-wide.
+//! configured, embedded and on Postgres + NATS (where the relay's publish
+//! joins the trace). A test binary of its own: the subscriber is
+//! process-wide (each test follows a trace id of its own).
 
+use std::sync::OnceLock;
 use std::time::Duration;
 
 use clap::Parser;
@@ -10,11 +13,11 @@ use futures::{SinkExt, StreamExt};
 use opentelemetry::trace::{SpanId, TraceId};
 use opentelemetry_sdk::trace::{InMemorySpanExporter, SdkTracerProvider, SpanData};
 use serde_json::{Value, json};
+use tenet_events::testing::{TestBus, TestDatabase};
 use tokio_tungstenite::tungstenite::Message;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-const TRACE: &str = "4bf92f3577b34da6a3ce929d0e0e4736";
 const CALLER_SPAN: &str = "00f067aa0ba902b7";
 
 #[derive(Parser)]
@@ -53,20 +56,86 @@ fn named<'s>(spans: &'s [SpanData], name: &str) -> Vec<&'s SpanData> {
     spans.iter().filter(|span| span.name == name).collect()
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
-    let exporter = InMemorySpanExporter::default();
-    let provider = SdkTracerProvider::builder()
-        .with_simple_exporter(exporter.clone())
-        .build();
-    tracing_subscriber::registry()
-        .with(tenet::telemetry::layer(&provider))
-        .init();
+/// The exporter every test of this binary records into.
+fn exporter() -> &'static InMemorySpanExporter {
+    static EXPORTER: OnceLock<InMemorySpanExporter> = OnceLock::new();
+    EXPORTER.get_or_init(|| {
+        let exporter = InMemorySpanExporter::default();
+        let provider = SdkTracerProvider::builder()
+            .with_simple_exporter(exporter.clone())
+            .build();
+        tracing_subscriber::registry()
+            .with(tenet::telemetry::layer(&provider))
+            .init();
+        // Kept for the process's life: the layer's tracer refers to it.
+        std::mem::forget(provider);
+        exporter
+    })
+}
 
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn embedded_one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
     let dir = tempfile::tempdir().unwrap();
     let data_dir = dir.path().to_str().unwrap().to_owned();
-    let cli = Cli::try_parse_from(["tenet", "--listen", "127.0.0.1:0", "--data-dir", &data_dir])
-        .expect("configuration");
+    let spans = follow_a_command(
+        "4bf92f3577b34da6a3ce929d0e0e4736",
+        &["--data-dir", &data_dir],
+    )
+    .await;
+    assert!(
+        named(&spans, "relay.publish").is_empty(),
+        "no relay embedded"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn distributed_one_trace_runs_from_the_request_through_the_relay_to_the_websocket() {
+    let Some(database) = TestDatabase::postgres_empty().await else {
+        return;
+    };
+    let Some(bus) = TestBus::connect().await else {
+        return;
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let data_dir = dir.path().to_str().unwrap().to_owned();
+    let url = database.url.clone().expect("postgres url");
+    let secret = format!(
+        "{}{}",
+        uuid::Uuid::new_v4().simple(),
+        uuid::Uuid::new_v4().simple()
+    );
+    let spans = follow_a_command(
+        "5cf92f3577b34da6a3ce929d0e0e4737",
+        &[
+            "--data-dir",
+            &data_dir,
+            "--database-url",
+            &url,
+            "--nats-url",
+            &bus.url,
+            "--nats-prefix",
+            bus.prefix(),
+            "--jwt-secret",
+            &secret,
+        ],
+    )
+    .await;
+    let append = named(&spans, "log.append")[0];
+    let published = named(&spans, "relay.publish");
+    assert_eq!(published.len(), 1, "one event, published once");
+    assert_eq!(published[0].parent_span_id, append.span_context.span_id());
+    drop(bus);
+    drop(database);
+}
+
+/// Serves in this process with `args`, runs one command under a
+/// `traceparent` of trace `trace` while a WebSocket watches, checks the
+/// links of the spans every mode makes, and answers the trace's spans.
+async fn follow_a_command(trace_hex: &str, args: &[&str]) -> Vec<SpanData> {
+    let exporter = exporter();
+    let mut argv = vec!["tenet", "--listen", "127.0.0.1:0"];
+    argv.extend_from_slice(args);
+    let cli = Cli::try_parse_from(argv).expect("configuration");
     let server = tenet::Server::bind(&cli.serve, None).await.expect("bind");
     let base = format!("http://{}", server.local_addr().unwrap());
     let stop = tokio_util::sync::CancellationToken::new();
@@ -131,7 +200,7 @@ async fn one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
             "{base}/api/v1/workspaces/{workspace}/projects/{project}/tasks"
         ))
         .bearer_auth(&token)
-        .header("traceparent", format!("00-{TRACE}-{CALLER_SPAN}-01"))
+        .header("traceparent", format!("00-{trace_hex}-{CALLER_SPAN}-01"))
         .json(&json!({ "title": "Traced" }))
         .send()
         .await
@@ -155,7 +224,7 @@ async fn one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
 
     // Spans end as their work finishes; the last (the push) just after
     // the message left.
-    let trace = TraceId::from_hex(TRACE).unwrap();
+    let trace = TraceId::from_hex(trace_hex).unwrap();
     let mut spans = Vec::new();
     for _ in 0..100 {
         spans = exporter
@@ -164,7 +233,11 @@ async fn one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
             .into_iter()
             .filter(|span| span.span_context.trace_id() == trace)
             .collect();
-        if !named(&spans, "ws.push").is_empty() && !named(&spans, "projector.apply").is_empty() {
+        let relayed = !args.contains(&"--nats-url") || !named(&spans, "relay.publish").is_empty();
+        if relayed
+            && !named(&spans, "ws.push").is_empty()
+            && !named(&spans, "projector.apply").is_empty()
+        {
             break;
         }
         tokio::time::sleep(Duration::from_millis(50)).await;
@@ -184,7 +257,7 @@ async fn one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
     assert!(request.parent_span_is_remote);
     assert_eq!(
         answered,
-        format!("00-{TRACE}-{}-01", request.span_context.span_id()),
+        format!("00-{trace_hex}-{}-01", request.span_context.span_id()),
         "the answer names the request's span"
     );
 
@@ -232,5 +305,5 @@ async fn one_trace_runs_from_the_request_through_the_log_to_the_websocket() {
 
     stop.cancel();
     let _ = tokio::time::timeout(Duration::from_secs(10), serving).await;
-    let _ = provider.shutdown();
+    spans
 }

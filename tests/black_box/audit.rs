@@ -364,6 +364,9 @@ async fn the_departed_member_policy_is_the_actor_of_its_unassignments(backing: B
     let removed = &items(removed.assert_status(200))[0];
     assert_eq!(unassigned["causation_id"], removed["event_id"]);
     assert_eq!(unassigned["correlation_id"], removed["correlation_id"]);
+    // And the trace: the reaction's events are in the removal's trace.
+    let trace = |item: &Value| item["traceparent"].as_str().expect("traceparent")[3..35].to_owned();
+    assert_eq!(trace(&unassigned), trace(removed));
 }
 
 /// Waits until `time` is in the past by a little, so the next write is

@@ -74,8 +74,9 @@ impl Projector for DepartedMembers {
             with_tx!(tx, conn => {
                 sqlx::query(
                     "INSERT INTO unassign_work \
-                       (event_id, tenant_id, user_id, position, correlation_id, created_at) \
-                     VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT (event_id) DO NOTHING",
+                       (event_id, tenant_id, user_id, position, correlation_id, created_at, \
+                        traceparent, tracestate) \
+                     VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT (event_id) DO NOTHING",
                 )
                 .bind(event.event_id)
                 .bind(event.tenant_id)
@@ -83,6 +84,8 @@ impl Projector for DepartedMembers {
                 .bind(event.position.0)
                 .bind(event.metadata.correlation_id)
                 .bind(event.occurred_at)
+                .bind(event.metadata.traceparent.as_deref())
+                .bind(event.metadata.tracestate.as_deref())
                 .execute(&mut *conn)
                 .await?;
             });
@@ -108,6 +111,8 @@ struct Work {
     user_id: UserId,
     position: i64,
     correlation_id: Option<uuid::Uuid>,
+    traceparent: Option<String>,
+    tracestate: Option<String>,
 }
 
 /// What the worker needs.
@@ -221,7 +226,8 @@ impl Worker {
     async fn round(&self) -> Result<bool, PolicyError> {
         let rows: Vec<Work> = with_pool!(self.db, pool => {
             sqlx::query_as(
-                "SELECT event_id, tenant_id, user_id, position, correlation_id \
+                "SELECT event_id, tenant_id, user_id, position, correlation_id, traceparent, \
+                   tracestate \
                  FROM unassign_work ORDER BY position LIMIT $1",
             )
             .bind(ROUND)
@@ -283,8 +289,9 @@ impl Worker {
             correlation_id: work.correlation_id,
             causation_id: Some(work.event_id.as_uuid()),
             impersonated_by: None,
-            traceparent: None,
-            tracestate: None,
+            // The unassignment continues the trace of the removal.
+            traceparent: work.traceparent.clone(),
+            tracestate: work.tracestate.clone(),
         };
         let user = work.user_id;
         let outcome = self

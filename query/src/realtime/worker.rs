@@ -110,10 +110,12 @@ impl Worker {
             .filter_map(recheck_of)
             .collect();
         // Each trace whose changes reach the hub sees them pushed.
+        let pushed: std::collections::HashSet<Position> =
+            updates.iter().map(|update| update.position).collect();
         let _spans = tenet_events::trace::follow(
             events
                 .iter()
-                .filter(|event| updates.iter().any(|u| u.position == event.position)),
+                .filter(|event| pushed.contains(&event.position)),
             |event| {
                 tracing::debug_span!(
                     target: tenet_events::trace::TARGET,

@@ -6,13 +6,17 @@
 //! carrying its consistency token answers) at steady 200 and 1,000
 //! commands/s; and filtered task lists over a workspace of 100,000 tasks
 //! beside the naive `OFFSET` + `count(*)` of the same page on the same
-//! data.
+//! data; single-resource GETs in a workspace of one and one of 100,000
+//! tasks and 25,000 projects beside the primary-key read ceiling.
 //!
-//! `cargo bench --bench http` (`TENET_BENCH_SECONDS` sets run length).
+//! `cargo bench --bench http` (`TENET_BENCH_SECONDS` sets run length,
+//! `TENET_BENCH_MODES` the backends, `TENET_BENCH_STATEMENTS` counts SQL
+//! statements per command instead: see [`statements`]).
 
 #[path = "../tests/common/mod.rs"]
 mod common;
 mod lists;
+mod reads;
 mod support;
 
 use std::sync::Arc;
@@ -136,6 +140,118 @@ async fn visibility(user: &User, workspace: &str, rate: u64) -> Histogram<u64> {
     results.clone()
 }
 
+/// SQL statements Postgres executes per create task and per GET, end to
+/// end (the command, the relay, every projector, the outbox), counted from
+/// the server's log with `log_statement = all` set on the bench's database
+/// only. Opt-in: `TENET_BENCH_STATEMENTS=<path of the Postgres log>`
+/// (readable by the bench); runs only this measurement.
+async fn statements(log: &str, rows: &mut Vec<Row>) {
+    let Some(backing) = Backing::new(Mode::Distributed).await else {
+        return;
+    };
+    let url = backing
+        .database
+        .as_ref()
+        .and_then(|database| database.url.clone())
+        .expect("a Postgres URL");
+    let name = url
+        .rsplit('/')
+        .next()
+        .and_then(|tail| tail.split('?').next())
+        .expect("a database name")
+        .to_owned();
+    let admin = sqlx::PgPool::connect(&url).await.expect("connect");
+    sqlx::raw_sql(sqlx::AssertSqlSafe(format!(
+        "ALTER DATABASE {name} SET log_statement = 'all'"
+    )))
+    .execute(&admin)
+    .await
+    .expect("log statements");
+    admin.close().await;
+    let tenet = Tenet::start(&backing, &[("RUST_LOG", "warn")]).await;
+    let user = User::register(&tenet, "statements").await;
+    let workspace = user.workspace("Statements").await;
+    let project = user
+        .client
+        .post(
+            &format!("/api/v1/workspaces/{workspace}/projects"),
+            json!({ "name": "Counted" }),
+        )
+        .await;
+    let project = project.body["id"].as_str().expect("project id").to_owned();
+    let count = |from: u64| -> u64 {
+        let text = std::fs::read(log).expect("the Postgres log");
+        let text = String::from_utf8_lossy(&text[from as usize..]);
+        let mine = format!("@{name} LOG:  ");
+        text.lines()
+            .filter(|line| {
+                line.split_once(&mine).is_some_and(|(_, rest)| {
+                    rest.starts_with("statement: ") || rest.starts_with("execute ")
+                })
+            })
+            .count() as u64
+    };
+    let size = || std::fs::metadata(log).expect("the Postgres log").len();
+    let settle = || tokio::time::sleep(Duration::from_secs(2));
+    settle().await;
+    // What the service runs on its own meanwhile (polls, leases), over a
+    // window as long as the measured one, is taken off.
+    let n = 50;
+    let window = Duration::from_millis(50 * n + 2_000);
+    let start = size();
+    tokio::time::sleep(window).await;
+    let idle = count(start) as f64;
+    let started = Instant::now();
+    let start = size();
+    let mut last = None;
+    for i in 0..n {
+        let created = user
+            .client
+            .post(
+                &format!("/api/v1/workspaces/{workspace}/projects/{project}/tasks"),
+                json!({ "title": format!("Counted {i}") }),
+            )
+            .await;
+        assert_eq!(created.status, 201, "{:#}", created.body);
+        last = Some(created.body["id"].as_str().expect("id").to_owned());
+        // One at a time, each fully projected: no batching flatters it.
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    settle().await;
+    let idle_share = idle * started.elapsed().as_secs_f64() / window.as_secs_f64();
+    let per_create = (count(start) as f64 - idle_share) / n as f64;
+    let path = format!(
+        "/api/v1/workspaces/{workspace}/tasks/{}",
+        last.expect("a task")
+    );
+    let started = Instant::now();
+    let start = size();
+    for _ in 0..n {
+        assert_eq!(user.client.get(&path).await.status, 200);
+    }
+    settle().await;
+    let idle_share = idle * started.elapsed().as_secs_f64() / window.as_secs_f64();
+    let per_get = (count(start) as f64 - idle_share) / n as f64;
+    rows.push(Row::new(
+        "SQL statements per second of an idle service",
+        "postgres+nats",
+        idle / window.as_secs_f64(),
+        "statements/s",
+    ));
+    rows.push(Row::new(
+        "SQL statements per create task, one at a time, end to end",
+        "postgres+nats",
+        per_create,
+        "statements",
+    ));
+    rows.push(Row::new(
+        "SQL statements per GET task",
+        "postgres+nats",
+        per_get,
+        "statements",
+    ));
+}
+
 async fn bench(mode: Mode, rows: &mut Vec<Row>) {
     let Some(backing) = Backing::new(mode).await else {
         return;
@@ -198,7 +314,8 @@ async fn bench(mode: Mode, rows: &mut Vec<Row>) {
         rows.push(row);
     }
 
-    lists::bench(&backing, &user, backend, rows).await;
+    let big = lists::bench(&backing, &user, backend, rows).await;
+    reads::bench(&backing, &tenet, &user, &big, backend, rows).await;
 
     for rate in [200, 1_000] {
         let lag = visibility(&user, &workspace, rate).await;
@@ -243,8 +360,20 @@ fn main() {
         .expect("runtime");
     runtime.block_on(async {
         let mut rows = Vec::new();
-        bench(Mode::Embedded, &mut rows).await;
-        bench(Mode::Distributed, &mut rows).await;
+        if let Ok(log) = std::env::var("TENET_BENCH_STATEMENTS") {
+            statements(&log, &mut rows).await;
+            print_table("Statements", &rows);
+            return;
+        }
+        // `TENET_BENCH_MODES=distributed` (or `embedded`) runs one backend.
+        let modes = std::env::var("TENET_BENCH_MODES")
+            .unwrap_or_else(|_| "embedded,distributed".to_owned());
+        if modes.contains("embedded") {
+            bench(Mode::Embedded, &mut rows).await;
+        }
+        if modes.contains("distributed") {
+            bench(Mode::Distributed, &mut rows).await;
+        }
         print_table("Commands over HTTP", &rows);
     });
 }

@@ -86,7 +86,7 @@ async fn seed(
 }
 
 /// `connections` clients reading `path` back to back: requests/s and p99.
-async fn read_loop(user: &User, path: &str, connections: usize) -> (f64, Histogram<u64>) {
+pub async fn read_loop(user: &User, path: &str, connections: usize) -> (f64, Histogram<u64>) {
     let until = Instant::now() + run_for();
     let started = Instant::now();
     let tasks = (0..connections).map(|_| {
@@ -157,7 +157,13 @@ async fn naive_loop(db: &Db, tenant: TenantId, filter: &'static str, connections
     pages as f64 / started.elapsed().as_secs_f64()
 }
 
-pub async fn bench(backing: &Backing, user: &User, backend: &'static str, rows: &mut Vec<Row>) {
+/// Answers the workspace it filled.
+pub async fn bench(
+    backing: &Backing,
+    user: &User,
+    backend: &'static str,
+    rows: &mut Vec<Row>,
+) -> String {
     let workspace = user.workspace("Lists").await;
     let project = user
         .client
@@ -247,4 +253,5 @@ pub async fn bench(backing: &Backing, user: &User, backend: &'static str, rows: 
         );
     }
     db.close().await;
+    workspace
 }

@@ -135,3 +135,52 @@ pub async fn pgbench_append_ceiling(database_url: &str, clients: u32) -> Option<
         .and_then(|line| line.trim_start_matches("tps = ").split_whitespace().next())
         .and_then(|tps| tps.parse().ok())
 }
+
+/// The primary-key read ceiling of PERFORMANCE.md: pgbench, `clients`
+/// connections, prepared `SELECT` of a ~300-byte row by (tenant, id) among
+/// 100,000 rows of one tenant. Answers reads per second.
+pub async fn pgbench_read_ceiling(database_url: &str, clients: u32) -> Option<f64> {
+    let pool = sqlx::PgPool::connect(database_url).await.ok()?;
+    sqlx::raw_sql(
+        "CREATE TABLE IF NOT EXISTS ceiling_rows ( \
+           tenant_id uuid NOT NULL, id uuid NOT NULL, payload text NOT NULL, \
+           PRIMARY KEY (tenant_id, id)); \
+         INSERT INTO ceiling_rows \
+           SELECT '00000000-0000-0000-0000-000000000001', md5(i::text)::uuid, repeat('x', 260) \
+           FROM generate_series(1, 100000) AS i ON CONFLICT DO NOTHING; \
+         ANALYZE ceiling_rows",
+    )
+    .execute(&pool)
+    .await
+    .ok()?;
+    pool.close().await;
+    let script = "\\set n random(1, 100000)\n\
+        SELECT tenant_id, id, payload FROM ceiling_rows \
+        WHERE tenant_id = '00000000-0000-0000-0000-000000000001' AND id = md5(:n::text)::uuid;\n";
+    let dir = tempfile::tempdir().ok()?;
+    let path = dir.path().join("read.sql");
+    std::fs::write(&path, script).ok()?;
+    let seconds = run_for().as_secs().max(1).to_string();
+    let output = Command::new("pgbench")
+        .args([
+            "-n",
+            "-M",
+            "prepared",
+            "-c",
+            &clients.to_string(),
+            "-j",
+            "2",
+            "-T",
+            &seconds,
+            "-f",
+        ])
+        .arg(&path)
+        .arg(database_url)
+        .output()
+        .ok()?;
+    let text = String::from_utf8_lossy(&output.stdout);
+    text.lines()
+        .find(|line| line.starts_with("tps = "))
+        .and_then(|line| line.trim_start_matches("tps = ").split_whitespace().next())
+        .and_then(|tps| tps.parse().ok())
+}

@@ -75,6 +75,15 @@ impl Supervisor {
             generation,
             "retired generation removed"
         );
+        // A rebuild rewrote every row of the projection and deleted as
+        // many: the planner's statistics describe neither. Refreshed now
+        // rather than at autovacuum's next round, so no cached plan is
+        // made on them meanwhile.
+        if let tenet_events::db::Db::Postgres(pool) = &self.runtime.db
+            && let Err(error) = sqlx::raw_sql("ANALYZE").execute(pool).await
+        {
+            tracing::warn!(%error, "cannot analyze after a rebuild");
+        }
         Ok(())
     }
 }

@@ -12,6 +12,7 @@ mod analytics;
 mod audit;
 mod automations;
 mod console;
+mod contract;
 mod deliveries;
 mod feed;
 mod isolation;

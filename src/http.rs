@@ -173,6 +173,7 @@ fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
     doc.merge(realtime_doc);
     doc.merge(ops::ApiDoc::openapi());
     tenet_http::openapi::complete(&mut doc);
+    tenet_http::openapi::constrain_parameters(&mut doc);
     let contract = ContractState {
         contract: Arc::new(Contract::new(&doc)),
         auth: command_state.auth.clone(),

@@ -151,11 +151,18 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
         ),
         (
             "X-RateLimit-Remaining",
-            header("Requests left in the current window", Type::Integer),
+            header(
+                "Requests the caller may send now (tokens left in the bucket)",
+                Type::Integer,
+            ),
         ),
         (
             "X-RateLimit-Reset",
-            header("Seconds until the allowance is full again", Type::Integer),
+            header(
+                "Seconds until the caller's bucket is full again (every request spent refilled), \
+                 not a timestamp; after a 429, Retry-After says when the next request is allowed",
+                Type::Integer,
+            ),
         ),
     ];
     for item in openapi.paths.paths.values_mut() {
@@ -190,5 +197,65 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
                 }
             }
         }
+    }
+}
+
+/// The limits the extractors enforce on parameters every list or command
+/// shares, stated on each operation that takes them (so a handler's
+/// `IntoParams` cannot forget one): `limit` 1 to 100, `offset` 0 to
+/// [`MAX_OFFSET`](super::pagination::MAX_OFFSET), positions from 0, and
+/// the grammar of `If-Match`, `X-Consistency-Token` and `Idempotency-Key`.
+pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
+    use serde_json::{Value, json};
+    let Ok(mut document) = serde_json::to_value(&*openapi) else {
+        return;
+    };
+    let constraint = |location: &str, name: &str| -> Option<Value> {
+        match (location, name.to_ascii_lowercase().as_str()) {
+            ("query", "limit") => Some(json!({
+                "type": "integer", "minimum": 1, "maximum": super::pagination::MAX_LIMIT,
+                "default": super::pagination::DEFAULT_LIMIT
+            })),
+            ("query", "offset") => Some(json!({
+                "type": "integer", "minimum": 0, "maximum": super::pagination::MAX_OFFSET, "default": 0
+            })),
+            ("query", "after" | "after_position") => Some(json!({"type": "integer", "minimum": 0})),
+            ("header", "if-match") => Some(json!({
+                "type": "string", "pattern": "^(\\*|(W/)?\"[0-9]{1,18}\")$"
+            })),
+            ("header", "x-consistency-token") => {
+                Some(json!({"type": "string", "pattern": "^[0-9]{1,18}$"}))
+            }
+            ("header", "idempotency-key") => Some(json!({
+                "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"
+            })),
+            _ => None,
+        }
+    };
+    let Some(paths) = document["paths"].as_object_mut() else {
+        return;
+    };
+    for item in paths.values_mut() {
+        let Some(methods) = item.as_object_mut() else {
+            continue;
+        };
+        for operation in methods.values_mut() {
+            let Some(parameters) = operation
+                .get_mut("parameters")
+                .and_then(Value::as_array_mut)
+            else {
+                continue;
+            };
+            for parameter in parameters {
+                let location = parameter["in"].as_str().unwrap_or_default().to_owned();
+                let name = parameter["name"].as_str().unwrap_or_default().to_owned();
+                if let Some(schema) = constraint(&location, &name) {
+                    parameter["schema"] = schema;
+                }
+            }
+        }
+    }
+    if let Ok(constrained) = serde_json::from_value(document) {
+        *openapi = constrained;
     }
 }

@@ -207,9 +207,6 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
 /// the grammar of `If-Match`, `X-Consistency-Token` and `Idempotency-Key`.
 pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
     use serde_json::{Value, json};
-    let Ok(mut document) = serde_json::to_value(&*openapi) else {
-        return;
-    };
     let constraint = |location: &str, name: &str| -> Option<Value> {
         match (location, name.to_ascii_lowercase().as_str()) {
             ("query", "limit") => Some(json!({
@@ -232,30 +229,58 @@ pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
             _ => None,
         }
     };
-    let Some(paths) = document["paths"].as_object_mut() else {
-        return;
-    };
-    for item in paths.values_mut() {
-        let Some(methods) = item.as_object_mut() else {
-            continue;
-        };
-        for operation in methods.values_mut() {
-            let Some(parameters) = operation
-                .get_mut("parameters")
-                .and_then(Value::as_array_mut)
-            else {
-                continue;
-            };
-            for parameter in parameters {
-                let location = parameter["in"].as_str().unwrap_or_default().to_owned();
-                let name = parameter["name"].as_str().unwrap_or_default().to_owned();
-                if let Some(schema) = constraint(&location, &name) {
-                    parameter["schema"] = schema;
+    use utoipa::openapi::path::ParameterIn;
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let utoipa::openapi::RefOr::T(parameter) = parameter else {
+                    continue;
+                };
+                let location = match parameter.parameter_in {
+                    ParameterIn::Query => "query",
+                    ParameterIn::Header => "header",
+                    _ => continue,
+                };
+                if let Some(schema) = constraint(location, &parameter.name)
+                    .and_then(|schema| serde_json::from_value(schema).ok())
+                {
+                    parameter.schema = Some(schema);
                 }
             }
         }
     }
-    if let Ok(constrained) = serde_json::from_value(document) {
-        *openapi = constrained;
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_parameters_get_their_limits() {
+        let mut document: utoipa::openapi::OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/things": {"get": {
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}
+                ],
+                "responses": {}
+            }}}
+        }))
+        .expect("document");
+        constrain_parameters(&mut document);
+        let document = serde_json::to_value(&document).expect("json");
+        let parameters = &document["paths"]["/things"]["get"]["parameters"];
+        assert_eq!(parameters[0]["schema"]["minimum"], 1);
+        assert_eq!(parameters[0]["schema"]["maximum"], 100);
+        assert!(parameters[1]["schema"]["pattern"].as_str().is_some());
     }
 }

@@ -24,6 +24,7 @@ use tenet_command::repository::Repository;
 use tenet_http::auth::jwt::Jwt;
 use tenet_http::auth::password::Passwords;
 use tenet_http::auth::{Auth, Authenticator};
+use tenet_http::contract::{Contract, ContractState};
 use tenet_http::openapi::{
     BadRequest, Conflict, Forbidden, NotFound, PayloadTooLarge, PreconditionFailed,
     SecuritySchemes, TooManyRequests, Unauthenticated, Unavailable, Unprocessable,
@@ -199,6 +200,11 @@ fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
     doc.merge(ops::ApiDoc::openapi());
     tenet_http::openapi::complete(&mut doc);
     deprecation::mark(&mut doc, DEPRECATED);
+    tenet_http::openapi::constrain_parameters(&mut doc);
+    let contract = ContractState {
+        contract: Arc::new(Contract::new(&doc)),
+        auth: command_state.auth.clone(),
+    };
     let mut api = axum::Router::new();
     if deps.config.runs(Role::Command) {
         api = api.merge(command_routes.route_layer(middleware::from_fn_with_state(
@@ -209,6 +215,12 @@ fn api(deps: HttpDeps<'_>) -> (axum::Router, utoipa::openapi::OpenApi) {
     if deps.config.runs(Role::Query) {
         api = api.merge(query_routes).merge(realtime_routes);
     }
+    // Outermost of the route layers: credentials, then the query's
+    // parameters, before any other check.
+    let api = api.route_layer(middleware::from_fn_with_state(
+        contract,
+        tenet_http::contract::layer,
+    ));
     (api, doc)
 }
 

@@ -102,22 +102,24 @@ pub async fn layer(State(state): State<Replays>, request: Request, next: Next) -
     if request.method() != Method::POST {
         return next.run(request).await;
     }
-    let Some(raw) = request.headers().get(&IDEMPOTENCY_KEY) else {
+    if !request.headers().contains_key(&IDEMPOTENCY_KEY) {
         return next.run(request).await;
-    };
-    let key = match parse_key(raw) {
-        Ok(key) => key,
-        Err(error) => return error.into_response(),
-    };
+    }
     let (mut parts, body) = request.into_parts();
     // Keys belong to a principal; anonymous routes (register, login,
-    // refresh) have none, and run as if no key were sent.
+    // refresh) have none, and run as if no key were sent. Who is asking
+    // is answered before the key is looked at.
     if bearer(&parts).is_none() {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let principal = match Principal::from_request_parts(&mut parts, &state).await {
         Ok(principal) => principal,
         Err(error) => return error.into_response(),
+    };
+    let key = match parts.headers.get(&IDEMPOTENCY_KEY).map(parse_key) {
+        Some(Ok(key)) => key,
+        Some(Err(error)) => return error.into_response(),
+        None => return next.run(Request::from_parts(parts, body)).await,
     };
     let bytes = match axum::body::to_bytes(body, BODY_MAX).await {
         Ok(bytes) => bytes,

@@ -7,6 +7,7 @@ use axum::extract::{FromRequest, FromRequestParts, Request};
 use axum::http::header;
 use axum::http::request::Parts;
 use serde::de::DeserializeOwned;
+use utoipa::IntoParams;
 
 use super::problem::{ApiError, FieldError};
 
@@ -157,14 +158,16 @@ fn type_name(rust_type: &str) -> &str {
 }
 
 /// Query-string parameters (repeated keys fill a `Vec`); a value that does
-/// not parse is a 422 naming the parameter.
+/// not parse is a 422 naming the parameter, in the words of the document
+/// (`T`'s parameters: "must be a UUID", "must be a whole number from 0"),
+/// never a Rust parser's.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Query<T>(pub T);
 
 impl<S, T> FromRequestParts<S> for Query<T>
 where
     S: Send + Sync,
-    T: DeserializeOwned,
+    T: DeserializeOwned + IntoParams,
 {
     type Rejection = ApiError;
 
@@ -173,17 +176,80 @@ where
     }
 }
 
-pub fn parse_query<T: DeserializeOwned>(query: &str) -> Result<T, ApiError> {
+pub fn parse_query<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, ApiError> {
     let deserializer = serde_html_form::Deserializer::from_bytes(query.as_bytes());
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
-        let field = if path == "." {
-            "query".to_owned()
-        } else {
-            path
-        };
-        ApiError::field(field, clean_message(&error.into_inner().to_string()))
+        // A list parameter's path is `name[index]`.
+        let name = path.split('[').next().unwrap_or(&path).to_owned();
+        if path == "." {
+            return ApiError::field("query", clean_message(&error.into_inner().to_string()));
+        }
+        let documented = T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+            .into_iter()
+            .find(|parameter| parameter.name == name)
+            .and_then(|parameter| serde_json::to_value(parameter.schema).ok());
+        let message = documented
+            .as_ref()
+            .and_then(|schema| expected(schema, raw_value(query, &name).as_deref()))
+            .unwrap_or_else(|| clean_message(&error.into_inner().to_string()));
+        ApiError::field(name, message)
     })
+}
+
+/// The first value a query string gives `name`.
+fn raw_value(query: &str, name: &str) -> Option<String> {
+    serde_html_form::from_str::<Vec<(String, String)>>(query)
+        .ok()?
+        .into_iter()
+        .find(|(key, _)| key == name)
+        .map(|(_, value)| value)
+}
+
+/// What a parameter's schema says a value must be, as a field message.
+fn expected(schema: &serde_json::Value, raw: Option<&str>) -> Option<String> {
+    let schema = match schema.get("items") {
+        Some(items) if items.is_object() => items,
+        _ => schema,
+    };
+    let is = |kind: &str| match &schema["type"] {
+        serde_json::Value::String(name) => name == kind,
+        serde_json::Value::Array(names) => names.iter().any(|name| name == kind),
+        _ => false,
+    };
+    if let Some(values) = schema["enum"].as_array() {
+        let names: Vec<&str> = values.iter().filter_map(|value| value.as_str()).collect();
+        return Some(format!("must be one of {}", names.join(", ")));
+    }
+    match schema["format"].as_str() {
+        Some("uuid") => return Some("must be a UUID".to_owned()),
+        Some("date-time") => {
+            return Some("must be an RFC 3339 date-time, e.g. 2026-01-31T09:00:00Z".to_owned());
+        }
+        Some("date") => return Some("must be a date, YYYY-MM-DD".to_owned()),
+        _ => {}
+    }
+    if is("integer") {
+        let min = schema["minimum"].as_i64();
+        let max = schema["maximum"].as_i64();
+        let bounds = match (min, max) {
+            (Some(min), Some(max)) => Some(format!("from {min} to {max}")),
+            (Some(min), None) => Some(format!("{min} or more")),
+            (None, Some(max)) => Some(format!("at most {max}")),
+            (None, None) => None,
+        };
+        let whole = raw.is_some_and(|raw| raw.parse::<i128>().is_ok());
+        return Some(match (whole, bounds) {
+            (true, Some(bounds)) => format!("must be {bounds}"),
+            (true, None) => "is out of range".to_owned(),
+            (false, Some(bounds)) => format!("must be a whole number, {bounds}"),
+            (false, None) => "must be a whole number".to_owned(),
+        });
+    }
+    if is("boolean") {
+        return Some("must be true or false".to_owned());
+    }
+    None
 }
 
 #[cfg(test)]
@@ -232,10 +298,13 @@ mod tests {
         );
     }
 
-    #[derive(Debug, Deserialize)]
+    #[derive(Debug, Deserialize, IntoParams)]
     #[allow(dead_code)]
     struct Filters {
         limit: Option<u32>,
+        offset: Option<u64>,
+        stream_id: Option<uuid::Uuid>,
+        from: Option<chrono::DateTime<chrono::Utc>>,
         #[serde(default)]
         status: Vec<String>,
     }
@@ -246,5 +315,31 @@ mod tests {
         assert_eq!(error.errors[0].field, "limit");
         let filters = parse_query::<Filters>("status=todo&status=done").unwrap();
         assert_eq!(filters.status, vec!["todo", "done"]);
+    }
+
+    #[test]
+    fn query_errors_say_what_the_document_says_not_rust() {
+        let message = |query: &str| {
+            let error = parse_query::<Filters>(query).unwrap_err();
+            (
+                error.errors[0].field.clone(),
+                error.errors[0].message.clone(),
+            )
+        };
+        assert_eq!(
+            message("offset=-1"),
+            ("offset".into(), "must be 0 or more".into())
+        );
+        assert_eq!(
+            message("offset=ten"),
+            ("offset".into(), "must be a whole number, 0 or more".into())
+        );
+        assert_eq!(
+            message("stream_id=nope"),
+            ("stream_id".into(), "must be a UUID".into())
+        );
+        let (field, text) = message("from=yesterday");
+        assert_eq!(field, "from");
+        assert!(text.starts_with("must be an RFC 3339 date-time"), "{text}");
     }
 }

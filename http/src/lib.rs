@@ -9,6 +9,7 @@
 //! routes, no business rules, no read-model tables.
 
 pub mod auth;
+pub mod contract;
 pub mod deprecation;
 pub mod extract;
 pub mod headers;

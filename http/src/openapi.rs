@@ -151,11 +151,18 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
         ),
         (
             "X-RateLimit-Remaining",
-            header("Requests left in the current window", Type::Integer),
+            header(
+                "Requests the caller may send now (tokens left in the bucket)",
+                Type::Integer,
+            ),
         ),
         (
             "X-RateLimit-Reset",
-            header("Seconds until the allowance is full again", Type::Integer),
+            header(
+                "Seconds until the caller's bucket is full again (every request spent refilled), \
+                 not a timestamp; after a 429, Retry-After says when the next request is allowed",
+                Type::Integer,
+            ),
         ),
     ];
     for item in openapi.paths.paths.values_mut() {
@@ -190,5 +197,90 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
                 }
             }
         }
+    }
+}
+
+/// The limits the extractors enforce on parameters every list or command
+/// shares, stated on each operation that takes them (so a handler's
+/// `IntoParams` cannot forget one): `limit` 1 to 100, `offset` 0 to
+/// [`MAX_OFFSET`](super::pagination::MAX_OFFSET), positions from 0, and
+/// the grammar of `If-Match`, `X-Consistency-Token` and `Idempotency-Key`.
+pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
+    use serde_json::{Value, json};
+    let constraint = |location: &str, name: &str| -> Option<Value> {
+        match (location, name.to_ascii_lowercase().as_str()) {
+            ("query", "limit") => Some(json!({
+                "type": "integer", "minimum": 1, "maximum": super::pagination::MAX_LIMIT,
+                "default": super::pagination::DEFAULT_LIMIT
+            })),
+            ("query", "offset") => Some(json!({
+                "type": "integer", "minimum": 0, "maximum": super::pagination::MAX_OFFSET, "default": 0
+            })),
+            ("query", "after" | "after_position") => Some(json!({"type": "integer", "minimum": 0})),
+            ("header", "if-match") => Some(json!({
+                "type": "string", "pattern": "^(\\*|(W/)?\"[0-9]{1,18}\")$"
+            })),
+            ("header", "x-consistency-token") => {
+                Some(json!({"type": "string", "pattern": "^[0-9]{1,18}$"}))
+            }
+            ("header", "idempotency-key") => Some(json!({
+                "type": "string", "minLength": 1, "maxLength": 255, "pattern": "^[ -~]+$"
+            })),
+            _ => None,
+        }
+    };
+    use utoipa::openapi::path::ParameterIn;
+    for item in openapi.paths.paths.values_mut() {
+        let operations = [
+            item.get.as_mut(),
+            item.post.as_mut(),
+            item.put.as_mut(),
+            item.patch.as_mut(),
+            item.delete.as_mut(),
+        ];
+        for operation in operations.into_iter().flatten() {
+            for parameter in operation.parameters.iter_mut().flatten() {
+                let utoipa::openapi::RefOr::T(parameter) = parameter else {
+                    continue;
+                };
+                let location = match parameter.parameter_in {
+                    ParameterIn::Query => "query",
+                    ParameterIn::Header => "header",
+                    _ => continue,
+                };
+                if let Some(schema) = constraint(location, &parameter.name)
+                    .and_then(|schema| serde_json::from_value(schema).ok())
+                {
+                    parameter.schema = Some(schema);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shared_parameters_get_their_limits() {
+        let mut document: utoipa::openapi::OpenApi = serde_json::from_value(serde_json::json!({
+            "openapi": "3.1.0",
+            "info": {"title": "t", "version": "1"},
+            "paths": {"/things": {"get": {
+                "parameters": [
+                    {"name": "limit", "in": "query", "required": false, "schema": {"type": "integer", "minimum": 0}},
+                    {"name": "If-Match", "in": "header", "required": false, "schema": {"type": "string"}}
+                ],
+                "responses": {}
+            }}}
+        }))
+        .expect("document");
+        constrain_parameters(&mut document);
+        let document = serde_json::to_value(&document).expect("json");
+        let parameters = &document["paths"]["/things"]["get"]["parameters"];
+        assert_eq!(parameters[0]["schema"]["minimum"], 1);
+        assert_eq!(parameters[0]["schema"]["maximum"], 100);
+        assert!(parameters[1]["schema"]["pattern"].as_str().is_some());
     }
 }

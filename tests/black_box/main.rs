@@ -12,6 +12,7 @@ mod analytics;
 mod audit;
 mod automations;
 mod console;
+mod contract;
 mod conventions;
 mod deliveries;
 mod feed;

@@ -529,7 +529,10 @@ async fn invalid_automations_are_refused_naming_the_field(backing: Backing) {
             refused.body
         );
     }
-    let list = board.client().get(&automations_url(&board)).await;
+    let list = board
+        .client()
+        .get_after(&automations_url(&board), &board.token)
+        .await;
     assert_eq!(list.assert_status(200)["total"], 0);
     let missing = format!(
         "/api/v1/workspaces/{}/projects/{}/automations",

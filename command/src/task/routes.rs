@@ -53,8 +53,9 @@ pub struct CreateTask {
     pub due_date: Option<NaiveDate>,
 }
 
-/// Fields to change; absent fields stay as they are, `null` clears
-/// `assignee_id` and `due_date`.
+/// Fields to change (a JSON merge patch): absent fields stay as they
+/// are; `null` clears `assignee_id` and `due_date`, empties `description`
+/// and `labels`, and is 422 for `title` and `priority`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTask {

@@ -79,7 +79,9 @@ pub struct HttpDeps<'a> {
         description = "Multi-tenant, event-sourced work management. Errors are RFC 9457 problem+json. \
             Lists take offset/limit (1-100) and answer items/total/has_more. Commands answer \
             X-Consistency-Token; send it back on a read to read your own write. Single resources \
-            carry ETag; PATCH and DELETE accept If-Match. POSTs accept Idempotency-Key (up to 255 \
+            carry ETag; PATCH and DELETE accept If-Match. PATCH bodies are JSON merge patches \
+            (RFC 7396, application/merge-patch+json or application/json): a field left out is \
+            unchanged, null clears a field marked nullable and is 422 naming any other. POSTs accept Idempotency-Key (up to 255 \
             printable characters): a retry with the same key and body replays the first response \
             for 24 hours, the same key with another body is 422. Rate limits are per principal (a \
             user, or an API key once accepted) and per client IP on login and registration; each \

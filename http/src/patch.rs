@@ -3,125 +3,78 @@
 //! may be empty. A field that may not be empty refuses `null` (422 naming
 //! it) instead of ignoring it.
 //!
-//! Each PATCH body declares its fields with the two types here, each with
-//! `#[serde(default)]` so that a missing field is [`Change::Unchanged`] /
-//! [`Patch::Unchanged`]:
+//! Every PATCH body declares each field with one of the deserializers
+//! here, so the rule is written once:
 //!
 //! ```text
 //! #[derive(Deserialize, ToSchema)]
 //! #[serde(deny_unknown_fields)]
 //! struct UpdateTask {
-//!     #[serde(default)]
-//!     #[schema(value_type = String, required = false)]
-//!     title: Change<String>,              // required: null is 422
-//!     #[serde(default)]
-//!     #[schema(value_type = Option<String>, required = false)]
-//!     description: Patch<String>,         // clearable: null clears it
+//!     #[serde(default, deserialize_with = "patch::required")]
+//!     #[schema(nullable = false)]
+//!     title: Option<String>,            // None: unchanged; null: 422
+//!     #[serde(default, deserialize_with = "patch::clearable")]
+//!     #[schema(value_type = Option<String>)]
+//!     due_date: Option<Option<NaiveDate>>,  // Some(None): cleared
+//!     #[serde(default, deserialize_with = "patch::emptied")]
+//!     description: Option<String>,      // null: Some(""), emptied
 //! }
 //! ```
 //!
-//! In the OpenAPI document a `Change` field is optional and not nullable,
-//! a `Patch` field optional and nullable; PATCH operations accept
-//! `application/merge-patch+json` as well as `application/json`.
+//! In the OpenAPI document a required field is optional and not
+//! nullable, a clearable one optional and nullable; PATCH operations
+//! accept `application/merge-patch+json` as well as `application/json`
+//! (the body extractor takes any `application/*+json`).
 
 use serde::de::{Deserialize, Deserializer, Error};
 
-/// What a `null` for a required field answers (the field is named beside
-/// it by the body extractor).
+/// What a `null` for a required field answers (the body extractor names
+/// the field beside it).
 pub const NOT_NULL: &str = "may not be null (leave the field out to keep it unchanged)";
 
-/// A field of a merge patch that cannot be cleared.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Change<T> {
-    /// Left out: unchanged.
-    #[default]
-    Unchanged,
-    /// A new value.
-    To(T),
-}
-
-impl<T> Change<T> {
-    /// The new value, if the patch has one.
-    pub fn into_option(self) -> Option<T> {
-        match self {
-            Change::Unchanged => None,
-            Change::To(value) => Some(value),
-        }
-    }
-
-    pub fn as_ref(&self) -> Option<&T> {
-        match self {
-            Change::Unchanged => None,
-            Change::To(value) => Some(value),
-        }
-    }
-
-    pub fn is_unchanged(&self) -> bool {
-        matches!(self, Change::Unchanged)
+/// A field that cannot be cleared: `Some(value)`, and `null` refused
+/// (left out, `#[serde(default)]` makes it `None`: unchanged).
+pub fn required<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    match Option::<T>::deserialize(deserializer)? {
+        Some(value) => Ok(Some(value)),
+        None => Err(D::Error::custom(NOT_NULL)),
     }
 }
 
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Change<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        match Option::<T>::deserialize(deserializer)? {
-            Some(value) => Ok(Change::To(value)),
-            None => Err(D::Error::custom(NOT_NULL)),
-        }
-    }
+/// A field every PATCH of its resource must carry (a member's role): its
+/// value, and `null` refused like a missing field.
+pub fn present<'de, D, T>(deserializer: D) -> Result<T, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer)?.ok_or_else(|| D::Error::custom("may not be null"))
 }
 
-/// A field of a merge patch that may be cleared with `null`.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-pub enum Patch<T> {
-    /// Left out: unchanged.
-    #[default]
-    Unchanged,
-    /// `null`: cleared.
-    Clear,
-    /// A new value.
-    To(T),
+/// A field that `null` clears: `Some(None)` for `null`, `Some(Some(v))`
+/// for a value (left out: `None`, unchanged).
+pub fn clearable<'de, D, T>(deserializer: D) -> Result<Option<Option<T>>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de>,
+{
+    Option::<T>::deserialize(deserializer).map(Some)
 }
 
-impl<T> Patch<T> {
-    /// `None` when unchanged, `Some(None)` when cleared, `Some(Some(v))`
-    /// when set: the shape commands take.
-    pub fn into_option(self) -> Option<Option<T>> {
-        match self {
-            Patch::Unchanged => None,
-            Patch::Clear => Some(None),
-            Patch::To(value) => Some(Some(value)),
-        }
-    }
-
-    pub fn as_ref(&self) -> Patch<&T> {
-        match self {
-            Patch::Unchanged => Patch::Unchanged,
-            Patch::Clear => Patch::Clear,
-            Patch::To(value) => Patch::To(value),
-        }
-    }
-
-    /// The patch with its value mapped (a validated or parsed one).
-    pub fn map<U>(self, f: impl FnOnce(T) -> U) -> Patch<U> {
-        match self {
-            Patch::Unchanged => Patch::Unchanged,
-            Patch::Clear => Patch::Clear,
-            Patch::To(value) => Patch::To(f(value)),
-        }
-    }
-
-    pub fn is_unchanged(&self) -> bool {
-        matches!(self, Patch::Unchanged)
-    }
-}
-
-impl<'de, T: Deserialize<'de>> Deserialize<'de> for Patch<T> {
-    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
-        Ok(match Option::<T>::deserialize(deserializer)? {
-            Some(value) => Patch::To(value),
-            None => Patch::Clear,
-        })
-    }
+/// A field whose empty value is its cleared one (a description, a list of
+/// labels): `null` is the same as `""` or `[]`.
+pub fn emptied<'de, D, T>(deserializer: D) -> Result<Option<T>, D::Error>
+where
+    D: Deserializer<'de>,
+    T: Deserialize<'de> + Default,
+{
+    Ok(Some(
+        Option::<T>::deserialize(deserializer)?.unwrap_or_default(),
+    ))
 }
 
 #[cfg(test)]
@@ -131,10 +84,12 @@ mod tests {
     #[derive(Debug, serde::Deserialize)]
     #[serde(deny_unknown_fields)]
     struct Body {
-        #[serde(default)]
-        title: Change<String>,
-        #[serde(default)]
-        note: Patch<String>,
+        #[serde(default, deserialize_with = "required")]
+        title: Option<String>,
+        #[serde(default, deserialize_with = "clearable")]
+        due: Option<Option<u32>>,
+        #[serde(default, deserialize_with = "emptied")]
+        note: Option<String>,
     }
 
     fn parse(json: &str) -> Result<Body, crate::ApiError> {
@@ -144,16 +99,18 @@ mod tests {
     #[test]
     fn absent_fields_are_unchanged() {
         let body = parse("{}").unwrap();
-        assert!(body.title.is_unchanged() && body.note.is_unchanged());
+        assert!(body.title.is_none() && body.due.is_none() && body.note.is_none());
     }
 
     #[test]
     fn values_are_set_and_null_clears_a_clearable_field() {
-        let body = parse(r#"{"title": "t", "note": null}"#).unwrap();
-        assert_eq!(body.title, Change::To("t".to_owned()));
-        assert_eq!(body.note.into_option(), Some(None));
-        let body = parse(r#"{"note": "n"}"#).unwrap();
-        assert_eq!(body.note, Patch::To("n".to_owned()));
+        let body = parse(r#"{"title": "t", "due": null, "note": null}"#).unwrap();
+        assert_eq!(body.title.as_deref(), Some("t"));
+        assert_eq!(body.due, Some(None));
+        assert_eq!(body.note.as_deref(), Some(""));
+        let body = parse(r#"{"due": 3, "note": "n"}"#).unwrap();
+        assert_eq!(body.due, Some(Some(3)));
+        assert_eq!(body.note.as_deref(), Some("n"));
     }
 
     #[test]

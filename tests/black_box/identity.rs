@@ -545,3 +545,58 @@ in_both_modes!(
     sessions_are_listed_and_ended_by_their_owner_only,
     me_shows_the_effective_scopes_per_workspace,
 );
+
+/// Two processes of one deployment (shared Postgres and NATS): a password
+/// changed through one ends the other sessions on the other at once, and a
+/// session ended through one is refused by the other.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sessions_end_on_every_instance() {
+    let Some(backing) = Backing::new(crate::common::Mode::Distributed).await else {
+        return;
+    };
+    let first = start(&backing).await;
+    let second = start(&backing).await;
+    let ada = User::register(&first, "ada").await;
+    let here = login_as(&first, &ada.email, PASSWORD, "laptop").await;
+    let there = login_as(&first, &ada.email, PASSWORD, "phone").await;
+    let elsewhere = login_as(&first, &ada.email, PASSWORD, "tablet").await;
+    bearer(&second, &there)
+        .get("/api/v1/auth/me")
+        .await
+        .assert_status(200);
+
+    let phone = bearer(&second, &there).get(SESSIONS).await;
+    let phone = phone.assert_status(200)["items"]
+        .as_array()
+        .expect("items")
+        .iter()
+        .find(|s| s["current"] == true)
+        .expect("current")["id"]
+        .as_str()
+        .expect("id")
+        .to_owned();
+    bearer(&first, &here)
+        .delete(&format!("{SESSIONS}/{phone}"))
+        .await
+        .assert_status(200);
+    bearer(&second, &there)
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+
+    bearer(&first, &here)
+        .post(
+            "/api/v1/auth/password",
+            json!({ "current_password": PASSWORD, "new_password": NEW_PASSWORD }),
+        )
+        .await
+        .assert_status(200);
+    bearer(&second, &elsewhere)
+        .get("/api/v1/auth/me")
+        .await
+        .assert_problem(401, "AUTHENTICATION_ERROR");
+    bearer(&second, &here)
+        .get("/api/v1/auth/me")
+        .await
+        .assert_status(200);
+}

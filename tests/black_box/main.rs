@@ -18,6 +18,7 @@ mod deliveries;
 mod feed;
 mod identity;
 mod isolation;
+mod patch;
 mod platform;
 mod replay;
 mod service;

@@ -97,9 +97,17 @@ pub struct CreateAutomation {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateAutomation {
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub trigger: Option<TriggerBody>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub actions: Option<Vec<ActionBody>>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
 }
 
@@ -445,7 +453,7 @@ pub async fn create_automation(
         ("automation_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
     ),
-    request_body = UpdateAutomation,
+    request_body(content((UpdateAutomation = "application/json"), (UpdateAutomation = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = AutomationView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

@@ -150,7 +150,7 @@ pub async fn add_comment(
         ("comment_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
     ),
-    request_body = WriteComment,
+    request_body(content((WriteComment = "application/json"), (WriteComment = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Edited", body = CommentView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

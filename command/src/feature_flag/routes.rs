@@ -60,13 +60,19 @@ pub struct CreateFlag {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateFlag {
+    #[serde(default, deserialize_with = "tenet_http::patch::emptied")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
     /// 0 to 100.
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub rollout_percent: Option<i64>,
     /// Per workspace id: `true` or `false` sets the override, `null`
     /// removes it; workspaces not named keep theirs.
-    #[schema(value_type = Option<BTreeMap<String, Option<bool>>>)]
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(value_type = BTreeMap<String, Option<bool>>, nullable = false)]
     pub overrides: Option<BTreeMap<WorkspaceId, Option<bool>>>,
 }
 
@@ -216,7 +222,7 @@ fn flag_of(path: &FlagPath) -> Result<tenet_events::ids::FeatureFlagId, ApiError
     path = "/api/v1/admin/feature-flags/{key}",
     tag = "feature-flags",
     params(("key" = String, Path), ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on")),
-    request_body = UpdateFlag,
+    request_body(content((UpdateFlag = "application/json"), (UpdateFlag = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = FlagReply,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

@@ -10,7 +10,7 @@ use tenet_events::catalogue::session::RevokeReason;
 use tenet_events::envelope::now;
 use tenet_events::ids::{SessionId, TenantId};
 use tenet_http::auth::{Credential, Principal};
-use tenet_http::patch::Change;
+use tenet_http::patch;
 use tenet_http::{ApiError, Checks, IfMatch, Json, Path, RequestId};
 use tenet_projections::access::UserView;
 use utoipa::ToSchema;
@@ -38,9 +38,9 @@ pub fn router() -> OpenApiRouter<CommandState> {
 #[serde(deny_unknown_fields)]
 pub struct UpdateMe {
     /// 1 to 100 characters.
-    #[serde(default)]
-    #[schema(value_type = String, required = false)]
-    pub name: Change<String>,
+    #[serde(default, deserialize_with = "patch::required")]
+    #[schema(nullable = false)]
+    pub name: Option<String>,
 }
 
 /// The caller's own account, refused for an impersonation: an admin acting
@@ -77,10 +77,7 @@ pub async fn update_me(
 ) -> Result<Written<UserView>, ApiError> {
     own(&principal)?;
     let mut checks = Checks::new();
-    let name = body
-        .name
-        .into_option()
-        .map(|name| checks.line("name", &name, 100));
+    let name = body.name.map(|name| checks.line("name", &name, 100));
     checks.finish()?;
     let id = principal.user_id;
     state

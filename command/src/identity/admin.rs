@@ -53,6 +53,8 @@ pub struct UserPath {
 #[serde(deny_unknown_fields)]
 pub struct UpdateUser {
     /// 1 to 100 characters.
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
 }
 
@@ -83,7 +85,7 @@ async fn detail(
     path = "/api/v1/admin/users/{user_id}",
     tag = "admin",
     params(("user_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on")),
-    request_body = UpdateUser,
+    request_body(content((UpdateUser = "application/json"), (UpdateUser = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = AdminUserDetail,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

@@ -46,8 +46,13 @@ pub struct CreateProject {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub slug: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::emptied")]
     pub description: Option<String>,
 }
 
@@ -229,7 +234,7 @@ pub async fn create_project(
         ("project_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
     ),
-    request_body = UpdateProject,
+    request_body(content((UpdateProject = "application/json"), (UpdateProject = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = ProjectView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

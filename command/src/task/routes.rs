@@ -3,7 +3,6 @@
 use axum::extract::State;
 use chrono::NaiveDate;
 use serde::Deserialize;
-use tenet_events::catalogue::double_option;
 use tenet_events::catalogue::task::{Priority, TaskStatus};
 use tenet_events::ids::{ProjectId, TaskId, WorkspaceId};
 use tenet_http::auth::{Access, Scoped, TasksDelete, TasksWrite};
@@ -54,19 +53,26 @@ pub struct CreateTask {
     pub due_date: Option<NaiveDate>,
 }
 
-/// Fields to change; absent fields stay as they are, `null` clears
-/// `assignee_id` and `due_date`.
+/// Fields to change (a JSON merge patch): absent fields stay as they
+/// are; `null` clears `assignee_id` and `due_date`, empties `description`
+/// and `labels`, and is 422 for `title` and `priority`.
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTask {
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub title: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::emptied")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub priority: Option<Priority>,
-    #[serde(default, deserialize_with = "double_option::deserialize")]
+    #[serde(default, deserialize_with = "tenet_http::patch::clearable")]
     #[schema(value_type = Option<String>, format = Uuid, nullable)]
     pub assignee_id: Option<Option<tenet_events::ids::UserId>>,
+    #[serde(default, deserialize_with = "tenet_http::patch::emptied")]
     pub labels: Option<Vec<String>>,
-    #[serde(default, deserialize_with = "double_option::deserialize")]
+    #[serde(default, deserialize_with = "tenet_http::patch::clearable")]
     #[schema(value_type = Option<String>, format = Date, nullable)]
     pub due_date: Option<Option<NaiveDate>>,
 }
@@ -242,7 +248,7 @@ pub async fn create_task(
         ("task_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
     ),
-    request_body = UpdateTask,
+    request_body(content((UpdateTask = "application/json"), (UpdateTask = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = TaskView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

@@ -132,8 +132,14 @@ pub struct CreateTemplate {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateTemplate {
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub parameters: Option<Vec<ParameterBody>>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub project: Option<ProjectBody>,
 }
 
@@ -588,7 +594,7 @@ pub async fn create_template(
         ("template_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
     ),
-    request_body = UpdateTemplate,
+    request_body(content((UpdateTemplate = "application/json"), (UpdateTemplate = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = TemplateView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

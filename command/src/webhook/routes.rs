@@ -60,9 +60,16 @@ pub struct CreateWebhook {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWebhook {
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub url: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::emptied")]
     pub description: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub event_types: Option<Vec<String>>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub enabled: Option<bool>,
 }
 
@@ -229,7 +236,7 @@ pub async fn create_webhook(
         ("webhook_id" = uuid::Uuid, Path),
         ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on"),
     ),
-    request_body = UpdateWebhook,
+    request_body(content((UpdateWebhook = "application/json"), (UpdateWebhook = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = WebhookView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

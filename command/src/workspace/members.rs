@@ -35,6 +35,7 @@ pub struct AddMember {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ChangeRole {
+    #[serde(deserialize_with = "tenet_http::patch::present")]
     pub role: Role,
 }
 
@@ -127,7 +128,7 @@ pub async fn add_member(
     path = "/api/v1/workspaces/{workspace_id}/members/{user_id}",
     tag = "members",
     params(("workspace_id" = uuid::Uuid, Path), ("user_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The workspace version this change is based on")),
-    request_body = ChangeRole,
+    request_body(content((ChangeRole = "application/json"), (ChangeRole = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Changed", body = MemberView, headers(("X-Consistency-Token" = String))),
         ChangeErrors,

@@ -40,7 +40,11 @@ pub struct CreateWorkspace {
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct UpdateWorkspace {
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub name: Option<String>,
+    #[serde(default, deserialize_with = "tenet_http::patch::required")]
+    #[schema(nullable = false)]
     pub slug: Option<String>,
 }
 
@@ -145,7 +149,7 @@ pub async fn create_workspace(
     path = "/api/v1/workspaces/{workspace_id}",
     tag = "workspaces",
     params(("workspace_id" = uuid::Uuid, Path), ("If-Match" = Option<String>, Header, description = "The version (ETag) this change is based on")),
-    request_body = UpdateWorkspace,
+    request_body(content((UpdateWorkspace = "application/json"), (UpdateWorkspace = "application/merge-patch+json"))),
     responses(
         (status = 200, description = "Updated", body = WorkspaceView,
             headers(("ETag" = String), ("X-Consistency-Token" = String))),

@@ -38,3 +38,7 @@ ALTER TABLE automations_view DROP CONSTRAINT automations_view_pkey,
 ALTER TABLE automation_executions_view DROP CONSTRAINT automation_executions_view_pkey,
     ADD CONSTRAINT automation_executions_view_pkey PRIMARY KEY (generation, tenant_id, id);
 
+-- access_sessions_by_user (20261203190001) lists a user's sessions; the
+-- credential check still reads one session by its id.
+ALTER TABLE access_sessions DROP CONSTRAINT access_sessions_pkey,
+    ADD CONSTRAINT access_sessions_pkey PRIMARY KEY (generation, id);

@@ -214,11 +214,22 @@ impl Sql {
                 .bind_as(Arg::At(run.to), "timestamptz")
                 .push(")");
         }
-        self.push(&format!(
-            ") SELECT {select} FROM d JOIN {table} ON minutes = d.w AND slot >= d.lo AND slot < d.hi WHERE "
-        ))
-        .scope(tenant, project)
-        .push(&format!(" GROUP BY {group}"));
+        if self.postgres {
+            // Postgres would plan a join on ranges as one scan of all the
+            // tenant's buckets; LATERAL reads each run by the index.
+            self.push(&format!(
+                ") SELECT {select} FROM d CROSS JOIN LATERAL (SELECT * FROM {table} \
+                 WHERE minutes = d.w AND slot >= d.lo AND slot < d.hi AND "
+            ))
+            .scope(tenant, project)
+            .push(&format!(") AS b GROUP BY {group}"));
+        } else {
+            self.push(&format!(
+                ") SELECT {select} FROM d JOIN {table} ON minutes = d.w AND slot >= d.lo AND slot < d.hi WHERE "
+            ))
+            .scope(tenant, project)
+            .push(&format!(" GROUP BY {group}"));
+        }
     }
 }
 

@@ -39,7 +39,7 @@ problem_response! {
     Forbidden "403" => "Authenticated, but lacking the scope the operation needs";
     NotFound "404" => "No such resource, or it belongs to another workspace";
     Conflict "409" => "A duplicate slug or email, an invalid state transition, or a concurrent change";
-    PreconditionFailed "412" => "If-Match does not match the resource's current version";
+    PreconditionFailed "412" => "If-Match does not match the resource's current version, or X-Consistency-Token is a position this server's log has not reached";
     PayloadTooLarge "413" => "The request body is over the limit";
     UnsupportedMediaType "415" => "The request body is not JSON";
     Unprocessable "422" => "Validation failed; `errors` names each field";
@@ -181,6 +181,18 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
             responses
                 .entry("503".to_owned())
                 .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Unavailable")));
+            // A consistency token is a condition on the state (the log has
+            // reached it): one ahead of the log fails it, like a stale
+            // If-Match.
+            let waits = operation.parameters.iter().flatten().any(|parameter| {
+                matches!(parameter, RefOr::T(parameter)
+                    if parameter.name.eq_ignore_ascii_case("X-Consistency-Token"))
+            });
+            if waits {
+                responses
+                    .entry("412".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("PreconditionFailed")));
+            }
             if operation.request_body.is_some() {
                 responses
                     .entry("413".to_owned())

@@ -189,6 +189,10 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
                     if parameter.name.eq_ignore_ascii_case("X-Consistency-Token"))
             });
             if waits {
+                // A token that is no position at all.
+                responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("BadRequest")));
                 responses
                     .entry("412".to_owned())
                     .or_insert_with(|| RefOr::Ref(Ref::from_response_name("PreconditionFailed")));
@@ -215,8 +219,9 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
 /// The limits the extractors enforce on parameters every list or command
 /// shares, stated on each operation that takes them (so a handler's
 /// `IntoParams` cannot forget one): `limit` 1 to 100, `offset` 0 to
-/// [`MAX_OFFSET`](super::pagination::MAX_OFFSET), positions from 0, and
-/// the grammar of `If-Match`, `X-Consistency-Token` and `Idempotency-Key`.
+/// [`MAX_OFFSET`](super::pagination::MAX_OFFSET), positions from 0, `search`,
+/// and the grammar of `If-Match`, `Last-Event-ID`, `X-Consistency-Token` and
+/// `Idempotency-Key`.
 pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
     use serde_json::{Value, json};
     let constraint = |location: &str, name: &str| -> Option<Value> {
@@ -232,6 +237,16 @@ pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
             ("header", "if-match") => Some(json!({
                 "type": "string", "pattern": "^(\\*|(W/)?\"[0-9]{1,18}\")$"
             })),
+            // `query/src/search.rs`: 200 characters, no control characters
+            // (and at most 10 words, which a pattern would state only at the
+            // price of a backtracking one).
+            ("query", "search") => Some(json!({
+                "type": "string", "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+            })),
+            // A position, or empty (as absent).
+            ("header", "last-event-id") => {
+                Some(json!({"type": "string", "pattern": "^([0-9]{1,18})?$"}))
+            }
             ("header", "x-consistency-token") => {
                 Some(json!({"type": "string", "pattern": "^[0-9]{1,18}$"}))
             }

@@ -39,7 +39,7 @@ problem_response! {
     Forbidden "403" => "Authenticated, but lacking the scope the operation needs";
     NotFound "404" => "No such resource, or it belongs to another workspace";
     Conflict "409" => "A duplicate slug or email, an invalid state transition, or a concurrent change";
-    PreconditionFailed "412" => "If-Match does not match the resource's current version";
+    PreconditionFailed "412" => "If-Match does not match the resource's current version, or X-Consistency-Token is a position this server's log has not reached";
     PayloadTooLarge "413" => "The request body is over the limit";
     UnsupportedMediaType "415" => "The request body is not JSON";
     Unprocessable "422" => "Validation failed; `errors` names each field";
@@ -181,6 +181,22 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
             responses
                 .entry("503".to_owned())
                 .or_insert_with(|| RefOr::Ref(Ref::from_response_name("Unavailable")));
+            // A consistency token is a condition on the state (the log has
+            // reached it): one ahead of the log fails it, like a stale
+            // If-Match.
+            let waits = operation.parameters.iter().flatten().any(|parameter| {
+                matches!(parameter, RefOr::T(parameter)
+                    if parameter.name.eq_ignore_ascii_case("X-Consistency-Token"))
+            });
+            if waits {
+                // A token that is no position at all.
+                responses
+                    .entry("400".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("BadRequest")));
+                responses
+                    .entry("412".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("PreconditionFailed")));
+            }
             if operation.request_body.is_some() {
                 responses
                     .entry("413".to_owned())
@@ -203,8 +219,9 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
 /// The limits the extractors enforce on parameters every list or command
 /// shares, stated on each operation that takes them (so a handler's
 /// `IntoParams` cannot forget one): `limit` 1 to 100, `offset` 0 to
-/// [`MAX_OFFSET`](super::pagination::MAX_OFFSET), positions from 0, and
-/// the grammar of `If-Match`, `X-Consistency-Token` and `Idempotency-Key`.
+/// [`MAX_OFFSET`](super::pagination::MAX_OFFSET), positions from 0, `search`,
+/// and the grammar of `If-Match`, `Last-Event-ID`, `X-Consistency-Token` and
+/// `Idempotency-Key`.
 pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
     use serde_json::{Value, json};
     let constraint = |location: &str, name: &str| -> Option<Value> {
@@ -220,6 +237,16 @@ pub fn constrain_parameters(openapi: &mut utoipa::openapi::OpenApi) {
             ("header", "if-match") => Some(json!({
                 "type": "string", "pattern": "^(\\*|(W/)?\"[0-9]{1,18}\")$"
             })),
+            // `query/src/search.rs`: 200 characters, no control characters
+            // (and at most 10 words, which a pattern would state only at the
+            // price of a backtracking one).
+            ("query", "search") => Some(json!({
+                "type": "string", "maxLength": 200, "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f]*$"
+            })),
+            // A position, or empty (as absent).
+            ("header", "last-event-id") => {
+                Some(json!({"type": "string", "pattern": "^([0-9]{1,18})?$"}))
+            }
             ("header", "x-consistency-token") => {
                 Some(json!({"type": "string", "pattern": "^[0-9]{1,18}$"}))
             }

@@ -39,6 +39,7 @@ pub struct ListUsers {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `email`, `name` or `created_at` (default); `-` prefix for descending.
+    #[param(pattern = "^-?(email|name|created_at)$")]
     pub sort: Option<String>,
     /// Words that must all appear in the name or email.
     pub search: Option<String>,
@@ -88,6 +89,7 @@ pub struct ListAllWorkspaces {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `name`, `slug` or `created_at` (default); `-` prefix for descending.
+    #[param(pattern = "^-?(name|slug|created_at)$")]
     pub sort: Option<String>,
     /// Words that must all appear in the name or slug.
     pub search: Option<String>,

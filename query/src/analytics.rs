@@ -35,15 +35,28 @@ pub const DEFAULT_DAYS: u64 = 30;
 #[into_params(parameter_in = Query)]
 pub struct AnalyticsQuery {
     /// The first day, `YYYY-MM-DD` in `tz` (default: 29 days before `to`).
+    #[param(value_type = Option<chrono::NaiveDate>)]
     pub from: Option<String>,
     /// The last day, `YYYY-MM-DD` in `tz`, included (default: today in
     /// `tz`). At most 366 days after `from`.
+    #[param(value_type = Option<chrono::NaiveDate>)]
     pub to: Option<String>,
     /// Only this project's tasks.
     pub project_id: Option<String>,
     /// An IANA time zone (`Europe/Paris`); default `UTC`. Days begin at
     /// its midnight.
+    #[param(schema_with = time_zones)]
     pub tz: Option<String>,
+}
+
+/// The names `tz` accepts: every zone of the IANA database the server was
+/// built with, so the document lists exactly what `Tz::from_str` parses.
+fn time_zones() -> utoipa::openapi::schema::Object {
+    utoipa::openapi::schema::ObjectBuilder::new()
+        .schema_type(utoipa::openapi::schema::Type::String)
+        .enum_values(Some(chrono_tz::TZ_VARIANTS.iter().map(|tz| tz.name())))
+        .default(Some(serde_json::json!("UTC")))
+        .build()
 }
 
 #[derive(Debug, Deserialize)]

@@ -26,6 +26,7 @@ pub struct ListApiKeys {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `active` (default: neither revoked nor expired), `expired`, `revoked` or `all`.
+    #[param(pattern = "^(active|expired|revoked|all)$")]
     pub status: Option<String>,
 }
 

@@ -27,6 +27,7 @@ pub struct ListMembers {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `name`, `email`, `role` or `joined_at` (default); `-` prefix for descending.
+    #[param(pattern = "^-?(name|email|role|joined_at)$")]
     pub sort: Option<String>,
     /// Words that must all appear in the name or email.
     pub search: Option<String>,

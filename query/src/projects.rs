@@ -33,8 +33,10 @@ pub struct ListProjects {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `name`, `slug`, `created_at` (default) or `updated_at`; `-` prefix for descending.
+    #[param(pattern = "^-?(name|slug|created_at|updated_at)$")]
     pub sort: Option<String>,
     /// `active` (default), `archived` or `all`.
+    #[param(pattern = "^(active|archived|all)$")]
     pub status: Option<String>,
     /// Words that must all appear (any order, any case) in the name, slug or description.
     pub search: Option<String>,

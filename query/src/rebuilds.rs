@@ -158,6 +158,7 @@ pub struct JobsPage {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// Only jobs in this state: `running`, `completed` or `failed`.
+    #[param(pattern = "^(running|completed|failed)$")]
     pub status: Option<String>,
 }
 

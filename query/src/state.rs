@@ -38,7 +38,7 @@ impl QueryState {
 
     /// Waits until `projection` has applied the client's consistency token
     /// (if it sent one), so a client always reads its own writes: 503 after
-    /// the timeout, 400 for a token this log never issued.
+    /// the timeout, 412 for a token this log never issued.
     pub async fn caught_up(
         &self,
         token: ConsistencyToken,
@@ -66,7 +66,10 @@ impl QueryState {
     }
 }
 
+/// A well-formed token ahead of the log is a condition the state fails (no
+/// schema can tell a client which positions exist), as a stale `If-Match`
+/// is: 412, not 400, which is for a token that is no position at all.
 fn ahead_of_the_log() -> ApiError {
-    ApiError::bad_request("X-Consistency-Token is ahead of the log: it was not issued here")
+    ApiError::precondition_failed("X-Consistency-Token is ahead of the log: it was not issued here")
         .with_field("X-Consistency-Token", "unknown position")
 }

@@ -43,6 +43,7 @@ pub struct ListTasks {
     pub limit: Option<u64>,
     /// `created_at` (default), `updated_at`, `priority`, `due_date` or `number`;
     /// `-` prefix for descending. Tasks without a due date sort last.
+    #[param(pattern = "^-?(created_at|updated_at|priority|due_date|number)$")]
     pub sort: Option<String>,
     /// `todo`, `in_progress`, `in_review`, `done`, `cancelled`: repeat the
     /// parameter or separate with commas for several.

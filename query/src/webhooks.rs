@@ -34,6 +34,7 @@ pub struct ListDeliveries {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `pending`, `succeeded` or `failed` (default: all).
+    #[param(pattern = "^(pending|succeeded|failed)$")]
     pub status: Option<String>,
 }
 

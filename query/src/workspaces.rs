@@ -30,6 +30,7 @@ pub struct ListWorkspaces {
     /// Items per page, 1 to 100 (default 50).
     pub limit: Option<u64>,
     /// `name`, `slug`, `created_at` (default) or `updated_at`; `-` prefix for descending.
+    #[param(pattern = "^-?(name|slug|created_at|updated_at)$")]
     pub sort: Option<String>,
 }
 

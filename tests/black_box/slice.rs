@@ -871,7 +871,7 @@ async fn every_project_command_is_readable_with_its_consistency_token(backing: B
     assert_eq!(read.assert_status(200)["name"], "Still");
 }
 
-async fn garbage_and_future_consistency_tokens_are_400(backing: Backing) {
+async fn garbage_consistency_tokens_are_400_and_future_ones_412(backing: Backing) {
     let tenet = Tenet::start(&backing, &[]).await;
     let user = User::register(&tenet, "ada").await;
     let workspace = user.workspace("Acme").await;
@@ -885,7 +885,7 @@ async fn garbage_and_future_consistency_tokens_are_400(backing: Backing) {
         }
         let far = created.token().parse::<i64>().unwrap() + 1_000_000_000;
         let ahead = user.client.get_after(path, &far.to_string()).await;
-        ahead.assert_problem(400, "BAD_REQUEST");
+        ahead.assert_problem(412, "PRECONDITION_FAILED");
     }
     // The token it was given is of course fine.
     let read = user.client.get_after(&project, &created.token()).await;
@@ -1516,7 +1516,7 @@ in_both_modes!(
     bad_limits_offsets_and_sorts_are_422_naming_the_parameter,
     search_matches_every_word_in_any_order_and_case_including_description,
     every_project_command_is_readable_with_its_consistency_token,
-    garbage_and_future_consistency_tokens_are_400,
+    garbage_consistency_tokens_are_400_and_future_ones_412,
     another_tenant_gets_404_on_every_workspace_and_project_route,
     a_project_requested_under_another_workspace_is_404,
     malformed_json_is_a_400_problem,

@@ -37,6 +37,11 @@ const SCOPES_MAX: usize = 32;
 #[serde(deny_unknown_fields)]
 pub struct IssueApiKey {
     /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// Scopes (`tasks:write`, `projects:*`, `*`): a subset of the caller's own.
     pub scopes: Vec<String>,

@@ -33,6 +33,11 @@ pub const BODY_MAX: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct WriteComment {
     /// 1 to 10,000 characters; line breaks allowed.
+    #[schema(
+        min_length = 1,
+        max_length = 10000,
+        pattern = "^[^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u0008\\u000b\\u000c\\u000e-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub body: String,
 }
 

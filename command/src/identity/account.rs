@@ -109,6 +109,7 @@ pub struct ChangePassword {
     /// The password the account has now.
     pub current_password: String,
     /// 10 to 256 characters.
+    #[schema(min_length = 10, max_length = 256)]
     pub new_password: String,
 }
 

@@ -41,10 +41,17 @@ pub const PASSWORD_MAX: usize = 256;
 #[serde(deny_unknown_fields)]
 pub struct Register {
     /// Unique; compared case-insensitively.
+    #[schema(format = Email, max_length = 254)]
     pub email: String,
     /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// 10 to 256 characters.
+    #[schema(min_length = 10, max_length = 256)]
     pub password: String,
 }
 

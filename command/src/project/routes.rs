@@ -36,8 +36,14 @@ pub const DESCRIPTION_MAX: usize = 10_000;
 #[serde(deny_unknown_fields)]
 pub struct CreateProject {
     /// 1 to 100 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: String,
     /// Unique within the workspace; derived from the name when absent.
+    #[schema(min_length = 2, max_length = 50, pattern = "^[a-z0-9]+(-[a-z0-9]+)*$")]
     pub slug: Option<String>,
     /// Up to 10,000 characters.
     pub description: Option<String>,
@@ -47,10 +53,20 @@ pub struct CreateProject {
 #[serde(deny_unknown_fields)]
 pub struct UpdateProject {
     #[serde(default, deserialize_with = "tenet_http::patch::required")]
-    #[schema(nullable = false)]
+    #[schema(
+        nullable = false,
+        min_length = 1,
+        max_length = 100,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub name: Option<String>,
     #[serde(default, deserialize_with = "tenet_http::patch::required")]
-    #[schema(nullable = false)]
+    #[schema(
+        nullable = false,
+        min_length = 2,
+        max_length = 50,
+        pattern = "^[a-z0-9]+(-[a-z0-9]+)*$"
+    )]
     pub slug: Option<String>,
     #[serde(default, deserialize_with = "tenet_http::patch::emptied")]
     pub description: Option<String>,

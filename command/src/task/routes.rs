@@ -38,6 +38,11 @@ pub const LABEL_MAX: usize = 50;
 #[serde(deny_unknown_fields)]
 pub struct CreateTask {
     /// 1 to 200 characters.
+    #[schema(
+        min_length = 1,
+        max_length = 200,
+        pattern = "^[^\\u0000-\\u001f\\u007f-\\u009f]*[^\\s\\u0000-\\u001f\\u007f-\\u009f][^\\u0000-\\u001f\\u007f-\\u009f]*$"
+    )]
     pub title: String,
     /// Up to 20,000 characters.
     pub description: Option<String>,

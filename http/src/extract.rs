@@ -177,6 +177,20 @@ where
 }
 
 pub fn parse_query<T: DeserializeOwned + IntoParams>(query: &str) -> Result<T, ApiError> {
+    // `?limit=` would read as absent; the document says a number (a UUID, a
+    // date...), so an empty one is refused like any other that is not.
+    if let Ok(pairs) = serde_html_form::from_str::<Vec<(String, String)>>(query) {
+        for (name, _) in pairs.iter().filter(|(_, value)| value.is_empty()) {
+            let message = T::into_params(|| Some(utoipa::openapi::path::ParameterIn::Query))
+                .into_iter()
+                .find(|parameter| parameter.name == *name)
+                .and_then(|parameter| serde_json::to_value(parameter.schema).ok())
+                .and_then(|schema| expected(&schema, Some("")));
+            if let Some(message) = message {
+                return Err(ApiError::field(name.clone(), message));
+            }
+        }
+    }
     let deserializer = serde_html_form::Deserializer::from_bytes(query.as_bytes());
     serde_path_to_error::deserialize(deserializer).map_err(|error| {
         let path = error.path().to_string();
@@ -341,5 +355,15 @@ mod tests {
         let (field, text) = message("from=yesterday");
         assert_eq!(field, "from");
         assert!(text.starts_with("must be an RFC 3339 date-time"), "{text}");
+    }
+
+    #[test]
+    fn an_empty_number_or_uuid_is_refused_an_empty_string_is_not() {
+        let error = parse_query::<Filters>("offset=&limit=4").unwrap_err();
+        assert_eq!(error.errors[0].field, "offset");
+        let error = parse_query::<Filters>("stream_id=").unwrap_err();
+        assert_eq!(error.errors[0].message, "must be a UUID");
+        let filters = parse_query::<Filters>("status=&limit=4").unwrap();
+        assert_eq!(filters.limit, Some(4));
     }
 }

@@ -188,6 +188,15 @@ pub fn complete(openapi: &mut utoipa::openapi::OpenApi) {
                 matches!(parameter, RefOr::T(parameter)
                     if parameter.name.eq_ignore_ascii_case("X-Consistency-Token"))
             });
+            let conditional = operation.parameters.iter().flatten().any(|parameter| {
+                matches!(parameter, RefOr::T(parameter)
+                    if parameter.name.eq_ignore_ascii_case("If-Match"))
+            });
+            if conditional {
+                responses
+                    .entry("412".to_owned())
+                    .or_insert_with(|| RefOr::Ref(Ref::from_response_name("PreconditionFailed")));
+            }
             if waits {
                 // A token that is no position at all.
                 responses

@@ -165,6 +165,7 @@ pub struct Connect {
     responses(
         (status = 101, description = "Switching to the WebSocket protocol"),
         (status = 400, description = "Not a WebSocket upgrade request", body = tenet_http::Problem, content_type = "application/problem+json"),
+        (status = 422, description = "A query parameter other than `token`; `errors` names each", body = tenet_http::Problem, content_type = "application/problem+json"),
         SignedInErrors,
     ),
     security(("bearer" = []))

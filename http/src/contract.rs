@@ -136,8 +136,7 @@ pub async fn layer(State(state): State<ContractState>, request: Request, next: N
     let rules = request
         .extensions()
         .get::<MatchedPath>()
-        .and_then(|path| state.contract.rules(request.method(), path.as_str()))
-        .cloned();
+        .and_then(|path| state.contract.rules(request.method(), path.as_str()));
     let Some(rules) = rules else {
         return next.run(request).await;
     };

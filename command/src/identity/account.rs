@@ -17,7 +17,7 @@ use utoipa::ToSchema;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::routes::{PASSWORD_MAX, PASSWORD_MIN};
+use super::routes::{PASSWORD_MAX, check_new_password};
 use super::session::{self, Session, SessionCommand, SessionError};
 use super::user::{User, UserCommand, decide};
 use crate::http::CommandState;
@@ -150,13 +150,7 @@ pub async fn change_password(
         ));
     };
     let mut checks = Checks::new();
-    let length = body.new_password.chars().count();
-    if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
-        checks.add(
-            "new_password",
-            format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
-        );
-    }
+    check_new_password(&mut checks, "new_password", &body.new_password);
     if body.current_password.chars().count() > PASSWORD_MAX {
         checks.add("current_password", "does not match the account's password");
     }

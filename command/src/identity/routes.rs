@@ -37,6 +37,17 @@ pub const PASSWORD_MIN: usize = 10;
 /// Longer ones too: hashing cost must stay bounded.
 pub const PASSWORD_MAX: usize = 256;
 
+/// The rule every new password meets (registration, a password change).
+pub fn check_new_password(checks: &mut Checks, field: &str, password: &str) {
+    let length = password.chars().count();
+    if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
+        checks.add(
+            field,
+            format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
+        );
+    }
+}
+
 #[derive(Debug, Deserialize, ToSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Register {
@@ -74,13 +85,7 @@ pub async fn register(
     let mut checks = Checks::new();
     let email = checks.email("email", &body.email);
     let name = checks.line("name", &body.name, 100);
-    let length = body.password.chars().count();
-    if !(PASSWORD_MIN..=PASSWORD_MAX).contains(&length) {
-        checks.add(
-            "password",
-            format!("must be {PASSWORD_MIN} to {PASSWORD_MAX} characters"),
-        );
-    }
+    check_new_password(&mut checks, "password", &body.password);
     checks.finish()?;
     let taken = Claim::new(EMAIL_CLAIM, &email);
     if state.repository.store().find_claim(&taken).await?.is_some() {

@@ -258,6 +258,12 @@ impl<T: Counter> Counts<T> {
         *self.deltas.entry(bucket).or_default() += delta;
     }
 
+    pub(crate) fn add_all(&mut self, buckets: impl IntoIterator<Item = T::Key>, delta: i64) {
+        for bucket in buckets {
+            self.add(bucket, delta);
+        }
+    }
+
     /// Adds the deltas to their buckets and deletes the buckets emptied.
     pub(crate) async fn save(self, tx: &mut Tx<'_>, generation: i32) -> Result<(), sqlx::Error> {
         let changed: Vec<(T::Key, i64)> = self

@@ -176,7 +176,7 @@ impl batch::Batch for Working {
                 version: event.stream_version,
             };
             self.count_activity(&row, at, "created", 1);
-            self.open.add(open(&row), 1);
+            self.open.add_all(open(&row), 1);
             self.tasks.insert(row);
             return Ok(());
         }
@@ -191,11 +191,11 @@ impl batch::Batch for Working {
                     && priority.as_str() != row.priority
                 {
                     if is_open(&row) {
-                        self.open.add(open(&row), -1);
+                        self.open.add_all(open(&row), -1);
                     }
                     row.priority = priority.as_str().to_owned();
                     if is_open(&row) {
-                        self.open.add(open(&row), 1);
+                        self.open.add_all(open(&row), 1);
                     }
                 }
             }
@@ -205,7 +205,7 @@ impl batch::Batch for Working {
             TaskEvent::Unassigned(_) => self.reassign(&mut row, None),
             TaskEvent::StatusChanged(changed) => {
                 if is_open(&row) {
-                    self.open.add(open(&row), -1);
+                    self.open.add_all(open(&row), -1);
                 }
                 self.retract_completion(&mut row);
                 row.status = changed.to.as_str().to_owned();
@@ -221,16 +221,16 @@ impl batch::Batch for Working {
                     self.count_activity(&row, at, "completed", 1);
                     self.count_completion(&row, at, 1);
                     if let Some(bin) = row.cycle_bin {
-                        self.cycles.add(cycle(&row, at, bin), 1);
+                        self.cycles.add_all(cycle(&row, at, bin), 1);
                     }
                 }
                 if is_open(&row) {
-                    self.open.add(open(&row), 1);
+                    self.open.add_all(open(&row), 1);
                 }
             }
             TaskEvent::Deleted(_) => {
                 if is_open(&row) {
-                    self.open.add(open(&row), -1);
+                    self.open.add_all(open(&row), -1);
                 }
                 self.retract_completion(&mut row);
                 self.count_activity(&row, row.created_at, "created", -1);
@@ -262,7 +262,7 @@ impl Working {
         delta: i64,
     ) {
         for minutes in WIDTHS {
-            self.activity.add(activity(row, at, minutes, kind), delta);
+            self.activity.add_all(activity(row, at, minutes, kind), delta);
         }
     }
 
@@ -270,7 +270,7 @@ impl Working {
     /// bucket of every width.
     fn count_completion(&mut self, row: &AnalyticsTaskRow, at: DateTime<Utc>, delta: i64) {
         for minutes in WIDTHS {
-            self.completions.add(completion(row, at, minutes), delta);
+            self.completions.add_all(completion(row, at, minutes), delta);
         }
     }
 
@@ -291,7 +291,7 @@ impl Working {
             self.count_activity(row, done, "completed", -1);
             self.count_completion(row, done, -1);
             if let Some(bin) = row.cycle_bin.take() {
-                self.cycles.add(cycle(row, done, bin), -1);
+                self.cycles.add_all(cycle(row, done, bin), -1);
             }
             row.cycle_ms = None;
         }
@@ -302,43 +302,62 @@ fn is_open(row: &AnalyticsTaskRow) -> bool {
     TaskStatus::parse(&row.status).is_some_and(TaskStatus::is_open)
 }
 
-fn activity(row: &AnalyticsTaskRow, at: DateTime<Utc>, minutes: i32, kind: &str) -> ActivityKey {
-    (
-        row.tenant_id,
-        row.project_id,
-        minutes,
-        bucket(at, minutes),
-        kind.to_owned(),
-    )
+/// The project id under which every counter is also kept for the whole
+/// workspace, so a workspace's figures read as few rows as one project's
+/// however many projects it has. No project has it: ids are generated
+/// UUIDv7s.
+pub const ALL_PROJECTS: ProjectId = ProjectId::from_uuid(uuid::Uuid::nil());
+
+/// A counter's key for the task's project and for the whole workspace.
+fn rolled<K>(row: &AnalyticsTaskRow, key: impl Fn(ProjectId) -> K) -> [K; 2] {
+    [key(row.project_id), key(ALL_PROJECTS)]
 }
 
-fn open(row: &AnalyticsTaskRow) -> (TenantId, ProjectId, String, String) {
-    (
-        row.tenant_id,
-        row.project_id,
-        row.status.clone(),
-        row.priority.clone(),
-    )
+fn activity(
+    row: &AnalyticsTaskRow,
+    at: DateTime<Utc>,
+    minutes: i32,
+    kind: &str,
+) -> [ActivityKey; 2] {
+    rolled(row, |project| {
+        (
+            row.tenant_id,
+            project,
+            minutes,
+            bucket(at, minutes),
+            kind.to_owned(),
+        )
+    })
 }
 
-fn completion(row: &AnalyticsTaskRow, at: DateTime<Utc>, minutes: i32) -> CompletionKey {
-    (
-        row.tenant_id,
-        row.project_id,
-        row.assignee_id
-            .unwrap_or(UserId::from_uuid(uuid::Uuid::nil())),
-        minutes,
-        bucket(at, minutes),
-    )
+fn open(row: &AnalyticsTaskRow) -> [(TenantId, ProjectId, String, String); 2] {
+    rolled(row, |project| {
+        (
+            row.tenant_id,
+            project,
+            row.status.clone(),
+            row.priority.clone(),
+        )
+    })
 }
 
-fn cycle(row: &AnalyticsTaskRow, done: DateTime<Utc>, bin: i32) -> CycleKey {
-    (
-        row.tenant_id,
-        row.project_id,
-        bucket(done, DAY_MINUTES),
-        bin,
-    )
+fn completion(row: &AnalyticsTaskRow, at: DateTime<Utc>, minutes: i32) -> [CompletionKey; 2] {
+    rolled(row, |project| {
+        (
+            row.tenant_id,
+            project,
+            row.assignee_id
+                .unwrap_or(UserId::from_uuid(uuid::Uuid::nil())),
+            minutes,
+            bucket(at, minutes),
+        )
+    })
+}
+
+fn cycle(row: &AnalyticsTaskRow, done: DateTime<Utc>, bin: i32) -> [CycleKey; 2] {
+    rolled(row, |project| {
+        (row.tenant_id, project, bucket(done, DAY_MINUTES), bin)
+    })
 }
 
 #[async_trait]

@@ -13,7 +13,7 @@ use tenet_events::db::{Backend, Db};
 use tenet_events::ids::{ProjectId, TenantId, UserId};
 use tenet_events::with_pool;
 
-use super::{DAY_MINUTES, GENERATION, HOUR_MINUTES, SLOT_MINUTES, bucket};
+use super::{ALL_PROJECTS, DAY_MINUTES, GENERATION, HOUR_MINUTES, SLOT_MINUTES, bucket};
 
 /// What a query covers: its days, as the instants they begin at followed
 /// by the end of the last (`bounds[i]..bounds[i + 1]` is day `i`), and one
@@ -132,6 +132,7 @@ enum Arg {
     At(DateTime<Utc>),
     Int(i32),
     Big(i64),
+    Text(String),
 }
 
 /// A statement built with numbered parameters (`$n`, which both backends
@@ -163,6 +164,13 @@ impl Sql {
         self
     }
 
+    /// `generation = … AND tenant_id = $n AND project_id = $m` for a
+    /// counter table, whose rows for the whole workspace are under
+    /// [`ALL_PROJECTS`].
+    fn counters(&mut self, tenant: TenantId, project: Option<ProjectId>) -> &mut Self {
+        self.scope(tenant, Some(project.unwrap_or(ALL_PROJECTS)))
+    }
+
     /// `generation = … AND tenant_id = $n [AND project_id = $m]`.
     fn scope(&mut self, tenant: TenantId, project: Option<ProjectId>) -> &mut Self {
         self.push(&format!("generation = {GENERATION} AND tenant_id = "))
@@ -173,20 +181,8 @@ impl Sql {
         self
     }
 
-    /// A parameter Postgres must be told the type of (in `VALUES`, it
-    /// would be text); SQLite takes values as they are bound.
-    fn bind_as(&mut self, arg: Arg, pg_type: &str) -> &mut Self {
-        if self.postgres {
-            self.push("CAST(")
-                .bind(arg)
-                .push(&format!(" AS {pg_type})"))
-        } else {
-            self.bind(arg)
-        }
-    }
-
-    /// The sums of a bucket table over runs of buckets, each run tagged
-    /// with a group number: `WITH d(i, w, lo, hi) AS (VALUES …)` joined to
+    /// The sums of a counter table over runs of buckets, each run tagged
+    /// with a group number: a table `d(i, w, lo, hi)` of the runs joined to
     /// the buckets by width and span, so the database sums each group (a
     /// day of the range) and answers one row per group and `group` value,
     /// not one per bucket.
@@ -199,35 +195,53 @@ impl Sql {
         project: Option<ProjectId>,
         runs: &[(usize, Run)],
     ) {
-        self.push("WITH d(i, w, lo, hi) AS (VALUES ");
-        for (n, (i, run)) in runs.iter().enumerate() {
-            if n > 0 {
-                self.push(", ");
-            }
-            self.push("(")
-                .bind_as(Arg::Int(*i as i32), "integer")
-                .push(", ")
-                .bind_as(Arg::Int(run.minutes), "integer")
-                .push(", ")
-                .bind_as(Arg::At(run.from), "timestamptz")
-                .push(", ")
-                .bind_as(Arg::At(run.to), "timestamptz")
-                .push(")");
-        }
         if self.postgres {
-            // Postgres would plan a join on ranges as one scan of all the
-            // tenant's buckets; LATERAL reads each run by the index.
+            // The runs as four arrays: one statement text (and one cached
+            // plan) whatever the range, not four parameters per run.
+            let list = |item: &dyn Fn(&(usize, Run)) -> String| {
+                let items: Vec<String> = runs.iter().map(item).collect();
+                format!("{{{}}}", items.join(","))
+            };
+            let at = |at: DateTime<Utc>| format!("\"{}\"", at.to_rfc3339());
+            self.push("WITH d(i, w, lo, hi) AS (SELECT * FROM unnest(CAST(")
+                .bind(Arg::Text(list(&|(i, _)| i.to_string())))
+                .push(" AS integer[]), CAST(")
+                .bind(Arg::Text(list(&|(_, run)| run.minutes.to_string())))
+                .push(" AS integer[]), CAST(")
+                .bind(Arg::Text(list(&|(_, run)| at(run.from))))
+                .push(" AS timestamptz[]), CAST(")
+                .bind(Arg::Text(list(&|(_, run)| at(run.to))))
+                .push(" AS timestamptz[])))");
+            // Each run read by the index, one after another. Without
+            // `OFFSET 0` Postgres flattens the subquery into a join on the
+            // width alone and filters every pair of run and bucket by
+            // span: hundreds of milliseconds for a quarter-hour zone.
             self.push(&format!(
-                ") SELECT {select} FROM d CROSS JOIN LATERAL (SELECT * FROM {table} \
+                " SELECT {select} FROM d CROSS JOIN LATERAL (SELECT * FROM {table} \
                  WHERE minutes = d.w AND slot >= d.lo AND slot < d.hi AND "
             ))
-            .scope(tenant, project)
-            .push(&format!(") AS b GROUP BY {group}"));
+            .counters(tenant, project)
+            .push(&format!(" OFFSET 0) AS b GROUP BY {group}"));
         } else {
+            self.push("WITH d(i, w, lo, hi) AS (VALUES ");
+            for (n, (i, run)) in runs.iter().enumerate() {
+                if n > 0 {
+                    self.push(", ");
+                }
+                self.push("(")
+                    .bind(Arg::Int(*i as i32))
+                    .push(", ")
+                    .bind(Arg::Int(run.minutes))
+                    .push(", ")
+                    .bind(Arg::At(run.from))
+                    .push(", ")
+                    .bind(Arg::At(run.to))
+                    .push(")");
+            }
             self.push(&format!(
                 ") SELECT {select} FROM d JOIN {table} ON minutes = d.w AND slot >= d.lo AND slot < d.hi WHERE "
             ))
-            .scope(tenant, project)
+            .counters(tenant, project)
             .push(&format!(" GROUP BY {group}"));
         }
     }
@@ -244,6 +258,7 @@ macro_rules! bound {
                 Arg::At(value) => query.bind(*value),
                 Arg::Int(value) => query.bind(*value),
                 Arg::Big(value) => query.bind(*value),
+                Arg::Text(value) => query.bind(value.as_str()),
             };
         }
         query
@@ -292,7 +307,7 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
 
     let mut open = Sql::new(db);
     open.push("SELECT status, priority, CAST(sum(count) AS BIGINT) FROM analytics_open WHERE ")
-        .scope(tenant, project)
+        .counters(tenant, project)
         .push(" GROUP BY status, priority ORDER BY status, priority");
 
     // The figures are independent: read at once, on as many connections.
@@ -387,7 +402,7 @@ async fn cycle_times(
     if let Some((day_from, day_to)) = days {
         histogram
             .push("SELECT bin, CAST(sum(count) AS BIGINT) FROM analytics_cycle_days WHERE ")
-            .scope(tenant, project)
+            .counters(tenant, project)
             .push(" AND day >= ")
             .bind(Arg::At(day_from))
             .push(" AND day < ")

@@ -262,7 +262,8 @@ impl Working {
         delta: i64,
     ) {
         for minutes in WIDTHS {
-            self.activity.add_all(activity(row, at, minutes, kind), delta);
+            self.activity
+                .add_all(activity(row, at, minutes, kind), delta);
         }
     }
 
@@ -270,7 +271,8 @@ impl Working {
     /// bucket of every width.
     fn count_completion(&mut self, row: &AnalyticsTaskRow, at: DateTime<Utc>, delta: i64) {
         for minutes in WIDTHS {
-            self.completions.add_all(completion(row, at, minutes), delta);
+            self.completions
+                .add_all(completion(row, at, minutes), delta);
         }
     }
 

@@ -5,7 +5,7 @@
 //! histograms, with one indexed step into the bin that holds each rank.
 //! Never a scan of the tasks.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::fmt::Write;
 
 use chrono::{DateTime, TimeDelta, Utc};
@@ -100,7 +100,7 @@ pub fn pieces(from: DateTime<Utc>, to: DateTime<Utc>) -> Vec<Piece> {
 type Span = (DateTime<Utc>, DateTime<Utc>);
 
 /// A run of adjacent buckets of one width: `minutes` wide, `[from, to)`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
 struct Run {
     minutes: i32,
     from: DateTime<Utc>,
@@ -123,6 +123,117 @@ fn runs(pieces: &[Piece]) -> Vec<Run> {
         }
     }
     runs
+}
+
+/// Figures as signed sums of runs of buckets: the statement sums each of
+/// `runs` on its own, and figure `f` is the sum of `sign × runs[i]` over
+/// `terms[f]`.
+///
+/// A span is read as UTC days, corrected at each end that is not a UTC
+/// midnight by the buckets between the end and its day's start (taken
+/// off, or added) or its day's end (added, or taken off), whichever reads
+/// fewer. A Kathmandu day (18:15 to 18:15 UTC) reads 9 buckets instead of
+/// 27, a Paris day 2 instead of 24, and the days of a range share the
+/// corrections at the boundaries between them.
+#[derive(Debug, Default, PartialEq)]
+struct Plan {
+    runs: Vec<Run>,
+    terms: Vec<Vec<(usize, i64)>>,
+}
+
+impl Plan {
+    fn new(spans: impl IntoIterator<Item = Span>) -> Plan {
+        let mut plan = Plan::default();
+        let mut index: HashMap<Run, usize> = HashMap::new();
+        for (from, to) in spans {
+            let mut terms: BTreeMap<Run, i64> = BTreeMap::new();
+            let days_from = end(&mut terms, slot_ceil(from), -1);
+            let days_to = end(&mut terms, slot_ceil(to), 1);
+            if days_from < days_to {
+                add(&mut terms, DAY_MINUTES, days_from, days_to, 1);
+            } else {
+                add(&mut terms, DAY_MINUTES, days_to, days_from, -1);
+            }
+            let terms = terms
+                .into_iter()
+                .filter(|&(_, sign)| sign != 0)
+                .map(|(run, sign)| {
+                    let next = plan.runs.len();
+                    let i = *index.entry(run).or_insert(next);
+                    if i == next {
+                        plan.runs.push(run);
+                    }
+                    (i, sign)
+                })
+                .collect();
+            plan.terms.push(terms);
+        }
+        plan
+    }
+
+    /// The runs, each with its number, as [`Sql::sums`] groups them.
+    fn numbered(&self) -> Vec<(usize, Run)> {
+        self.runs.iter().copied().enumerate().collect()
+    }
+
+    /// Each figure's sums by key, from the statement's sums per run and
+    /// key; keys that come to nothing are left out.
+    fn figures<K: Ord + Clone>(&self, rows: &[(i32, K, i64)]) -> Vec<BTreeMap<K, i64>> {
+        let mut by_run: Vec<Vec<(&K, i64)>> = vec![Vec::new(); self.runs.len()];
+        for (run, key, count) in rows {
+            if let Some(sums) = usize::try_from(*run).ok().and_then(|r| by_run.get_mut(r)) {
+                sums.push((key, *count));
+            }
+        }
+        self.terms
+            .iter()
+            .map(|terms| {
+                let mut figure: BTreeMap<K, i64> = BTreeMap::new();
+                for &(run, sign) in terms {
+                    for &(key, count) in &by_run[run] {
+                        *figure.entry(key.clone()).or_default() += sign * count;
+                    }
+                }
+                figure.retain(|_, count| *count != 0);
+                figure
+            })
+            .collect()
+    }
+}
+
+/// Adds `sign × [from, to)` of buckets `minutes` wide to `terms`.
+fn add(
+    terms: &mut BTreeMap<Run, i64>,
+    minutes: i32,
+    from: DateTime<Utc>,
+    to: DateTime<Utc>,
+    sign: i64,
+) {
+    if from < to {
+        *terms.entry(Run { minutes, from, to }).or_default() += sign;
+    }
+}
+
+/// Where the whole UTC days of a span begin (`sign` −1) or end (+1)
+/// for its end `at` (a slot start), adding the correction to `terms`: the
+/// buckets from the start of `at`'s day to `at` (`sign`), or from `at` to
+/// the end of its day (`-sign`, the days then running to that end).
+fn end(terms: &mut BTreeMap<Run, i64>, at: DateTime<Utc>, sign: i64) -> DateTime<Utc> {
+    let day = bucket(at, DAY_MINUTES);
+    if day == at {
+        return at;
+    }
+    let next = day + TimeDelta::minutes(i64::from(DAY_MINUTES));
+    let (prefix, suffix) = (pieces(day, at), pieces(at, next));
+    let (pieces, sign, days) = if prefix.len() <= suffix.len() {
+        (prefix, sign, day)
+    } else {
+        (suffix, -sign, next)
+    };
+    for run in runs(&pieces) {
+        add(terms, run.minutes, run.from, run.to, sign);
+    }
+    days
 }
 
 /// A bound value.
@@ -272,17 +383,7 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
         return Ok(Analytics::default());
     };
 
-    // Each day's buckets, in runs: a UTC day 1, a day in Kathmandu 3.
-    let day_runs: Vec<(usize, Run)> = range
-        .bounds
-        .windows(2)
-        .enumerate()
-        .flat_map(|(day, window)| {
-            runs(&pieces(window[0], window[1]))
-                .into_iter()
-                .map(move |run| (day, run))
-        })
-        .collect();
+    let days = Plan::new(range.bounds.windows(2).map(|day| (day[0], day[1])));
     let mut activity = Sql::new(db);
     activity.sums(
         "d.i, kind, CAST(sum(count) AS BIGINT)",
@@ -290,19 +391,19 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
         "d.i, kind",
         tenant,
         project,
-        &day_runs,
+        &days.numbered(),
     );
 
     let whole = pieces(first, last);
-    let whole_runs: Vec<(usize, Run)> = runs(&whole).into_iter().map(|run| (0, run)).collect();
+    let range_plan = Plan::new([(first, last)]);
     let mut completions = Sql::new(db);
     completions.sums(
-        "assignee_id, CAST(sum(count) AS BIGINT)",
+        "d.i, assignee_id, CAST(sum(count) AS BIGINT)",
         "analytics_completions",
-        "assignee_id",
+        "d.i, assignee_id",
         tenant,
         project,
-        &whole_runs,
+        &range_plan.numbered(),
     );
 
     let mut open = Sql::new(db);
@@ -312,30 +413,28 @@ pub async fn read(db: &Db, tenant: TenantId, range: &Range) -> Result<Analytics,
 
     // The figures are independent: read at once, on as many connections.
     let (activity, completions, open, cycle) = tokio::try_join!(
-        fetch::<(i32, String, i64)>(db, (!day_runs.is_empty()).then_some(&activity)),
-        fetch::<(UserId, i64)>(db, (!whole_runs.is_empty()).then_some(&completions)),
+        fetch::<(i32, String, i64)>(db, (!days.runs.is_empty()).then_some(&activity)),
+        fetch::<(i32, UserId, i64)>(db, (!range_plan.runs.is_empty()).then_some(&completions)),
         fetch::<(String, String, i64)>(db, Some(&open)),
         cycle_times(db, tenant, project, &whole),
     )?;
-    let mut days = vec![(0, 0); range.bounds.len().saturating_sub(1)];
-    for (day, kind, count) in activity {
-        let Some(day) = usize::try_from(day).ok().and_then(|day| days.get_mut(day)) else {
-            continue;
-        };
-        match kind.as_str() {
-            "created" => day.0 += count,
-            "completed" => day.1 += count,
-            _ => {}
-        }
-    }
-    let mut by_assignee: BTreeMap<UserId, i64> = BTreeMap::new();
-    for (assignee, count) in completions {
-        *by_assignee.entry(assignee).or_default() += count;
-    }
+    let days = days
+        .figures(&activity)
+        .into_iter()
+        .map(|day| {
+            let count = |kind: &str| day.get(kind).copied().unwrap_or(0);
+            (count("created"), count("completed"))
+        })
+        .collect();
+    let completions = range_plan
+        .figures(&completions)
+        .into_iter()
+        .next()
+        .unwrap_or_default();
     Ok(Analytics {
         days,
         open,
-        completions: by_assignee
+        completions: completions
             .into_iter()
             .map(|(user, count)| ((!user.as_uuid().is_nil()).then_some(user), count))
             .collect(),
@@ -709,5 +808,87 @@ mod tests {
                 run(SLOT_MINUTES, utc(2026, 12, 7, 18, 0), to),
             ]
         );
+    }
+
+    /// Each 15-minute slot a plan's figure `f` covers, with its sign.
+    fn coverage(plan: &Plan, f: usize) -> BTreeMap<DateTime<Utc>, i64> {
+        let mut slots = BTreeMap::new();
+        for &(run, sign) in &plan.terms[f] {
+            let run = plan.runs[run];
+            let mut at = run.from;
+            while at < run.to {
+                *slots.entry(at).or_default() += sign;
+                at += TimeDelta::minutes(i64::from(SLOT_MINUTES));
+            }
+        }
+        slots.retain(|_, sign| *sign != 0);
+        slots
+    }
+
+    /// The buckets a plan reads.
+    fn buckets(plan: &Plan) -> usize {
+        plan.runs
+            .iter()
+            .map(|run| ((run.to - run.from).num_minutes() / i64::from(run.minutes)) as usize)
+            .sum()
+    }
+
+    #[test]
+    fn a_plan_counts_every_slot_of_each_span_once_and_nothing_else() {
+        for zone in [
+            "UTC",
+            "Europe/Paris",
+            "Asia/Kathmandu",
+            "America/St_Johns",
+            "Australia/Lord_Howe",
+            "Pacific/Chatham",
+            "America/Los_Angeles",
+        ] {
+            for (month, first, last) in [(3, 20, 31), (10, 1, 31), (12, 1, 7)] {
+                let spans: Vec<Span> = (first..=last)
+                    .map(|d| local_day(zone, (2026, month, d)))
+                    .collect();
+                let plan = Plan::new(spans.iter().copied());
+                for (f, &(from, to)) in spans.iter().enumerate() {
+                    let mut expected = BTreeMap::new();
+                    let mut at = from;
+                    while at < to {
+                        expected.insert(at, 1);
+                        at += TimeDelta::minutes(i64::from(SLOT_MINUTES));
+                    }
+                    assert_eq!(
+                        coverage(&plan, f),
+                        expected,
+                        "{zone} {month}-{}",
+                        first + f as u32
+                    );
+                }
+                let (whole_from, whole_to) = (spans[0].0, spans[spans.len() - 1].1);
+                let whole = Plan::new([(whole_from, whole_to)]);
+                assert_eq!(
+                    coverage(&whole, 0).len() as i64,
+                    (whole_to - whole_from).num_minutes() / i64::from(SLOT_MINUTES),
+                    "{zone}"
+                );
+                assert!(coverage(&whole, 0).values().all(|&sign| sign == 1));
+            }
+        }
+    }
+
+    #[test]
+    fn a_plan_reads_few_buckets_a_day_in_any_zone() {
+        let days = |zone| {
+            let spans: Vec<Span> = (1..=30).map(|d| local_day(zone, (2026, 11, d))).collect();
+            Plan::new(spans)
+        };
+        // UTC: its days. Paris: each day and the hour after its start.
+        // Kathmandu: each day, and the 3 slots and 5 hours after its start.
+        assert_eq!(buckets(&days("UTC")), 30);
+        assert_eq!(buckets(&days("Europe/Paris")), 30 + 31);
+        assert_eq!(buckets(&days("Asia/Kathmandu")), 30 + 31 * 8);
+        // A range reads its whole UTC days as one run.
+        let (from, _) = local_day("Asia/Kathmandu", (2026, 12, 1));
+        let (_, to) = local_day("Asia/Kathmandu", (2026, 12, 7));
+        assert_eq!(Plan::new([(from, to)]).runs.len(), 5);
     }
 }

@@ -16,6 +16,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
+use axum::serve::ListenerExt;
 use metrics_exporter_prometheus::PrometheusHandle;
 use tenet_events::bus::Bus;
 use tenet_events::db::{Db, DbOptions};
@@ -232,7 +233,14 @@ impl Server {
         let stop = shutdown.clone();
         let draining = CancellationToken::new();
         let drain = draining.clone();
-        let served = axum::serve(self.listener, app).with_graceful_shutdown(async move {
+        // Responses are written whole: Nagle's algorithm would only hold
+        // the last segment of each back for the client's delayed ACK.
+        let listener = self.listener.tap_io(|tcp| {
+            if let Err(error) = tcp.set_nodelay(true) {
+                tracing::debug!(%error, "TCP_NODELAY not set");
+            }
+        });
+        let served = axum::serve(listener, app).with_graceful_shutdown(async move {
             tokio::select! {
                 () = signal => {}
                 () = stop.cancelled() => {}

@@ -460,6 +460,11 @@ impl Checkpoints {
         self.entry(name).progress.send_replace(position);
     }
 
+    /// Progress of `name`'s active generation as it advances here.
+    pub fn subscribe(&self, name: &str) -> watch::Receiver<Position> {
+        self.entry(name).progress.subscribe()
+    }
+
     pub fn current(&self, name: &str) -> Position {
         *self.entry(name).progress.borrow()
     }

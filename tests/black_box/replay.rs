@@ -318,15 +318,28 @@ async fn rebuilding_every_projection_equals_the_live_read_models_and_reads_never
         workspaces.push(mixed_workload(&tenet, &owner, n).await);
         owners.push(owner);
     }
-    let before_states = caught_up(&root.client).await;
-    // The policy's unassignments are commands too: let them land first.
-    tokio::time::sleep(Duration::from_millis(500)).await;
-    let before_states = {
-        let again = caught_up(&root.client).await;
-        assert_eq!(again.len(), before_states.len());
-        again
-    };
     let db = backing.open_db().await;
+    // The policy's unassignments are commands too: they land before its
+    // work row goes, and the read models apply them before the snapshot.
+    caught_up(&root.client).await;
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let waiting: i64 = tenet_events::with_pool!(db, pool => {
+            sqlx::query_scalar("SELECT count(*) FROM unassign_work")
+                .fetch_one(pool)
+                .await
+                .expect("count")
+        });
+        if waiting == 0 {
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "departed members' tasks never unassigned"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let before_states = caught_up(&root.client).await;
     let before = all_rows(&db).await;
     assert!(
         before.iter().all(|(_, rows)| !rows.is_empty()),

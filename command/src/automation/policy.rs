@@ -184,7 +184,13 @@ enum Lead {
 
 /// Works off recorded task events until shutdown.
 pub async fn run(worker: Worker, shutdown: CancellationToken) {
-    let mut head = worker.repository.store().watch_head();
+    // Woken by new commits, and by its projector's progress: a round
+    // woken by a commit can run before the projector has recorded the
+    // work, and the commit that recorded it may be the last for a while.
+    let mut wake = Wake {
+        head: worker.repository.store().watch_head(),
+        recorded: worker.checkpoints.subscribe(NAME),
+    };
     while !shutdown.is_cancelled() {
         let leadership = match worker.run_for_leader().await {
             Lead::Elected(leadership) => Some(leadership),
@@ -194,7 +200,24 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
                 continue;
             }
         };
-        worker.lead(leadership, &mut head, &shutdown).await;
+        worker.lead(leadership, &mut wake, &shutdown).await;
+    }
+}
+
+/// What wakes a round.
+struct Wake {
+    head: watch::Receiver<Position>,
+    recorded: watch::Receiver<Position>,
+}
+
+impl Wake {
+    async fn changed(&mut self) {
+        // A closed channel never wakes it; the caller's timer still does.
+        tokio::select! {
+            Ok(()) = self.head.changed() => {}
+            Ok(()) = self.recorded.changed() => {}
+            else => std::future::pending().await,
+        }
     }
 }
 
@@ -235,7 +258,7 @@ impl Worker {
     async fn lead(
         &self,
         mut leadership: Option<Leadership>,
-        head: &mut watch::Receiver<Position>,
+        wake: &mut Wake,
         shutdown: &CancellationToken,
     ) {
         let mut scanned: Option<tokio::time::Instant> = None;
@@ -260,7 +283,7 @@ impl Worker {
             }
             tokio::select! {
                 () = shutdown.cancelled() => {}
-                _ = head.changed() => {}
+                () = wake.changed() => {}
                 () = tokio::time::sleep(self.due_scan_every.min(Duration::from_secs(1))) => {}
             }
         }

@@ -101,7 +101,7 @@ async fn changing_the_password_ends_every_other_session(backing: Backing) {
             json!({ "current_password": "not the password", "new_password": NEW_PASSWORD }),
         )
         .await;
-    wrong.assert_problem(422, "VALIDATION_ERROR");
+    wrong.assert_problem(403, "WRONG_PASSWORD");
     assert_eq!(wrong.fields(), ["current_password"]);
     let short = bearer(&tenet, &here)
         .post(

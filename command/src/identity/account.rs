@@ -121,8 +121,8 @@ pub struct ChangePassword {
 /// `POST /api/v1/auth/password`: changes the caller's password. Every
 /// other session of theirs (and its refresh token) stops working at once,
 /// on every instance; the session this request comes from stays. Needs an
-/// access token from `/auth/login`. A wrong `current_password` is 422
-/// naming it (and counts against the login rate limit).
+/// access token from `/auth/login`. A wrong `current_password` is 403
+/// `WRONG_PASSWORD` naming it (and counts against the login rate limit).
 #[utoipa::path(
     post,
     path = "/api/v1/auth/password",
@@ -151,10 +151,10 @@ pub async fn change_password(
     };
     let mut checks = Checks::new();
     check_new_password(&mut checks, "new_password", &body.new_password);
-    if body.current_password.chars().count() > PASSWORD_MAX {
-        checks.add("current_password", "does not match the account's password");
-    }
     checks.finish()?;
+    if body.current_password.chars().count() > PASSWORD_MAX {
+        return Err(wrong_password());
+    }
     let credentials = state
         .access
         .credentials_of(principal.user_id)
@@ -166,10 +166,9 @@ pub async fn change_password(
         .await
         .map_err(ApiError::internal)?;
     if !matches {
-        return Err(ApiError::field(
-            "current_password",
-            "does not match the account's password",
-        ));
+        // Well formed, and refused: the caller did not prove they hold the
+        // account (403, not 401, which would tell a client its token is bad).
+        return Err(wrong_password());
     }
     let password_hash = state
         .passwords
@@ -191,6 +190,13 @@ pub async fn change_password(
         })
         .reply(|_| Reply::ok(Deleted::ok(), None))
         .await
+}
+
+/// A `current_password` that is not the account's: 403 naming the field.
+fn wrong_password() -> ApiError {
+    ApiError::forbidden("current_password: does not match the account's password")
+        .with_code("WRONG_PASSWORD")
+        .with_field("current_password", "does not match the account's password")
 }
 
 #[derive(Debug, Deserialize)]

@@ -274,12 +274,19 @@ impl<T: Counter> Counts<T> {
         if changed.is_empty() {
             return Ok(());
         }
+        // A bucket empties only by a delta that lowers it: counts never go
+        // below zero, so a batch that only raised them (creations, in the
+        // main) has no bucket to delete and skips the statement.
+        let lowered = changed.iter().any(|(_, delta)| *delta < 0);
         let keys: Vec<T::Key> = changed.iter().map(|(key, _)| key.clone()).collect();
         let rows: Vec<T> = changed
             .into_iter()
             .map(|(key, delta)| T::delta(key, delta))
             .collect();
         table::write::<T>(tx, generation, &rows.iter().collect::<Vec<_>>()).await?;
+        if !lowered {
+            return Ok(());
+        }
         let empty: Vec<String> = T::COLUMNS
             .iter()
             .filter(|c| c.role == Role::Add)

@@ -21,6 +21,7 @@ pub mod reply;
 pub mod repository;
 pub mod task;
 pub mod template;
+mod wake;
 pub mod webhook;
 pub mod workspace;
 

@@ -289,6 +289,24 @@ async fn caught_up(admin: &Client) -> Vec<Value> {
     }
 }
 
+/// Waits, up to 30 s, until `count` (a `SELECT count(*) …`) answers 0.
+async fn until_none(db: &Db, count: &'static str, what: &str) {
+    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
+    loop {
+        let left: i64 = tenet_events::with_pool!(db, pool => {
+            sqlx::query_scalar(count).fetch_one(pool).await.expect("count")
+        });
+        if left == 0 {
+            return;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "never {what}: {left} left"
+        );
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
 async fn wait_for_job(admin: &Client, location: &str) -> Value {
     let deadline = tokio::time::Instant::now() + Duration::from_secs(120);
     loop {
@@ -322,23 +340,12 @@ async fn rebuilding_every_projection_equals_the_live_read_models_and_reads_never
     // The policy's unassignments are commands too: they land before its
     // work row goes, and the read models apply them before the snapshot.
     caught_up(&root.client).await;
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let waiting: i64 = tenet_events::with_pool!(db, pool => {
-            sqlx::query_scalar("SELECT count(*) FROM unassign_work")
-                .fetch_one(pool)
-                .await
-                .expect("count")
-        });
-        if waiting == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "departed members' tasks never unassigned"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    until_none(
+        &db,
+        "SELECT count(*) FROM unassign_work",
+        "departed members' tasks unassigned",
+    )
+    .await;
     let before_states = caught_up(&root.client).await;
     let before = all_rows(&db).await;
     assert!(
@@ -448,23 +455,12 @@ async fn rebuilding_every_projection_equals_the_live_read_models_and_reads_never
         );
     }
     // The old generations' rows are removed.
-    let deadline = tokio::time::Instant::now() + Duration::from_secs(30);
-    loop {
-        let retired: i64 = tenet_events::with_pool!(db, pool => {
-            sqlx::query_scalar("SELECT count(*) FROM projection_checkpoints WHERE status = 'retired'")
-                .fetch_one(pool)
-                .await
-                .expect("count")
-        });
-        if retired == 0 {
-            break;
-        }
-        assert!(
-            tokio::time::Instant::now() < deadline,
-            "retired generations linger"
-        );
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    until_none(
+        &db,
+        "SELECT count(*) FROM projection_checkpoints WHERE status = 'retired'",
+        "retired generations removed",
+    )
+    .await;
     // Writes after the swap land in the new generation.
     let base = format!("/api/v1/workspaces/{}", workspaces[0]);
     let created = owners[0]

@@ -48,7 +48,6 @@ use tenet_events::projection::{ProjectionError, Projector};
 use tenet_events::store::StoreError;
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::{Checkpoints, WaitError};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::Automation;
@@ -64,6 +63,7 @@ use crate::task::aggregate::{
     NewTask, Task, TaskChanges, TaskCommand, TaskError, create as create_task,
     decide as decide_task,
 };
+use crate::wake::Wake;
 use crate::workspace::aggregate::Workspace;
 
 /// The name of the projector that records the policy's work.
@@ -184,13 +184,11 @@ enum Lead {
 
 /// Works off recorded task events until shutdown.
 pub async fn run(worker: Worker, shutdown: CancellationToken) {
-    // Woken by new commits, and by its projector's progress: a round
-    // woken by a commit can run before the projector has recorded the
-    // work, and the commit that recorded it may be the last for a while.
-    let mut wake = Wake {
-        head: worker.repository.store().watch_head(),
-        recorded: worker.checkpoints.subscribe(NAME),
-    };
+    let mut wake = Wake::new(
+        worker.repository.store().as_ref(),
+        &worker.checkpoints,
+        NAME,
+    );
     while !shutdown.is_cancelled() {
         let leadership = match worker.run_for_leader().await {
             Lead::Elected(leadership) => Some(leadership),
@@ -201,23 +199,6 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             }
         };
         worker.lead(leadership, &mut wake, &shutdown).await;
-    }
-}
-
-/// What wakes a round.
-struct Wake {
-    head: watch::Receiver<Position>,
-    recorded: watch::Receiver<Position>,
-}
-
-impl Wake {
-    async fn changed(&mut self) {
-        // A closed channel never wakes it; the caller's timer still does.
-        tokio::select! {
-            Ok(()) = self.head.changed() => {}
-            Ok(()) = self.recorded.changed() => {}
-            else => std::future::pending().await,
-        }
     }
 }
 

@@ -33,11 +33,11 @@ use tenet_events::leader::Leadership;
 use tenet_events::projection::{ProjectionError, Projector};
 use tenet_events::{with_pool, with_tx};
 use tenet_projections::checkpoints::{Checkpoints, WaitError};
-use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 use super::aggregate::{Task, TaskCommand, TaskError, decide};
 use crate::repository::{ExecuteError, Repository};
+use crate::wake::Wake;
 use crate::workspace::aggregate::Workspace;
 
 /// The policy's name: its actor name on the events it causes, and the
@@ -150,13 +150,11 @@ enum Lead {
 /// Works off recorded removals until shutdown. On Postgres, one process
 /// at a time (elected); correctness does not rest on it.
 pub async fn run(worker: Worker, shutdown: CancellationToken) {
-    // Woken by new commits, and by its projector's progress: a round
-    // woken by a commit can run before the projector has recorded the
-    // work, and the commit that recorded it may be the last for a while.
-    let mut wake = Wake {
-        head: worker.repository.store().watch_head(),
-        recorded: worker.checkpoints.subscribe(NAME),
-    };
+    let mut wake = Wake::new(
+        worker.repository.store().as_ref(),
+        &worker.checkpoints,
+        NAME,
+    );
     while !shutdown.is_cancelled() {
         let leadership = match worker.run_for_leader().await {
             Lead::Elected(leadership) => Some(leadership),
@@ -167,23 +165,6 @@ pub async fn run(worker: Worker, shutdown: CancellationToken) {
             }
         };
         worker.lead(leadership, &mut wake, &shutdown).await;
-    }
-}
-
-/// What wakes a round.
-struct Wake {
-    head: watch::Receiver<Position>,
-    recorded: watch::Receiver<Position>,
-}
-
-impl Wake {
-    async fn changed(&mut self) {
-        // A closed channel never wakes it; the caller's timer still does.
-        tokio::select! {
-            Ok(()) = self.head.changed() => {}
-            Ok(()) = self.recorded.changed() => {}
-            else => std::future::pending().await,
-        }
     }
 }
 
